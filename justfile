@@ -1,0 +1,55 @@
+# toolgate tasks. `just serve` runs the daemon on the embedded default configuration;
+# `just test` runs every test. Each recipe installs what it needs.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+wasm_target := "wasm32-wasip2"
+plugins := "terrascan prowler"
+
+# List the recipes.
+default:
+    @just --list
+
+# Build the daemon (release) and every plugin.
+build: build-plugins
+    cargo build --release -p toolgate
+
+# Build the tool plugins into target/plugins/<tool>.wasm (the default plugin directory).
+build-plugins: _wasm-target
+    cargo build --release --target {{wasm_target}} {{ prepend("-p toolgate-plugin-", plugins) }}
+    mkdir -p target/plugins
+    for p in {{plugins}}; do cp "target/{{wasm_target}}/release/toolgate_plugin_${p}.wasm" "target/plugins/${p}.wasm"; done
+
+# Build the deliberately hostile plugins the runtime tests load, into target/test-plugins/.
+build-test-plugins: _wasm-target
+    mkdir -p target/test-plugins
+    cargo build --release --target {{wasm_target}} -p toolgate-hostile-plugin
+    cp target/{{wasm_target}}/release/toolgate_hostile_plugin.wasm target/test-plugins/hostile.wasm
+    cargo build --release --target {{wasm_target}} -p toolgate-hostile-plugin --features trap-at-load
+    cp target/{{wasm_target}}/release/toolgate_hostile_plugin.wasm target/test-plugins/trap-at-load.wasm
+
+# Run the daemon with the embedded default configuration (listens on 127.0.0.1:8888).
+serve *ARGS: build
+    ./target/release/toolgate serve {{ARGS}}
+
+# Run every test: unit, plugin, sandbox and black-box daemon tests.
+test: build-plugins build-test-plugins
+    cargo build --workspace --all-targets
+    cargo test --workspace
+
+# Run the benchmarks (numbers go in the README).
+bench: build-plugins
+    cargo bench --workspace
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Lint: formatting, clippy on the host crates and on the guest crates.
+lint: _wasm-target
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --target {{wasm_target}} {{ prepend("-p toolgate-plugin-", plugins) }} -p toolgate-hostile-plugin -- -D warnings
+
+_wasm-target:
+    @rustup target list --installed | grep -qx {{wasm_target}} || rustup target add {{wasm_target}}
