@@ -1,0 +1,271 @@
+//! `Params`: reads the parameters object of `plan` and collects EVERY problem as a `FieldError`.
+//!
+//! Invariants:
+//! - The body must be a JSON object of at most `MAX_PARAMS_JSON_BYTES`; anything else is one
+//!   error on the pseudo-field `BODY_FIELD` and no field is read.
+//! - A key outside the plugin's field list is an error naming the allowed fields; a key given
+//!   twice is an error (no silent "last one wins").
+//! - Every field is a string. Absent, `null` and `""` all mean "use the default" (the
+//!   HexStrike MCP client always sends every field, empty strings included).
+//! - Reading a field never stops at the first error: errors accumulate and `finish` returns
+//!   them all.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::args::{AcceptedFlag, FlagSpec, parse_flags};
+use crate::text::Shown;
+use crate::types::FieldError;
+use crate::value::{ValueError, ValueRule, check_list, check_one, check_path};
+
+/// Largest parameters body in bytes: every field at its own limit fits many times over, so a
+/// bigger body can only be an attempt to make the guest allocate.
+pub const MAX_PARAMS_JSON_BYTES: usize = 256 * 1024;
+/// The pseudo-field naming errors about the body as a whole.
+pub const BODY_FIELD: &str = "body";
+
+/// The parameters object being read; see the module docs.
+#[derive(Debug)]
+pub struct Params {
+    entries: Vec<(String, Value)>,
+    errors: Vec<FieldError>,
+}
+
+/// The object's entries in order, duplicates kept so they can be reported.
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> Visitor<'de> for EntriesVisitor {
+            type Value = Entries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
+impl Params {
+    /// Parses the body. `Err` when it is not a bounded JSON object; unknown and repeated keys are
+    /// recorded as errors and reading continues.
+    pub fn parse(json: &str, fields: &[&str]) -> Result<Params, Vec<FieldError>> {
+        if json.len() > MAX_PARAMS_JSON_BYTES {
+            return Err(vec![FieldError::new(
+                BODY_FIELD,
+                format!(
+                    "the parameters are {} bytes; at most {MAX_PARAMS_JSON_BYTES} allowed",
+                    json.len()
+                ),
+            )]);
+        }
+        let Entries(entries) = serde_json::from_str(json).map_err(|error| {
+            vec![FieldError::new(
+                BODY_FIELD,
+                format!("the parameters must be a JSON object of strings: {error}"),
+            )]
+        })?;
+        let mut errors = Vec::new();
+        for (position, (key, _)) in entries.iter().enumerate() {
+            if !fields.contains(&key.as_str()) {
+                errors.push(FieldError::new(
+                    key.clone(),
+                    format!(
+                        "unknown field {}; allowed fields: {}",
+                        Shown::new(key),
+                        fields.join(", ")
+                    ),
+                ));
+            } else if entries[..position]
+                .iter()
+                .any(|(earlier, _)| earlier == key)
+            {
+                errors.push(FieldError::new(key.clone(), "is given more than once"));
+            }
+        }
+        Ok(Params { entries, errors })
+    }
+
+    /// The raw string value of `field`, `None` for absent, `null` or `""` (use the default).
+    /// A non-string value is recorded as an error.
+    pub fn text(&mut self, field: &str) -> Option<String> {
+        let value = self
+            .entries
+            .iter()
+            .find(|(key, _)| key == field)
+            .map(|(_, v)| v);
+        match value {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) if text.is_empty() => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(other) => {
+                let kind = match other {
+                    Value::Bool(_) => "a boolean",
+                    Value::Number(_) => "a number",
+                    Value::Array(_) => "an array",
+                    _ => "an object",
+                };
+                self.error(field, format!("must be a string, got {kind}"));
+                None
+            }
+        }
+    }
+
+    /// `field` checked against `rule` (canonical spelling), `None` when defaulted or invalid.
+    pub fn one(&mut self, field: &str, rule: &ValueRule) -> Option<String> {
+        let raw = self.text(field)?;
+        self.checked(field, check_one(&raw, rule))
+    }
+
+    /// `field` as a list split on `separators`, each item checked against `rule`.
+    pub fn list(
+        &mut self,
+        field: &str,
+        rule: &ValueRule,
+        separators: &[char],
+    ) -> Option<Vec<String>> {
+        let raw = self.text(field)?;
+        self.checked(field, check_list(&raw, rule, separators))
+    }
+
+    /// `field` as a path (see `value::check_path`).
+    pub fn path(&mut self, field: &str) -> Option<String> {
+        let raw = self.text(field)?;
+        self.checked(field, check_path(&raw))
+    }
+
+    /// `field` as `additional_args`-style flags allowed by `table`; every problem is recorded.
+    pub fn flags(&mut self, field: &str, table: &[FlagSpec]) -> Vec<AcceptedFlag> {
+        let Some(raw) = self.text(field) else {
+            return Vec::new();
+        };
+        match parse_flags(&raw, table) {
+            Ok(flags) => flags,
+            Err(errors) => {
+                for error in errors {
+                    self.error(field, error.to_string());
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Records a plugin-specific error.
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    /// Whether any error has been recorded so far.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// `Ok(value)` when no error was recorded, else every error.
+    pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.errors)
+        }
+    }
+
+    fn checked<T>(&mut self, field: &str, result: Result<T, ValueError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.error(field, error.to_string());
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIELDS: &[&str] = &["level", "dir"];
+    const LEVELS: ValueRule = ValueRule::OneOf(&["low", "high"]);
+
+    fn read(json: &str) -> Result<(Option<String>, Option<String>), Vec<FieldError>> {
+        let mut params = Params::parse(json, FIELDS)?;
+        let level = params.one("level", &LEVELS);
+        let dir = params.path("dir");
+        params.finish((level, dir))
+    }
+
+    fn fields_of(result: Result<(Option<String>, Option<String>), Vec<FieldError>>) -> Vec<String> {
+        result
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|error| error.field)
+            .collect()
+    }
+
+    type Expected = (Option<&'static str>, Option<&'static str>);
+
+    #[test]
+    fn defaults_and_values() {
+        let table: &[(&str, Expected)] = &[
+            ("{}", (None, None)),
+            (r#"{"level":"","dir":""}"#, (None, None)),
+            (r#"{"level":null,"dir":null}"#, (None, None)),
+            (r#"{"level":"low","dir":"a/b"}"#, (Some("low"), Some("a/b"))),
+        ];
+        for (json, (level, dir)) in table {
+            let got = read(json);
+            let expected = (level.map(String::from), dir.map(String::from));
+            assert_eq!(got, Ok(expected), "json {json}");
+        }
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_field() {
+        let table: &[(&str, &[&str])] = &[
+            ("[]", &["body"]),
+            ("\"x\"", &["body"]),
+            ("not json", &["body"]),
+            ("", &["body"]),
+            (r#"{"level":1}"#, &["level"]),
+            (r#"{"level":true,"dir":["x"]}"#, &["level", "dir"]),
+            (r#"{"level":"mid","dir":"../x"}"#, &["level", "dir"]),
+            (r#"{"other":"x","level":"mid"}"#, &["other", "level"]),
+            (r#"{"level":"low","level":"high"}"#, &["level"]),
+        ];
+        for (json, fields) in table {
+            assert_eq!(fields_of(read(json)), *fields, "json {json}");
+        }
+    }
+
+    #[test]
+    fn unknown_field_message_lists_allowed_fields() {
+        let errors = read(r#"{"iac_file":"/etc/passwd"}"#)
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            errors,
+            vec![FieldError::new(
+                "iac_file",
+                "unknown field \"iac_file\"; allowed fields: level, dir"
+            )]
+        );
+    }
+
+    #[test]
+    fn oversized_body_is_refused_before_parsing() {
+        let body = format!(r#"{{"level":"{}"}}"#, "x".repeat(MAX_PARAMS_JSON_BYTES));
+        assert_eq!(fields_of(read(&body)), vec!["body".to_string()]);
+    }
+}

@@ -1,0 +1,127 @@
+//! The wasm glue: WIT bindings for `toolgate:plugin@0.1.0` and the conversions between the
+//! generated types and the plain types of `crate::types`.
+//!
+//! Compiled only for `target_arch = "wasm32"`. `export_plugin!` (defined in `lib.rs`) implements
+//! the generated `Guest` trait for a hidden type by calling `describe`, `plan` and `parse` below,
+//! which convert and delegate to a `Plugin`. Invariant: conversions are total and move buffers
+//! (stdout, files) instead of copying them.
+
+use crate::plugin::Plugin;
+use crate::types;
+
+/// The generated bindings. `export_world!` is the generated export macro; plugins use it only
+/// through `export_plugin!`. The generated ABI shims take one parameter per flattened WIT value.
+#[allow(clippy::too_many_arguments)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "plugin",
+        path: "../../wit/toolgate-plugin-0.1.0",
+        pub_export_macro: true,
+        export_macro_name: "export_world",
+        default_bindings_module: "toolgate_plugin_sdk::wasm::bindings",
+    });
+}
+
+use bindings::toolgate::plugin::types as wit;
+
+pub use bindings::Guest;
+pub use wit::{FieldError, Outcome, ParseResult, Plan, PlanContext, ToolDescription};
+
+/// `describe` for `P`, converted to the WIT type.
+pub fn describe<P: Plugin>() -> wit::ToolDescription {
+    let d = P::describe();
+    wit::ToolDescription {
+        name: d.name,
+        version: d.version,
+        summary: d.summary,
+        executable: d.executable,
+        default_timeout_secs: d.default_timeout_secs,
+        needs_network: d.needs_network,
+        env_vars: d.env_vars,
+        params_schema: d.params_schema,
+    }
+}
+
+/// `plan` for `P`, converted to and from the WIT types.
+pub fn plan<P: Plugin>(
+    params_json: String,
+    context: wit::PlanContext,
+) -> Result<wit::Plan, Vec<wit::FieldError>> {
+    let context = types::PlanContext {
+        output_dir: context.output_dir,
+        workspace: context.workspace,
+        output_root: context.output_root,
+    };
+    match P::plan(&params_json, &context) {
+        Ok(args) => Ok(wit::Plan {
+            args: args.into_iter().map(arg_to_wit).collect(),
+        }),
+        Err(errors) => Err(errors
+            .into_iter()
+            .map(|e| wit::FieldError {
+                field: e.field,
+                message: e.message,
+            })
+            .collect()),
+    }
+}
+
+/// `parse` for `P`, converted to and from the WIT types.
+pub fn parse<P: Plugin>(outcome: wit::Outcome) -> wit::ParseResult {
+    let outcome = types::Outcome {
+        exit_code: outcome.exit_code,
+        timed_out: outcome.timed_out,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+        output_truncated: outcome.output_truncated,
+        files: outcome
+            .files
+            .into_iter()
+            .map(|f| types::OutputFile {
+                name: f.name,
+                content: f.content,
+                truncated: f.truncated,
+            })
+            .collect(),
+    };
+    let result = P::parse(&outcome);
+    wit::ParseResult {
+        classification: match result.classification {
+            types::Classification::Clean => wit::Classification::Clean,
+            types::Classification::Findings => wit::Classification::Findings,
+            types::Classification::ToolError => wit::Classification::ToolError,
+        },
+        findings: result.findings.into_iter().map(finding_to_wit).collect(),
+        message: result.message,
+    }
+}
+
+fn arg_to_wit(arg: types::Arg) -> wit::Arg {
+    match arg {
+        types::Arg::Literal(token) => wit::Arg::Literal(token),
+        types::Arg::InputPath(path) => wit::Arg::InputPath(path),
+        types::Arg::OutputDir => wit::Arg::OutputDir,
+        types::Arg::RequestedOutputDir(path) => wit::Arg::RequestedOutputDir(path),
+    }
+}
+
+fn finding_to_wit(f: types::Finding) -> wit::Finding {
+    wit::Finding {
+        rule_id: f.rule_id,
+        title: f.title,
+        severity: match f.severity {
+            types::Severity::Critical => wit::Severity::Critical,
+            types::Severity::High => wit::Severity::High,
+            types::Severity::Medium => wit::Severity::Medium,
+            types::Severity::Low => wit::Severity::Low,
+            types::Severity::Info => wit::Severity::Info,
+        },
+        description: f.description,
+        resource_type: f.resource_type,
+        resource_name: f.resource_name,
+        file: f.file,
+        line: f.line,
+        category: f.category,
+        documentation_url: f.documentation_url,
+    }
+}
