@@ -1,1 +1,482 @@
-//! Placeholder; replaced by the sandbox.
+//! toolgate-sandbox: runs a checked plan with no shell, under rlimits, a timeout, an
+//! allowlisted working directory and whatever kernel hardening the machine offers.
+//!
+//! This is the only crate of toolgate that spawns processes. Its guarantees, mode by mode, are
+//! in GUARANTEES.md. Module map (one job each):
+//! - `policy`: the policy as data; `capabilities`: detected hardening and per-job protections
+//! - `binary`: tool binary resolution; `args` + `paths`: typed arguments and path checks
+//! - `job_dirs`: per-job private and output directories; `env`: the rebuilt environment
+//! - `rlimits`, `landlock_rules`, `cgroup`: what the parent prepares for the child
+//! - `child`: the fork-to-exec sequence; `spawner`: the dedicated fork thread
+//! - `run` + `reaper`: timeout, kill escalation, orphan sweep, reaping; `output`: capped capture
+//!
+//! Invariant of the public API: `prepare` refuses a bad plan before anything runs (a
+//! `PlanRejected` naming the argument); `run` never starts a tool without every planned
+//! protection in place (a `SandboxError` naming the failed step).
+
+mod args;
+mod binary;
+mod capabilities;
+mod cgroup;
+mod child;
+mod env;
+mod error;
+mod job_dirs;
+mod landlock_rules;
+mod output;
+mod paths;
+mod policy;
+mod reaper;
+mod rlimits;
+mod run;
+mod spawner;
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::net::unix::pipe;
+use tokio_util::sync::CancellationToken;
+
+pub use args::{Arg, shell_quote};
+pub use binary::resolve_binary;
+pub use capabilities::{Capabilities, Containment, Protections};
+pub use cgroup::CgroupSupport;
+pub use child::ChildStep;
+pub use error::{PlanRejected, RejectReason, SandboxError};
+pub use landlock_rules::Enforcement;
+pub use policy::{
+    DEFAULT_PATH_ENV, DEFAULT_SYSTEM_READ_PATHS, Hardening, Rlimits, RunAs, SandboxPolicy,
+};
+pub use rlimits::{JobLimits, Limit};
+
+use child::{ChildPlan, REPORT_LEN, decode_report};
+use job_dirs::PrivateDirs;
+use output::{Captured, drain};
+use paths::HeldDir;
+use reaper::Leader;
+
+/// How long output is still read after every process of the job is dead. Only a descriptor
+/// smuggled to a process outside the job can hold a pipe open that long.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// A job whose arguments were checked and whose directories exist.
+#[derive(Debug, Clone)]
+pub struct PreparedJob {
+    pub job_id: String,
+    /// The resolved arguments, without argv[0].
+    pub argv: Vec<String>,
+    pub output_dir: PathBuf,
+    private: PrivateDirs,
+}
+
+impl PreparedJob {
+    /// The job's private HOME.
+    pub fn home_dir(&self) -> &std::path::Path {
+        &self.private.home
+    }
+}
+
+/// What to run for a prepared job.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Absolute path from `resolve_binary`.
+    pub binary: PathBuf,
+    /// Passthrough variables (plugin-declared ∩ operator-allowed, daemon values).
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub needs_network: bool,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// The executed argv, argv[0] (the binary) included.
+    pub argv: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub cancelled: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub duration: Duration,
+    pub output_dir: PathBuf,
+    pub protections: Protections,
+}
+
+/// The sandbox: hold it in an `Arc` and share it between jobs.
+pub struct Sandbox {
+    policy: SandboxPolicy,
+    capabilities: Capabilities,
+    allowed: Vec<HeldDir>,
+    output_root: HeldDir,
+    jobs_root: HeldDir,
+    spawner: spawner::Spawner,
+    daemon_pid: libc::pid_t,
+}
+
+impl Sandbox {
+    /// Validates and canonicalizes the policy, creates the roots, detects the hardening the
+    /// machine offers, makes the daemon a child subreaper and starts the spawner thread.
+    pub fn new(mut policy: SandboxPolicy) -> Result<Self, SandboxError> {
+        if policy.allowed_dirs.is_empty() {
+            return Err(policy_error("allowed_dirs", "[]", "at least the workspace is required"));
+        }
+        let allowed = policy
+            .allowed_dirs
+            .iter()
+            .map(|dir| {
+                HeldDir::open(dir).map_err(|source| SandboxError::OpenDir {
+                    path: dir.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let output_root = create_root(&policy.output_root)?;
+        let jobs_root = create_root(&policy.jobs_root)?;
+        policy.allowed_dirs = allowed.iter().map(|d| d.path.clone()).collect();
+        policy.output_root = output_root.path.clone();
+        policy.jobs_root = jobs_root.path.clone();
+
+        let running_as_root = capabilities::running_as_root();
+        if policy.run_as.is_some() && !running_as_root {
+            return Err(policy_error(
+                "run_as",
+                &format!("{:?}", policy.run_as),
+                "switching identity needs a root daemon",
+            ));
+        }
+        let landlock = match policy.landlock {
+            Hardening::Off => Enforcement::Off,
+            _ => landlock_rules::probe(),
+        };
+        if policy.landlock == Hardening::Required && landlock == Enforcement::NotEnforced {
+            return Err(SandboxError::HardeningUnavailable {
+                what: "landlock",
+                detail: "the kernel does not enforce Landlock".into(),
+            });
+        }
+        let network_namespace = policy.network_isolation != Hardening::Off
+            && capabilities::probe_network_namespace();
+        if policy.network_isolation == Hardening::Required && !network_namespace {
+            return Err(SandboxError::HardeningUnavailable {
+                what: "network_isolation",
+                detail: "unshare(CLONE_NEWNET) is not permitted".into(),
+            });
+        }
+        let (cgroup, cgroup_unavailable) = match &policy.cgroup_root {
+            None => (None, Some("no cgroup_root configured".to_string())),
+            Some(root) => match cgroup::detect(root) {
+                Ok(support) => (Some(support), None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cgroup containment unavailable");
+                    (None, Some(e.to_string()))
+                }
+            },
+        };
+        let limits_unapplied = cgroup.as_ref().map_or(
+            policy.memory_max_bytes.is_some() || policy.pids_max.is_some(),
+            |c| {
+                (policy.memory_max_bytes.is_some() && !c.memory_controller)
+                    || (policy.pids_max.is_some() && !c.pids_controller)
+            },
+        );
+        if limits_unapplied {
+            tracing::warn!("memory_max_bytes/pids_max configured but the cgroup controller is unavailable");
+        }
+        reaper::become_subreaper()?;
+        let capabilities = Capabilities {
+            landlock,
+            network_namespace,
+            cgroup,
+            cgroup_unavailable,
+            subreaper: true,
+            running_as_root,
+        };
+        Ok(Self {
+            policy,
+            capabilities,
+            allowed,
+            output_root,
+            jobs_root,
+            spawner: spawner::Spawner::start()?,
+            // SAFETY: getpid cannot fail.
+            daemon_pid: unsafe { libc::getpid() },
+        })
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// The policy as validated: directories are canonical.
+    pub fn policy(&self) -> &SandboxPolicy {
+        &self.policy
+    }
+
+    /// Checks every argument and creates the job's directories: the output directory
+    /// (`output_root/<job_id>` unless a `RequestedOutputDir` names one inside the root) and the
+    /// private `home` and `tmp`.
+    pub fn prepare(&self, job_id: &str, args: &[Arg]) -> Result<PreparedJob, PlanRejected> {
+        job_dirs::check_job_id(job_id)?;
+        let output_dir = match args::requested_output_dir(&self.output_root, args)? {
+            Some(dir) => dir,
+            None => paths::ensure_dir_beneath(&self.output_root, job_id)
+                .map_err(|reason| PlanRejected::job(job_id, reason))?,
+        };
+        let argv = args::resolve_args(&self.allowed, &output_dir, args)?;
+        let owner = self.dedicated_identity();
+        let private = job_dirs::create_private(&self.jobs_root, job_id, owner)?;
+        if let Some(owner) = owner {
+            job_dirs::chown(&output_dir, owner).map_err(|e| {
+                PlanRejected::job(job_id, RejectReason::Internal(e.to_string()))
+            })?;
+        }
+        Ok(PreparedJob {
+            job_id: job_id.to_string(),
+            argv,
+            output_dir,
+            private,
+        })
+    }
+
+    /// Runs a prepared job to completion, timeout or cancellation. Every process of the job is
+    /// dead and reaped when this returns (see GUARANTEES.md).
+    pub async fn run(
+        &self,
+        job: PreparedJob,
+        spec: RunSpec,
+        cancel: CancellationToken,
+    ) -> Result<RunResult, SandboxError> {
+        let started = Instant::now();
+        if !spec.binary.is_absolute() {
+            return Err(SandboxError::BinaryUnavailable {
+                name: spec.binary.display().to_string(),
+                reason: "RunSpec.binary must be the absolute path from resolve_binary".into(),
+            });
+        }
+        let policy = &self.policy;
+        let env = env::build_env(&policy.path_env, &job.private.home, &job.private.tmp, &spec.env)?;
+        let run_as = self.dedicated_identity();
+        let limits = JobLimits::compute(&policy.rlimits, spec.timeout, run_as.is_some());
+        let landlock_fd = match self.capabilities.landlock {
+            Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => {
+                landlock_rules::build(&landlock_rules::JobRules {
+                    system: &policy.system_read_paths,
+                    inputs: self.allowed.iter().map(|d| &d.fd).collect(),
+                    binary: &spec.binary,
+                    writable: [&job.output_dir, &job.private.home, &job.private.tmp],
+                })?
+            }
+            Enforcement::Off | Enforcement::NotEnforced => None,
+        };
+        let landlock = match (&landlock_fd, self.capabilities.landlock) {
+            (Some(_), enforcement) => enforcement,
+            (None, Enforcement::Off) => Enforcement::Off,
+            (None, _) => Enforcement::NotEnforced,
+        };
+        let network_isolated = self.capabilities.network_namespace && !spec.needs_network;
+        let cgroup = match &self.capabilities.cgroup {
+            Some(support) => Some(cgroup::JobCgroup::create(
+                support,
+                &job.job_id,
+                policy.memory_max_bytes,
+                policy.pids_max,
+            )?),
+            None => None,
+        };
+        let cgroup_limits = cgroup
+            .as_ref()
+            .map_or((None, None), |c| (c.memory_max_bytes, c.pids_max));
+        let (report_read, report_write) = report_pipe()?;
+        let (limit_array, limit_count) = limits.as_array();
+        let plan = ChildPlan {
+            cgroup_procs: cgroup.as_ref().map(|c| c.procs.clone()),
+            limits: limit_array,
+            limit_count,
+            unshare_network: network_isolated,
+            run_as,
+            parent_pid: self.daemon_pid,
+            landlock_ruleset: landlock_fd.as_ref().map(|fd| fd.as_raw_fd()),
+            report_fd: report_write.as_raw_fd(),
+        };
+        let mut command = std::process::Command::new(&spec.binary);
+        command
+            .args(&job.argv)
+            .env_clear()
+            .envs(env)
+            .current_dir(&self.allowed[0].path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: `ChildPlan::apply` makes only async-signal-safe system calls and does not
+        // allocate (see child.rs); the fds it names stay open until `spawn` has returned.
+        unsafe { command.pre_exec(move || plan.apply()) };
+
+        let spawned = self.spawner.spawn(command).await;
+        drop(report_write);
+        drop(landlock_fd);
+        let mut child = match spawned {
+            Ok(Ok(child)) => child,
+            failed => {
+                if let Some(cgroup) = cgroup {
+                    cgroup.remove();
+                }
+                return Err(match failed {
+                    Err(e) => e,
+                    Ok(Err(spawn_error)) => child_failure(report_read, spawn_error),
+                    Ok(Ok(_)) => SandboxError::SpawnerGone,
+                });
+            }
+        };
+        let leader = Leader::watch(child.id() as libc::pid_t)?;
+        let pipes = take_pipes(&mut child);
+
+        let cap = policy.max_output_bytes;
+        let mut stdout = Captured::default();
+        let mut stderr = Captured::default();
+        let outcome = match pipes {
+            Ok((out_pipe, err_pipe)) => {
+                let drains = async {
+                    tokio::join!(
+                        drain(out_pipe, cap, &mut stdout),
+                        drain(err_pipe, cap, &mut stderr)
+                    )
+                };
+                let supervise =
+                    run::supervise(leader, cgroup.as_ref(), spec.timeout, policy.kill_grace, cancel);
+                tokio::pin!(drains, supervise);
+                let mut drained = false;
+                let outcome = loop {
+                    tokio::select! {
+                        _ = &mut drains, if !drained => drained = true,
+                        outcome = &mut supervise => break outcome,
+                    }
+                };
+                if !drained {
+                    let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, &mut drains).await;
+                }
+                outcome
+            }
+            Err(e) => {
+                let killed = CancellationToken::new();
+                killed.cancel();
+                let _ = run::supervise(leader, cgroup.as_ref(), Duration::ZERO, Duration::ZERO, killed)
+                    .await;
+                Err(e)
+            }
+        };
+        if let Some(cgroup) = cgroup {
+            let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
+        }
+        let outcome = outcome?;
+        let mut argv = Vec::with_capacity(job.argv.len() + 1);
+        argv.push(spec.binary.display().to_string());
+        argv.extend(job.argv);
+        Ok(RunResult {
+            argv,
+            exit_code: outcome.status.code,
+            signal: outcome.status.signal,
+            timed_out: outcome.timed_out,
+            cancelled: outcome.cancelled,
+            stdout: stdout.bytes,
+            stderr: stderr.bytes,
+            stdout_truncated: stdout.truncated,
+            stderr_truncated: stderr.truncated,
+            duration: started.elapsed(),
+            output_dir: job.output_dir,
+            protections: Protections {
+                no_new_privs: true,
+                new_session: true,
+                parent_death_signal: true,
+                only_std_fds: true,
+                landlock,
+                network_isolated,
+                containment: if self.capabilities.cgroup.is_some() {
+                    Containment::Cgroup
+                } else {
+                    Containment::ProcessGroup
+                },
+                memory_max_bytes: cgroup_limits.0,
+                pids_max: cgroup_limits.1,
+                run_as,
+                rlimits: limits,
+            },
+        })
+    }
+
+    /// Removes the job's private directories (home, tmp); the output directory is kept.
+    pub fn cleanup(&self, job: &str) {
+        if let Err(e) = job_dirs::remove_private(&self.jobs_root.path, job) {
+            tracing::warn!(job, error = %e, "removing private job directories");
+        }
+    }
+
+    fn dedicated_identity(&self) -> Option<RunAs> {
+        self.policy.run_as.filter(|_| self.capabilities.running_as_root)
+    }
+}
+
+fn policy_error(field: &'static str, value: &str, reason: &str) -> SandboxError {
+    SandboxError::Policy {
+        field,
+        value: error::truncate_value(value),
+        reason: reason.to_string(),
+    }
+}
+
+fn create_root(path: &std::path::Path) -> Result<HeldDir, SandboxError> {
+    std::fs::create_dir_all(path).map_err(|source| SandboxError::CreateDir {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    HeldDir::open(path).map_err(|source| SandboxError::OpenDir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The pipe a failing child reports its step through (both ends close-on-exec).
+fn report_pipe() -> Result<(std::fs::File, OwnedFd), SandboxError> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(SandboxError::Pipe {
+            what: "child step report",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((std::fs::File::from(read), write))
+}
+
+/// Turns a failed spawn into the step the child reported (if it got that far).
+fn child_failure(mut report: std::fs::File, spawn_error: std::io::Error) -> SandboxError {
+    let mut bytes = [0u8; REPORT_LEN];
+    match report.read(&mut bytes).ok().and_then(|n| decode_report(&bytes[..n])) {
+        Some((step, errno)) => SandboxError::ChildSetup {
+            step,
+            source: std::io::Error::from_raw_os_error(errno),
+        },
+        None => SandboxError::Spawn(spawn_error),
+    }
+}
+
+fn take_pipes(child: &mut std::process::Child) -> Result<(pipe::Receiver, pipe::Receiver), SandboxError> {
+    let pipe_error = |source| SandboxError::Pipe {
+        what: "tool output",
+        source,
+    };
+    let missing = || pipe_error(std::io::Error::other("stdio pipe missing"));
+    let out = child.stdout.take().ok_or_else(missing)?;
+    let err = child.stderr.take().ok_or_else(missing)?;
+    let out = pipe::Receiver::from_owned_fd(OwnedFd::from(out)).map_err(pipe_error)?;
+    let err = pipe::Receiver::from_owned_fd(OwnedFd::from(err)).map_err(pipe_error)?;
+    Ok((out, err))
+}

@@ -1,0 +1,104 @@
+//! Tool binary resolution, done once at daemon start so a later change of PATH or of the
+//! current directory cannot change which file runs.
+//!
+//! Invariant: a resolved binary is an absolute, canonical path to a regular file with an
+//! execute bit. A missing tool is an error value (the daemon reports "tool unavailable"),
+//! never a panic.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{SandboxError, truncate_value};
+
+/// Resolves the binary for tool `name`: the configured path when given (it must be absolute
+/// and executable), else the first executable `name` on `search_path` (absolute entries only:
+/// an empty or relative PATH entry would mean "the current directory").
+pub fn resolve_binary(
+    configured: Option<&Path>,
+    name: &str,
+    search_path: &str,
+) -> Result<PathBuf, SandboxError> {
+    let unavailable = |reason: String| SandboxError::BinaryUnavailable {
+        name: truncate_value(name),
+        reason,
+    };
+    if let Some(path) = configured {
+        if !path.is_absolute() {
+            return Err(unavailable(format!(
+                "configured path {} is not absolute",
+                path.display()
+            )));
+        }
+        return executable_file(path).map_err(unavailable);
+    }
+    if name.is_empty() || name.contains('/') || name.contains('\0') {
+        return Err(unavailable(
+            "a tool name must be a plain file name to look up on PATH".into(),
+        ));
+    }
+    search_path
+        .split(':')
+        .map(Path::new)
+        .filter(|dir| dir.is_absolute())
+        .find_map(|dir| executable_file(&dir.join(name)).ok())
+        .ok_or_else(|| unavailable(format!("not found on PATH {search_path:?}")))
+}
+
+/// Canonical path of `path` when it is a regular file with an execute bit.
+fn executable_file(path: &Path) -> Result<PathBuf, String> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = canonical
+        .metadata()
+        .map_err(|e| format!("{}: {e}", canonical.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", canonical.display()));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!("{} is not executable", canonical.display()));
+    }
+    Ok(canonical)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn resolution_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("tool");
+        fs::write(&exe, "#!/bin/true\n").unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+        let plain = dir.path().join("plain");
+        fs::write(&plain, "data").unwrap();
+        let dir_path = dir.path().to_str().unwrap().to_string();
+        let canonical_exe = exe.canonicalize().unwrap();
+
+        // (configured, name, PATH, expected Ok path)
+        let cases: Vec<(Option<PathBuf>, &str, String, Option<PathBuf>)> = vec![
+            (Some(exe.clone()), "tool", String::new(), Some(canonical_exe.clone())),
+            (Some(PathBuf::from("tool")), "tool", dir_path.clone(), None),
+            (Some(plain.clone()), "plain", String::new(), None),
+            (Some(dir.path().into()), "x", String::new(), None),
+            (None, "tool", format!("relative:{dir_path}"), Some(canonical_exe.clone())),
+            (None, "tool", ":.".into(), None),
+            (None, "plain", dir_path.clone(), None),
+            (None, "missing", dir_path.clone(), None),
+            (None, "../tool", dir_path.clone(), None),
+            (None, "", dir_path.clone(), None),
+        ];
+        for (configured, name, path, expected) in cases {
+            let got = resolve_binary(configured.as_deref(), name, &path);
+            match expected {
+                Some(p) => assert_eq!(got.unwrap(), p, "{configured:?} {name}"),
+                None => assert!(
+                    matches!(got, Err(SandboxError::BinaryUnavailable { .. })),
+                    "{configured:?} {name} {path}: {got:?}"
+                ),
+            }
+        }
+    }
+}

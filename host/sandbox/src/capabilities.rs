@@ -1,0 +1,73 @@
+//! Optional hardening: what the machine offers (`Capabilities`, detected once at start-up) and
+//! what a job actually got (`Protections`, recorded per job). Both are serialized into the
+//! daemon's health output and job records, so nothing is claimed that was not applied.
+
+use serde::Serialize;
+
+use crate::cgroup::CgroupSupport;
+use crate::landlock_rules::Enforcement;
+use crate::policy::RunAs;
+use crate::rlimits::JobLimits;
+
+/// Detected at `Sandbox::new`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// What `restrict_self` reported for the probe ruleset.
+    pub landlock: Enforcement,
+    /// `unshare(CLONE_NEWNET)` works for this daemon.
+    pub network_namespace: bool,
+    /// The delegated cgroup v2 directory, when configured and usable.
+    pub cgroup: Option<CgroupSupport>,
+    /// Why no cgroup is used (not configured, or what failed).
+    pub cgroup_unavailable: Option<String>,
+    /// The daemon is a child subreaper (orphans of jobs are reparented to it).
+    pub subreaper: bool,
+    /// The daemon runs as root (uid switch possible; RLIMIT_NPROC does not bind root).
+    pub running_as_root: bool,
+}
+
+/// How the processes of a job are contained and swept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Containment {
+    /// Job cgroup + `cgroup.kill`, plus the orphan sweep.
+    Cgroup,
+    /// Process group + the daemon as subreaper sweeping orphans.
+    ProcessGroup,
+}
+
+/// What one job actually ran under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Protections {
+    pub no_new_privs: bool,
+    pub new_session: bool,
+    pub parent_death_signal: bool,
+    pub only_std_fds: bool,
+    pub landlock: Enforcement,
+    pub network_isolated: bool,
+    pub containment: Containment,
+    pub memory_max_bytes: Option<u64>,
+    pub pids_max: Option<u64>,
+    pub run_as: Option<RunAs>,
+    pub rlimits: JobLimits,
+}
+
+/// Whether `unshare(CLONE_NEWNET)` works, tried on a throwaway thread (namespaces of a thread
+/// are its own; the namespace disappears with the thread).
+pub fn probe_network_namespace() -> bool {
+    std::thread::Builder::new()
+        .name("toolgate-netns-probe".into())
+        .spawn(|| {
+            // SAFETY: unshare with a flag constant; affects this throwaway thread only.
+            unsafe { libc::unshare(libc::CLONE_NEWNET) == 0 }
+        })
+        .ok()
+        .and_then(|thread| thread.join().ok())
+        .unwrap_or(false)
+}
+
+/// Whether the daemon's effective uid is root.
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

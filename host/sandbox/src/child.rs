@@ -1,0 +1,234 @@
+//! The child side: what runs between fork and execve, in `pre_exec`.
+//!
+//! Invariants:
+//! - Only async-signal-safe system calls, no allocation, no locks: the daemon is
+//!   multi-threaded and another thread may have held the allocator lock at fork time. All data
+//!   (C strings, limit arrays, fds) is prepared by the parent in `ChildPlan`.
+//! - The sequence below is linear, and each step names itself in `ChildStep`. On failure the
+//!   child writes `[step, errno]` to the report pipe and returns the errno: `spawn` fails and
+//!   nothing runs, so a protection that was planned is never silently skipped.
+//!
+//! Run sequence (std has already dup'ed stdin=/dev/null, stdout/stderr pipes, and chdir'ed to
+//! the workspace, all as the daemon's user):
+//!  1. join the job cgroup (before any fork of the tool can happen)
+//!  2. setsid: new session and process group, so the job is signalled as a group
+//!  3. PR_SET_NO_NEW_PRIVS: setuid binaries cannot regain privileges; required by Landlock
+//!  4. setrlimit for every limit (values computed in the parent)
+//!  5. unshare(CLONE_NEWNET) when the tool needs no network (needs the daemon's privileges,
+//!     hence before the uid switch)
+//!  6. setgroups([]), setgid, setuid when a dedicated identity is configured
+//!  7. PR_SET_PDEATHSIG(SIGKILL), then re-check getppid(): set after the uid switch because a
+//!     credential change clears it; the re-check closes the race where the daemon died before
+//!     the prctl. It fires when the parent THREAD exits, which is why the daemon forks from a
+//!     dedicated thread that lives as long as the `Sandbox` (see `spawner.rs`).
+//!  8. landlock_restrict_self on the ruleset built by the parent
+//!  9. close_range(3, ~0, CLOSE_RANGE_CLOEXEC): every fd above 2 is closed by execve. CLOEXEC
+//!     rather than closing now, because std's own exec-error pipe must survive until execve.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::policy::RunAs;
+use crate::rlimits::MAX_LIMITS;
+
+/// The step of the child sequence that failed (reported through the report pipe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ChildStep {
+    JoinCgroup = 1,
+    NewSession = 2,
+    NoNewPrivs = 3,
+    SetRlimit = 4,
+    UnshareNetwork = 5,
+    DropGroups = 6,
+    SetGid = 7,
+    SetUid = 8,
+    ParentDeathSignal = 9,
+    ParentGone = 10,
+    LandlockRestrict = 11,
+    CloseFds = 12,
+}
+
+impl ChildStep {
+    const ALL: [ChildStep; 12] = [
+        Self::JoinCgroup,
+        Self::NewSession,
+        Self::NoNewPrivs,
+        Self::SetRlimit,
+        Self::UnshareNetwork,
+        Self::DropGroups,
+        Self::SetGid,
+        Self::SetUid,
+        Self::ParentDeathSignal,
+        Self::ParentGone,
+        Self::LandlockRestrict,
+        Self::CloseFds,
+    ];
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as u8 == code)
+    }
+}
+
+impl std::fmt::Display for ChildStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Self::JoinCgroup => "join job cgroup",
+            Self::NewSession => "setsid",
+            Self::NoNewPrivs => "PR_SET_NO_NEW_PRIVS",
+            Self::SetRlimit => "setrlimit",
+            Self::UnshareNetwork => "unshare(CLONE_NEWNET)",
+            Self::DropGroups => "setgroups([])",
+            Self::SetGid => "setgid",
+            Self::SetUid => "setuid",
+            Self::ParentDeathSignal => "PR_SET_PDEATHSIG",
+            Self::ParentGone => "daemon exited before PR_SET_PDEATHSIG",
+            Self::LandlockRestrict => "landlock_restrict_self",
+            Self::CloseFds => "close_range",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Size of one report written by a failing child: step code + native-endian errno.
+pub const REPORT_LEN: usize = 5;
+
+/// Everything the child needs, prepared by the parent. Raw fds are owned by the parent and
+/// stay open until `spawn` returns.
+pub struct ChildPlan {
+    pub cgroup_procs: Option<std::ffi::CString>,
+    pub limits: [(libc::__rlimit_resource_t, libc::rlim_t); MAX_LIMITS],
+    pub limit_count: usize,
+    pub unshare_network: bool,
+    pub run_as: Option<RunAs>,
+    pub parent_pid: libc::pid_t,
+    pub landlock_ruleset: Option<RawFd>,
+    pub report_fd: RawFd,
+}
+
+impl ChildPlan {
+    /// Runs the sequence in the forked child. Async-signal-safe only (see module docs).
+    pub fn apply(&self) -> io::Result<()> {
+        // 1. Join the job cgroup.
+        if let Some(procs) = &self.cgroup_procs {
+            self.step(ChildStep::JoinCgroup, join_cgroup(procs))?;
+        }
+        // 2. New session => new process group whose id is our pid.
+        // SAFETY: setsid takes no arguments; the forked child is not a group leader.
+        self.step(ChildStep::NewSession, check(unsafe { libc::setsid() }))?;
+        // 3. No new privileges across execve.
+        // SAFETY: prctl with integer arguments only.
+        let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        self.step(ChildStep::NoNewPrivs, check(rc))?;
+        // 4. Resource limits, soft = hard so the tool cannot raise them back.
+        for &(resource, value) in &self.limits[..self.limit_count] {
+            let limit = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            // SAFETY: `limit` is a valid rlimit living on this stack frame.
+            let rc = unsafe { libc::setrlimit(resource, &limit) };
+            self.step(ChildStep::SetRlimit, check(rc))?;
+        }
+        // 5. Private network namespace: only a down loopback interface.
+        if self.unshare_network {
+            // SAFETY: unshare with a flag constant.
+            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            self.step(ChildStep::UnshareNetwork, check(rc))?;
+        }
+        // 6. Dedicated identity: supplementary groups first, then gid, uid last.
+        if let Some(id) = self.run_as {
+            // SAFETY: an empty group list with a null pointer is valid for setgroups.
+            let rc = unsafe { libc::setgroups(0, std::ptr::null()) };
+            self.step(ChildStep::DropGroups, check(rc))?;
+            // SAFETY: plain integer argument.
+            self.step(ChildStep::SetGid, check(unsafe { libc::setgid(id.gid) }))?;
+            // SAFETY: plain integer argument.
+            self.step(ChildStep::SetUid, check(unsafe { libc::setuid(id.uid) }))?;
+        }
+        // 7. Die with the daemon; re-check the parent to close the race with its death.
+        // SAFETY: prctl with integer arguments only.
+        let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        self.step(ChildStep::ParentDeathSignal, check(rc))?;
+        // SAFETY: getppid cannot fail.
+        if unsafe { libc::getppid() } != self.parent_pid {
+            self.step(ChildStep::ParentGone, Err(libc::ESRCH))?;
+        }
+        // 8. Landlock, from the ruleset the parent built.
+        if let Some(ruleset) = self.landlock_ruleset {
+            // SAFETY: `ruleset` is a Landlock ruleset fd inherited from the parent; flags 0.
+            let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) };
+            self.step(ChildStep::LandlockRestrict, check(rc as libc::c_int))?;
+        }
+        // 9. Only fds 0, 1 and 2 survive execve.
+        // SAFETY: close_range with constant bounds and flags.
+        let rc = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+        self.step(ChildStep::CloseFds, check(rc))?;
+        Ok(())
+    }
+
+    /// On failure, reports `[step, errno]` to the parent and returns the errno as the error.
+    fn step(&self, step: ChildStep, result: Result<(), i32>) -> io::Result<()> {
+        let Err(errno) = result else { return Ok(()) };
+        let mut report = [0u8; REPORT_LEN];
+        report[0] = step as u8;
+        report[1..].copy_from_slice(&errno.to_ne_bytes());
+        // SAFETY: writes a stack buffer of REPORT_LEN bytes to the report pipe. A failed write
+        // loses only the step name: spawn still fails with the errno.
+        unsafe { libc::write(self.report_fd, report.as_ptr().cast(), REPORT_LEN) };
+        Err(io::Error::from_raw_os_error(errno))
+    }
+}
+
+/// Writes "0" (= the calling process) into the job's `cgroup.procs`.
+fn join_cgroup(procs: &std::ffi::CStr) -> Result<(), i32> {
+    // SAFETY: `procs` is a valid C string prepared by the parent.
+    let fd = unsafe { libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    check(fd)?;
+    // SAFETY: writes one byte from a static buffer to the fd just opened.
+    let written = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+    let result = if written == 1 { Ok(()) } else { Err(errno()) };
+    // SAFETY: closes the fd opened above.
+    unsafe { libc::close(fd) };
+    result
+}
+
+fn check(rc: libc::c_int) -> Result<(), i32> {
+    if rc < 0 { Err(errno()) } else { Ok(()) }
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Decodes what a failing child reported, if anything.
+pub fn decode_report(bytes: &[u8]) -> Option<(ChildStep, i32)> {
+    let step = ChildStep::from_code(*bytes.first()?)?;
+    let errno = i32::from_ne_bytes(bytes.get(1..REPORT_LEN)?.try_into().ok()?);
+    Some((step, errno))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_decoding_table() {
+        let mut ok = vec![ChildStep::LandlockRestrict as u8];
+        ok.extend_from_slice(&libc::EPERM.to_ne_bytes());
+        let cases: &[(&[u8], Option<(ChildStep, i32)>)] = &[
+            (&ok, Some((ChildStep::LandlockRestrict, libc::EPERM))),
+            (&[], None),
+            (&[0, 1, 0, 0, 0], None),
+            (&[99, 1, 0, 0, 0], None),
+            (&[1, 1], None),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(decode_report(bytes), *expected, "{bytes:?}");
+        }
+        for step in ChildStep::ALL {
+            assert_eq!(ChildStep::from_code(step as u8), Some(step));
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Waiting for, killing and reaping the processes of a job.
+//!
+//! Invariants:
+//! - The leader is watched through a pidfd (no pid-reuse race, no SIGCHLD handler, no
+//!   `waitpid(-1)` that would steal statuses) and reaped last, after its group and the orphans
+//!   were killed: while it is an unreaped zombie its pid, hence its process-group id, cannot be
+//!   reused, so `killpg` never hits a stranger.
+//! - Orphans: the daemon is a child subreaper, so any descendant whose parent exits is
+//!   reparented to the daemon. `sweep_orphans` SIGKILLs and reaps every child of the daemon
+//!   that is not a registered live leader, round after round until none is left; killing an
+//!   orphan reparents its own children to the daemon for the next round. Only those specific
+//!   pids are waited for, and they are unreaped children of ours, so none can be reused.
+
+use std::fs;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::error::SandboxError;
+use crate::spawner::live_leaders;
+
+/// Upper bound on sweep rounds; each round removes at least one generation of descendants, so
+/// this only matters against a pathological tree deeper than this.
+const MAX_SWEEP_ROUNDS: usize = 10_000;
+
+/// A spawned job leader: our unreaped child.
+pub struct Leader {
+    pub pid: libc::pid_t,
+    pidfd: AsyncFd<OwnedFd>,
+}
+
+/// How the leader ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl Leader {
+    pub fn watch(pid: libc::pid_t) -> Result<Self, SandboxError> {
+        // SAFETY: pidfd_open with a pid and flags 0; it returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(SandboxError::Pidfd {
+                pid,
+                source: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+        // SAFETY: `owned` is a pidfd this value owns and never closes or replaces while it is
+        // registered (it is dropped together with the AsyncFd).
+        let pidfd = unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }
+            .map_err(|e| SandboxError::Pidfd {
+                pid,
+                source: io::Error::from(e),
+            })?;
+        Ok(Self { pid, pidfd })
+    }
+
+    /// Resolves once the leader has exited (it stays an unreaped zombie).
+    pub async fn exited(&self) {
+        // A pidfd becomes readable when the process exits; readiness is never cleared.
+        let _ = self.pidfd.readable().await;
+    }
+
+    /// Sends `signal` to the leader's whole process group (its pgid is its pid: setsid).
+    pub fn signal_group(&self, signal: libc::c_int) {
+        // SAFETY: killpg on the job's own group; the leader is unreaped so the id is ours.
+        unsafe { libc::killpg(self.pid, signal) };
+    }
+
+    /// Reaps the exited leader and unregisters it.
+    /// The registry lock is held across waitpid + removal: once reaped, the pid may be reused
+    /// by the next leader, which must not find a stale entry removed under its feet.
+    pub fn reap(self) -> Result<ExitStatus, SandboxError> {
+        let mut leaders = live_leaders();
+        let mut status = 0;
+        // SAFETY: waits for this specific exited child; `status` is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        let result = if rc == self.pid {
+            Ok(decode(status))
+        } else {
+            Err(SandboxError::Wait {
+                pid: self.pid,
+                source: io::Error::last_os_error(),
+            })
+        };
+        leaders.remove(&self.pid);
+        result
+    }
+}
+
+fn decode(status: libc::c_int) -> ExitStatus {
+    if libc::WIFEXITED(status) {
+        ExitStatus {
+            code: Some(libc::WEXITSTATUS(status)),
+            signal: None,
+        }
+    } else if libc::WIFSIGNALED(status) {
+        ExitStatus {
+            code: None,
+            signal: Some(libc::WTERMSIG(status)),
+        }
+    } else {
+        ExitStatus {
+            code: None,
+            signal: None,
+        }
+    }
+}
+
+/// Kills and reaps every orphan reparented to the daemon; returns how many were reaped.
+/// Blocking: run it on the blocking pool.
+pub fn sweep_orphans() -> usize {
+    let mut reaped = 0;
+    for _ in 0..MAX_SWEEP_ROUNDS {
+        let orphans = {
+            let leaders = live_leaders();
+            let orphans: Vec<libc::pid_t> = own_children()
+                .into_iter()
+                .filter(|pid| !leaders.contains(pid))
+                .collect();
+            for &pid in &orphans {
+                // SAFETY: `pid` is an unreaped child of ours (not a leader): it cannot be reused.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            orphans
+        };
+        if orphans.is_empty() {
+            return reaped;
+        }
+        for pid in orphans {
+            let mut status = 0;
+            // SAFETY: waits for one specific SIGKILLed child of ours.
+            if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+                reaped += 1;
+            }
+        }
+    }
+    tracing::error!("orphan sweep stopped after {MAX_SWEEP_ROUNDS} rounds");
+    reaped
+}
+
+/// Whether any child of the daemon is not a live leader (cheap check before a sweep).
+pub fn orphans_present() -> bool {
+    let leaders = live_leaders();
+    own_children().iter().any(|pid| !leaders.contains(pid))
+}
+
+/// Pids of the daemon's direct children, read from every thread's `children` list.
+fn own_children() -> Vec<libc::pid_t> {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = fs::read_to_string(task.path().join("children")) {
+            children.extend(list.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    children
+}
+
+/// Makes the daemon a child subreaper (process-wide, idempotent).
+pub fn become_subreaper() -> Result<(), SandboxError> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc != 0 {
+        return Err(SandboxError::Subreaper(io::Error::last_os_error()));
+    }
+    Ok(())
+}
