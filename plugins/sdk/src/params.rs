@@ -166,9 +166,9 @@ impl Params {
         self.errors.push(FieldError::new(field, message));
     }
 
-    /// Whether any error has been recorded so far.
-    pub fn has_errors(&self) -> bool {
-        !self.errors.is_empty()
+    /// How many errors have been recorded so far (to tell whether one read added any).
+    pub fn error_count(&self) -> usize {
+        self.errors.len()
     }
 
     /// `Ok(value)` when no error was recorded, else every error.
