@@ -33,7 +33,7 @@ pub use value::{Pattern, ValueError, ValueRule, ascii_token};
 
 /// Exports a `Plugin` implementation as the component's WIT exports.
 ///
-/// ```ignore
+/// ```text
 /// struct MyTool;
 /// impl toolgate_plugin_sdk::Plugin for MyTool { /* ... */ }
 /// toolgate_plugin_sdk::export_plugin!(MyTool);

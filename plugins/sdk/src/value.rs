@@ -18,6 +18,8 @@ use crate::text::Shown;
 pub const MAX_VALUE_BYTES: usize = 256;
 /// Longest path in bytes: Linux's PATH_MAX.
 pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest list value in bytes (all items with separators): room for dozens of long check ids.
+pub const MAX_LIST_BYTES: usize = 4096;
 /// Most items in one list value: far above any real use (a few regions or checks).
 pub const MAX_LIST_ITEMS: usize = 64;
 
@@ -160,7 +162,7 @@ pub fn check_list(
     rule: &ValueRule,
     separators: &[char],
 ) -> Result<Vec<String>, ValueError> {
-    check_basic(value, MAX_VALUE_BYTES.max(rule.max_bytes()))?;
+    check_basic(value, MAX_LIST_BYTES)?;
     let spaces_separate = separators.contains(&' ');
     let mut items = Vec::new();
     for piece in value.split(|c| separators.contains(&c)) {
@@ -314,7 +316,12 @@ mod tests {
         let many = vec!["low"; MAX_LIST_ITEMS + 1].join(",");
         assert!(matches!(
             check_list(&many, &LEVELS, comma),
-            Err(ValueError::TooLong { .. } | ValueError::TooManyItems { .. })
+            Err(ValueError::TooManyItems { count: 65, max: 64, .. })
+        ));
+        let long = vec!["medium"; 600].join(",");
+        assert!(matches!(
+            check_list(&long, &LEVELS, comma),
+            Err(ValueError::TooLong { .. })
         ));
     }
 
