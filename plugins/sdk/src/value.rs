@@ -316,7 +316,11 @@ mod tests {
         let many = vec!["low"; MAX_LIST_ITEMS + 1].join(",");
         assert!(matches!(
             check_list(&many, &LEVELS, comma),
-            Err(ValueError::TooManyItems { count: 65, max: 64, .. })
+            Err(ValueError::TooManyItems {
+                count: 65,
+                max: 64,
+                ..
+            })
         ));
         let long = vec!["medium"; 600].join(",");
         assert!(matches!(
