@@ -33,9 +33,14 @@ impl fmt::Display for Shown {
 }
 
 /// The last `max_bytes` bytes of a tool's output (where Go and Python put their fatal error),
-/// decoded lossily, trimmed, cut on a character boundary. `None` when there is nothing to show.
+/// decoded lossily, control characters other than newline replaced by spaces (no terminal
+/// escapes reach a caller), trimmed, cut on a character boundary. `None` when there is nothing
+/// to show.
 pub fn output_tail(bytes: &[u8], max_bytes: usize) -> Option<String> {
-    let text = String::from_utf8_lossy(bytes);
+    let text: String = String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect();
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return None;
