@@ -33,9 +33,15 @@ pub fn requested_output_dir(
 ) -> Result<Option<PathBuf>, PlanRejected> {
     let mut found: Option<PathBuf> = None;
     for (index, arg) in args.iter().enumerate() {
-        let Arg::RequestedOutputDir(value) = arg else { continue };
+        let Arg::RequestedOutputDir(value) = arg else {
+            continue;
+        };
         if found.is_some() {
-            return Err(PlanRejected::arg(index, value, RejectReason::SecondOutputDir));
+            return Err(PlanRejected::arg(
+                index,
+                value,
+                RejectReason::SecondOutputDir,
+            ));
         }
         let dir = ensure_dir_beneath(output_root, value)
             .map_err(|reason| PlanRejected::arg(index, value, reason))?;
@@ -64,7 +70,11 @@ fn resolve_one(
 ) -> Result<String, PlanRejected> {
     let path_string = |path: &Path, value: &str| {
         path.to_str().map(str::to_string).ok_or_else(|| {
-            PlanRejected::arg(index, value, RejectReason::NotFound("path is not UTF-8".into()))
+            PlanRejected::arg(
+                index,
+                value,
+                RejectReason::NotFound("path is not UTF-8".into()),
+            )
         })
     };
     match arg {
@@ -135,11 +145,20 @@ mod tests {
         let output_dir = output_root.path.join("job");
         let cases: Vec<(Arg, Result<String, RejectReason>)> = vec![
             (Arg::Literal("scan".into()), Ok("scan".into())),
-            (Arg::Literal("$(id); rm -rf /".into()), Ok("$(id); rm -rf /".into())),
+            (
+                Arg::Literal("$(id); rm -rf /".into()),
+                Ok("$(id); rm -rf /".into()),
+            ),
             (Arg::Literal("a\0b".into()), Err(RejectReason::NulByte)),
             (Arg::InputPath(".".into()), Ok(ws.to_str().unwrap().into())),
-            (Arg::InputPath("/etc".into()), Err(RejectReason::OutsideAllowedDirs)),
-            (Arg::InputPath("../x".into()), Err(RejectReason::ParentComponent)),
+            (
+                Arg::InputPath("/etc".into()),
+                Err(RejectReason::OutsideAllowedDirs),
+            ),
+            (
+                Arg::InputPath("../x".into()),
+                Err(RejectReason::ParentComponent),
+            ),
             (Arg::OutputDir, Ok(output_dir.to_str().unwrap().into())),
         ];
         for (index, (arg, expected)) in cases.into_iter().enumerate() {
@@ -158,8 +177,14 @@ mod tests {
             Arg::RequestedOutputDir("b".into()),
         ];
         let err = requested_output_dir(&output_root, &two).unwrap_err();
-        assert_eq!((err.arg_index, err.reason), (Some(1), RejectReason::SecondOutputDir));
-        let one = [Arg::Literal("-o".into()), Arg::RequestedOutputDir("sub/dir".into())];
+        assert_eq!(
+            (err.arg_index, err.reason),
+            (Some(1), RejectReason::SecondOutputDir)
+        );
+        let one = [
+            Arg::Literal("-o".into()),
+            Arg::RequestedOutputDir("sub/dir".into()),
+        ];
         assert_eq!(
             requested_output_dir(&output_root, &one).unwrap(),
             Some(output_root.path.join("sub/dir"))

@@ -79,11 +79,21 @@ mod tests {
 
         // (configured, name, PATH, expected Ok path)
         let cases: Vec<(Option<PathBuf>, &str, String, Option<PathBuf>)> = vec![
-            (Some(exe.clone()), "tool", String::new(), Some(canonical_exe.clone())),
+            (
+                Some(exe.clone()),
+                "tool",
+                String::new(),
+                Some(canonical_exe.clone()),
+            ),
             (Some(PathBuf::from("tool")), "tool", dir_path.clone(), None),
             (Some(plain.clone()), "plain", String::new(), None),
             (Some(dir.path().into()), "x", String::new(), None),
-            (None, "tool", format!("relative:{dir_path}"), Some(canonical_exe.clone())),
+            (
+                None,
+                "tool",
+                format!("relative:{dir_path}"),
+                Some(canonical_exe.clone()),
+            ),
             (None, "tool", ":.".into(), None),
             (None, "plain", dir_path.clone(), None),
             (None, "missing", dir_path.clone(), None),

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::cgroup::CgroupSupport;
+use crate::error::SandboxError;
 use crate::landlock_rules::Enforcement;
 use crate::policy::RunAs;
 use crate::rlimits::JobLimits;
@@ -22,8 +23,14 @@ pub struct Capabilities {
     pub cgroup_unavailable: Option<String>,
     /// The daemon is a child subreaper (orphans of jobs are reparented to it).
     pub subreaper: bool,
+    /// The daemon is not dumpable: its /proc files (environ, mem, fd) need CAP_SYS_PTRACE,
+    /// which no tool has.
+    pub daemon_non_dumpable: bool,
     /// The daemon runs as root (uid switch possible; RLIMIT_NPROC does not bind root).
     pub running_as_root: bool,
+    /// Highest capability number of the kernel, when the daemon is root and drops them all
+    /// in each tool.
+    pub last_capability: Option<u32>,
 }
 
 /// How the processes of a job are contained and swept.
@@ -43,6 +50,8 @@ pub struct Protections {
     pub new_session: bool,
     pub parent_death_signal: bool,
     pub only_std_fds: bool,
+    /// Every capability dropped (bounding, ambient, effective, permitted, inheritable).
+    pub capabilities_dropped: bool,
     pub landlock: Enforcement,
     pub network_isolated: bool,
     pub containment: Containment,
@@ -65,6 +74,30 @@ pub fn probe_network_namespace() -> bool {
         .and_then(|thread| thread.join().ok())
         .unwrap_or(false)
 }
+
+/// Makes the daemon non-dumpable, process-wide. A tool running under the daemon's own uid
+/// (root without `run_as`) would otherwise pass the ptrace access check on the daemon's
+/// /proc/<pid>/environ by uid alone, and the Landlock ptrace restriction was observed not to
+/// stop that read on the reference kernel: the environment holds the operator's secrets.
+pub fn make_daemon_non_dumpable() -> Result<(), SandboxError> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(SandboxError::Dumpable(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// The kernel's highest capability number.
+pub fn last_capability() -> Result<u32, SandboxError> {
+    std::fs::read_to_string(LAST_CAP_FILE)
+        .map_err(SandboxError::LastCapability)?
+        .trim()
+        .parse()
+        .map_err(|_| SandboxError::LastCapability(std::io::Error::other("not a number")))
+}
+
+/// Where the kernel publishes its highest capability number.
+const LAST_CAP_FILE: &str = "/proc/sys/kernel/cap_last_cap";
 
 /// Whether the daemon's effective uid is root.
 pub fn running_as_root() -> bool {

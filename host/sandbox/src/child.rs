@@ -22,7 +22,11 @@
 //!     the prctl. It fires when the parent THREAD exits, which is why the daemon forks from a
 //!     dedicated thread that lives as long as the `Sandbox` (see `spawner.rs`).
 //!  8. landlock_restrict_self on the ruleset built by the parent
-//!  9. close_range(3, ~0, CLOSE_RANGE_CLOEXEC): every fd above 2 is closed by execve. CLOEXEC
+//!  9. when the tool keeps uid 0: drop every capability from the bounding set, clear the ambient
+//!     set and zero the effective/permitted/inheritable sets. A uid-0 process regains only the
+//!     bounding set at execve, so a root tool ends up with no capability at all (no
+//!     CAP_SYS_PTRACE to read the daemon's /proc files, no CAP_DAC_OVERRIDE, no CAP_KILL).
+//! 10. close_range(3, ~0, CLOSE_RANGE_CLOEXEC): every fd above 2 is closed by execve. CLOEXEC
 //!     rather than closing now, because std's own exec-error pipe must survive until execve.
 
 use std::io;
@@ -46,11 +50,12 @@ pub enum ChildStep {
     ParentDeathSignal = 9,
     ParentGone = 10,
     LandlockRestrict = 11,
-    CloseFds = 12,
+    DropCapabilities = 12,
+    CloseFds = 13,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 12] = [
+    const ALL: [ChildStep; 13] = [
         Self::JoinCgroup,
         Self::NewSession,
         Self::NoNewPrivs,
@@ -62,6 +67,7 @@ impl ChildStep {
         Self::ParentDeathSignal,
         Self::ParentGone,
         Self::LandlockRestrict,
+        Self::DropCapabilities,
         Self::CloseFds,
     ];
 
@@ -84,6 +90,7 @@ impl std::fmt::Display for ChildStep {
             Self::ParentDeathSignal => "PR_SET_PDEATHSIG",
             Self::ParentGone => "daemon exited before PR_SET_PDEATHSIG",
             Self::LandlockRestrict => "landlock_restrict_self",
+            Self::DropCapabilities => "drop capabilities",
             Self::CloseFds => "close_range",
         };
         f.write_str(name)
@@ -103,8 +110,29 @@ pub struct ChildPlan {
     pub run_as: Option<RunAs>,
     pub parent_pid: libc::pid_t,
     pub landlock_ruleset: Option<RawFd>,
+    /// `Some(cap_last_cap)` when the daemon is root: drop capabilities 0..=cap_last_cap.
+    pub drop_capabilities: Option<u32>,
     pub report_fd: RawFd,
 }
+
+/// `struct __user_cap_header_struct` of capset(2).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct` of capset(2).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets, two `CapData` words.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 impl ChildPlan {
     /// Runs the sequence in the forked child. Async-signal-safe only (see module docs).
@@ -160,9 +188,14 @@ impl ChildPlan {
             let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) };
             self.step(ChildStep::LandlockRestrict, check(rc as libc::c_int))?;
         }
-        // 9. Only fds 0, 1 and 2 survive execve.
+        // 9. No capability survives execve, even for a uid-0 tool.
+        if let Some(last_cap) = self.drop_capabilities {
+            self.step(ChildStep::DropCapabilities, drop_capabilities(last_cap))?;
+        }
+        // 10. Only fds 0, 1 and 2 survive execve.
         // SAFETY: close_range with constant bounds and flags.
-        let rc = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+        let rc =
+            unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
         self.step(ChildStep::CloseFds, check(rc))?;
         Ok(())
     }
@@ -178,6 +211,37 @@ impl ChildPlan {
         unsafe { libc::write(self.report_fd, report.as_ptr().cast(), REPORT_LEN) };
         Err(io::Error::from_raw_os_error(errno))
     }
+}
+
+/// Empties the bounding and ambient sets, then the effective/permitted/inheritable sets.
+fn drop_capabilities(last_cap: u32) -> Result<(), i32> {
+    for cap in 0..=last_cap {
+        // SAFETY: prctl with integer arguments only.
+        check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) })?;
+    }
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    check(rc)?;
+    let header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: header and data are valid, correctly laid out capset(2) arguments on this stack.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    check(rc as libc::c_int)
 }
 
 /// Writes "0" (= the calling process) into the job's `cgroup.procs`.
@@ -217,7 +281,8 @@ mod tests {
     fn report_decoding_table() {
         let mut ok = vec![ChildStep::LandlockRestrict as u8];
         ok.extend_from_slice(&libc::EPERM.to_ne_bytes());
-        let cases: &[(&[u8], Option<(ChildStep, i32)>)] = &[
+        type Case<'a> = (&'a [u8], Option<(ChildStep, i32)>);
+        let cases: &[Case] = &[
             (&ok, Some((ChildStep::LandlockRestrict, libc::EPERM))),
             (&[], None),
             (&[0, 1, 0, 0, 0], None),

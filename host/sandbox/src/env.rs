@@ -111,13 +111,23 @@ mod tests {
             (("TOKEN", "a\0b"), false),
         ];
         for ((name, value), allowed) in cases {
-            let got = build_env("/bin", Path::new("/h"), Path::new("/t"), &[pair(name, value)]);
+            let got = build_env(
+                "/bin",
+                Path::new("/h"),
+                Path::new("/t"),
+                &[pair(name, value)],
+            );
             assert_eq!(got.is_ok(), *allowed, "{name}={value:?}: {got:?}");
             if *allowed {
                 assert!(got.unwrap().contains(&pair(name, value)));
             }
         }
-        let twice = build_env("/bin", Path::new("/h"), Path::new("/t"), &[pair("A", "1"), pair("A", "2")]);
+        let twice = build_env(
+            "/bin",
+            Path::new("/h"),
+            Path::new("/t"),
+            &[pair("A", "1"), pair("A", "2")],
+        );
         assert!(twice.is_err());
     }
 }

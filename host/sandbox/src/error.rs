@@ -49,12 +49,19 @@ pub enum SandboxError {
     },
     #[error("setting PR_SET_CHILD_SUBREAPER on the daemon: {0}")]
     Subreaper(io::Error),
+    #[error("making the daemon non-dumpable (PR_SET_DUMPABLE 0): {0}")]
+    Dumpable(io::Error),
+    #[error("reading /proc/sys/kernel/cap_last_cap: {0}")]
+    LastCapability(io::Error),
     #[error("starting the spawner thread: {0}")]
     SpawnerThread(io::Error),
     #[error("the spawner thread is gone")]
     SpawnerGone,
     #[error("creating a pipe for `{what}`: {source}")]
-    Pipe { what: &'static str, source: io::Error },
+    Pipe {
+        what: &'static str,
+        source: io::Error,
+    },
     #[error("child setup failed at step `{step}`: {source}")]
     ChildSetup { step: ChildStep, source: io::Error },
     #[error("spawning the tool: {0}")]
@@ -78,7 +85,9 @@ pub enum RejectReason {
     NotFound(String),
     #[error("resolves outside the allowed directories")]
     OutsideAllowedDirs,
-    #[error("escapes its directory through a symlink or `..` (checked with openat2 RESOLVE_BENEATH)")]
+    #[error(
+        "escapes its directory through a symlink or `..` (checked with openat2 RESOLVE_BENEATH)"
+    )]
     EscapesBeneath,
     #[error("is outside the output root")]
     OutsideOutputRoot,
@@ -157,7 +166,10 @@ mod tests {
     #[test]
     fn rejection_names_index_value_and_reason() {
         let msg = PlanRejected::arg(3, "../etc", RejectReason::ParentComponent).to_string();
-        assert!(msg.contains('3') && msg.contains("../etc") && msg.contains(".."), "{msg}");
+        assert!(
+            msg.contains('3') && msg.contains("../etc") && msg.contains(".."),
+            "{msg}"
+        );
         assert!(!PlanRejected::job("x", RejectReason::BadJobId).is_internal());
         assert!(PlanRejected::job("x", RejectReason::Internal("io".into())).is_internal());
     }

@@ -29,7 +29,13 @@ use crate::error::SandboxError;
 pub const TARGET_ABI: ABI = ABI::V6;
 
 /// Device files every tool may read and write (null sinks and entropy sources).
-pub const DEVICE_FILES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+pub const DEVICE_FILES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
 
 /// How much of the requested Landlock restriction the kernel enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

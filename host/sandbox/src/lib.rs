@@ -125,7 +125,11 @@ impl Sandbox {
     /// machine offers, makes the daemon a child subreaper and starts the spawner thread.
     pub fn new(mut policy: SandboxPolicy) -> Result<Self, SandboxError> {
         if policy.allowed_dirs.is_empty() {
-            return Err(policy_error("allowed_dirs", "[]", "at least the workspace is required"));
+            return Err(policy_error(
+                "allowed_dirs",
+                "[]",
+                "at least the workspace is required",
+            ));
         }
         let allowed = policy
             .allowed_dirs
@@ -161,8 +165,8 @@ impl Sandbox {
                 detail: "the kernel does not enforce Landlock".into(),
             });
         }
-        let network_namespace = policy.network_isolation != Hardening::Off
-            && capabilities::probe_network_namespace();
+        let network_namespace =
+            policy.network_isolation != Hardening::Off && capabilities::probe_network_namespace();
         if policy.network_isolation == Hardening::Required && !network_namespace {
             return Err(SandboxError::HardeningUnavailable {
                 what: "network_isolation",
@@ -187,16 +191,26 @@ impl Sandbox {
             },
         );
         if limits_unapplied {
-            tracing::warn!("memory_max_bytes/pids_max configured but the cgroup controller is unavailable");
+            tracing::warn!(
+                "memory_max_bytes/pids_max configured but the cgroup controller is unavailable"
+            );
         }
         reaper::become_subreaper()?;
+        capabilities::make_daemon_non_dumpable()?;
+        let last_capability = if running_as_root {
+            Some(capabilities::last_capability()?)
+        } else {
+            None
+        };
         let capabilities = Capabilities {
             landlock,
             network_namespace,
             cgroup,
             cgroup_unavailable,
             subreaper: true,
+            daemon_non_dumpable: true,
             running_as_root,
+            last_capability,
         };
         Ok(Self {
             policy,
@@ -233,9 +247,8 @@ impl Sandbox {
         let owner = self.dedicated_identity();
         let private = job_dirs::create_private(&self.jobs_root, job_id, owner)?;
         if let Some(owner) = owner {
-            job_dirs::chown(&output_dir, owner).map_err(|e| {
-                PlanRejected::job(job_id, RejectReason::Internal(e.to_string()))
-            })?;
+            job_dirs::chown(&output_dir, owner)
+                .map_err(|e| PlanRejected::job(job_id, RejectReason::Internal(e.to_string())))?;
         }
         Ok(PreparedJob {
             job_id: job_id.to_string(),
@@ -261,7 +274,12 @@ impl Sandbox {
             });
         }
         let policy = &self.policy;
-        let env = env::build_env(&policy.path_env, &job.private.home, &job.private.tmp, &spec.env)?;
+        let env = env::build_env(
+            &policy.path_env,
+            &job.private.home,
+            &job.private.tmp,
+            &spec.env,
+        )?;
         let run_as = self.dedicated_identity();
         let limits = JobLimits::compute(&policy.rlimits, spec.timeout, run_as.is_some());
         let landlock_fd = match self.capabilities.landlock {
@@ -303,6 +321,12 @@ impl Sandbox {
             run_as,
             parent_pid: self.daemon_pid,
             landlock_ruleset: landlock_fd.as_ref().map(|fd| fd.as_raw_fd()),
+            // With a dedicated uid, setuid away from root already clears every capability (and
+            // no_new_privs blocks file capabilities); dropping the bounding set would then fail.
+            drop_capabilities: self
+                .capabilities
+                .last_capability
+                .filter(|_| run_as.is_none()),
             report_fd: report_write.as_raw_fd(),
         };
         let mut command = std::process::Command::new(&spec.binary);
@@ -348,8 +372,13 @@ impl Sandbox {
                         drain(err_pipe, cap, &mut stderr)
                     )
                 };
-                let supervise =
-                    run::supervise(leader, cgroup.as_ref(), spec.timeout, policy.kill_grace, cancel);
+                let supervise = run::supervise(
+                    leader,
+                    cgroup.as_ref(),
+                    spec.timeout,
+                    policy.kill_grace,
+                    cancel,
+                );
                 tokio::pin!(drains, supervise);
                 let mut drained = false;
                 let outcome = loop {
@@ -366,8 +395,14 @@ impl Sandbox {
             Err(e) => {
                 let killed = CancellationToken::new();
                 killed.cancel();
-                let _ = run::supervise(leader, cgroup.as_ref(), Duration::ZERO, Duration::ZERO, killed)
-                    .await;
+                let _ = run::supervise(
+                    leader,
+                    cgroup.as_ref(),
+                    Duration::ZERO,
+                    Duration::ZERO,
+                    killed,
+                )
+                .await;
                 Err(e)
             }
         };
@@ -395,6 +430,7 @@ impl Sandbox {
                 new_session: true,
                 parent_death_signal: true,
                 only_std_fds: true,
+                capabilities_dropped: self.capabilities.last_capability.is_some(),
                 landlock,
                 network_isolated,
                 containment: if self.capabilities.cgroup.is_some() {
@@ -418,7 +454,9 @@ impl Sandbox {
     }
 
     fn dedicated_identity(&self) -> Option<RunAs> {
-        self.policy.run_as.filter(|_| self.capabilities.running_as_root)
+        self.policy
+            .run_as
+            .filter(|_| self.capabilities.running_as_root)
     }
 }
 
@@ -459,7 +497,11 @@ fn report_pipe() -> Result<(std::fs::File, OwnedFd), SandboxError> {
 /// Turns a failed spawn into the step the child reported (if it got that far).
 fn child_failure(mut report: std::fs::File, spawn_error: std::io::Error) -> SandboxError {
     let mut bytes = [0u8; REPORT_LEN];
-    match report.read(&mut bytes).ok().and_then(|n| decode_report(&bytes[..n])) {
+    match report
+        .read(&mut bytes)
+        .ok()
+        .and_then(|n| decode_report(&bytes[..n]))
+    {
         Some((step, errno)) => SandboxError::ChildSetup {
             step,
             source: std::io::Error::from_raw_os_error(errno),
@@ -468,7 +510,9 @@ fn child_failure(mut report: std::fs::File, spawn_error: std::io::Error) -> Sand
     }
 }
 
-fn take_pipes(child: &mut std::process::Child) -> Result<(pipe::Receiver, pipe::Receiver), SandboxError> {
+fn take_pipes(
+    child: &mut std::process::Child,
+) -> Result<(pipe::Receiver, pipe::Receiver), SandboxError> {
     let pipe_error = |source| SandboxError::Pipe {
         what: "tool output",
         source,

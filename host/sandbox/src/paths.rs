@@ -238,14 +238,29 @@ mod tests {
             ("./sub".into(), Ok(ws.join("sub"))),
             ("inner-link".into(), Ok(ws.join("sub"))),
             (ws.to_str().unwrap().into(), Ok(ws.clone())),
-            (other.join("o.tf").to_str().unwrap().into(), Ok(other.join("o.tf"))),
+            (
+                other.join("o.tf").to_str().unwrap().into(),
+                Ok(other.join("o.tf")),
+            ),
             ("etc-link".into(), Err(RejectReason::EscapesBeneath)),
             ("etc-link/passwd".into(), Err(RejectReason::EscapesBeneath)),
             ("out-link/secret".into(), Err(RejectReason::EscapesBeneath)),
-            (ws.join("etc-link").to_str().unwrap().into(), Err(RejectReason::OutsideAllowedDirs)),
-            ("../outside/secret".into(), Err(RejectReason::ParentComponent)),
-            ("sub/../../outside".into(), Err(RejectReason::ParentComponent)),
-            (outside_secret.to_str().unwrap().into(), Err(RejectReason::OutsideAllowedDirs)),
+            (
+                ws.join("etc-link").to_str().unwrap().into(),
+                Err(RejectReason::OutsideAllowedDirs),
+            ),
+            (
+                "../outside/secret".into(),
+                Err(RejectReason::ParentComponent),
+            ),
+            (
+                "sub/../../outside".into(),
+                Err(RejectReason::ParentComponent),
+            ),
+            (
+                outside_secret.to_str().unwrap().into(),
+                Err(RejectReason::OutsideAllowedDirs),
+            ),
             ("/etc/passwd".into(), Err(RejectReason::OutsideAllowedDirs)),
             ("/".into(), Err(RejectReason::OutsideAllowedDirs)),
             ("a\0b".into(), Err(RejectReason::NulByte)),
@@ -278,12 +293,18 @@ mod tests {
             ("job1".into(), Ok(canonical_root.join("job1"))),
             ("a/b/c".into(), Ok(canonical_root.join("a/b/c"))),
             ("job1".into(), Ok(canonical_root.join("job1"))),
-            (canonical_root.join("abs").to_str().unwrap().into(), Ok(canonical_root.join("abs"))),
+            (
+                canonical_root.join("abs").to_str().unwrap().into(),
+                Ok(canonical_root.join("abs")),
+            ),
             ("evil".into(), Err(RejectReason::NotADirectory)),
             ("evil/x".into(), Err(RejectReason::NotADirectory)),
             ("file".into(), Err(RejectReason::NotADirectory)),
             ("../escape".into(), Err(RejectReason::ParentComponent)),
-            ("/tmp/prowler_output".into(), Err(RejectReason::OutsideOutputRoot)),
+            (
+                "/tmp/prowler_output".into(),
+                Err(RejectReason::OutsideOutputRoot),
+            ),
             ("x\0".into(), Err(RejectReason::NulByte)),
         ];
         for (value, expected) in cases {

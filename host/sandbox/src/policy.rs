@@ -153,7 +153,10 @@ impl Default for SandboxPolicy {
             cgroup_root: None,
             memory_max_bytes: None,
             pids_max: None,
-            system_read_paths: DEFAULT_SYSTEM_READ_PATHS.iter().map(PathBuf::from).collect(),
+            system_read_paths: DEFAULT_SYSTEM_READ_PATHS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
         }
     }
 }

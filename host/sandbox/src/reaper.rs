@@ -52,10 +52,12 @@ impl Leader {
         let owned = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
         // SAFETY: `owned` is a pidfd this value owns and never closes or replaces while it is
         // registered (it is dropped together with the AsyncFd).
-        let pidfd = unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }
-            .map_err(|e| SandboxError::Pidfd {
-                pid,
-                source: io::Error::from(e),
+        let pidfd =
+            unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }.map_err(|e| {
+                SandboxError::Pidfd {
+                    pid,
+                    source: io::Error::from(e),
+                }
             })?;
         Ok(Self { pid, pidfd })
     }
@@ -158,7 +160,10 @@ fn own_children() -> Vec<libc::pid_t> {
     let mut children = Vec::new();
     for task in tasks.flatten() {
         if let Ok(list) = fs::read_to_string(task.path().join("children")) {
-            children.extend(list.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+            children.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
         }
     }
     children

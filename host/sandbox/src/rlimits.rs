@@ -37,9 +37,21 @@ impl JobLimits {
             .as_secs()
             .saturating_add(u64::from(timeout.subsec_nanos() > 0));
         let mut limits = vec![
-            limit(libc::RLIMIT_CPU, "cpu_secs", timeout_secs.saturating_add(policy.cpu_grace_secs)),
-            limit(libc::RLIMIT_AS, "address_space_bytes", policy.address_space_bytes),
-            limit(libc::RLIMIT_FSIZE, "file_size_bytes", policy.file_size_bytes),
+            limit(
+                libc::RLIMIT_CPU,
+                "cpu_secs",
+                timeout_secs.saturating_add(policy.cpu_grace_secs),
+            ),
+            limit(
+                libc::RLIMIT_AS,
+                "address_space_bytes",
+                policy.address_space_bytes,
+            ),
+            limit(
+                libc::RLIMIT_FSIZE,
+                "file_size_bytes",
+                policy.file_size_bytes,
+            ),
             limit(libc::RLIMIT_NOFILE, "open_files", policy.open_files),
             limit(libc::RLIMIT_CORE, "core_bytes", 0),
         ];
@@ -51,7 +63,12 @@ impl JobLimits {
     }
 
     /// The fixed-size form the child applies.
-    pub fn as_array(&self) -> ([(libc::__rlimit_resource_t, libc::rlim_t); MAX_LIMITS], usize) {
+    pub fn as_array(
+        &self,
+    ) -> (
+        [(libc::__rlimit_resource_t, libc::rlim_t); MAX_LIMITS],
+        usize,
+    ) {
         let mut out = [(0, 0); MAX_LIMITS];
         let count = self.limits.len().min(MAX_LIMITS);
         for (slot, l) in out.iter_mut().zip(&self.limits) {
@@ -74,7 +91,11 @@ mod tests {
     use super::*;
 
     fn value(limits: &JobLimits, name: &str) -> Option<u64> {
-        limits.limits.iter().find(|l| l.name == name).map(|l| l.value)
+        limits
+            .limits
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.value)
     }
 
     #[test]

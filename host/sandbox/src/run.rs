@@ -58,8 +58,14 @@ pub async fn supervise(
     }
     // 3. Orphans (blocking waits on SIGKILLed processes: run off the async workers).
     if orphans_present() {
-        let swept = tokio::task::spawn_blocking(sweep_orphans).await.unwrap_or(0);
-        tracing::debug!(pid = leader.pid, swept, "killed and reaped orphaned descendants");
+        let swept = tokio::task::spawn_blocking(sweep_orphans)
+            .await
+            .unwrap_or(0);
+        tracing::debug!(
+            pid = leader.pid,
+            swept,
+            "killed and reaped orphaned descendants"
+        );
     }
     // 4. The leader.
     let status = leader.reap()?;

@@ -26,7 +26,9 @@ static LIVE_LEADERS: Mutex<BTreeSet<libc::pid_t>> = Mutex::new(BTreeSet::new());
 
 /// Locks the registry of live leaders (a poisoned lock still holds a valid set).
 pub fn live_leaders() -> MutexGuard<'static, BTreeSet<libc::pid_t>> {
-    LIVE_LEADERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    LIVE_LEADERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct SpawnRequest {
