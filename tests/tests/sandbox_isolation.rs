@@ -172,3 +172,16 @@ async fn stdin_is_empty() {
     assert_eq!(result.exit_code, Some(0));
     assert!(result.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_cannot_signal_the_daemon() {
+    let f = fixture(|_| {});
+    assert_eq!(
+        f.sandbox.capabilities().landlock,
+        Enforcement::FullyEnforced
+    );
+    let daemon = std::process::id().to_string();
+    let result = f.run(&literals(&["signal", &daemon]), TIMEOUT).await;
+    assert_eq!(result.exit_code, Some(1), "{}", stdout(&result));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("Operation not permitted"));
+}

@@ -67,10 +67,33 @@ pub fn probe() -> Enforcement {
     }
 }
 
+/// Rules shared by every job, opened once at start-up: system paths (read and execute) and
+/// device files (read and write). Missing paths are skipped.
+pub struct SharedRules {
+    rules: Vec<(PathFd, BitFlags<AccessFs>)>,
+}
+
+impl SharedRules {
+    pub fn open(system: &[PathBuf]) -> Result<Self, SandboxError> {
+        let mut rules = Vec::new();
+        for path in system {
+            if let Some(fd) = open_optional(path)? {
+                let access = narrow(&fd, AccessFs::from_read(TARGET_ABI))?;
+                rules.push((fd, access));
+            }
+        }
+        for device in DEVICE_FILES {
+            if let Some(fd) = open_optional(Path::new(device))? {
+                rules.push((fd, AccessFs::ReadFile | AccessFs::WriteFile));
+            }
+        }
+        Ok(Self { rules })
+    }
+}
+
 /// The paths a job may touch, grouped by access.
 pub struct JobRules<'a> {
-    /// Read and execute: system paths (skipped when missing).
-    pub system: &'a [PathBuf],
+    pub shared: &'a SharedRules,
     /// Read-only, bound to held directory fds: the allowed (input) directories.
     pub inputs: Vec<&'a OwnedFd>,
     /// Read and execute: the tool binary itself.
@@ -84,10 +107,8 @@ pub fn build(rules: &JobRules<'_>) -> Result<Option<OwnedFd>, SandboxError> {
     let read = AccessFs::from_read(TARGET_ABI);
     let all = AccessFs::from_all(TARGET_ABI);
     let mut ruleset = handled_ruleset().map_err(SandboxError::Landlock)?;
-    for path in rules.system {
-        if let Some(fd) = open_optional(path)? {
-            ruleset = add(ruleset, fd, read)?;
-        }
+    for (fd, access) in &rules.shared.rules {
+        ruleset = add(ruleset, fd, *access)?;
     }
     for fd in &rules.inputs {
         ruleset = add(ruleset, fd.as_fd(), read)?;
@@ -96,12 +117,8 @@ pub fn build(rules: &JobRules<'_>) -> Result<Option<OwnedFd>, SandboxError> {
     ruleset = add(ruleset, binary, AccessFs::ReadFile | AccessFs::Execute)?;
     for path in rules.writable {
         let fd = PathFd::new(path).map_err(|e| SandboxError::Landlock(e.to_string()))?;
-        ruleset = add(ruleset, fd, all)?;
-    }
-    for device in DEVICE_FILES {
-        if let Some(fd) = open_optional(Path::new(device))? {
-            ruleset = add(ruleset, fd, AccessFs::ReadFile | AccessFs::WriteFile)?;
-        }
+        let access = narrow(&fd, all)?;
+        ruleset = add(ruleset, fd, access)?;
     }
     Ok(ruleset.into())
 }
@@ -114,22 +131,25 @@ fn handled_ruleset() -> Result<RulesetCreated, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Adds a rule, narrowing the rights to those valid for a non-directory when `fd` is a file
-/// (directory-only rights on a file would silently degrade the ruleset).
 fn add<F: AsFd>(
     ruleset: RulesetCreated,
     fd: F,
     access: BitFlags<AccessFs>,
 ) -> Result<RulesetCreated, SandboxError> {
-    let is_dir = fstat_is_dir(fd.as_fd()).map_err(|e| SandboxError::Landlock(e.to_string()))?;
-    let access = if is_dir {
-        access
-    } else {
-        access & AccessFs::from_file(TARGET_ABI)
-    };
     ruleset
         .add_rule(PathBeneath::new(fd, access))
         .map_err(|e| SandboxError::Landlock(e.to_string()))
+}
+
+/// Narrows `access` to the rights valid for a non-directory when `fd` is a file (directory-only
+/// rights on a file would silently degrade the ruleset).
+fn narrow(fd: &PathFd, access: BitFlags<AccessFs>) -> Result<BitFlags<AccessFs>, SandboxError> {
+    let is_dir = fstat_is_dir(fd.as_fd()).map_err(|e| SandboxError::Landlock(e.to_string()))?;
+    Ok(if is_dir {
+        access
+    } else {
+        access & AccessFs::from_file(TARGET_ABI)
+    })
 }
 
 fn open_optional(path: &Path) -> Result<Option<PathFd>, SandboxError> {

@@ -116,6 +116,7 @@ pub struct Sandbox {
     allowed: Vec<HeldDir>,
     output_root: HeldDir,
     jobs_root: HeldDir,
+    landlock_shared: landlock_rules::SharedRules,
     spawner: spawner::Spawner,
     daemon_pid: libc::pid_t,
 }
@@ -195,6 +196,12 @@ impl Sandbox {
                 "memory_max_bytes/pids_max configured but the cgroup controller is unavailable"
             );
         }
+        let landlock_shared = landlock_rules::SharedRules::open(match landlock {
+            Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => {
+                &policy.system_read_paths
+            }
+            Enforcement::Off | Enforcement::NotEnforced => &[],
+        })?;
         reaper::become_subreaper()?;
         capabilities::make_daemon_non_dumpable()?;
         let last_capability = if running_as_root {
@@ -218,6 +225,7 @@ impl Sandbox {
             allowed,
             output_root,
             jobs_root,
+            landlock_shared,
             spawner: spawner::Spawner::start()?,
             // SAFETY: getpid cannot fail.
             daemon_pid: unsafe { libc::getpid() },
@@ -285,7 +293,7 @@ impl Sandbox {
         let landlock_fd = match self.capabilities.landlock {
             Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => {
                 landlock_rules::build(&landlock_rules::JobRules {
-                    system: &policy.system_read_paths,
+                    shared: &self.landlock_shared,
                     inputs: self.allowed.iter().map(|d| &d.fd).collect(),
                     binary: &spec.binary,
                     writable: [&job.output_dir, &job.private.home, &job.private.tmp],

@@ -152,21 +152,33 @@ pub fn orphans_present() -> bool {
     own_children().iter().any(|pid| !leaders.contains(pid))
 }
 
-/// Pids of the daemon's direct children, read from every thread's `children` list.
+/// Pids of the daemon's direct children that can be orphans. The kernel reparents an orphan to
+/// the first live thread of the subreaper, which is the main thread while it lives, so its
+/// `children` list is read; only without a main thread are all threads' lists read. (Leaders
+/// are children of the spawner thread and are excluded by the registry anyway.)
 fn own_children() -> Vec<libc::pid_t> {
+    let main_thread = format!("/proc/self/task/{}/children", std::process::id());
+    match fs::read_to_string(main_thread) {
+        Ok(list) => parse_pids(&list),
+        Err(_) => all_threads_children(),
+    }
+}
+
+fn all_threads_children() -> Vec<libc::pid_t> {
     let Ok(tasks) = fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
-    let mut children = Vec::new();
-    for task in tasks.flatten() {
-        if let Ok(list) = fs::read_to_string(task.path().join("children")) {
-            children.extend(
-                list.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            );
-        }
-    }
-    children
+    tasks
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| parse_pids(&list))
+        .collect()
+}
+
+fn parse_pids(list: &str) -> Vec<libc::pid_t> {
+    list.split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 /// Makes the daemon a child subreaper (process-wide, idempotent).

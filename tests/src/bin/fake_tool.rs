@@ -76,7 +76,7 @@ fn usage() -> i32 {
     eprintln!(
         "usage: toolgate-fake-tool MODE [ARGS]; modes: echo ARGS.. | env | fds | cwd | forkbomb | \
          memhog | spin | ignore-term | flood-stdout N | flood-stderr N | double-fork DIR | \
-         read FILE | write FILE | net PORT | exit N | sleep SECS"
+         read FILE | write FILE | net PORT | signal PID | exit N | sleep SECS"
     );
     2
 }
@@ -134,6 +134,17 @@ fn run_mode(args: &[String]) -> i32 {
                     0
                 }
                 Err(e) => fail("net", e),
+            },
+            None => usage(),
+        },
+        ("signal", 1) => match number(0) {
+            // SAFETY: kill(2) with SIGCONT, harmless to a running process.
+            Some(pid) => match unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) } {
+                0 => {
+                    println!("signalled");
+                    0
+                }
+                _ => fail("signal", std::io::Error::last_os_error()),
             },
             None => usage(),
         },
