@@ -36,8 +36,14 @@ fn main() {
         binary.display()
     );
     println!(
-        "{:<16} {:>12} {:>12} {:>8} {:>14} {:>14}",
-        "mode", "plain (µs)", "run (µs)", "ratio", "prepare (µs)", "cleanup (µs)"
+        "{:<16} {:>12} {:>16} {:>12} {:>8} {:>14} {:>14}",
+        "mode",
+        "plain (µs)",
+        "plain+fork (µs)",
+        "run (µs)",
+        "ratio",
+        "prepare (µs)",
+        "cleanup (µs)"
     );
     for (name, landlock, network) in modes {
         if only_mode.is_some_and(|m| m != name) {
@@ -56,14 +62,17 @@ fn main() {
         })
         .unwrap();
         let mut plain = Vec::with_capacity(iterations);
+        let mut forked = Vec::with_capacity(iterations);
         let mut run = Vec::with_capacity(iterations);
         let mut prepare = Vec::with_capacity(iterations);
         let mut cleanup = Vec::with_capacity(iterations);
         for i in 0..WARMUP + iterations {
             let p = time_plain(&binary);
+            let f = time_plain_forked(&binary);
             let (pr, r, c) = runtime.block_on(time_sandbox(&sandbox, &binary, i));
             if i >= WARMUP {
                 plain.push(p);
+                forked.push(f);
                 prepare.push(pr);
                 run.push(r);
                 cleanup.push(c);
@@ -71,9 +80,10 @@ fn main() {
         }
         let (plain, run) = (median(&mut plain), median(&mut run));
         println!(
-            "{:<16} {:>12.0} {:>12.0} {:>7.2}x {:>14.0} {:>14.0}",
+            "{:<16} {:>12.0} {:>16.0} {:>12.0} {:>7.2}x {:>14.0} {:>14.0}",
             name,
             micros(plain),
+            micros(median(&mut forked)),
             micros(run),
             run.as_secs_f64() / plain.as_secs_f64(),
             micros(median(&mut prepare)),
@@ -85,6 +95,20 @@ fn main() {
 fn time_plain(binary: &Path) -> Duration {
     let started = Instant::now();
     let status = std::process::Command::new(binary).status().unwrap();
+    let elapsed = started.elapsed();
+    assert!(status.success());
+    elapsed
+}
+
+/// The same spawn through std's fork path (any `pre_exec` hook disables posix_spawn): the part
+/// of the overhead that comes from forking rather than vfork-spawning.
+fn time_plain_forked(binary: &Path) -> Duration {
+    use std::os::unix::process::CommandExt;
+    let started = Instant::now();
+    let mut command = std::process::Command::new(binary);
+    // SAFETY: the hook does nothing.
+    unsafe { command.pre_exec(|| Ok(())) };
+    let status = command.status().unwrap();
     let elapsed = started.elapsed();
     assert!(status.success());
     elapsed

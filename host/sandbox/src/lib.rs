@@ -274,13 +274,27 @@ impl Sandbox {
         spec: RunSpec,
         cancel: CancellationToken,
     ) -> Result<RunResult, SandboxError> {
+        // Run sequence (parent side; the child side is in child.rs):
+        //  1. check the binary            5. create the job cgroup (cgroup mode)
+        //  2. rebuild the environment     6. fork + exec on the spawner thread
+        //  3. compute the rlimits         7. watch the leader (pidfd), take the pipes
+        //  4. build the Landlock ruleset  8. supervise + drain concurrently; kill, sweep, reap
+        //                                 9. remove the job cgroup, report
         let started = Instant::now();
+        // 1. The binary resolved at start-up must still be there.
         if !spec.binary.is_absolute() {
             return Err(SandboxError::BinaryUnavailable {
                 name: spec.binary.display().to_string(),
                 reason: "RunSpec.binary must be the absolute path from resolve_binary".into(),
             });
         }
+        if !spec.binary.is_file() {
+            return Err(SandboxError::BinaryUnavailable {
+                name: spec.binary.display().to_string(),
+                reason: "the resolved binary no longer exists".into(),
+            });
+        }
+        // 2. Environment.
         let policy = &self.policy;
         let env = env::build_env(
             &policy.path_env,
@@ -288,8 +302,10 @@ impl Sandbox {
             &job.private.tmp,
             &spec.env,
         )?;
+        // 3. rlimits.
         let run_as = self.dedicated_identity();
         let limits = JobLimits::compute(&policy.rlimits, spec.timeout, run_as.is_some());
+        // 4. Landlock ruleset (the child only restricts itself with it).
         let landlock_fd = match self.capabilities.landlock {
             Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => {
                 landlock_rules::build(&landlock_rules::JobRules {
@@ -307,6 +323,8 @@ impl Sandbox {
             (None, _) => Enforcement::NotEnforced,
         };
         let network_isolated = self.capabilities.network_namespace && !spec.needs_network;
+        let (report_read, report_write) = report_pipe()?;
+        // 5. Job cgroup: created last before the fork, so no earlier failure can leak it.
         let cgroup = match &self.capabilities.cgroup {
             Some(support) => Some(cgroup::JobCgroup::create(
                 support,
@@ -319,7 +337,6 @@ impl Sandbox {
         let cgroup_limits = cgroup
             .as_ref()
             .map_or((None, None), |c| (c.memory_max_bytes, c.pids_max));
-        let (report_read, report_write) = report_pipe()?;
         let (limit_array, limit_count) = limits.as_array();
         let plan = ChildPlan {
             cgroup_procs: cgroup.as_ref().map(|c| c.procs.clone()),
@@ -350,6 +367,7 @@ impl Sandbox {
         // allocate (see child.rs); the fds it names stay open until `spawn` has returned.
         unsafe { command.pre_exec(move || plan.apply()) };
 
+        // 6. Fork + exec.
         let spawned = self.spawner.spawn(command).await;
         drop(report_write);
         drop(landlock_fd);
@@ -366,54 +384,52 @@ impl Sandbox {
                 });
             }
         };
-        let leader = Leader::watch(child.id() as libc::pid_t)?;
-        let pipes = take_pipes(&mut child);
+        // 7. Watch the leader; from here on every exit path kills and reaps it.
+        let pid = child.id() as libc::pid_t;
+        let watched = Leader::watch(pid).and_then(|leader| Ok((leader, take_pipes(&mut child)?)));
+        let (leader, (out_pipe, err_pipe)) = match watched {
+            Ok(watched) => watched,
+            Err(e) => {
+                let _ = tokio::task::spawn_blocking(move || reaper::abandon(pid)).await;
+                if let Some(cgroup) = cgroup {
+                    let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
+                }
+                return Err(e);
+            }
+        };
 
+        // 8. Supervise (timeout, cancellation, kill, sweep, reap) while draining the output.
         let cap = policy.max_output_bytes;
         let mut stdout = Captured::default();
         let mut stderr = Captured::default();
-        let outcome = match pipes {
-            Ok((out_pipe, err_pipe)) => {
-                let drains = async {
-                    tokio::join!(
-                        drain(out_pipe, cap, &mut stdout),
-                        drain(err_pipe, cap, &mut stderr)
-                    )
-                };
-                let supervise = run::supervise(
-                    leader,
-                    cgroup.as_ref(),
-                    spec.timeout,
-                    policy.kill_grace,
-                    cancel,
-                );
-                tokio::pin!(drains, supervise);
-                let mut drained = false;
-                let outcome = loop {
-                    tokio::select! {
-                        _ = &mut drains, if !drained => drained = true,
-                        outcome = &mut supervise => break outcome,
-                    }
-                };
-                if !drained {
-                    let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, &mut drains).await;
-                }
-                outcome
-            }
-            Err(e) => {
-                let killed = CancellationToken::new();
-                killed.cancel();
-                let _ = run::supervise(
-                    leader,
-                    cgroup.as_ref(),
-                    Duration::ZERO,
-                    Duration::ZERO,
-                    killed,
+        let outcome = {
+            let drains = async {
+                tokio::join!(
+                    drain(out_pipe, cap, &mut stdout),
+                    drain(err_pipe, cap, &mut stderr)
                 )
-                .await;
-                Err(e)
+            };
+            let supervise = run::supervise(
+                leader,
+                cgroup.as_ref(),
+                spec.timeout,
+                policy.kill_grace,
+                cancel,
+            );
+            tokio::pin!(drains, supervise);
+            let mut drained = false;
+            let outcome = loop {
+                tokio::select! {
+                    _ = &mut drains, if !drained => drained = true,
+                    outcome = &mut supervise => break outcome,
+                }
+            };
+            if !drained {
+                let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, &mut drains).await;
             }
+            outcome
         };
+        // 9. Remove the job cgroup and report.
         if let Some(cgroup) = cgroup {
             let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
         }
@@ -467,6 +483,12 @@ impl Sandbox {
             .filter(|_| self.capabilities.running_as_root)
     }
 }
+
+/// `Sandbox` is shared between jobs through an `Arc`.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Sandbox>();
+};
 
 fn policy_error(field: &'static str, value: &str, reason: &str) -> SandboxError {
     SandboxError::Policy {

@@ -95,6 +95,21 @@ impl Leader {
     }
 }
 
+/// Kills and reaps a registered leader that could not be watched (pidfd or pipe set-up failed
+/// after the fork). Blocking: the wait is on a SIGKILLed child.
+pub fn abandon(pid: libc::pid_t) {
+    // SAFETY: kill(2) on our unreaped child's group and on the child itself.
+    unsafe {
+        libc::killpg(pid, libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let mut leaders = live_leaders();
+    let mut status = 0;
+    // SAFETY: waits for this specific SIGKILLed child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    leaders.remove(&pid);
+}
+
 fn decode(status: libc::c_int) -> ExitStatus {
     if libc::WIFEXITED(status) {
         ExitStatus {
