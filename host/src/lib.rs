@@ -1,1 +1,13 @@
-//! toolgate daemon library.
+//! toolgate, the daemon: configuration, job store, job execution, HTTP API, metrics and CLI.
+//! Plugins (the runtime crate) propose; the sandbox crate checks and runs; this crate decides
+//! what may run, when, and records what happened.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod jobs;
+pub mod logging;
+pub mod metrics;
+pub mod store;
+pub mod time;

@@ -1,0 +1,307 @@
+//! Daemon benchmark, side by side in one run:
+//! - requests/s and p50/p99 latency through `POST /api/tools/terrascan` at 32 concurrent clients
+//!   (the fast fake tool as terrascan) versus spawning the same binary directly with the same
+//!   concurrency;
+//! - daemon RSS while idle and (peak) during the run, from /proc/<pid>/status;
+//! - start-to-/health time, cold (empty plugin cache) and warm (precompiled cache).
+//!
+//! Run: `just build-plugins && cargo build --release -p toolgate-tests --bin toolgate-fake-tool
+//! && cargo bench -p toolgate --bench daemon`. Tunables: TOOLGATE_BENCH_SECS (default 10),
+//! TOOLGATE_BENCH_CLIENTS (default 32).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Request body: a terrascan scan of the sample directory.
+const BODY: &str = r#"{"iac_dir": "terraform"}"#;
+/// Longest the daemon may take to become ready before the benchmark gives up.
+const START_LIMIT: Duration = Duration::from_secs(60);
+
+fn main() {
+    let secs: u64 = env_number("TOOLGATE_BENCH_SECS", 10);
+    let clients: usize = env_number("TOOLGATE_BENCH_CLIENTS", 32) as usize;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let toolgate = PathBuf::from(env!("CARGO_BIN_EXE_toolgate"));
+    let profile_dir = toolgate.parent().expect("profile dir").to_path_buf();
+    let fake = profile_dir.join("toolgate-fake-tool");
+    assert!(
+        fake.is_file(),
+        "{} missing: cargo build --release -p toolgate-tests --bin toolgate-fake-tool",
+        fake.display()
+    );
+    let plugins = repo.join("target/plugins");
+    assert!(
+        plugins.join("terrascan.wasm").is_file(),
+        "run `just build-plugins` first"
+    );
+
+    let root = std::env::temp_dir().join(format!("toolgate-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for dir in ["workspace/terraform", "tools", "data"] {
+        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    std::fs::copy(
+        repo.join("examples/terraform/aws_ami/main.tf"),
+        root.join("workspace/terraform/main.tf"),
+    )
+    .expect("sample");
+    let terrascan = root.join("tools/terrascan");
+    std::fs::copy(&fake, &terrascan).expect("copy fake tool");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let config = root.join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nplugins_dir = {plugins:?}\n\
+             [sandbox]\nallowed_dirs = [{ws:?}]\noutput_root = {out:?}\n\
+             [tools.terrascan]\nbinary = {bin:?}\n\
+             [limits]\nmax_concurrent_jobs = {clients}\nmax_queued_jobs = {clients}\njob_retention = 100\n",
+            data = root.join("data").display().to_string(),
+            plugins = plugins.display().to_string(),
+            ws = root.join("workspace").display().to_string(),
+            out = root.join("data/output").display().to_string(),
+            bin = terrascan.display().to_string(),
+        ),
+    )
+    .expect("config");
+
+    let (cold_daemon, cold) = start(&toolgate, &config, port, &root);
+    stop(cold_daemon);
+    let (daemon, warm) = start(&toolgate, &config, port, &root);
+    let pid = daemon.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_rss = rss_kib(pid);
+
+    let workspace_dir = root.join("workspace/terraform");
+    let direct = load(clients, Duration::from_secs(secs), || {
+        let status = Command::new(&terrascan)
+            .args(["scan", "-i", "terraform", "-d"])
+            .arg(&workspace_dir)
+            .args(["-o", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .map(|out| out.status.code() == Some(3))
+            .unwrap_or(false);
+        status
+    });
+
+    let peak = Arc::new(Mutex::new(idle_rss));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (Arc::clone(&peak), Arc::clone(&sampling));
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                let now = rss_kib(pid);
+                let mut max = peak.lock().expect("lock");
+                *max = (*max).max(now);
+                drop(max);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let daemon_run = load(clients, Duration::from_secs(secs), || {
+        post(port, "/api/tools/terrascan", BODY)
+            .is_some_and(|body| body.contains("\"success\":true"))
+    });
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    let peak_rss = *peak.lock().expect("lock");
+    stop(daemon);
+    let _ = std::fs::remove_dir_all(&root);
+
+    println!(
+        "toolgate daemon benchmark ({clients} concurrent clients, {secs} s per side, fake terrascan)"
+    );
+    println!(
+        "{:<34} {:>10} {:>10} {:>10} {:>8}",
+        "", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for (name, result) in [
+        ("direct spawn (no daemon)", &direct),
+        ("POST /api/tools/terrascan", &daemon_run),
+    ] {
+        println!(
+            "{:<34} {:>10.1} {:>10.2} {:>10.2} {:>8}",
+            name,
+            result.rate(),
+            result.percentile(50.0),
+            result.percentile(99.0),
+            result.errors
+        );
+    }
+    println!(
+        "daemon / direct throughput: {:.1}% (target >= 70%)",
+        100.0 * daemon_run.rate() / direct.rate().max(f64::EPSILON)
+    );
+    println!(
+        "daemon RSS idle: {:.1} MB (target < 40 MB)",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "daemon RSS peak during the run: {:.1} MB (target < 100 MB)",
+        peak_rss as f64 / 1024.0
+    );
+    println!(
+        "start to /health ready, cold (empty plugin cache): {:.0} ms (target <= 2000 ms)",
+        cold.as_secs_f64() * 1000.0
+    );
+    println!(
+        "start to /health ready, warm (precompiled cache): {:.0} ms (target <= 150 ms)",
+        warm.as_secs_f64() * 1000.0
+    );
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct LoadResult {
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+impl LoadResult {
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((p / 100.0) * (self.latencies.len() - 1) as f64).round() as usize;
+        self.latencies[index].as_secs_f64() * 1000.0
+    }
+}
+
+/// Runs `call` from `clients` threads for `duration`; successes are timed, failures counted.
+fn load(clients: usize, duration: Duration, call: impl Fn() -> bool + Sync) -> LoadResult {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut ok, mut errors) = (Vec::new(), 0);
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        if call() {
+                            ok.push(t.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    (ok, errors)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut latencies: Vec<Duration> = results
+        .iter()
+        .flat_map(|(ok, _)| ok.iter().copied())
+        .collect();
+    latencies.sort_unstable();
+    LoadResult {
+        latencies,
+        errors: results.iter().map(|(_, e)| e).sum(),
+        elapsed,
+    }
+}
+
+/// Starts the daemon and returns it with the time until `/health` answered 200.
+fn start(toolgate: &Path, config: &Path, port: u16, root: &Path) -> (Child, Duration) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("daemon.log"))
+        .expect("log");
+    let started = Instant::now();
+    let mut child = Command::new(toolgate)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn toolgate");
+    loop {
+        if get(port, "/health").is_some() {
+            return (child, started.elapsed());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "toolgate exited during start ({status}); see {}",
+                root.join("daemon.log").display()
+            );
+        }
+        assert!(
+            started.elapsed() < START_LIMIT,
+            "toolgate not ready in {START_LIMIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn stop(mut child: Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child; no memory involved.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = child.wait();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    exchange(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+fn post(port: u16, path: &str, body: &str) -> Option<String> {
+    exchange(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// One exchange; the body when the status is 200.
+fn exchange(port: u16, request: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.starts_with("HTTP/1.1 200").then_some(response)
+}

@@ -1,0 +1,69 @@
+//! `GET /health` in HexStrike's shape, plus toolgate's plugin and sandbox facts.
+//!
+//! Invariant: answers from facts computed at start-up (no process spawning, no disk), so it is
+//! fast enough for HexStrike's client, which calls it with a short timeout at start-up.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{AppState, PluginInfo, SkippedPluginInfo};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/health", get(health))
+}
+
+/// `GET /health` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `healthy` when every loaded tool has its binary, else `degraded`.
+    pub status: String,
+    pub message: String,
+    pub version: String,
+    /// Whether each tool's binary is available.
+    pub tools_status: BTreeMap<String, bool>,
+    pub all_essential_tools_available: bool,
+    pub total_tools_available: usize,
+    pub total_tools_count: usize,
+    /// Seconds since the daemon started.
+    pub uptime: f64,
+    pub plugins: Vec<PluginInfo>,
+    pub skipped_plugins: Vec<SkippedPluginInfo>,
+    /// Sandbox capabilities available on this host.
+    #[schema(value_type = Object)]
+    pub sandbox: serde_json::Value,
+}
+
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "Daemon health", body = HealthResponse)))]
+async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
+    let tools_status: BTreeMap<String, bool> = state
+        .jobs
+        .catalog()
+        .iter()
+        .map(|entry| (entry.description.name.clone(), entry.is_available()))
+        .collect();
+    let available = tools_status.values().filter(|ok| **ok).count();
+    let all_available = available == tools_status.len();
+    let facts = &state.facts;
+    Json(HealthResponse {
+        status: if all_available { "healthy" } else { "degraded" }.into(),
+        message: format!(
+            "toolgate is running; {available} of {} tools available",
+            tools_status.len()
+        ),
+        version: env!("CARGO_PKG_VERSION").into(),
+        all_essential_tools_available: all_available,
+        total_tools_available: available,
+        total_tools_count: tools_status.len(),
+        tools_status,
+        uptime: facts.started.elapsed().as_secs_f64(),
+        plugins: facts.plugins.clone(),
+        skipped_plugins: facts.skipped_plugins.clone(),
+        sandbox: facts.sandbox.clone(),
+    })
+}

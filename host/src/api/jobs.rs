@@ -1,0 +1,139 @@
+//! `/api/jobs`: the job history (from the store) and cancellation (through the registry).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ApiError, AppState, ErrorBody};
+use crate::store::{JobFilter, JobRecord, JobStatus};
+
+/// Jobs listed when the caller gives no limit.
+const DEFAULT_LIST_LIMIT: usize = 50;
+/// Most jobs listed at once: keeps one response (and one query) small.
+const MAX_LIST_LIMIT: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/jobs", get(list_jobs))
+        .route("/api/jobs/{id}", get(get_job))
+        .route("/api/jobs/{id}/cancel", post(cancel_job))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct JobsQuery {
+    /// Most jobs returned (1..=1000, default 50).
+    limit: Option<usize>,
+    /// Only this tool's jobs.
+    tool: Option<String>,
+    /// Only jobs in this status (queued, running, succeeded, failed, cancelled, timed_out, interrupted).
+    status: Option<String>,
+}
+
+/// `GET /api/jobs` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobRecord>,
+    pub count: usize,
+}
+
+/// `POST /api/jobs/{id}/cancel` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelAccepted {
+    pub job_id: String,
+    /// Always `cancelling`: the job ends (and is recorded) shortly after.
+    pub status: String,
+}
+
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(JobsQuery),
+    responses(
+        (status = 200, description = "Jobs, newest first, without stdout/stderr", body = JobList),
+        (status = 400, description = "Invalid query", body = ErrorBody)))]
+async fn list_jobs(
+    State(state): State<AppState>,
+    query: Result<Query<JobsQuery>, QueryRejection>,
+) -> Result<Json<JobList>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::BadQuery(rejection.body_text()))?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(ApiError::BadQuery(format!(
+            "limit {limit} is out of range; allowed: 1..={MAX_LIST_LIMIT}"
+        )));
+    }
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<JobStatus>)
+        .transpose()
+        .map_err(|error| ApiError::BadQuery(error.to_string()))?;
+    let jobs = state
+        .jobs
+        .store()
+        .list(JobFilter {
+            tool: query.tool,
+            status,
+            limit,
+        })
+        .await?;
+    Ok(Json(JobList {
+        count: jobs.len(),
+        jobs,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job, with stdout/stderr unless dropped by retention", body = JobRecord),
+        (status = 404, description = "No such job", body = ErrorBody)))]
+async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobRecord>, ApiError> {
+    state
+        .jobs
+        .store()
+        .get(id.clone())
+        .await?
+        .map(Json)
+        .ok_or_else(|| job_not_found(&id))
+}
+
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 202, description = "Cancellation requested", body = CancelAccepted),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job already ended", body = ErrorBody)))]
+async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
+    if state.jobs.cancel(&id) {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(CancelAccepted {
+                job_id: id,
+                status: "cancelling".into(),
+            }),
+        ));
+    }
+    match state.jobs.store().get(id.clone()).await? {
+        Some(job) => Err(ApiError::Conflict(format!(
+            "job {id} already ended with status {}",
+            job.status
+        ))),
+        None => Err(job_not_found(&id)),
+    }
+}
+
+pub(super) fn job_not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "no job with id {:?}",
+        id.chars().take(64).collect::<String>()
+    ))
+}

@@ -1,0 +1,124 @@
+//! The HTTP API: one router per resource, merged here, sharing one cloneable [`AppState`].
+//!
+//! Invariants: every route is listed in [`ROUTES`] and documented in the OpenAPI document (a unit
+//! test walks the list); every error is an [`ApiError`] rendered as JSON; request bodies are
+//! bounded by `limits.max_body_bytes`; every request is counted by method, matched route and
+//! status (never by raw path, which would let callers create unbounded metric series).
+
+mod docs;
+mod error;
+mod health;
+mod jobs;
+mod processes;
+mod tools;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub use docs::ApiDoc;
+pub use error::{ApiError, ErrorBody, RETRY_AFTER_SECS};
+
+use crate::jobs::JobService;
+use crate::metrics::Metrics;
+
+/// Every (method, path template) the router serves; the OpenAPI test walks this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/api/tools"),
+    ("GET", "/api/tools/{tool}"),
+    ("POST", "/api/tools/{tool}"),
+    ("GET", "/api/jobs"),
+    ("GET", "/api/jobs/{id}"),
+    ("POST", "/api/jobs/{id}/cancel"),
+    ("GET", "/api/processes/list"),
+    ("GET", "/api/processes/status/{id}"),
+    ("POST", "/api/processes/terminate/{id}"),
+];
+
+/// A loaded plugin, as `/health` lists it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+}
+
+/// A plugin file that was not loaded, and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SkippedPluginInfo {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Facts computed once at start-up so `/health` answers without I/O.
+#[derive(Debug)]
+pub struct StartupFacts {
+    pub started: Instant,
+    pub plugins: Vec<PluginInfo>,
+    pub skipped_plugins: Vec<SkippedPluginInfo>,
+    /// What the sandbox can enforce on this host.
+    pub sandbox: serde_json::Value,
+}
+
+/// Request-handling settings from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSettings {
+    pub cancel_on_disconnect: bool,
+    pub max_body_bytes: usize,
+}
+
+/// Shared state of every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub jobs: JobService,
+    pub metrics: Arc<Metrics>,
+    pub facts: Arc<StartupFacts>,
+    pub settings: ApiSettings,
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let metrics = Arc::clone(&state.metrics);
+    let max_body_bytes = state.settings.max_body_bytes;
+    Router::new()
+        .merge(health::router())
+        .merge(docs::router())
+        .merge(tools::router())
+        .merge(jobs::router())
+        .merge(processes::router())
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(metrics, count_request))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint; see /openapi.json".into())
+}
+
+/// Counts each request by method, matched route template and status.
+async fn count_request(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let response = next.run(request).await;
+    metrics.record_request(&method, &route, response.status().as_u16());
+    response
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+//! HexStrike's process endpoints, over toolgate's live jobs (a "process" is a job id, never an
+//! OS pid: callers must not be able to signal arbitrary processes).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::jobs::ActiveJobInfo;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/processes/list", get(list_processes))
+        .route("/api/processes/status/{id}", get(process_status))
+        .route("/api/processes/terminate/{id}", post(terminate_process))
+}
+
+/// `GET /api/processes/list` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessList {
+    pub success: bool,
+    /// Live jobs by job id.
+    pub active_processes: BTreeMap<String, ActiveJobInfo>,
+    pub total_count: usize,
+}
+
+/// `GET /api/processes/status/{id}` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessStatus {
+    pub success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ActiveJobInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/processes/terminate/{id}` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TerminateResult {
+    pub success: bool,
+    pub message: String,
+}
+
+#[utoipa::path(get, path = "/api/processes/list", tag = "processes",
+    responses((status = 200, description = "Live (queued or running) jobs", body = ProcessList)))]
+async fn list_processes(State(state): State<AppState>) -> Json<ProcessList> {
+    let active_processes: BTreeMap<_, _> = state
+        .jobs
+        .registry()
+        .list()
+        .into_iter()
+        .map(|job| (job.job_id.clone(), job))
+        .collect();
+    Json(ProcessList {
+        success: true,
+        total_count: active_processes.len(),
+        active_processes,
+    })
+}
+
+#[utoipa::path(get, path = "/api/processes/status/{id}", tag = "processes",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The live job", body = ProcessStatus),
+        (status = 404, description = "No live job with this id", body = ProcessStatus)))]
+async fn process_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> (StatusCode, Json<ProcessStatus>) {
+    match state.jobs.registry().get(&id) {
+        Some(process) => (
+            StatusCode::OK,
+            Json(ProcessStatus {
+                success: true,
+                process: Some(process),
+                error: None,
+            }),
+        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(ProcessStatus {
+                success: false,
+                process: None,
+                error: Some(not_live(&id)),
+            }),
+        ),
+    }
+}
+
+#[utoipa::path(post, path = "/api/processes/terminate/{id}", tag = "processes",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Termination requested", body = TerminateResult),
+        (status = 404, description = "No live job with this id", body = TerminateResult)))]
+async fn terminate_process(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> (StatusCode, Json<TerminateResult>) {
+    if state.jobs.cancel(&id) {
+        (
+            StatusCode::OK,
+            Json(TerminateResult {
+                success: true,
+                message: format!("job {id} is being terminated"),
+            }),
+        )
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(TerminateResult {
+                success: false,
+                message: not_live(&id),
+            }),
+        )
+    }
+}
+
+fn not_live(id: &str) -> String {
+    format!(
+        "no queued or running job with id {:?}",
+        id.chars().take(64).collect::<String>()
+    )
+}

@@ -1,0 +1,196 @@
+//! `/api/tools`: list and describe tools, and run one (HexStrike's `POST /api/tools/{tool}`).
+//!
+//! Invariants: the body is parsed here (so malformed JSON is a JSON 400, not axum's text); an
+//! empty body means "all defaults"; a caller that disconnects from a running call cancels its
+//! job when `limits.cancel_on_disconnect` is set (a drop guard on the handler future).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+
+use super::{ApiError, AppState, ErrorBody};
+use crate::jobs::{ToolEntry, ToolRunResponse};
+use crate::metrics::Rejection;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/tools", get(list_tools))
+        .route("/api/tools/{tool}", get(describe_tool).post(run_tool))
+}
+
+/// A tool as the daemon would run it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+    pub summary: String,
+    /// The executable name the plugin asks for.
+    pub executable: String,
+    /// Whether the binary was found.
+    pub available: bool,
+    /// The binary that runs (absolute), when available.
+    pub binary: Option<String>,
+    /// Why the binary is unavailable, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable_reason: Option<String>,
+    /// Effective timeout in seconds.
+    pub timeout_secs: u64,
+    pub needs_network: bool,
+    /// Environment variable names the tool receives.
+    pub env_passthrough: Vec<String>,
+    /// JSON Schema of the parameters object.
+    #[schema(value_type = Object)]
+    pub params_schema: serde_json::Value,
+}
+
+impl From<&ToolEntry> for ToolInfo {
+    fn from(entry: &ToolEntry) -> Self {
+        let description = &entry.description;
+        Self {
+            name: description.name.clone(),
+            version: description.version.clone(),
+            summary: description.summary.clone(),
+            executable: description.executable.clone(),
+            available: entry.binary.is_ok(),
+            binary: entry.binary.as_ref().ok().map(|p| p.display().to_string()),
+            unavailable_reason: entry.binary.as_ref().err().cloned(),
+            timeout_secs: entry.timeout.as_secs(),
+            needs_network: description.needs_network,
+            env_passthrough: entry.env.iter().map(|(name, _)| name.clone()).collect(),
+            params_schema: description.params_schema.clone(),
+        }
+    }
+}
+
+/// `GET /api/tools` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToolList {
+    pub tools: Vec<ToolInfo>,
+    pub count: usize,
+}
+
+#[utoipa::path(get, path = "/api/tools", tag = "tools",
+    responses((status = 200, description = "Loaded tools", body = ToolList)))]
+async fn list_tools(State(state): State<AppState>) -> Json<ToolList> {
+    let tools: Vec<ToolInfo> = state.jobs.catalog().iter().map(ToolInfo::from).collect();
+    Json(ToolList {
+        count: tools.len(),
+        tools,
+    })
+}
+
+#[utoipa::path(get, path = "/api/tools/{tool}", tag = "tools",
+    params(("tool" = String, Path, description = "Tool name")),
+    responses(
+        (status = 200, description = "The tool", body = ToolInfo),
+        (status = 404, description = "Unknown tool", body = ErrorBody)))]
+async fn describe_tool(
+    State(state): State<AppState>,
+    Path(tool): Path<String>,
+) -> Result<Json<ToolInfo>, ApiError> {
+    state
+        .jobs
+        .catalog()
+        .get(&tool)
+        .map(|entry| Json(ToolInfo::from(entry)))
+        .ok_or_else(|| ApiError::NotFound(format!("unknown tool {:?}", truncate(&tool))))
+}
+
+/// Runs a tool and waits for its result (HexStrike-compatible).
+#[utoipa::path(post, path = "/api/tools/{tool}", tag = "tools",
+    params(("tool" = String, Path, description = "Tool name, e.g. terrascan or prowler")),
+    request_body(content = Object, description = "The tool's parameters (see its params_schema); empty strings mean the default"),
+    responses(
+        (status = 200, description = "The job ran (also when the tool failed: see success)", body = ToolRunResponse),
+        (status = 400, description = "Malformed JSON, invalid parameters or a refused plan", body = ErrorBody),
+        (status = 404, description = "Unknown tool", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "Too many jobs; see Retry-After", body = ErrorBody),
+        (status = 502, description = "The plugin failed", body = ErrorBody),
+        (status = 503, description = "Tool binary not installed, or shutting down", body = ErrorBody)))]
+async fn run_tool(
+    State(state): State<AppState>,
+    Path(tool): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ToolRunResponse>, ApiError> {
+    let params = read_params(&state, body)?;
+    let started = state.jobs.start(&tool, params).await?;
+    let guard = CancelOnDrop {
+        token: state
+            .settings
+            .cancel_on_disconnect
+            .then(|| started.cancel.clone()),
+    };
+    let outcome = started.outcome().await;
+    guard.disarm();
+    Ok(Json(outcome?))
+}
+
+fn read_params(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<serde_json::Value, ApiError> {
+    let refuse = |reason: Rejection, error: ApiError| {
+        state.metrics.record_rejection(reason);
+        error
+    };
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            refuse(
+                Rejection::BodyTooLarge,
+                ApiError::BodyTooLarge {
+                    limit: state.settings.max_body_bytes,
+                },
+            )
+        } else {
+            refuse(
+                Rejection::MalformedBody,
+                ApiError::BodyUnreadable(rejection.body_text()),
+            )
+        }
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    let params: serde_json::Value = serde_json::from_slice(&body).map_err(|error| {
+        refuse(
+            Rejection::MalformedBody,
+            ApiError::MalformedJson(error.to_string()),
+        )
+    })?;
+    if !params.is_object() {
+        return Err(refuse(Rejection::MalformedBody, ApiError::BodyNotAnObject));
+    }
+    Ok(params)
+}
+
+/// Cancels the job if the handler future is dropped before the job ended (client went away).
+struct CancelOnDrop {
+    token: Option<CancellationToken>,
+}
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.token = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            tracing::info!("client went away; cancelling its job");
+            token.cancel();
+        }
+    }
+}
+
+fn truncate(value: &str) -> String {
+    value.chars().take(64).collect()
+}

@@ -1,0 +1,261 @@
+//! The command line: `serve`, `config check`, and the `plugin` inspection commands.
+//!
+//! Invariants: every command that takes a configuration validates it exactly as `serve` does
+//! (so `config check` passing means `serve` accepts the file); `plugin dry-run` executes nothing:
+//! it plans and has the sandbox check the plan in a throwaway job whose directories it removes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError};
+use crate::daemon::{self, DaemonError};
+use crate::jobs::{JobError, ToolCatalog, plan_job};
+use crate::metrics::Metrics;
+
+/// Exit code for invalid input to `plugin dry-run` (field errors or a refused plan).
+const EXIT_INVALID_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "toolgate",
+    version,
+    about = "Runs security scanners for HTTP callers without trusting their input"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// Configuration file (TOML); the embedded defaults when absent.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding `listen` (loopback only).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Inspect the loaded plugins.
+    Plugin {
+        /// Configuration file (TOML); the embedded defaults when absent.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and explain each problem with its key.
+    Check { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// List the loaded tools and whether their binaries are available.
+    List,
+    /// Print a tool's description, parameter schema and binary.
+    Describe { tool: String },
+    /// Print the argv a call would run, without running anything.
+    DryRun {
+        tool: String,
+        /// The parameters as a JSON object, e.g. '{"iac_dir": "."}'.
+        params: String,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error("cannot start the async runtime: {0}")]
+    AsyncRuntime(std::io::Error),
+    #[error("unknown tool {0:?}; `toolgate plugin list` shows the loaded tools")]
+    UnknownTool(String),
+    #[error("cannot write the output: {0}")]
+    Output(#[from] serde_json::Error),
+    #[error(transparent)]
+    Job(#[from] JobError),
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> Result<ExitCode, CliError> {
+    match Cli::parse().command {
+        Command::Serve { config, listen } => serve(config.as_deref(), listen),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => Ok(check(&file)),
+        Command::Plugin { config, command } => {
+            let config = load(config.as_deref())?;
+            crate::logging::init(config.log_format);
+            match command {
+                PluginCommand::List => list(&config),
+                PluginCommand::Describe { tool } => describe(&config, &tool),
+                PluginCommand::DryRun { tool, params } => dry_run(&config, &tool, &params),
+            }
+        }
+    }
+}
+
+fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(path) => Config::load(path),
+        None => Config::embedded_default(),
+    }
+}
+
+fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> Result<ExitCode, CliError> {
+    let mut config = load(path)?;
+    if let Some(listen) = listen {
+        config.override_listen(listen)?;
+    }
+    crate::logging::init(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::AsyncRuntime)?;
+    runtime.block_on(daemon::serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(file: &Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(config) => {
+            println!(
+                "{}: OK (listen {}, {} allowed dir(s), plugins from {})",
+                file.display(),
+                config.listen,
+                config.sandbox.allowed_dirs.len(),
+                config.plugins_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(ConfigError::Invalid { problems }) => {
+            eprintln!("{}: {} problem(s)", file.display(), problems.len());
+            for problem in problems {
+                eprintln!("error at `{}`: {}", problem.key, problem.message);
+            }
+            ExitCode::FAILURE
+        }
+        Err(other) => {
+            eprintln!("{other}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn catalog(
+    config: &Config,
+) -> Result<(toolgate_plugin_runtime::PluginRuntime, ToolCatalog), CliError> {
+    let (plugins, _report) = daemon::load_plugins(config).map_err(DaemonError::from)?;
+    let catalog = ToolCatalog::build(plugins.tools(), config, |name| std::env::var(name).ok());
+    Ok((plugins, catalog))
+}
+
+fn list(config: &Config) -> Result<ExitCode, CliError> {
+    let (_plugins, catalog) = catalog(config)?;
+    if catalog.is_empty() {
+        println!("no plugins loaded from {}", config.plugins_dir.display());
+    }
+    for entry in catalog.iter() {
+        let binary = match &entry.binary {
+            Ok(path) => path.display().to_string(),
+            Err(reason) => format!("UNAVAILABLE ({reason})"),
+        };
+        println!(
+            "{}\t{}\t{}\t{}",
+            entry.description.name, entry.description.version, binary, entry.description.summary
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct DescribeOutput<'a> {
+    #[serde(flatten)]
+    description: &'a toolgate_plugin_runtime::ToolDescription,
+    binary: Option<String>,
+    unavailable_reason: Option<&'a str>,
+    effective_timeout_secs: u64,
+}
+
+fn describe(config: &Config, tool: &str) -> Result<ExitCode, CliError> {
+    let (_plugins, catalog) = catalog(config)?;
+    let entry = catalog
+        .get(tool)
+        .ok_or_else(|| CliError::UnknownTool(tool.to_string()))?;
+    let output = DescribeOutput {
+        description: &entry.description,
+        binary: entry.binary.as_ref().ok().map(|p| p.display().to_string()),
+        unavailable_reason: entry.binary.as_ref().err().map(String::as_str),
+        effective_timeout_secs: entry.timeout.as_secs(),
+    };
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct DryRunOutput {
+    argv: Vec<String>,
+    command: String,
+    output_directory: Option<String>,
+}
+
+fn dry_run(config: &Config, tool: &str, params: &str) -> Result<ExitCode, CliError> {
+    let (plugins, catalog) = catalog(config)?;
+    let entry = catalog
+        .get(tool)
+        .ok_or_else(|| CliError::UnknownTool(tool.to_string()))?;
+    let jail = daemon::build_sandbox(config).map_err(DaemonError::from)?;
+    let job_id = format!("dry-run-{}", uuid::Uuid::new_v4());
+    let planned = plan_job(&plugins, &jail, &Metrics::new(), entry, &job_id, params);
+    let result = match planned {
+        Ok(planned) => {
+            let output = DryRunOutput {
+                output_directory: planned
+                    .output_directory
+                    .as_ref()
+                    .map(|dir| dir.display().to_string()),
+                argv: planned.argv,
+                command: planned.command,
+            };
+            // Leave nothing behind: the private directories, and the output directory if empty.
+            jail.cleanup(&job_id);
+            let _ = std::fs::remove_dir(&planned.prepared.output_dir);
+            println!("{}", serde_json::to_string_pretty(&output)?);
+            ExitCode::SUCCESS
+        }
+        Err(JobError::InvalidParams { errors, .. }) => {
+            jail.cleanup(&job_id);
+            let body = serde_json::json!({ "error": "invalid parameters", "errors": errors });
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            ExitCode::from(EXIT_INVALID_INPUT)
+        }
+        Err(error @ JobError::PlanRejected { .. }) => {
+            jail.cleanup(&job_id);
+            let body = serde_json::json!({ "error": error.to_string() });
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            ExitCode::from(EXIT_INVALID_INPUT)
+        }
+        Err(other) => {
+            jail.cleanup(&job_id);
+            return Err(other.into());
+        }
+    };
+    Ok(result)
+}

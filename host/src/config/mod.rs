@@ -1,0 +1,245 @@
+//! The daemon's configuration file (TOML).
+//!
+//! Invariants: every struct rejects unknown keys (`deny_unknown_fields`) so a typo is an error
+//! naming the key, never a silently ignored setting; every key has a default, and the embedded
+//! default (an empty document) works from the repository root; relative paths are resolved
+//! against the process working directory once, at load time, so nothing downstream sees a
+//! relative path; a configuration that listens beyond loopback is refused because the daemon
+//! has no authentication yet.
+
+mod sandbox;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toolgate_plugin_runtime::RuntimeConfig;
+
+pub use sandbox::SandboxConfig;
+pub use validate::ConfigProblem;
+
+/// Default listen address: loopback only, HexStrike's port.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The document does not parse or does not match the schema; `key` is the dotted path.
+    #[error("{}", render_problems(problems))]
+    Invalid { problems: Vec<ConfigProblem> },
+    #[error("cannot determine the working directory to resolve relative paths: {0}")]
+    WorkingDirectory(std::io::Error),
+}
+
+fn render_problems(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on; loopback only until authentication exists.
+    pub listen: SocketAddr,
+    /// Holds the SQLite database, the plugin compilation cache and the private job directories.
+    pub data_dir: PathBuf,
+    /// Directory of `<tool>.wasm` plugin components.
+    pub plugins_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub sandbox: SandboxConfig,
+    /// Per-tool operator settings, keyed by tool name.
+    pub tools: BTreeMap<String, ToolConfig>,
+    pub limits: LimitsConfig,
+    /// The plugin runtime's own section.
+    pub plugins: RuntimeConfig,
+    pub http: HttpConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8888))),
+            data_dir: PathBuf::from("./data"),
+            plugins_dir: PathBuf::from("target/plugins"),
+            log_format: LogFormat::Human,
+            sandbox: SandboxConfig::default(),
+            tools: BTreeMap::new(),
+            limits: LimitsConfig::default(),
+            plugins: RuntimeConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+/// Operator settings for one tool (`[tools.<name>]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolConfig {
+    /// The file executed for this tool; when absent the tool's executable name is looked up in
+    /// `sandbox.path`.
+    pub binary: Option<PathBuf>,
+    /// Overrides the plugin's default timeout (still capped by `sandbox.timeout_secs`).
+    pub timeout_secs: Option<u64>,
+    /// Environment variables passed to the tool, with the daemon's values, when the plugin also
+    /// declares them.
+    pub env_passthrough: Vec<String>,
+}
+
+/// Admission and retention limits (`[limits]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Jobs running at once.
+    pub max_concurrent_jobs: usize,
+    /// Jobs waiting for a slot; beyond that requests get 429.
+    pub max_queued_jobs: usize,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How many of the newest jobs keep their full stdout/stderr in the database.
+    pub job_retention: usize,
+    /// Whether a client closing its connection cancels its synchronous job.
+    pub cancel_on_disconnect: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_jobs: 4,
+            max_queued_jobs: 32,
+            max_body_bytes: 1024 * 1024,
+            job_retention: 1000,
+            cancel_on_disconnect: true,
+        }
+    }
+}
+
+/// HTTP server settings (`[http]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// On SIGTERM/SIGINT, how long running jobs may finish before they are cancelled.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses, resolves and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// The embedded default configuration (every key at its default).
+    pub fn embedded_default() -> Result<Self, ConfigError> {
+        Self::from_toml("")
+    }
+
+    /// Parses, resolves relative paths against the working directory, and validates.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let cwd = std::env::current_dir().map_err(ConfigError::WorkingDirectory)?;
+        Self::from_toml_in(text, &cwd)
+    }
+
+    /// Like [`Config::from_toml`] with an explicit base directory for relative paths.
+    pub fn from_toml_in(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut config = parse(text)?;
+        config.resolve_paths(base);
+        let problems = validate::problems(&config);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid { problems })
+        }
+    }
+
+    /// Replaces `listen` (the `--listen` flag) and validates again.
+    pub fn override_listen(&mut self, listen: SocketAddr) -> Result<(), ConfigError> {
+        self.listen = listen;
+        let problems = validate::problems(self);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { problems })
+        }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        resolve(&mut self.data_dir);
+        resolve(&mut self.plugins_dir);
+        self.sandbox.resolve_paths(base);
+        for tool in self.tools.values_mut() {
+            if let Some(binary) = tool.binary.as_mut() {
+                resolve(binary);
+            }
+        }
+    }
+
+    /// SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("toolgate.sqlite3")
+    }
+
+    /// Compiled-plugin cache directory.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("cache").join("plugins")
+    }
+
+    /// Root of the private per-job directories.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.data_dir.join("jobs")
+    }
+}
+
+/// Deserializes the document, reporting the dotted key path and the source span on error.
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    let deserializer =
+        toml::de::Deserializer::parse(text).map_err(|error| ConfigError::Invalid {
+            problems: vec![ConfigProblem::syntax(&error)],
+        })?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| ConfigError::Invalid {
+        problems: vec![ConfigProblem::schema(
+            &error.path().to_string(),
+            error.inner(),
+        )],
+    })
+}
+
+#[cfg(test)]
+mod tests;

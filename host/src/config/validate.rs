@@ -1,0 +1,163 @@
+//! Semantic checks on a parsed configuration.
+//!
+//! Invariant: every problem names the dotted key it is about, the offending value and what is
+//! allowed, and all problems are reported at once (not just the first).
+
+use std::fmt;
+
+use super::Config;
+
+/// Longest value quoted back in an error message.
+const MAX_QUOTED_VALUE_CHARS: usize = 80;
+
+/// One thing wrong with a configuration, tied to its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path, e.g. `sandbox.timeout_secs`; `.` for the document itself.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl ConfigProblem {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A TOML syntax error (toml's message carries the line, column and a source excerpt).
+    pub(super) fn syntax(error: &toml::de::Error) -> Self {
+        Self::new(".", format!("invalid TOML: {error}"))
+    }
+
+    /// A schema error (unknown key, wrong type) at `path`.
+    pub(super) fn schema(path: &str, error: &toml::de::Error) -> Self {
+        let key = if path.is_empty() { "." } else { path };
+        Self::new(key, error.to_string().trim_end().to_string())
+    }
+}
+
+fn quoted(value: &str) -> String {
+    let mut shown: String = value.chars().take(MAX_QUOTED_VALUE_CHARS).collect();
+    if shown.len() < value.len() {
+        shown.push_str("...");
+    }
+    format!("{shown:?}")
+}
+
+/// Every semantic problem with `config`.
+pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    if !config.listen.ip().is_loopback() {
+        problems.push(ConfigProblem::new(
+            "listen",
+            format!(
+                "{} is not a loopback address; refusing to listen beyond this host because \
+                 authentication is not configured yet (use 127.0.0.1 or ::1)",
+                quoted(&config.listen.to_string())
+            ),
+        ));
+    }
+    let limits = &config.limits;
+    if limits.max_concurrent_jobs == 0 {
+        problems.push(ConfigProblem::new(
+            "limits.max_concurrent_jobs",
+            "0 would never run a job; allowed: 1 or more",
+        ));
+    }
+    if limits.max_body_bytes == 0 {
+        problems.push(ConfigProblem::new(
+            "limits.max_body_bytes",
+            "0 would refuse every request; allowed: 1 or more",
+        ));
+    }
+    if config.sandbox.timeout_secs == 0 {
+        problems.push(ConfigProblem::new(
+            "sandbox.timeout_secs",
+            "0 would kill every tool at once; allowed: 1 or more",
+        ));
+    }
+    if config.sandbox.allowed_dirs.is_empty() {
+        problems.push(ConfigProblem::new(
+            "sandbox.allowed_dirs",
+            "empty: tools need at least one directory to read (the first is the workspace)",
+        ));
+    }
+    for (index, dir) in config.sandbox.allowed_dirs.iter().enumerate() {
+        if !dir.is_dir() {
+            problems.push(ConfigProblem::new(
+                format!("sandbox.allowed_dirs[{index}]"),
+                format!(
+                    "{} is not an existing directory",
+                    quoted(&dir.display().to_string())
+                ),
+            ));
+        }
+    }
+    if config.sandbox.run_as_uid.is_some() != config.sandbox.run_as_gid.is_some() {
+        problems.push(ConfigProblem::new(
+            "sandbox.run_as_uid",
+            "run_as_uid and run_as_gid must be set together",
+        ));
+    }
+    if let Err(toolgate_plugin_runtime::RuntimeError::InvalidConfig {
+        field,
+        value,
+        allowed,
+    }) = config.plugins.validate()
+    {
+        problems.push(ConfigProblem::new(
+            format!("plugins.{field}"),
+            format!("{} is out of range; allowed: {allowed}", quoted(&value)),
+        ));
+    }
+    for (name, tool) in &config.tools {
+        if !is_tool_name(name) {
+            problems.push(ConfigProblem::new(
+                format!("tools.{name}"),
+                format!(
+                    "tool name {} is invalid; allowed: lower case [a-z0-9_-]+",
+                    quoted(name)
+                ),
+            ));
+        }
+        if tool.timeout_secs == Some(0) {
+            problems.push(ConfigProblem::new(
+                format!("tools.{name}.timeout_secs"),
+                "0 would kill the tool at once; allowed: 1 or more",
+            ));
+        }
+        for (index, var) in tool.env_passthrough.iter().enumerate() {
+            if !is_env_name(var) {
+                problems.push(ConfigProblem::new(
+                    format!("tools.{name}.env_passthrough[{index}]"),
+                    format!(
+                        "{} is not an environment variable name; allowed: [A-Za-z_][A-Za-z0-9_]*",
+                        quoted(var)
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+fn is_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}

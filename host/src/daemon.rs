@@ -1,0 +1,177 @@
+//! Start-up and shutdown: builds the store, the plugin runtime, the sandbox and the job service
+//! from a configuration, serves the API, and shuts down gracefully.
+//!
+//! Invariants: the listener is bound only after everything else is ready, so a caller that can
+//! connect gets answers; on SIGTERM/SIGINT the daemon stops accepting, lets running jobs finish
+//! for `http.shutdown_grace_secs`, then cancels them (the sandbox kills their process groups)
+//! and waits until each one is recorded before exiting, so no tool outlives the daemon.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use toolgate_plugin_runtime::{LoadReport, PluginRuntime, RuntimeError};
+use toolgate_sandbox::{Sandbox, SandboxError};
+
+use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, StartupFacts};
+use crate::config::Config;
+use crate::jobs::{JobLimits, JobService, ToolCatalog};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// Why the daemon could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot open the job database: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot start the plugin runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+    #[error("cannot set up the sandbox: {0}")]
+    Sandbox(#[from] SandboxError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("cannot install the signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Loads the plugins of `config` (shared by `serve` and the `plugin` commands).
+pub fn load_plugins(config: &Config) -> Result<(PluginRuntime, LoadReport), RuntimeError> {
+    let mut runtime = PluginRuntime::new(config.plugins.clone(), Some(config.plugin_cache_dir()))?;
+    let report = runtime.load_dir(&config.plugins_dir);
+    for skipped in &report.skipped {
+        tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "plugin skipped");
+    }
+    Ok((runtime, report))
+}
+
+/// Builds the sandbox of `config`.
+pub fn build_sandbox(config: &Config) -> Result<Sandbox, SandboxError> {
+    Sandbox::new(config.sandbox.policy(config.jobs_dir()))
+}
+
+/// Everything the API needs, built from a configuration.
+pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
+    let started = Instant::now();
+    let (store, interrupted) = Store::open(&config.database_path(), config.limits.job_retention)?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "jobs left queued or running by a previous daemon were marked interrupted"
+        );
+    }
+    let (plugins, report) = load_plugins(config)?;
+    let jail = build_sandbox(config)?;
+    let catalog = ToolCatalog::build(plugins.tools(), config, |name| std::env::var(name).ok());
+    for entry in catalog.iter() {
+        match &entry.binary {
+            Ok(binary) => {
+                tracing::info!(tool = %entry.description.name, binary = %binary.display(), timeout_secs = entry.timeout.as_secs(), "tool ready")
+            }
+            Err(reason) => {
+                tracing::warn!(tool = %entry.description.name, %reason, "tool binary unavailable; set tools.{}.binary", entry.description.name)
+            }
+        }
+    }
+    let facts = StartupFacts {
+        started,
+        plugins: catalog
+            .iter()
+            .map(|entry| PluginInfo {
+                name: entry.description.name.clone(),
+                version: entry.description.version.clone(),
+            })
+            .collect(),
+        skipped_plugins: report
+            .skipped
+            .iter()
+            .map(|skipped| SkippedPluginInfo {
+                path: skipped.path.display().to_string(),
+                reason: skipped.reason.clone(),
+            })
+            .collect(),
+        sandbox: serde_json::to_value(jail.capabilities()).unwrap_or_default(),
+    };
+    let metrics = Arc::new(Metrics::new());
+    let jobs = JobService::new(
+        Arc::new(plugins),
+        Arc::new(jail),
+        store,
+        Arc::clone(&metrics),
+        Arc::new(catalog),
+        JobLimits {
+            max_concurrent_jobs: config.limits.max_concurrent_jobs,
+            max_queued_jobs: config.limits.max_queued_jobs,
+        },
+    );
+    Ok(AppState {
+        jobs,
+        metrics,
+        facts: Arc::new(facts),
+        settings: ApiSettings {
+            cancel_on_disconnect: config.limits.cancel_on_disconnect,
+            max_body_bytes: config.limits.max_body_bytes,
+        },
+    })
+}
+
+/// Serves the API until SIGTERM/SIGINT, then shuts down gracefully.
+pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    let state = build_state(&config)?;
+    let jobs = state.jobs.clone();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(DaemonError::Serve)?;
+    tracing::info!(listen = %local, tools = jobs.catalog().len(), "toolgate ready");
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let grace = Duration::from_secs(config.http.shutdown_grace_secs);
+    let drain = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down: no new connections; waiting for running jobs"
+            );
+            jobs.drain(grace).await;
+        }
+    };
+    let server = axum::serve(listener, api::app(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let stop_drain_on_server_exit = shutdown.clone();
+    let serving = async move {
+        let served = server.await;
+        stop_drain_on_server_exit.cancel();
+        served
+    };
+    let (served, ()) = tokio::join!(serving, drain);
+    signals.abort();
+    match signals.await {
+        Ok(Err(error)) => return Err(error),
+        Ok(Ok(())) | Err(_) => {}
+    }
+    served.map_err(DaemonError::Serve)?;
+    tracing::info!("toolgate stopped");
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.cancel();
+    Ok(())
+}

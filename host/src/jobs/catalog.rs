@@ -1,0 +1,201 @@
+//! The tool catalog: for every loaded plugin, what the operator decided about it (binary,
+//! timeout, environment), computed once at start-up.
+//!
+//! Invariants: binaries are resolved once, so a later change of PATH or of the working directory
+//! cannot change which file runs, and `/health` answers without touching the disk; a tool whose
+//! binary is missing stays listed (unavailable) so callers get a 503 that names the config key;
+//! the environment a tool receives is the intersection of what its plugin declares and what the
+//! operator allows, with the daemon's own values.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toolgate_plugin_runtime::ToolDescription;
+
+use crate::config::Config;
+
+/// One tool as the daemon will run it.
+#[derive(Debug, Clone)]
+pub struct ToolEntry {
+    pub description: ToolDescription,
+    /// The resolved absolute binary, or why it could not be resolved.
+    pub binary: Result<PathBuf, String>,
+    /// Effective wall-clock timeout: the operator's override or the plugin's default, capped by
+    /// `sandbox.timeout_secs`.
+    pub timeout: Duration,
+    /// Environment passed to the tool (name, daemon value).
+    pub env: Vec<(String, String)>,
+}
+
+impl ToolEntry {
+    pub fn is_available(&self) -> bool {
+        self.binary.is_ok()
+    }
+}
+
+/// All loaded tools by name.
+#[derive(Debug, Clone, Default)]
+pub struct ToolCatalog {
+    tools: BTreeMap<String, ToolEntry>,
+}
+
+impl ToolCatalog {
+    /// Builds the catalog from the loaded plugins' descriptions and the configuration;
+    /// `lookup_env` supplies the daemon's environment (injected for tests).
+    pub fn build(
+        descriptions: Vec<ToolDescription>,
+        config: &Config,
+        lookup_env: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        let tools = descriptions
+            .into_iter()
+            .map(|description| {
+                let operator = config.tools.get(&description.name);
+                let configured = operator.and_then(|tool| tool.binary.as_deref());
+                let binary = toolgate_sandbox::resolve_binary(
+                    configured,
+                    &description.executable,
+                    &config.sandbox.path,
+                )
+                .map_err(|error| error.to_string());
+                let timeout = effective_timeout(
+                    operator.and_then(|tool| tool.timeout_secs),
+                    description.default_timeout_secs,
+                    config.sandbox.timeout_secs,
+                );
+                let allowed: &[String] = operator.map_or(&[], |tool| &tool.env_passthrough);
+                let env = description
+                    .env_vars
+                    .iter()
+                    .filter(|name| allowed.contains(name))
+                    .filter_map(|name| lookup_env(name).map(|value| (name.clone(), value)))
+                    .collect();
+                let entry = ToolEntry {
+                    description,
+                    binary,
+                    timeout,
+                    env,
+                };
+                (entry.description.name.clone(), entry)
+            })
+            .collect();
+        Self { tools }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ToolEntry> {
+        self.tools.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ToolEntry> {
+        self.tools.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tools.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+}
+
+/// The operator's override wins over the plugin's default; both are capped; a plugin default of
+/// 0 means "no opinion" and gets the cap.
+fn effective_timeout(operator_secs: Option<u64>, plugin_secs: u32, cap_secs: u64) -> Duration {
+    let wanted = operator_secs.unwrap_or(u64::from(plugin_secs));
+    let secs = if wanted == 0 {
+        cap_secs
+    } else {
+        wanted.min(cap_secs)
+    };
+    Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn description(name: &str, env_vars: &[&str]) -> ToolDescription {
+        ToolDescription {
+            name: name.into(),
+            version: "0.1.0".into(),
+            summary: "test".into(),
+            executable: format!("{name}-definitely-not-installed"),
+            default_timeout_secs: 600,
+            needs_network: false,
+            env_vars: env_vars.iter().map(|v| v.to_string()).collect(),
+            params_schema: serde_json::json!({"type": "object"}),
+        }
+    }
+
+    #[test]
+    fn timeout_table() {
+        let table = [
+            (None, 600, 300, 300),
+            (None, 60, 300, 60),
+            (Some(30), 600, 300, 30),
+            (Some(900), 60, 300, 300),
+            (None, 0, 300, 300),
+        ];
+        for (operator, plugin, cap, expected) in table {
+            assert_eq!(
+                effective_timeout(operator, plugin, cap),
+                Duration::from_secs(expected),
+                "{operator:?} {plugin} {cap}"
+            );
+        }
+    }
+
+    #[test]
+    fn env_is_the_intersection_of_plugin_and_operator_with_daemon_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("examples")).expect("mkdir");
+        let config = Config::from_toml_in(
+            "[tools.prowler]\nenv_passthrough = [\"AWS_PROFILE\", \"HOME\", \"AWS_REGION\"]",
+            dir.path(),
+        )
+        .expect("config");
+        let catalog = ToolCatalog::build(
+            vec![description(
+                "prowler",
+                &["AWS_PROFILE", "AWS_REGION", "AWS_SECRET_ACCESS_KEY"],
+            )],
+            &config,
+            |name| match name {
+                "AWS_PROFILE" => Some("audit".into()),
+                "AWS_SECRET_ACCESS_KEY" => Some("secret".into()),
+                "HOME" => Some("/root".into()),
+                _ => None,
+            },
+        );
+        let entry = catalog.get("prowler").expect("listed");
+        // AWS_REGION is allowed by both but unset; HOME is not declared by the plugin; the
+        // secret is declared by the plugin but not allowed by the operator.
+        assert_eq!(
+            entry.env,
+            vec![("AWS_PROFILE".to_string(), "audit".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_missing_binary_leaves_the_tool_listed_but_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("examples")).expect("mkdir");
+        let config = Config::from_toml_in(
+            "[tools.terrascan]\nbinary = \"/nonexistent/terrascan\"",
+            dir.path(),
+        )
+        .expect("config");
+        let catalog = ToolCatalog::build(
+            vec![description("terrascan", &[]), description("prowler", &[])],
+            &config,
+            |_| None,
+        );
+        assert_eq!(catalog.len(), 2);
+        for name in ["terrascan", "prowler"] {
+            let entry = catalog.get(name).expect("listed");
+            assert!(!entry.is_available(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Why a tool call did not produce a job result.
+//!
+//! Invariant: each variant maps to one HTTP status in the API and carries what the caller needs
+//! to fix the request (field errors, the refused plan argument, the config key to set).
+
+use toolgate_plugin_runtime::{CallError, FieldError};
+use toolgate_sandbox::{PlanRejected, SandboxError};
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("unknown tool {tool:?}")]
+    UnknownTool { tool: String },
+    #[error("invalid parameters for {tool}")]
+    InvalidParams {
+        tool: String,
+        errors: Vec<FieldError>,
+    },
+    /// The sandbox refused the plugin's plan (e.g. a path outside the allowed directories).
+    #[error("the {tool} plan was refused: {rejection}")]
+    PlanRejected {
+        tool: String,
+        rejection: PlanRejected,
+    },
+    #[error(
+        "tool {tool:?} is not available: {reason}; install it or set `tools.{tool}.binary` in the configuration"
+    )]
+    BinaryMissing { tool: String, reason: String },
+    #[error("the plugin failed: {0}")]
+    Plugin(#[from] CallError),
+    #[error("too many jobs: {running} may run and {queued} may wait; retry later")]
+    QueueFull { running: usize, queued: usize },
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    #[error("the sandbox could not run the tool: {0}")]
+    Sandbox(#[from] SandboxError),
+    #[error("job bookkeeping failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the job task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}

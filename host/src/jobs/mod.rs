@@ -1,0 +1,495 @@
+//! Jobs: every tool call is a job with a uuid that is planned, admitted, run in the sandbox,
+//! parsed by its plugin and recorded.
+//!
+//! Invariants: a job is recorded (queued) before it can run and recorded again when it ends,
+//! whatever the ending (exit, timeout, cancel, sandbox error); the job runs in its own task so a
+//! caller that goes away can cancel it but never abandons it half-recorded; every live job is in
+//! the registry (cancellable) and in the task tracker (awaited at shutdown); plugin `parse` runs
+//! on a blocking thread because big reports take a while.
+
+mod admission;
+mod catalog;
+mod error;
+mod output_files;
+mod plan;
+mod registry;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use toolgate_plugin_runtime::{Outcome, ParseResult, PluginRuntime};
+use toolgate_sandbox::{RunResult, RunSpec, Sandbox};
+
+pub use admission::Admission;
+pub use catalog::{ToolCatalog, ToolEntry};
+pub use error::JobError;
+pub use plan::{PlannedJob, map_arg, plan_job};
+pub use registry::{ActiveJobInfo, JobRegistry};
+pub use report::{FindingSummary, KILLED_RETURN_CODE, ToolRunResponse};
+
+use crate::metrics::{Metrics, Rejection};
+use crate::store::{FinishedJob, JobStatus, NewJob, Store};
+use report::{Ending, classification_name};
+
+/// Limits that shape job admission.
+#[derive(Debug, Clone, Copy)]
+pub struct JobLimits {
+    pub max_concurrent_jobs: usize,
+    pub max_queued_jobs: usize,
+}
+
+/// Runs and tracks jobs; cheap to clone.
+#[derive(Clone)]
+pub struct JobService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    plugins: Arc<PluginRuntime>,
+    jail: Arc<Sandbox>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    catalog: Arc<ToolCatalog>,
+    registry: JobRegistry,
+    admission: Admission,
+    limits: JobLimits,
+    tracker: TaskTracker,
+    closing: AtomicBool,
+}
+
+/// A job that was admitted and is queued or running in its own task.
+pub struct StartedJob {
+    pub id: String,
+    /// Cancels this job (used by the disconnect guard).
+    pub cancel: CancellationToken,
+    task: JoinHandle<Result<ToolRunResponse, JobError>>,
+}
+
+impl StartedJob {
+    /// Waits for the job to end and be recorded.
+    pub async fn outcome(self) -> Result<ToolRunResponse, JobError> {
+        self.task.await?
+    }
+}
+
+/// Everything the job task needs, moved into it.
+struct JobRun {
+    id: String,
+    tool: String,
+    planned: PlannedJob,
+    spec: RunSpec,
+}
+
+impl JobService {
+    pub fn new(
+        plugins: Arc<PluginRuntime>,
+        jail: Arc<Sandbox>,
+        store: Store,
+        metrics: Arc<Metrics>,
+        catalog: Arc<ToolCatalog>,
+        limits: JobLimits,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                plugins,
+                jail,
+                store,
+                metrics,
+                catalog,
+                registry: JobRegistry::default(),
+                admission: Admission::new(limits.max_concurrent_jobs, limits.max_queued_jobs),
+                limits,
+                tracker: TaskTracker::new(),
+                closing: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn catalog(&self) -> &ToolCatalog {
+        &self.inner.catalog
+    }
+
+    pub fn registry(&self) -> &JobRegistry {
+        &self.inner.registry
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Plans, checks and admits a tool call, then runs it in its own task.
+    pub async fn start(
+        &self,
+        tool: &str,
+        params: serde_json::Value,
+    ) -> Result<StartedJob, JobError> {
+        let inner = &self.inner;
+        let refused = |reason: Rejection, error: JobError| {
+            inner.metrics.record_rejection(reason);
+            error
+        };
+        if inner.closing.load(Ordering::Acquire) {
+            return Err(refused(Rejection::ShuttingDown, JobError::ShuttingDown));
+        }
+        let Some(entry) = inner.catalog.get(tool) else {
+            return Err(refused(
+                Rejection::UnknownTool,
+                JobError::UnknownTool {
+                    tool: tool.chars().take(64).collect(),
+                },
+            ));
+        };
+        let binary = match &entry.binary {
+            Ok(binary) => binary.clone(),
+            Err(reason) => {
+                return Err(refused(
+                    Rejection::BinaryMissing,
+                    JobError::BinaryMissing {
+                        tool: tool.to_string(),
+                        reason: reason.clone(),
+                    },
+                ));
+            }
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let planned = plan_job(
+            &inner.plugins,
+            &inner.jail,
+            &inner.metrics,
+            entry,
+            &id,
+            &params.to_string(),
+        )
+        .map_err(|error| match error {
+            JobError::InvalidParams { .. } => refused(Rejection::InvalidParams, error),
+            JobError::PlanRejected { .. } => refused(Rejection::PlanRejected, error),
+            other => other,
+        })?;
+        let Some(ticket) = inner.admission.try_admit() else {
+            inner.jail.cleanup(&id);
+            return Err(refused(
+                Rejection::QueueFull,
+                JobError::QueueFull {
+                    running: inner.limits.max_concurrent_jobs,
+                    queued: inner.limits.max_queued_jobs,
+                },
+            ));
+        };
+        let created_at = crate::time::now_rfc3339();
+        let record = NewJob {
+            id: id.clone(),
+            tool: tool.to_string(),
+            params,
+            argv: planned.argv.clone(),
+            command: planned.command.clone(),
+            output_dir: planned
+                .output_directory
+                .as_ref()
+                .map(|dir| dir.display().to_string()),
+            created_at: created_at.clone(),
+        };
+        if let Err(error) = inner.store.insert(record).await {
+            inner.jail.cleanup(&id);
+            return Err(error.into());
+        }
+        let cancel = CancellationToken::new();
+        let registration =
+            inner
+                .registry
+                .register(&id, tool, &planned.command, &created_at, cancel.clone());
+        inner.metrics.job_queued();
+        let run = JobRun {
+            id: id.clone(),
+            tool: tool.to_string(),
+            spec: RunSpec {
+                binary,
+                env: entry.env.clone(),
+                timeout: entry.timeout,
+                needs_network: entry.description.needs_network,
+            },
+            planned,
+        };
+        let service = self.clone();
+        let token = cancel.clone();
+        let task = inner.tracker.spawn(async move {
+            let _registration = registration;
+            service.run(run, &ticket, token).await
+        });
+        Ok(StartedJob { id, cancel, task })
+    }
+
+    /// Waits for a running slot, runs, parses and records one job.
+    async fn run(
+        &self,
+        job: JobRun,
+        ticket: &admission::Ticket,
+        cancel: CancellationToken,
+    ) -> Result<ToolRunResponse, JobError> {
+        let inner = &self.inner;
+        let slot = tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            slot = ticket.run_slot() => slot,
+        };
+        inner.metrics.job_dequeued();
+        let Some(_slot) = slot else {
+            return self.record_cancelled_while_queued(job).await;
+        };
+        inner.registry.mark_running(&job.id);
+        inner
+            .store
+            .mark_running(job.id.clone(), crate::time::now_rfc3339())
+            .await?;
+        inner.metrics.job_started();
+        let output_dir = job.planned.prepared.output_dir.clone();
+        let ran = inner.jail.run(job.planned.prepared, job.spec, cancel).await;
+        inner.metrics.job_stopped();
+        let result = match ran {
+            Ok(result) => result,
+            Err(error) => {
+                self.record_sandbox_failure(&job.id, &job.tool, &error)
+                    .await;
+                inner.jail.cleanup(&job.id);
+                return Err(error.into());
+            }
+        };
+        let response = self
+            .interpret(
+                &job.id,
+                &job.tool,
+                &job.planned.command,
+                output_dir,
+                job.planned.output_directory,
+                result,
+            )
+            .await;
+        inner.jail.cleanup(&job.id);
+        response
+    }
+
+    /// Reads output files, asks the plugin to parse, records and logs the job.
+    async fn interpret(
+        &self,
+        id: &str,
+        tool: &str,
+        command: &str,
+        output_dir: PathBuf,
+        output_directory: Option<PathBuf>,
+        result: RunResult,
+    ) -> Result<ToolRunResponse, JobError> {
+        let inner = &self.inner;
+        let files =
+            tokio::task::spawn_blocking(move || output_files::read_output_files(&output_dir))
+                .await?;
+        let files_truncated = files.iter().any(|file| file.truncated);
+        let output_truncated = result.stdout_truncated || result.stderr_truncated;
+        let has_output = !result.stdout.is_empty() || !files.is_empty();
+        let outcome = Outcome {
+            exit_code: result.exit_code,
+            timed_out: result.timed_out,
+            stdout: result.stdout,
+            stderr: result.stderr,
+            output_truncated,
+            files,
+        };
+        let (parsed, outcome) = self.parse(tool, outcome).await?;
+        let (classification, findings, message, parse_error) = match parsed {
+            Ok(ParseResult {
+                classification,
+                findings,
+                message,
+            }) => (Some(classification), findings, message, None),
+            Err(error) => (None, Vec::new(), None, Some(error.to_string())),
+        };
+        let ending = Ending {
+            exited: result.exit_code.is_some(),
+            timed_out: result.timed_out,
+            cancelled: result.cancelled,
+            classification,
+        };
+        let status = ending.status();
+        let truncated = output_truncated || files_truncated;
+        let summary = FindingSummary::of(&findings);
+        let sandbox = serde_json::to_value(&result.protections).unwrap_or_default();
+        let response = ToolRunResponse {
+            stdout: String::from_utf8_lossy(&outcome.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&outcome.stderr).into_owned(),
+            return_code: result.exit_code.unwrap_or(KILLED_RETURN_CODE),
+            signal: result.signal,
+            success: ending.success(),
+            timed_out: result.timed_out,
+            cancelled: result.cancelled,
+            partial_results: (result.timed_out || truncated) && has_output,
+            execution_time: result.duration.as_secs_f64(),
+            timestamp: crate::time::now_rfc3339(),
+            command: command.to_string(),
+            job_id: id.to_string(),
+            status,
+            classification,
+            message,
+            summary,
+            findings,
+            truncated,
+            sandbox,
+            output_directory: output_directory.map(|dir| dir.display().to_string()),
+            error: parse_error,
+        };
+        self.record_finished(id, &response).await?;
+        inner
+            .metrics
+            .record_job(tool, status.as_str(), result.duration);
+        tracing::info!(
+            target: "toolgate::job",
+            tenant = "default",
+            job_id = id,
+            tool,
+            argv = ?result.argv,
+            exit_code = ?result.exit_code,
+            signal = ?result.signal,
+            duration_ms = result.duration.as_millis() as u64,
+            status = status.as_str(),
+            classification = classification.map(classification_name),
+            findings = response.summary.total,
+            "job finished"
+        );
+        Ok(response)
+    }
+
+    /// Runs the plugin's `parse` on a blocking thread; returns the outcome back for the response.
+    async fn parse(
+        &self,
+        tool: &str,
+        outcome: Outcome,
+    ) -> Result<
+        (
+            Result<ParseResult, toolgate_plugin_runtime::CallError>,
+            Outcome,
+        ),
+        JobError,
+    > {
+        let plugins = Arc::clone(&self.inner.plugins);
+        let metrics = Arc::clone(&self.inner.metrics);
+        let tool = tool.to_string();
+        Ok(tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let parsed = plugins.parse(&tool, &outcome);
+            metrics.record_plugin_call(&tool, "parse", started.elapsed());
+            (parsed, outcome)
+        })
+        .await?)
+    }
+
+    async fn record_finished(&self, id: &str, response: &ToolRunResponse) -> Result<(), JobError> {
+        let done = FinishedJob {
+            status: Some(response.status),
+            finished_at: response.timestamp.clone(),
+            duration_secs: Some(response.execution_time),
+            exit_code: (response.signal.is_none() && !response.timed_out && !response.cancelled)
+                .then_some(response.return_code),
+            signal: response.signal,
+            timed_out: response.timed_out,
+            success: response.success,
+            classification: response
+                .classification
+                .map(|c| classification_name(c).to_string()),
+            message: response.message.clone(),
+            summary: serde_json::to_value(response.summary).ok(),
+            findings: serde_json::to_value(&response.findings).ok(),
+            stdout: Some(response.stdout.clone()),
+            stderr: Some(response.stderr.clone()),
+            truncated: response.truncated,
+            protections: Some(response.sandbox.clone()),
+            error: response.error.clone(),
+        };
+        self.inner.store.finish(id.to_string(), done).await?;
+        Ok(())
+    }
+
+    async fn record_cancelled_while_queued(
+        &self,
+        job: JobRun,
+    ) -> Result<ToolRunResponse, JobError> {
+        let inner = &self.inner;
+        inner.jail.cleanup(&job.id);
+        let response = ToolRunResponse {
+            stdout: String::new(),
+            stderr: String::new(),
+            return_code: KILLED_RETURN_CODE,
+            signal: None,
+            success: false,
+            timed_out: false,
+            cancelled: true,
+            partial_results: false,
+            execution_time: 0.0,
+            timestamp: crate::time::now_rfc3339(),
+            command: job.planned.command,
+            job_id: job.id.clone(),
+            status: JobStatus::Cancelled,
+            classification: None,
+            message: Some("cancelled while waiting for a free slot".into()),
+            findings: Vec::new(),
+            summary: FindingSummary::default(),
+            truncated: false,
+            sandbox: serde_json::Value::Null,
+            output_directory: None,
+            error: None,
+        };
+        self.record_finished(&job.id, &response).await?;
+        inner
+            .metrics
+            .record_job(&job.tool, JobStatus::Cancelled.as_str(), Duration::ZERO);
+        tracing::info!(target: "toolgate::job", tenant = "default", job_id = job.id, tool = job.tool, status = "cancelled", "job cancelled while queued");
+        Ok(response)
+    }
+
+    async fn record_sandbox_failure(
+        &self,
+        id: &str,
+        tool: &str,
+        error: &toolgate_sandbox::SandboxError,
+    ) {
+        let done = FinishedJob {
+            status: Some(JobStatus::Failed),
+            finished_at: crate::time::now_rfc3339(),
+            error: Some(error.to_string()),
+            ..FinishedJob::default()
+        };
+        if let Err(store_error) = self.inner.store.finish(id.to_string(), done).await {
+            tracing::error!(job_id = id, error = %store_error, "cannot record a failed job");
+        }
+        self.inner
+            .metrics
+            .record_job(tool, JobStatus::Failed.as_str(), Duration::ZERO);
+        tracing::error!(target: "toolgate::job", tenant = "default", job_id = id, tool, error = %error, status = "failed", "the sandbox could not run the job");
+    }
+
+    /// Cancels a live job; false when it is not live.
+    pub fn cancel(&self, id: &str) -> bool {
+        self.inner.registry.cancel(id)
+    }
+
+    /// Stops admitting jobs, lets live ones finish for `grace`, then cancels the rest and waits
+    /// until every job is recorded.
+    pub async fn drain(&self, grace: Duration) {
+        let inner = &self.inner;
+        inner.closing.store(true, Ordering::Release);
+        inner.tracker.close();
+        if tokio::time::timeout(grace, inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            let cancelled = inner.registry.cancel_all();
+            tracing::warn!(
+                cancelled,
+                "shutdown grace period over; cancelling running jobs"
+            );
+            inner.tracker.wait().await;
+        }
+    }
+}

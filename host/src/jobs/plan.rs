@@ -1,0 +1,118 @@
+//! Turning a caller's parameters into a checked, prepared invocation: plugin `plan`, mapping of
+//! the runtime's typed argv onto the sandbox's, and the sandbox's own check (`prepare`).
+//!
+//! Invariants: nothing runs here; the plugin's proposal is only ever executed after the sandbox
+//! accepted every argument (this is what stops a hostile plugin asking for `/etc/shadow`); the
+//! two crates' `Arg` types are mapped one to one, with no interpretation in between.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use toolgate_plugin_runtime::{self as runtime, PlanContext, PluginRuntime};
+use toolgate_sandbox::{self as sandbox, PreparedJob, Sandbox};
+
+use super::catalog::ToolEntry;
+use super::error::JobError;
+use crate::metrics::Metrics;
+
+/// A job ready to run.
+#[derive(Debug)]
+pub struct PlannedJob {
+    pub prepared: PreparedJob,
+    /// The full argv for display and records (argv[0] is the binary, or the executable name
+    /// when the binary is not installed).
+    pub argv: Vec<String>,
+    /// `argv` shell-quoted for display; nothing is ever run through a shell.
+    pub command: String,
+    /// The output directory the caller should know about (when the plan has one).
+    pub output_directory: Option<PathBuf>,
+}
+
+/// Maps the runtime's argument onto the sandbox's.
+pub fn map_arg(arg: &runtime::Arg) -> sandbox::Arg {
+    match arg {
+        runtime::Arg::Literal(value) => sandbox::Arg::Literal(value.clone()),
+        runtime::Arg::InputPath(path) => sandbox::Arg::InputPath(path.clone()),
+        runtime::Arg::OutputDir => sandbox::Arg::OutputDir,
+        runtime::Arg::RequestedOutputDir(path) => sandbox::Arg::RequestedOutputDir(path.clone()),
+    }
+}
+
+/// Asks the plugin for a plan and has the sandbox check and prepare it under `job_id`.
+pub fn plan_job(
+    plugins: &PluginRuntime,
+    jail: &Sandbox,
+    metrics: &Metrics,
+    tool: &ToolEntry,
+    job_id: &str,
+    params_json: &str,
+) -> Result<PlannedJob, JobError> {
+    let name = &tool.description.name;
+    let policy = jail.policy();
+    let context = PlanContext {
+        // Where `prepare` creates the job's output directory unless the plan requests one.
+        output_dir: policy.output_root.join(job_id),
+        workspace: policy.allowed_dirs.first().cloned().unwrap_or_default(),
+        output_root: policy.output_root.clone(),
+    };
+    let started = Instant::now();
+    let planned = plugins.plan(name, params_json, &context);
+    metrics.record_plugin_call(name, "plan", started.elapsed());
+    let plan = planned?.map_err(|errors| JobError::InvalidParams {
+        tool: name.clone(),
+        errors,
+    })?;
+    let args: Vec<sandbox::Arg> = plan.args.iter().map(map_arg).collect();
+    let prepared = jail
+        .prepare(job_id, &args)
+        .map_err(|rejection| JobError::PlanRejected {
+            tool: name.clone(),
+            rejection,
+        })?;
+    let has_output_dir = args.iter().any(|arg| {
+        matches!(
+            arg,
+            sandbox::Arg::OutputDir | sandbox::Arg::RequestedOutputDir(_)
+        )
+    });
+    let program = match &tool.binary {
+        Ok(path) => path.display().to_string(),
+        Err(_) => tool.description.executable.clone(),
+    };
+    let argv: Vec<String> = std::iter::once(program)
+        .chain(prepared.argv.iter().cloned())
+        .collect();
+    Ok(PlannedJob {
+        command: sandbox::shell_quote(&argv),
+        output_directory: has_output_dir.then(|| prepared.output_dir.clone()),
+        argv,
+        prepared,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_runtime_arg_maps_to_its_sandbox_twin() {
+        let table = [
+            (
+                runtime::Arg::Literal("-t".into()),
+                sandbox::Arg::Literal("-t".into()),
+            ),
+            (
+                runtime::Arg::InputPath("/etc/shadow".into()),
+                sandbox::Arg::InputPath("/etc/shadow".into()),
+            ),
+            (runtime::Arg::OutputDir, sandbox::Arg::OutputDir),
+            (
+                runtime::Arg::RequestedOutputDir("out".into()),
+                sandbox::Arg::RequestedOutputDir("out".into()),
+            ),
+        ];
+        for (from, expected) in table {
+            assert_eq!(map_arg(&from), expected, "{from:?}");
+        }
+    }
+}

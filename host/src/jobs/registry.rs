@@ -1,0 +1,182 @@
+//! The registry of live jobs: what is queued or running now, and how to cancel it.
+//!
+//! Invariant: an entry exists exactly while its job task is alive (inserted before the task is
+//! spawned, removed by the task's guard), so cancelling by id reaches a job that can still react.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+
+use crate::store::JobStatus;
+
+/// A live job as the process endpoints show it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActiveJobInfo {
+    pub job_id: String,
+    pub tool: String,
+    /// `queued` or `running`.
+    pub status: JobStatus,
+    pub command: String,
+    pub created_at: String,
+    /// Seconds since the job was admitted.
+    pub elapsed_secs: f64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    tool: String,
+    command: String,
+    status: JobStatus,
+    created_at: String,
+    admitted: Instant,
+    cancel: CancellationToken,
+}
+
+/// Live jobs by id; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct JobRegistry {
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+/// Removes the job from the registry when dropped (the job task owns it).
+#[derive(Debug)]
+pub struct Registration {
+    registry: JobRegistry,
+    id: String,
+}
+
+impl JobRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a queued job.
+    pub fn register(
+        &self,
+        id: &str,
+        tool: &str,
+        command: &str,
+        created_at: &str,
+        cancel: CancellationToken,
+    ) -> Registration {
+        self.lock().insert(
+            id.to_string(),
+            Entry {
+                tool: tool.to_string(),
+                command: command.to_string(),
+                status: JobStatus::Queued,
+                created_at: created_at.to_string(),
+                admitted: Instant::now(),
+                cancel,
+            },
+        );
+        Registration {
+            registry: self.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    pub fn mark_running(&self, id: &str) {
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.status = JobStatus::Running;
+        }
+    }
+
+    /// Cancels a live job; false when no such job is live.
+    pub fn cancel(&self, id: &str) -> bool {
+        match self.lock().get(id) {
+            Some(entry) => {
+                entry.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels every live job (shutdown).
+    pub fn cancel_all(&self) -> usize {
+        let entries = self.lock();
+        for entry in entries.values() {
+            entry.cancel.cancel();
+        }
+        entries.len()
+    }
+
+    pub fn get(&self, id: &str) -> Option<ActiveJobInfo> {
+        self.lock().get(id).map(|entry| info(id, entry))
+    }
+
+    /// Live jobs, oldest first.
+    pub fn list(&self) -> Vec<ActiveJobInfo> {
+        let mut jobs: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|(id, entry)| info(id, entry))
+            .collect();
+        jobs.sort_by(|a, b| b.elapsed_secs.total_cmp(&a.elapsed_secs));
+        jobs
+    }
+}
+
+fn info(id: &str, entry: &Entry) -> ActiveJobInfo {
+    ActiveJobInfo {
+        job_id: id.to_string(),
+        tool: entry.tool.clone(),
+        status: entry.status,
+        command: entry.command.clone(),
+        created_at: entry.created_at.clone(),
+        elapsed_secs: entry.admitted.elapsed().as_secs_f64(),
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_reaches_live_jobs_only() {
+        let registry = JobRegistry::default();
+        let token = CancellationToken::new();
+        let registration =
+            registry.register("a", "terrascan", "terrascan scan", "t", token.clone());
+        registry.mark_running("a");
+        assert_eq!(
+            registry.get("a").map(|j| j.status),
+            Some(JobStatus::Running)
+        );
+        let table = [("a", true), ("b", false)];
+        for (id, found) in table {
+            assert_eq!(registry.cancel(id), found, "{id}");
+        }
+        assert!(token.is_cancelled());
+        drop(registration);
+        assert!(
+            !registry.cancel("a"),
+            "gone once the task dropped its registration"
+        );
+        assert!(registry.list().is_empty());
+    }
+
+    #[test]
+    fn cancel_all_cancels_every_live_job() {
+        let registry = JobRegistry::default();
+        let tokens: Vec<_> = (0..3).map(|_| CancellationToken::new()).collect();
+        let _registrations: Vec<_> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| registry.register(&i.to_string(), "t", "c", "t", t.clone()))
+            .collect();
+        assert_eq!(registry.cancel_all(), 3);
+        assert!(tokens.iter().all(CancellationToken::is_cancelled));
+    }
+}

@@ -1,0 +1,309 @@
+//! Job persistence in SQLite: the only module that speaks SQL.
+//!
+//! Invariants: one connection behind a mutex, used only from blocking threads
+//! (`spawn_blocking`), so the async runtime never waits on disk; WAL journaling so readers do
+//! not block the writer; a job record is never deleted, only its stdout/stderr are dropped once
+//! it falls out of the newest `retention` jobs; opening the store marks jobs a dead daemon left
+//! queued or running as `interrupted`.
+
+mod record;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+pub use record::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob, UnknownStatus};
+
+/// How long a writer waits for a lock held by another connection (e.g. an operator's sqlite3).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this daemon supports ({supported})")]
+    SchemaTooNew { found: usize, supported: usize },
+    #[error("stored JSON is invalid: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("stored job has an invalid status: {0}")]
+    Status(#[from] UnknownStatus),
+    #[error("database worker thread failed: {0}")]
+    Worker(#[from] tokio::task::JoinError),
+}
+
+/// Handle to the job database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    retention: usize,
+}
+
+const SELECT_COLUMNS: &str = "id, tool, status, params, argv, command, created_at, started_at, \
+    finished_at, duration_secs, exit_code, signal, timed_out, success, classification, message, \
+    summary, findings, stdout, stderr, output_dropped, truncated, protections, output_dir, error";
+
+impl Store {
+    /// Opens (creating if needed) the database, migrates it and marks jobs of a dead daemon as
+    /// interrupted. Returns the store and how many jobs were marked.
+    pub fn open(path: &Path, retention: usize) -> Result<(Self, usize), StoreError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        schema::migrate(&mut conn)?;
+        let interrupted = conn.execute(
+            "UPDATE jobs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?1), \
+             error = COALESCE(error, 'the daemon stopped while this job was queued or running') \
+             WHERE status IN ('queued', 'running')",
+            params![crate::time::now_rfc3339()],
+        )?;
+        let store = Self {
+            conn: Arc::new(Mutex::new(conn)),
+            retention,
+        };
+        Ok((store, interrupted))
+    }
+
+    /// Runs `work` on a blocking thread with the connection.
+    async fn with_conn<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock leaves the connection itself usable.
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut guard)
+        })
+        .await?
+    }
+
+    /// Records a newly admitted job as queued.
+    pub async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, output_dir) \
+                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    job.id,
+                    job.tool,
+                    job.params.to_string(),
+                    serde_json::to_string(&job.argv)?,
+                    job.command,
+                    job.created_at,
+                    job.output_dir,
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks a queued job as running.
+    pub async fn mark_running(&self, id: String, started_at: String) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'queued'",
+                params![id, started_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a job's end and drops the output of jobs beyond the retention limit.
+    pub async fn finish(&self, id: String, done: FinishedJob) -> Result<(), StoreError> {
+        let retention = self.retention;
+        self.with_conn(move |conn| {
+            let status = done.status.unwrap_or(JobStatus::Failed);
+            let json = |value: &Option<serde_json::Value>| value.as_ref().map(ToString::to_string);
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE jobs SET status = ?2, finished_at = ?3, duration_secs = ?4, exit_code = ?5, \
+                 signal = ?6, timed_out = ?7, success = ?8, classification = ?9, message = ?10, \
+                 summary = ?11, findings = ?12, stdout = ?13, stderr = ?14, truncated = ?15, \
+                 protections = ?16, error = ?17 WHERE id = ?1",
+                params![
+                    id,
+                    status.as_str(),
+                    done.finished_at,
+                    done.duration_secs,
+                    done.exit_code,
+                    done.signal,
+                    done.timed_out,
+                    done.success,
+                    done.classification,
+                    done.message,
+                    json(&done.summary),
+                    json(&done.findings),
+                    done.stdout,
+                    done.stderr,
+                    done.truncated,
+                    json(&done.protections),
+                    done.error,
+                ],
+            )?;
+            tx.execute(
+                "UPDATE jobs SET stdout = NULL, stderr = NULL, output_dropped = 1 \
+                 WHERE output_dropped = 0 AND status NOT IN ('queued', 'running') AND rowid NOT IN \
+                 (SELECT rowid FROM jobs ORDER BY rowid DESC LIMIT ?1)",
+                params![i64::try_from(retention).unwrap_or(i64::MAX)],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// One job with its full output, if it exists.
+    pub async fn get(&self, id: String) -> Result<Option<JobRecord>, StoreError> {
+        self.with_conn(move |conn| {
+            let sql = format!("SELECT {SELECT_COLUMNS} FROM jobs WHERE id = ?1");
+            let row = conn.query_row(&sql, params![id], raw_row).optional()?;
+            row.map(|raw| raw.into_record(true)).transpose()
+        })
+        .await
+    }
+
+    /// Jobs newest first, without stdout/stderr.
+    pub async fn list(&self, filter: JobFilter) -> Result<Vec<JobRecord>, StoreError> {
+        self.with_conn(move |conn| {
+            let sql = format!(
+                "SELECT {SELECT_COLUMNS} FROM jobs WHERE (?1 IS NULL OR tool = ?1) \
+                 AND (?2 IS NULL OR status = ?2) ORDER BY rowid DESC LIMIT ?3"
+            );
+            let mut statement = conn.prepare(&sql)?;
+            let rows = statement.query_map(
+                params![
+                    filter.tool,
+                    filter.status.map(JobStatus::as_str),
+                    i64::try_from(filter.limit).unwrap_or(i64::MAX)
+                ],
+                raw_row,
+            )?;
+            let mut records = Vec::new();
+            for row in rows {
+                records.push(row?.into_record(false)?);
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    /// The schema version of this build (for diagnostics).
+    pub fn schema_version() -> usize {
+        schema::latest_version()
+    }
+}
+
+/// A row as SQLite returns it, before JSON decoding.
+struct RawRow {
+    id: String,
+    tool: String,
+    status: String,
+    params: String,
+    argv: String,
+    command: String,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    duration_secs: Option<f64>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    timed_out: bool,
+    success: bool,
+    classification: Option<String>,
+    message: Option<String>,
+    summary: Option<String>,
+    findings: Option<String>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    output_dropped: bool,
+    truncated: bool,
+    protections: Option<String>,
+    output_dir: Option<String>,
+    error: Option<String>,
+}
+
+fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        id: row.get(0)?,
+        tool: row.get(1)?,
+        status: row.get(2)?,
+        params: row.get(3)?,
+        argv: row.get(4)?,
+        command: row.get(5)?,
+        created_at: row.get(6)?,
+        started_at: row.get(7)?,
+        finished_at: row.get(8)?,
+        duration_secs: row.get(9)?,
+        exit_code: row.get(10)?,
+        signal: row.get(11)?,
+        timed_out: row.get(12)?,
+        success: row.get(13)?,
+        classification: row.get(14)?,
+        message: row.get(15)?,
+        summary: row.get(16)?,
+        findings: row.get(17)?,
+        stdout: row.get(18)?,
+        stderr: row.get(19)?,
+        output_dropped: row.get(20)?,
+        truncated: row.get(21)?,
+        protections: row.get(22)?,
+        output_dir: row.get(23)?,
+        error: row.get(24)?,
+    })
+}
+
+impl RawRow {
+    fn into_record(self, with_output: bool) -> Result<JobRecord, StoreError> {
+        let json = |text: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
+            Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
+        };
+        Ok(JobRecord {
+            status: self.status.parse()?,
+            params: serde_json::from_str(&self.params)?,
+            argv: serde_json::from_str(&self.argv)?,
+            summary: json(self.summary)?,
+            findings: json(self.findings)?,
+            sandbox: json(self.protections)?,
+            stdout: self.stdout.filter(|_| with_output),
+            stderr: self.stderr.filter(|_| with_output),
+            id: self.id,
+            tool: self.tool,
+            command: self.command,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            execution_time: self.duration_secs,
+            exit_code: self.exit_code,
+            signal: self.signal,
+            timed_out: self.timed_out,
+            success: self.success,
+            classification: self.classification,
+            message: self.message,
+            output_dropped: self.output_dropped,
+            truncated: self.truncated,
+            output_dir: self.output_dir,
+            error: self.error,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! The job record as stored and as served by the jobs API.
+//!
+//! Invariant: a status only moves forward: queued -> running -> one terminal status, or to
+//! `interrupted` when the daemon that owned the job died.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    /// Ran to completion and the plugin classified the result clean or findings.
+    Succeeded,
+    /// Ran but the tool failed (plugin classification tool-error), or the daemon could not run it.
+    Failed,
+    Cancelled,
+    TimedOut,
+    /// The daemon stopped (crash, kill -9) while the job was queued or running.
+    Interrupted,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+        JobStatus::TimedOut,
+        JobStatus::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::TimedOut => "timed_out",
+            JobStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether the job is still owned by a live daemon.
+    pub fn is_active(self) -> bool {
+        matches!(self, JobStatus::Queued | JobStatus::Running)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status name that is not one of [`JobStatus::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown job status {0:?}; allowed: queued, running, succeeded, failed, cancelled, timed_out, interrupted"
+)]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for JobStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| UnknownStatus(text.chars().take(40).collect()))
+    }
+}
+
+/// A job as created, before it runs.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: String,
+    pub tool: String,
+    pub params: serde_json::Value,
+    pub argv: Vec<String>,
+    pub command: String,
+    pub output_dir: Option<String>,
+    pub created_at: String,
+}
+
+/// Everything known when a job ends.
+#[derive(Debug, Clone, Default)]
+pub struct FinishedJob {
+    pub status: Option<JobStatus>,
+    pub finished_at: String,
+    pub duration_secs: Option<f64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub success: bool,
+    pub classification: Option<String>,
+    pub message: Option<String>,
+    pub summary: Option<serde_json::Value>,
+    pub findings: Option<serde_json::Value>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub truncated: bool,
+    pub protections: Option<serde_json::Value>,
+    pub error: Option<String>,
+}
+
+/// A stored job.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobRecord {
+    pub id: String,
+    pub tool: String,
+    pub status: JobStatus,
+    /// The caller's parameters as received.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// The argv executed (argv[0] is the binary).
+    pub argv: Vec<String>,
+    /// `argv` shell-quoted, for display only: nothing is run through a shell.
+    pub command: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Wall-clock seconds the tool ran.
+    pub execution_time: Option<f64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub success: bool,
+    /// The plugin's reading: clean, findings or tool_error.
+    pub classification: Option<String>,
+    pub message: Option<String>,
+    /// Finding counts by severity.
+    #[schema(value_type = Option<Object>)]
+    pub summary: Option<serde_json::Value>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub findings: Option<serde_json::Value>,
+    /// Absent in lists, and for jobs older than the retention limit.
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    /// True when stdout/stderr were dropped by the retention limit.
+    pub output_dropped: bool,
+    pub truncated: bool,
+    /// Which sandbox protections were applied to this run.
+    #[schema(value_type = Option<Object>)]
+    pub sandbox: Option<serde_json::Value>,
+    pub output_dir: Option<String>,
+    /// Why the daemon could not run or finish the job.
+    pub error: Option<String>,
+}
+
+/// Filters for listing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub tool: Option<String>,
+    pub status: Option<JobStatus>,
+    pub limit: usize,
+}

@@ -1,0 +1,65 @@
+//! The database schema and its migrations.
+//!
+//! Invariant: `PRAGMA user_version` equals the number of migrations applied; migrations only
+//! ever append, so a database written by an older daemon is upgraded in place and a newer one is
+//! refused rather than misread.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Migrations in order; index + 1 is the schema version they produce.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE jobs (
+    id              TEXT PRIMARY KEY NOT NULL,
+    tool            TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    params          TEXT NOT NULL,
+    argv            TEXT NOT NULL,
+    command         TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    started_at      TEXT,
+    finished_at     TEXT,
+    duration_secs   REAL,
+    exit_code       INTEGER,
+    signal          INTEGER,
+    timed_out       INTEGER NOT NULL DEFAULT 0,
+    success         INTEGER NOT NULL DEFAULT 0,
+    classification  TEXT,
+    message         TEXT,
+    summary         TEXT,
+    findings        TEXT,
+    stdout          TEXT,
+    stderr          TEXT,
+    output_dropped  INTEGER NOT NULL DEFAULT 0,
+    truncated       INTEGER NOT NULL DEFAULT 0,
+    protections     TEXT,
+    output_dir      TEXT,
+    error           TEXT
+);
+CREATE INDEX jobs_by_tool ON jobs(tool);
+CREATE INDEX jobs_by_status ON jobs(status);
+"#];
+
+/// Brings the schema up to the newest version.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The schema version this build writes.
+pub(super) fn latest_version() -> usize {
+    MIGRATIONS.len()
+}

@@ -1,0 +1,170 @@
+use super::*;
+
+fn new_job(id: &str, tool: &str) -> NewJob {
+    NewJob {
+        id: id.to_string(),
+        tool: tool.to_string(),
+        params: serde_json::json!({"iac_dir": "."}),
+        argv: vec!["terrascan".into(), "scan".into()],
+        command: "terrascan scan".into(),
+        output_dir: None,
+        created_at: crate::time::now_rfc3339(),
+    }
+}
+
+fn finished(status: JobStatus) -> FinishedJob {
+    FinishedJob {
+        status: Some(status),
+        finished_at: crate::time::now_rfc3339(),
+        exit_code: Some(3),
+        success: true,
+        stdout: Some("out".into()),
+        stderr: Some("err".into()),
+        summary: Some(serde_json::json!({"total": 0})),
+        ..FinishedJob::default()
+    }
+}
+
+#[tokio::test]
+async fn a_job_moves_from_queued_to_its_terminal_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, interrupted) = Store::open(&dir.path().join("db.sqlite3"), 10).expect("open");
+    assert_eq!(interrupted, 0);
+    store
+        .insert(new_job("a", "terrascan"))
+        .await
+        .expect("insert");
+    let queued = store.get("a".into()).await.expect("get").expect("exists");
+    assert_eq!(queued.status, JobStatus::Queued);
+    store
+        .mark_running("a".into(), crate::time::now_rfc3339())
+        .await
+        .expect("running");
+    store
+        .finish("a".into(), finished(JobStatus::Succeeded))
+        .await
+        .expect("finish");
+    let done = store.get("a".into()).await.expect("get").expect("exists");
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert_eq!(done.exit_code, Some(3));
+    assert_eq!(done.stdout.as_deref(), Some("out"));
+    assert_eq!(done.params["iac_dir"], ".");
+    assert!(store.get("missing".into()).await.expect("get").is_none());
+}
+
+#[tokio::test]
+async fn reopening_marks_jobs_of_a_dead_daemon_interrupted_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    {
+        let (store, _) = Store::open(&path, 10).expect("open");
+        store.insert(new_job("queued", "t")).await.expect("insert");
+        store.insert(new_job("running", "t")).await.expect("insert");
+        store
+            .mark_running("running".into(), crate::time::now_rfc3339())
+            .await
+            .expect("run");
+        store.insert(new_job("done", "t")).await.expect("insert");
+        store
+            .finish("done".into(), finished(JobStatus::Failed))
+            .await
+            .expect("finish");
+    }
+    let (store, interrupted) = Store::open(&path, 10).expect("reopen");
+    assert_eq!(interrupted, 2);
+    let table = [
+        ("queued", JobStatus::Interrupted),
+        ("running", JobStatus::Interrupted),
+        ("done", JobStatus::Failed),
+    ];
+    for (id, expected) in table {
+        let job = store.get(id.into()).await.expect("get").expect("exists");
+        assert_eq!(job.status, expected, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn listing_is_newest_first_filtered_and_without_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(&dir.path().join("db.sqlite3"), 10).expect("open");
+    for (id, tool) in [("1", "terrascan"), ("2", "prowler"), ("3", "terrascan")] {
+        store.insert(new_job(id, tool)).await.expect("insert");
+        store
+            .finish(id.into(), finished(JobStatus::Succeeded))
+            .await
+            .expect("finish");
+    }
+    let all = store
+        .list(JobFilter {
+            limit: 10,
+            ..JobFilter::default()
+        })
+        .await
+        .expect("list");
+    let ids: Vec<_> = all.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["3", "2", "1"]);
+    assert!(all.iter().all(|j| j.stdout.is_none()));
+    let filter = JobFilter {
+        tool: Some("terrascan".into()),
+        limit: 1,
+        ..JobFilter::default()
+    };
+    let ids: Vec<_> = store
+        .list(filter)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(ids, ["3"]);
+    let filter = JobFilter {
+        status: Some(JobStatus::Running),
+        limit: 10,
+        ..JobFilter::default()
+    };
+    assert!(store.list(filter).await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn output_beyond_the_retention_limit_is_dropped_but_the_record_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(&dir.path().join("db.sqlite3"), 2).expect("open");
+    for id in ["1", "2", "3"] {
+        store.insert(new_job(id, "t")).await.expect("insert");
+        store
+            .finish(id.into(), finished(JobStatus::Succeeded))
+            .await
+            .expect("finish");
+    }
+    let table = [("1", false), ("2", true), ("3", true)];
+    for (id, keeps_output) in table {
+        let job = store.get(id.into()).await.expect("get").expect("exists");
+        assert_eq!(job.stdout.is_some(), keeps_output, "{id}");
+        assert_eq!(job.output_dropped, !keeps_output, "{id}");
+        assert_eq!(job.exit_code, Some(3), "{id}");
+    }
+}
+
+#[test]
+fn status_names_round_trip_and_unknown_names_are_refused() {
+    for status in JobStatus::ALL {
+        assert_eq!(status.as_str().parse::<JobStatus>().expect("known"), status);
+    }
+    for bad in ["", "done", "RUNNING", "timed-out"] {
+        assert!(bad.parse::<JobStatus>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    let conn = Connection::open(&path).expect("open");
+    conn.pragma_update(None, "user_version", Store::schema_version() + 1)
+        .expect("pragma");
+    drop(conn);
+    assert!(matches!(
+        Store::open(&path, 1),
+        Err(StoreError::SchemaTooNew { .. })
+    ));
+}

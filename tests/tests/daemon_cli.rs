@@ -1,0 +1,149 @@
+//! Black-box tests of the `toolgate` command line: `config check`, the listen refusal, and the
+//! `plugin` inspection commands (which never run a tool).
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use toolgate_tests::{EnvOptions, TestEnv, install_fake_tool, repo_root, toolgate_binary};
+
+fn toolgate(args: &[&str]) -> Output {
+    Command::new(toolgate_binary())
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("run toolgate")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn config_check_accepts_a_good_file_and_explains_each_bad_key() {
+    let env = TestEnv::new("cli-check");
+    let good = env.write_config(&EnvOptions::default());
+    let output = toolgate(&["config", "check", good.to_str().expect("utf-8")]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("OK"));
+
+    let table = [
+        ("listen = \"127.0.0.1:1\"\nbogus_key = 1\n", "bogus_key"),
+        ("[sandbox]\ntimeout = 3\n", "timeout"),
+        (
+            "[limits]\nmax_concurrent_jobs = \"many\"\n",
+            "limits.max_concurrent_jobs",
+        ),
+        (
+            "listen = \"0.0.0.0:8888\"\n",
+            "authentication is not configured",
+        ),
+        ("[sandbox]\nlandlock = \"sometimes\"\n", "sandbox.landlock"),
+    ];
+    for (content, needle) in table {
+        let path = env.root.join("bad.toml");
+        std::fs::write(&path, content).expect("write");
+        let output = toolgate(&["config", "check", path.to_str().expect("utf-8")]);
+        assert_eq!(output.status.code(), Some(1), "{content:?} should fail");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(needle),
+            "{content:?}: {stderr:?} lacks {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn serve_refuses_a_non_loopback_listen_address() {
+    let env = TestEnv::new("cli-listen");
+    let config = env.write_config(&EnvOptions::default());
+    let output = toolgate(&[
+        "serve",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--listen",
+        "0.0.0.0:18888",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("authentication is not configured"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn plugin_commands_list_describe_and_dry_run_without_running_anything() {
+    let env = TestEnv::new("cli-plugin");
+    let config = env.write_config(&EnvOptions {
+        terrascan: Some(install_fake_tool(&env.tools_dir(), "terrascan")),
+        ..EnvOptions::default()
+    });
+    let config = config.to_str().expect("utf-8");
+
+    let list = toolgate(&["plugin", "list", "--config", config]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let listed = text(&list.stdout);
+    assert!(
+        listed.contains("terrascan") && listed.contains("prowler"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("UNAVAILABLE"),
+        "prowler's binary is not installed: {listed}"
+    );
+
+    let describe = toolgate(&["plugin", "describe", "terrascan", "--config", config]);
+    assert!(describe.status.success(), "{}", text(&describe.stderr));
+    let description: Value = serde_json::from_slice(&describe.stdout).expect("JSON");
+    assert_eq!(description["name"], "terrascan");
+    assert!(description["params_schema"].is_object());
+
+    let dry = toolgate(&[
+        "plugin",
+        "dry-run",
+        "terrascan",
+        "{\"iac_dir\": \"terraform\", \"severity\": \"high\"}",
+        "--config",
+        config,
+    ]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let plan: Value = serde_json::from_slice(&dry.stdout).expect("JSON");
+    let argv: Vec<&str> = plan["argv"]
+        .as_array()
+        .expect("argv")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(argv[0].ends_with("/terrascan"), "{argv:?}");
+    assert!(argv.contains(&"scan") && argv.contains(&"high"), "{argv:?}");
+    let workspace = env.workspace().canonicalize().expect("workspace");
+    assert!(
+        argv.contains(&workspace.join("terraform").to_str().expect("utf-8")),
+        "{argv:?}"
+    );
+
+    let invalid = toolgate(&[
+        "plugin",
+        "dry-run",
+        "terrascan",
+        "{\"scan_type\": \"everything\"}",
+        "--config",
+        config,
+    ]);
+    assert_eq!(invalid.status.code(), Some(2), "{}", text(&invalid.stdout));
+    let errors: Value = serde_json::from_slice(&invalid.stdout).expect("JSON");
+    assert_eq!(errors["errors"][0]["field"], "scan_type", "{errors}");
+
+    let outside = toolgate(&[
+        "plugin",
+        "dry-run",
+        "terrascan",
+        "{\"iac_dir\": \"/etc\"}",
+        "--config",
+        config,
+    ]);
+    assert_eq!(outside.status.code(), Some(2), "{}", text(&outside.stdout));
+
+    let unknown = toolgate(&["plugin", "describe", "nmap", "--config", config]);
+    assert!(!unknown.status.success());
+}

@@ -1,0 +1,152 @@
+//! Black-box tests of job control on the real `toolgate` binary: the queue bound (429),
+//! cancellation by the jobs API and by HexStrike's terminate endpoint, and cancellation when
+//! the caller disconnects. A shell script that sleeps in a child process stands in for a slow
+//! tool, so a correct cancel must kill the whole process group.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use toolgate_tests::{
+    Daemon, EnvOptions, TestEnv, install_slow_tool, processes_matching, read_response, send_only,
+    wait_for,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// Starts a daemon whose terrascan sleeps `env.port` seconds (a per-test marker) with one slot
+/// and no queue.
+fn slow_daemon(env: &TestEnv, extra_limits: &str) -> Daemon {
+    let slow = install_slow_tool(&env.tools_dir(), "terrascan", u32::from(env.port));
+    env.start(&EnvOptions {
+        terrascan: Some(slow),
+        limits: format!("max_concurrent_jobs = 1\nmax_queued_jobs = 0\n{extra_limits}"),
+        ..EnvOptions::default()
+    })
+}
+
+/// Waits until exactly one job is running and returns its id.
+fn running_job(daemon: &Daemon) -> String {
+    wait_for(WAIT, "a running job", || {
+        let list = json(&daemon.get("/api/processes/list").body);
+        let (id, info) = list["active_processes"]
+            .as_object()?
+            .iter()
+            .next()
+            .map(|(k, v)| (k.clone(), v.clone()))?;
+        (info["status"] == "running").then_some(id)
+    })
+}
+
+fn job_status(daemon: &Daemon, id: &str) -> String {
+    json(&daemon.get(&format!("/api/jobs/{id}")).body)["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn sleepers(env: &TestEnv) -> Vec<u32> {
+    processes_matching(&format!("sleep {}", env.port))
+}
+
+#[test]
+fn a_full_queue_is_429_with_retry_after_and_cancel_ends_the_running_job() {
+    let env = TestEnv::new("jobs-429");
+    let daemon = slow_daemon(&env, "");
+    let first = send_only(
+        env.port,
+        "POST",
+        "/api/tools/terrascan",
+        Some("{\"iac_dir\": \"terraform\"}"),
+    );
+    let id = running_job(&daemon);
+    wait_for(WAIT, "the slow tool's sleep", || {
+        (!sleepers(&env).is_empty()).then_some(())
+    });
+
+    let refused = daemon.request("POST", "/api/tools/terrascan", Some("{}"));
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(
+        refused
+            .header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().is_ok()),
+        "{:?}",
+        refused.headers
+    );
+    assert!(json(&refused.body)["error"].is_string());
+    let status = json(&daemon.get(&format!("/api/processes/status/{id}")).body);
+    assert_eq!(status["process"]["tool"], "terrascan", "{status}");
+
+    let cancel = daemon.request("POST", &format!("/api/jobs/{id}/cancel"), None);
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    let answer = read_response(first).expect("the first caller gets its answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = json(&answer.body);
+    assert_eq!(body["cancelled"], true, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["return_code"], -1);
+    assert_eq!(body["status"], "cancelled");
+    assert_eq!(job_status(&daemon, &id), "cancelled");
+    assert!(
+        sleepers(&env).is_empty(),
+        "the tool's child survived the cancel"
+    );
+    assert_eq!(
+        daemon
+            .request("POST", &format!("/api/jobs/{id}/cancel"), None)
+            .status,
+        409
+    );
+    let metrics = daemon.get("/metrics").body;
+    assert!(
+        metrics.contains("toolgate_rejections_total{reason=\"queue_full\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn hexstrike_terminate_cancels_a_running_job() {
+    let env = TestEnv::new("jobs-terminate");
+    let daemon = slow_daemon(&env, "");
+    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
+    let id = running_job(&daemon);
+    let terminate = daemon.request("POST", &format!("/api/processes/terminate/{id}"), None);
+    assert_eq!(terminate.status, 200, "{}", terminate.body);
+    let body = json(&terminate.body);
+    assert_eq!(body["success"], true);
+    assert!(body["message"].is_string());
+    let answer = json(&read_response(caller).expect("answer").body);
+    assert_eq!(answer["cancelled"], true, "{answer}");
+    wait_for(WAIT, "the job to be recorded cancelled", || {
+        (job_status(&daemon, &id) == "cancelled").then_some(())
+    });
+    assert_eq!(
+        daemon
+            .request("POST", &format!("/api/processes/terminate/{id}"), None)
+            .status,
+        404
+    );
+}
+
+#[test]
+fn a_caller_that_disconnects_cancels_its_job() {
+    let env = TestEnv::new("jobs-disconnect");
+    let daemon = slow_daemon(&env, "cancel_on_disconnect = true");
+    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
+    let id = running_job(&daemon);
+    drop(caller);
+    wait_for(
+        WAIT,
+        "the disconnected caller's job to be cancelled",
+        || (job_status(&daemon, &id) == "cancelled").then_some(()),
+    );
+    wait_for(WAIT, "the tool's processes to be gone", || {
+        sleepers(&env).is_empty().then_some(())
+    });
+    // The slot is free again.
+    let list = json(&daemon.get("/api/processes/list").body);
+    assert_eq!(list["total_count"], 0, "{list}");
+}
