@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use toolgate_sandbox::{Hardening, RunSpec, Sandbox, SandboxPolicy, resolve_binary};
+use toolgate_sandbox::{Hardening, PreparedJob, RunSpec, Sandbox, SandboxPolicy, resolve_binary};
 
 /// Iterations per mode unless given on the command line.
 const DEFAULT_ITERATIONS: usize = 300;
@@ -36,14 +36,14 @@ fn main() {
         binary.display()
     );
     println!(
-        "{:<16} {:>12} {:>16} {:>12} {:>8} {:>14} {:>14}",
+        "{:<16} {:>12} {:>16} {:>12} {:>8} {:>20} {:>20}",
         "mode",
         "plain (µs)",
         "plain+fork (µs)",
         "run (µs)",
         "ratio",
-        "prepare (µs)",
-        "cleanup (µs)"
+        "prepare (µs, mean)",
+        "cleanup (µs, mean)"
     );
     for (name, landlock, network) in modes {
         if only_mode.is_some_and(|m| m != name) {
@@ -61,33 +61,42 @@ fn main() {
             ..SandboxPolicy::default()
         })
         .unwrap();
+        // Filesystem work (mkdir in prepare, rmdir in cleanup) is batched outside the timed
+        // loop: ext4 evicts inodes and commits its journal behind the caller's back, which
+        // would otherwise land inside the next timed spawn.
+        let started = Instant::now();
+        let jobs: Vec<_> = (0..WARMUP + iterations)
+            .map(|i| sandbox.prepare(&format!("bench-{i}"), &[]).unwrap())
+            .collect();
+        let prepare = started.elapsed() / jobs.len() as u32;
         let mut plain = Vec::with_capacity(iterations);
         let mut forked = Vec::with_capacity(iterations);
         let mut run = Vec::with_capacity(iterations);
-        let mut prepare = Vec::with_capacity(iterations);
-        let mut cleanup = Vec::with_capacity(iterations);
-        for i in 0..WARMUP + iterations {
+        for (i, job) in jobs.into_iter().enumerate() {
             let p = time_plain(&binary);
             let f = time_plain_forked(&binary);
-            let (pr, r, c) = runtime.block_on(time_sandbox(&sandbox, &binary, i));
+            let r = runtime.block_on(time_run(&sandbox, &binary, job));
             if i >= WARMUP {
                 plain.push(p);
                 forked.push(f);
-                prepare.push(pr);
                 run.push(r);
-                cleanup.push(c);
             }
         }
+        let started = Instant::now();
+        for i in 0..WARMUP + iterations {
+            sandbox.cleanup(&format!("bench-{i}"));
+        }
+        let cleanup = started.elapsed() / (WARMUP + iterations) as u32;
         let (plain, run) = (median(&mut plain), median(&mut run));
         println!(
-            "{:<16} {:>12.0} {:>16.0} {:>12.0} {:>7.2}x {:>14.0} {:>14.0}",
+            "{:<16} {:>12.0} {:>16.0} {:>12.0} {:>7.2}x {:>20.0} {:>20.0}",
             name,
             micros(plain),
             micros(median(&mut forked)),
             micros(run),
             run.as_secs_f64() / plain.as_secs_f64(),
-            micros(median(&mut prepare)),
-            micros(median(&mut cleanup)),
+            micros(prepare),
+            micros(cleanup),
         );
     }
 }
@@ -114,15 +123,7 @@ fn time_plain_forked(binary: &Path) -> Duration {
     elapsed
 }
 
-async fn time_sandbox(
-    sandbox: &Sandbox,
-    binary: &Path,
-    i: usize,
-) -> (Duration, Duration, Duration) {
-    let job_id = format!("bench-{i}");
-    let started = Instant::now();
-    let job = sandbox.prepare(&job_id, &[]).unwrap();
-    let prepared = started.elapsed();
+async fn time_run(sandbox: &Sandbox, binary: &Path, job: PreparedJob) -> Duration {
     let spec = RunSpec {
         binary: binary.to_path_buf(),
         env: Vec::new(),
@@ -134,11 +135,9 @@ async fn time_sandbox(
         .run(job, spec, CancellationToken::new())
         .await
         .unwrap();
-    let ran = started.elapsed();
+    let elapsed = started.elapsed();
     assert_eq!(result.exit_code, Some(0));
-    let started = Instant::now();
-    sandbox.cleanup(&job_id);
-    (prepared, ran, started.elapsed())
+    elapsed
 }
 
 fn median(samples: &mut [Duration]) -> Duration {
