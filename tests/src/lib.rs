@@ -83,16 +83,24 @@ pub fn install_fake_tool(dir: &Path, name: &str) -> PathBuf {
     target
 }
 
-/// Writes an executable shell script `name` into `dir` that sleeps `secs` seconds in a child
-/// process (so a correct kill must reach the whole process group).
-pub fn install_slow_tool(dir: &Path, name: &str, secs: u32) -> PathBuf {
+/// How a slow tool script runs its `sleep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowTool {
+    /// `sleep` in a child process: a correct kill must reach the whole process group.
+    Child,
+    /// `exec sleep`: the tool process itself sleeps (no grandchild).
+    Exec,
+}
+
+/// Writes an executable shell script `name` into `dir` that sleeps `secs` seconds.
+pub fn install_slow_tool(dir: &Path, name: &str, secs: u32, how: SlowTool) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let target = dir.join(name);
-    std::fs::write(
-        &target,
-        format!("#!/bin/sh\necho started\nsleep {secs}\necho done\n"),
-    )
-    .expect("write script");
+    let sleep = match how {
+        SlowTool::Child => format!("sleep {secs}\necho done"),
+        SlowTool::Exec => format!("exec sleep {secs}"),
+    };
+    std::fs::write(&target, format!("#!/bin/sh\necho started\n{sleep}\n")).expect("write script");
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     target
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use toolgate_tests::{
-    Daemon, EnvOptions, TestEnv, install_slow_tool, processes_matching, read_response, send_only,
-    wait_for,
+    Daemon, EnvOptions, SlowTool, TestEnv, install_slow_tool, processes_matching, read_response,
+    send_only, wait_for,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -20,7 +20,12 @@ fn json(body: &str) -> Value {
 /// Starts a daemon whose terrascan sleeps `env.port` seconds (a per-test marker) with one slot
 /// and no queue.
 fn slow_daemon(env: &TestEnv, extra_limits: &str) -> Daemon {
-    let slow = install_slow_tool(&env.tools_dir(), "terrascan", u32::from(env.port));
+    let slow = install_slow_tool(
+        &env.tools_dir(),
+        "terrascan",
+        u32::from(env.port),
+        SlowTool::Child,
+    );
     env.start(&EnvOptions {
         terrascan: Some(slow),
         limits: format!("max_concurrent_jobs = 1\nmax_queued_jobs = 0\n{extra_limits}"),

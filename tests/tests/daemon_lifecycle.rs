@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use toolgate_tests::{
-    EnvOptions, TestEnv, install_fake_tool, install_slow_tool, processes_matching, read_response,
-    send_only, wait_for,
+    EnvOptions, SlowTool, TestEnv, install_fake_tool, install_slow_tool, processes_matching,
+    read_response, send_only, wait_for,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -19,7 +19,15 @@ fn json(body: &str) -> Value {
 fn after_kill_9_the_running_job_is_interrupted_and_finished_jobs_remain() {
     let env = TestEnv::new("life-kill9");
     let fast = install_fake_tool(&env.tools_dir(), "prowler");
-    let slow = install_slow_tool(&env.tools_dir(), "terrascan", u32::from(env.port));
+    // `exec sleep`: the tool is the daemon's direct child, which the sandbox ties to the daemon's
+    // life with a parent-death signal. (Grandchildren are only reachable after a crash when the
+    // sandbox runs jobs in cgroups.)
+    let slow = install_slow_tool(
+        &env.tools_dir(),
+        "terrascan",
+        u32::from(env.port),
+        SlowTool::Exec,
+    );
     let options = EnvOptions {
         terrascan: Some(slow),
         prowler: Some(fast),
@@ -38,7 +46,6 @@ fn after_kill_9_the_running_job_is_interrupted_and_finished_jobs_remain() {
         list["active_processes"].as_object()?.keys().next().cloned()
     });
     daemon.signal_and_wait(libc::SIGKILL, WAIT);
-    // The tool dies with the daemon (parent-death signal); reap-free check of the marker.
     wait_for(WAIT, "the orphaned tool to die", || {
         processes_matching(&format!("sleep {}", env.port))
             .is_empty()
@@ -63,7 +70,12 @@ fn after_kill_9_the_running_job_is_interrupted_and_finished_jobs_remain() {
 #[test]
 fn sigterm_lets_running_jobs_end_within_the_grace_and_leaves_no_child() {
     let env = TestEnv::new("life-sigterm");
-    let slow = install_slow_tool(&env.tools_dir(), "terrascan", u32::from(env.port));
+    let slow = install_slow_tool(
+        &env.tools_dir(),
+        "terrascan",
+        u32::from(env.port),
+        SlowTool::Child,
+    );
     let mut daemon = env.start(&EnvOptions {
         terrascan: Some(slow),
         http: "shutdown_grace_secs = 1".into(),
