@@ -189,3 +189,27 @@ async fn tool_cannot_signal_the_daemon() {
     assert_eq!(result.exit_code, Some(1), "{}", stdout(&result));
     assert!(String::from_utf8_lossy(&result.stderr).contains("Operation not permitted"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_exec_names_the_step() {
+    let f = fixture(|_| {});
+    let not_executable = f.tmp.path().join("not-executable");
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    let job = f.sandbox.prepare(&job_id(), &[]).unwrap();
+    let err = f
+        .sandbox
+        .run(
+            job,
+            spec(&not_executable, TIMEOUT),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        toolgate_sandbox::SandboxError::ChildSetup { step, source } => {
+            assert_eq!(step, toolgate_sandbox::ChildStep::Exec);
+            assert_eq!(source.raw_os_error(), Some(libc::EACCES));
+        }
+        other => panic!("unexpected error {other}"),
+    }
+}

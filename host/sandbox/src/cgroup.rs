@@ -1,7 +1,7 @@
 //! cgroup v2 containment, used when the operator delegates a writable cgroup v2 directory.
 //!
 //! Invariants:
-//! - Each job gets its own child cgroup, which the child joins first thing after fork (before
+//! - Each job gets its own child cgroup, which the child joins first thing after clone (before
 //!   any of its own forks), so every descendant is a member whatever it does to its session
 //!   or process group; `cgroup.kill` ends them all atomically.
 //! - `memory.max` / `pids.max` are written only when the controller is available in the

@@ -1,16 +1,18 @@
-//! The child side: what runs between fork and execve, in `pre_exec`.
+//! The child side: the setup sequence between clone and execve (called from `exec.rs`).
 //!
 //! Invariants:
 //! - Only async-signal-safe system calls, no allocation, no locks: the daemon is
-//!   multi-threaded and another thread may have held the allocator lock at fork time. All data
+//!   multi-threaded, another thread may hold the allocator lock, and the child shares the
+//!   daemon's memory (CLONE_VM) until it execs. All data
 //!   (C strings, limit arrays, fds) is prepared by the parent in `ChildPlan`.
 //! - The sequence below is linear, and each step names itself in `ChildStep`. On failure the
 //!   child writes `[step, errno]` to the report pipe and returns the errno: `spawn` fails and
 //!   nothing runs, so a protection that was planned is never silently skipped.
 //!
-//! Run sequence (std has already dup'ed stdin=/dev/null, stdout/stderr pipes, and chdir'ed to
-//! the workspace, all as the daemon's user):
-//!  1. join the job cgroup (before any fork of the tool can happen)
+//! Run sequence (exec.rs has already reset every signal disposition, dup'ed stdin=/dev/null
+//! and the stdout/stderr pipes into place, and chdir'ed to the workspace, all as the daemon's
+//! user; it execs right after this sequence):
+//!  1. join the job cgroup (before the tool can fork anything)
 //!  2. setsid: new session and process group, so the job is signalled as a group
 //!  3. PR_SET_NO_NEW_PRIVS: setuid binaries cannot regain privileges; required by Landlock
 //!  4. setrlimit for every limit (values computed in the parent)
@@ -19,7 +21,7 @@
 //!  6. setgroups([]), setgid, setuid when a dedicated identity is configured
 //!  7. PR_SET_PDEATHSIG(SIGKILL), then re-check getppid(): set after the uid switch because a
 //!     credential change clears it; the re-check closes the race where the daemon died before
-//!     the prctl. It fires when the parent THREAD exits, which is why the daemon forks from a
+//!     the prctl. It fires when the parent THREAD exits, which is why the daemon clones from a
 //!     dedicated thread that lives as long as the `Sandbox` (see `spawner.rs`).
 //!  8. landlock_restrict_self on the ruleset built by the parent
 //!  9. when the tool keeps uid 0: drop every capability from the bounding set, clear the ambient
@@ -27,7 +29,7 @@
 //!     bounding set at execve, so a root tool ends up with no capability at all (no
 //!     CAP_SYS_PTRACE to read the daemon's /proc files, no CAP_DAC_OVERRIDE, no CAP_KILL).
 //! 10. close_range(3, ~0, CLOSE_RANGE_CLOEXEC): every fd above 2 is closed by execve. CLOEXEC
-//!     rather than closing now, because std's own exec-error pipe must survive until execve.
+//!     rather than closing now, because the step-report pipe must survive until execve.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -52,10 +54,13 @@ pub enum ChildStep {
     LandlockRestrict = 11,
     DropCapabilities = 12,
     CloseFds = 13,
+    Stdio = 14,
+    Chdir = 15,
+    Exec = 16,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 13] = [
+    const ALL: [ChildStep; 16] = [
         Self::JoinCgroup,
         Self::NewSession,
         Self::NoNewPrivs,
@@ -69,6 +74,9 @@ impl ChildStep {
         Self::LandlockRestrict,
         Self::DropCapabilities,
         Self::CloseFds,
+        Self::Stdio,
+        Self::Chdir,
+        Self::Exec,
     ];
 
     pub fn from_code(code: u8) -> Option<Self> {
@@ -92,6 +100,9 @@ impl std::fmt::Display for ChildStep {
             Self::LandlockRestrict => "landlock_restrict_self",
             Self::DropCapabilities => "drop capabilities",
             Self::CloseFds => "close_range",
+            Self::Stdio => "dup2 stdio",
+            Self::Chdir => "chdir to the workspace",
+            Self::Exec => "execve",
         };
         f.write_str(name)
     }
@@ -101,7 +112,7 @@ impl std::fmt::Display for ChildStep {
 pub const REPORT_LEN: usize = 5;
 
 /// Everything the child needs, prepared by the parent. Raw fds are owned by the parent and
-/// stay open until `spawn` returns.
+/// stay open until `exec::spawn` returns.
 pub struct ChildPlan {
     pub cgroup_procs: Option<std::ffi::CString>,
     pub limits: [(libc::__rlimit_resource_t, libc::rlim_t); MAX_LIMITS],
@@ -135,21 +146,21 @@ struct CapData {
 const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 impl ChildPlan {
-    /// Runs the sequence in the forked child. Async-signal-safe only (see module docs).
+    /// Runs the sequence in the cloned child. Async-signal-safe only (see module docs).
     pub fn apply(&self) -> io::Result<()> {
         // 1. Join the job cgroup.
         if let Some(procs) = &self.cgroup_procs {
             self.step(ChildStep::JoinCgroup, join_cgroup(procs))?;
         }
         // 2. New session => new process group whose id is our pid.
-        // SAFETY: setsid takes no arguments; the forked child is not a group leader.
+        // SAFETY: setsid takes no arguments; the new child is not a group leader.
         self.step(ChildStep::NewSession, check(unsafe { libc::setsid() }))?;
         // 3. No new privileges across execve.
         // SAFETY: prctl with integer arguments only.
         let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         self.step(ChildStep::NoNewPrivs, check(rc))?;
         // 4. Resource limits, soft = hard so the tool cannot raise them back.
-        for &(resource, value) in &self.limits[..self.limit_count] {
+        for &(resource, value) in self.limits.iter().take(self.limit_count) {
             let limit = libc::rlimit {
                 rlim_cur: value,
                 rlim_max: value,
@@ -201,7 +212,7 @@ impl ChildPlan {
     }
 
     /// On failure, reports `[step, errno]` to the parent and returns the errno as the error.
-    fn step(&self, step: ChildStep, result: Result<(), i32>) -> io::Result<()> {
+    pub fn step(&self, step: ChildStep, result: Result<(), i32>) -> io::Result<()> {
         let Err(errno) = result else { return Ok(()) };
         let mut report = [0u8; REPORT_LEN];
         report[0] = step as u8;

@@ -7,7 +7,8 @@
 //! - `binary`: tool binary resolution; `args` + `paths`: typed arguments and path checks
 //! - `job_dirs`: per-job private and output directories; `env`: the rebuilt environment
 //! - `rlimits`, `landlock_rules`, `cgroup`: what the parent prepares for the child
-//! - `child`: the fork-to-exec sequence; `spawner`: the dedicated fork thread
+//! - `exec`: clone(CLONE_VM|CLONE_VFORK) + execve; `child`: the clone-to-exec sequence;
+//!   `spawner`: the dedicated spawning thread
 //! - `run` + `reaper`: timeout, kill escalation, orphan sweep, reaping; `output`: capped capture
 //!
 //! Invariant of the public API: `prepare` refuses a bad plan before anything runs (a
@@ -21,6 +22,7 @@ mod cgroup;
 mod child;
 mod env;
 mod error;
+mod exec;
 mod job_dirs;
 mod landlock_rules;
 mod output;
@@ -31,11 +33,10 @@ mod rlimits;
 mod run;
 mod spawner;
 
-use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::net::unix::pipe;
@@ -53,7 +54,7 @@ pub use policy::{
 };
 pub use rlimits::{JobLimits, Limit};
 
-use child::{ChildPlan, REPORT_LEN, decode_report};
+use child::ChildPlan;
 use job_dirs::PrivateDirs;
 use output::{Captured, drain};
 use paths::HeldDir;
@@ -276,7 +277,7 @@ impl Sandbox {
     ) -> Result<RunResult, SandboxError> {
         // Run sequence (parent side; the child side is in child.rs):
         //  1. check the binary            5. create the job cgroup (cgroup mode)
-        //  2. rebuild the environment     6. fork + exec on the spawner thread
+        //  2. rebuild the environment     6. clone + exec on the spawner thread
         //  3. compute the rlimits         7. watch the leader (pidfd), take the pipes
         //  4. build the Landlock ruleset  8. supervise + drain concurrently; kill, sweep, reap
         //                                 9. remove the job cgroup, report
@@ -324,7 +325,7 @@ impl Sandbox {
         };
         let network_isolated = self.capabilities.network_namespace && !spec.needs_network;
         let (report_read, report_write) = report_pipe()?;
-        // 5. Job cgroup: created last before the fork, so no earlier failure can leak it.
+        // 5. Job cgroup: created last before the clone, so no earlier failure can leak it.
         let cgroup = match &self.capabilities.cgroup {
             Some(support) => Some(cgroup::JobCgroup::create(
                 support,
@@ -354,39 +355,25 @@ impl Sandbox {
                 .filter(|_| run_as.is_none()),
             report_fd: report_write.as_raw_fd(),
         };
-        let mut command = std::process::Command::new(&spec.binary);
-        command
-            .args(&job.argv)
-            .env_clear()
-            .envs(env)
-            .current_dir(&self.allowed[0].path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: `ChildPlan::apply` makes only async-signal-safe system calls and does not
-        // allocate (see child.rs); the fds it names stay open until `spawn` has returned.
-        unsafe { command.pre_exec(move || plan.apply()) };
+        let image = exec_image(&spec.binary, &job.argv, &env, &self.allowed[0].path)?;
 
-        // 6. Fork + exec.
-        let spawned = self.spawner.spawn(command).await;
+        // 6. Clone + exec on the spawner thread.
+        let spawned = self.spawner.spawn(image, plan, report_read).await;
         drop(report_write);
         drop(landlock_fd);
-        let mut child = match spawned {
-            Ok(Ok(child)) => child,
-            failed => {
+        let spawned = match spawned {
+            Ok(spawned) => spawned,
+            Err(e) => {
                 if let Some(cgroup) = cgroup {
-                    cgroup.remove();
+                    let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
                 }
-                return Err(match failed {
-                    Err(e) => e,
-                    Ok(Err(spawn_error)) => child_failure(report_read, spawn_error),
-                    Ok(Ok(_)) => SandboxError::SpawnerGone,
-                });
+                return Err(e);
             }
         };
         // 7. Watch the leader; from here on every exit path kills and reaps it.
-        let pid = child.id() as libc::pid_t;
-        let watched = Leader::watch(pid).and_then(|leader| Ok((leader, take_pipes(&mut child)?)));
+        let pid = spawned.pid;
+        let watched = Leader::watch(pid, spawned.pidfd)
+            .and_then(|leader| Ok((leader, output_pipes(spawned.stdout, spawned.stderr)?)));
         let (leader, (out_pipe, err_pipe)) = match watched {
             Ok(watched) => watched,
             Err(e) => {
@@ -509,48 +496,55 @@ fn create_root(path: &std::path::Path) -> Result<HeldDir, SandboxError> {
     })
 }
 
-/// The pipe a failing child reports its step through (both ends close-on-exec).
-fn report_pipe() -> Result<(std::fs::File, OwnedFd), SandboxError> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(SandboxError::Pipe {
-            what: "child step report",
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((std::fs::File::from(read), write))
+/// The pipe a failing child reports its step through (close-on-exec, non-blocking read).
+fn report_pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    exec::pipe_with(libc::O_NONBLOCK).map_err(|source| SandboxError::Pipe {
+        what: "child step report",
+        source,
+    })
 }
 
-/// Turns a failed spawn into the step the child reported (if it got that far).
-fn child_failure(mut report: std::fs::File, spawn_error: std::io::Error) -> SandboxError {
-    let mut bytes = [0u8; REPORT_LEN];
-    match report
-        .read(&mut bytes)
-        .ok()
-        .and_then(|n| decode_report(&bytes[..n]))
-    {
-        Some((step, errno)) => SandboxError::ChildSetup {
-            step,
-            source: std::io::Error::from_raw_os_error(errno),
-        },
-        None => SandboxError::Spawn(spawn_error),
+/// The C strings execve needs. Arguments were NUL-checked by `prepare`, the environment by
+/// `env::build_env`; the binary and workspace paths come from the daemon.
+fn exec_image(
+    binary: &std::path::Path,
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: &std::path::Path,
+) -> Result<exec::ExecImage, SandboxError> {
+    let c_string = |value: &[u8]| {
+        CString::new(value).map_err(|_| SandboxError::BinaryUnavailable {
+            name: error::truncate_value(&String::from_utf8_lossy(value)),
+            reason: "contains a NUL byte".into(),
+        })
+    };
+    let program = c_string(binary.as_os_str().as_bytes())?;
+    let mut c_argv = vec![program.clone()];
+    for arg in argv {
+        c_argv.push(c_string(arg.as_bytes())?);
     }
+    let envp = env
+        .iter()
+        .map(|(name, value)| c_string(format!("{name}={value}").as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(exec::ExecImage {
+        program,
+        argv: c_argv,
+        envp,
+        cwd: c_string(cwd.as_os_str().as_bytes())?,
+    })
 }
 
-fn take_pipes(
-    child: &mut std::process::Child,
+fn output_pipes(
+    stdout: OwnedFd,
+    stderr: OwnedFd,
 ) -> Result<(pipe::Receiver, pipe::Receiver), SandboxError> {
     let pipe_error = |source| SandboxError::Pipe {
         what: "tool output",
         source,
     };
-    let missing = || pipe_error(std::io::Error::other("stdio pipe missing"));
-    let out = child.stdout.take().ok_or_else(missing)?;
-    let err = child.stderr.take().ok_or_else(missing)?;
-    let out = pipe::Receiver::from_owned_fd(OwnedFd::from(out)).map_err(pipe_error)?;
-    let err = pipe::Receiver::from_owned_fd(OwnedFd::from(err)).map_err(pipe_error)?;
-    Ok((out, err))
+    Ok((
+        pipe::Receiver::from_owned_fd(stdout).map_err(pipe_error)?,
+        pipe::Receiver::from_owned_fd(stderr).map_err(pipe_error)?,
+    ))
 }

@@ -13,7 +13,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -39,21 +39,12 @@ pub struct ExitStatus {
 }
 
 impl Leader {
-    pub fn watch(pid: libc::pid_t) -> Result<Self, SandboxError> {
-        // SAFETY: pidfd_open with a pid and flags 0; it returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(SandboxError::Pidfd {
-                pid,
-                source: io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
-        // SAFETY: `owned` is a pidfd this value owns and never closes or replaces while it is
+    /// Watches a leader through the pidfd `clone` returned for it.
+    pub fn watch(pid: libc::pid_t, pidfd: OwnedFd) -> Result<Self, SandboxError> {
+        // SAFETY: `pidfd` is owned by this value and never closed or replaced while it is
         // registered (it is dropped together with the AsyncFd).
         let pidfd =
-            unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }.map_err(|e| {
+            unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }.map_err(|e| {
                 SandboxError::Pidfd {
                     pid,
                     source: io::Error::from(e),
@@ -96,7 +87,7 @@ impl Leader {
 }
 
 /// Kills and reaps a registered leader that could not be watched (pidfd or pipe set-up failed
-/// after the fork). Blocking: the wait is on a SIGKILLed child.
+/// after the clone). Blocking: the wait is on a SIGKILLed child.
 pub fn abandon(pid: libc::pid_t) {
     // SAFETY: kill(2) on our unreaped child's group and on the child itself.
     unsafe {

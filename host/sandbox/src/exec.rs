@@ -1,0 +1,297 @@
+//! Starting the tool: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` + `execve`, the way
+//! posix_spawn works, instead of std's `fork` (which std uses whenever a `pre_exec` hook is
+//! set). Forking copies the daemon's page tables on every job; a vfork-style clone copies
+//! nothing, and `CLONE_PIDFD` hands back a pidfd for the exact child atomically.
+//!
+//! Invariants (what makes running Rust code in a CLONE_VM child sound):
+//! - The calling (spawner) thread is suspended by CLONE_VFORK until the child execs or exits;
+//!   the child only reads data prepared by the parent (`ExecImage`, `ChildPlan`) and writes its
+//!   own stack, a dedicated mapping with a guard page. No allocation, no locks, no panics.
+//! - Every signal is blocked in the parent thread before the clone, so no handler of the daemon
+//!   can run in the child on shared memory; the child resets every disposition to SIG_DFL
+//!   (which also undoes the SIGPIPE ignore of Rust programs) before unblocking and execve.
+//! - Every fd the parent creates here is O_CLOEXEC; the child dup2s the three stdio fds into
+//!   place, and `ChildPlan::apply` marks everything above 2 close-on-exec.
+//! - A failing child reports `[step, errno]` on a non-blocking report pipe and `_exit`s; the
+//!   parent then reaps it before returning the error.
+
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::child::{ChildPlan, ChildStep};
+use crate::error::SandboxError;
+
+/// Stack of the cloned child: the setup sequence is shallow; generous for unoptimised builds.
+const CHILD_STACK_BYTES: usize = 256 * 1024;
+/// Inaccessible page below the child stack, so an overflow faults instead of corrupting memory.
+const GUARD_BYTES: usize = 4096;
+/// Exit status of a child whose setup or execve failed (same convention as shells).
+const SETUP_FAILED_EXIT: c_int = 127;
+/// Highest signal number (glibc's `_NSIG - 1`).
+const MAX_SIGNAL: c_int = 64;
+
+/// Everything execve needs, as C strings built in the parent.
+pub struct ExecImage {
+    pub program: CString,
+    /// argv, argv[0] (= program) included.
+    pub argv: Vec<CString>,
+    /// `NAME=value` pairs.
+    pub envp: Vec<CString>,
+    pub cwd: CString,
+}
+
+/// A started child: our unreaped child, its pidfd and the read ends of its output pipes.
+pub struct Spawned {
+    pub pid: libc::pid_t,
+    pub pidfd: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// The child's stack: one mapping per spawner thread, reused for every spawn.
+pub struct ChildStack {
+    base: *mut c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is only used by the thread that owns the `ChildStack` (the spawner).
+unsafe impl Send for ChildStack {}
+
+impl ChildStack {
+    pub fn new() -> io::Result<Self> {
+        let len = CHILD_STACK_BYTES + GUARD_BYTES;
+        // SAFETY: anonymous private mapping; no existing memory is affected.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the lowest page of the mapping just created becomes the guard page.
+        if unsafe { libc::mprotect(base, GUARD_BYTES, libc::PROT_NONE) } != 0 {
+            let err = io::Error::last_os_error();
+            // SAFETY: unmaps the mapping created above.
+            unsafe { libc::munmap(base, len) };
+            return Err(err);
+        }
+        Ok(Self { base, len })
+    }
+
+    /// The initial stack pointer (stacks grow down), 16-byte aligned.
+    fn top(&self) -> *mut c_void {
+        let top = self.base as usize + self.len;
+        (top & !15) as *mut c_void
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping this value owns; no child runs on it any more.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// What the child function receives (pointers into the parent's suspended frame).
+struct ChildContext<'a> {
+    image: &'a ExecImage,
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+    plan: &'a ChildPlan,
+    stdin: RawFd,
+    stdout: RawFd,
+    stderr: RawFd,
+}
+
+/// Starts `image` under `plan`. Must be called on the spawner thread (see spawner.rs).
+pub fn spawn(
+    image: &ExecImage,
+    plan: &ChildPlan,
+    report_read: &OwnedFd,
+    stack: &ChildStack,
+) -> Result<Spawned, SandboxError> {
+    let pipe_error = |what, source| SandboxError::Pipe { what, source };
+    let stdin = open_dev_null().map_err(|e| pipe_error("stdin /dev/null", e))?;
+    let (stdout_read, stdout_write) = pipe().map_err(|e| pipe_error("stdout", e))?;
+    let (stderr_read, stderr_write) = pipe().map_err(|e| pipe_error("stderr", e))?;
+    let argv = null_terminated(&image.argv);
+    let envp = null_terminated(&image.envp);
+    let context = ChildContext {
+        image,
+        argv: &argv,
+        envp: &envp,
+        plan,
+        stdin: stdin.as_raw_fd(),
+        stdout: stdout_write.as_raw_fd(),
+        stderr: stderr_write.as_raw_fd(),
+    };
+
+    let mut pidfd: c_int = -1;
+    let blocked = block_all_signals();
+    // SAFETY: `child_main` only reads `context` (alive: this frame is suspended by
+    // CLONE_VFORK until the child execs or exits) and runs on `stack`, a mapping reserved for
+    // it. CLONE_PIDFD stores the pidfd through the parent_tid pointer, a valid c_int.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            &context as *const ChildContext as *mut c_void,
+            &mut pidfd as *mut c_int,
+        )
+    };
+    let clone_error = io::Error::last_os_error();
+    restore_signals(&blocked);
+    if pid < 0 {
+        return Err(SandboxError::Spawn(clone_error));
+    }
+    // SAFETY: CLONE_PIDFD returned a new descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+
+    // The child has exec'd or exited. A report means it failed: reap it and say where.
+    if let Some((step, errno)) = read_report(report_read) {
+        let mut status = 0;
+        // SAFETY: waits for the specific child just created, which has exited.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        return Err(SandboxError::ChildSetup {
+            step,
+            source: io::Error::from_raw_os_error(errno),
+        });
+    }
+    Ok(Spawned {
+        pid,
+        pidfd,
+        stdout: stdout_read,
+        stderr: stderr_read,
+    })
+}
+
+/// The cloned child. Async-signal-safe, allocation-free, panic-free (see module docs).
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `ChildContext` of the suspended parent frame.
+    let context = unsafe { &*(arg as *const ChildContext) };
+    let plan = context.plan;
+    // Signals: SIG_DFL everywhere first, so unblocking can never run a daemon handler here.
+    for signal in 1..=MAX_SIGNAL {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: resets one disposition; EINVAL for libc-reserved numbers is ignored.
+            unsafe { libc::signal(signal, libc::SIG_DFL) };
+        }
+    }
+    let stdio = [(context.stdin, 0), (context.stdout, 1), (context.stderr, 2)];
+    for (fd, target) in stdio {
+        if plan.step(ChildStep::Stdio, dup_to(fd, target)).is_err() {
+            exit_child();
+        }
+    }
+    // SAFETY: `cwd` is a valid C string prepared by the parent.
+    let rc = unsafe { libc::chdir(context.image.cwd.as_ptr()) };
+    if plan.step(ChildStep::Chdir, result(rc)).is_err() || plan.apply().is_err() {
+        exit_child();
+    }
+    // SAFETY: an empty set, then SIG_SETMASK with it: unblock everything for the tool.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+    // SAFETY: program, argv and envp are valid, NUL-terminated, and null-terminated arrays.
+    unsafe {
+        libc::execve(
+            context.image.program.as_ptr(),
+            context.argv.as_ptr(),
+            context.envp.as_ptr(),
+        )
+    };
+    let _ = plan.step(ChildStep::Exec, Err(errno()));
+    exit_child()
+}
+
+fn exit_child() -> ! {
+    // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to the parent.
+    unsafe { libc::_exit(SETUP_FAILED_EXIT) }
+}
+
+/// dup2 `fd` onto `target`; when they are equal, clears close-on-exec instead.
+fn dup_to(fd: RawFd, target: RawFd) -> Result<(), i32> {
+    if fd == target {
+        // SAFETY: fcntl on an fd the parent opened for this child.
+        return result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) });
+    }
+    // SAFETY: dup2 between two fds of this process.
+    result(unsafe { libc::dup2(fd, target) })
+}
+
+fn result(rc: c_int) -> Result<(), i32> {
+    if rc < 0 { Err(errno()) } else { Ok(()) }
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location always returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask get valid pointers.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut previous);
+        previous
+    }
+}
+
+fn restore_signals(previous: &libc::sigset_t) {
+    // SAFETY: restores the mask saved by `block_all_signals`.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, previous, std::ptr::null_mut()) };
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+fn open_dev_null() -> io::Result<OwnedFd> {
+    // SAFETY: constant path, flags only.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe_with(flags: c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    pipe_with(0)
+}
+
+/// Reads a child's failure report, if one was written (the pipe is non-blocking).
+fn read_report(report: &OwnedFd) -> Option<(ChildStep, i32)> {
+    let mut bytes = [0u8; crate::child::REPORT_LEN];
+    // SAFETY: reads into a stack buffer of the given length.
+    let n = unsafe { libc::read(report.as_raw_fd(), bytes.as_mut_ptr().cast(), bytes.len()) };
+    let n = usize::try_from(n).ok()?;
+    crate::child::decode_report(&bytes[..n])
+}
