@@ -82,7 +82,7 @@ fn main() {
 
     let workspace_dir = root.join("workspace/terraform");
     let direct = load(clients, Duration::from_secs(secs), || {
-        let status = Command::new(&terrascan)
+        Command::new(&terrascan)
             .args(["scan", "-i", "terraform", "-d"])
             .arg(&workspace_dir)
             .args(["-o", "json"])
@@ -90,8 +90,7 @@ fn main() {
             .stderr(Stdio::piped())
             .output()
             .map(|out| out.status.code() == Some(3))
-            .unwrap_or(false);
-        status
+            .unwrap_or(false)
     });
 
     let peak = Arc::new(Mutex::new(idle_rss));

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use toolgate_plugin_runtime::{LoadReport, PluginRuntime, RuntimeError};
 use toolgate_sandbox::{Sandbox, SandboxError};
@@ -132,7 +133,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let local = listener.local_addr().map_err(DaemonError::Serve)?;
     tracing::info!(listen = %local, tools = jobs.catalog().len(), "toolgate ready");
     let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let signals = tokio::spawn(wait_for_signal(shutdown_signals()?, shutdown.clone()));
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
     let drain = {
         let shutdown = shutdown.clone();
@@ -155,23 +156,25 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     };
     let (served, ()) = tokio::join!(serving, drain);
     signals.abort();
-    match signals.await {
-        Ok(Err(error)) => return Err(error),
-        Ok(Ok(())) | Err(_) => {}
-    }
     served.map_err(DaemonError::Serve)?;
     tracing::info!("toolgate stopped");
     Ok(())
 }
 
-async fn wait_for_signal(shutdown: CancellationToken) -> Result<(), DaemonError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+/// SIGTERM and SIGINT streams, installed before serving so a failure stops start-up.
+fn shutdown_signals() -> Result<(Signal, Signal), DaemonError> {
+    let terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    Ok((terminate, interrupt))
+}
+
+async fn wait_for_signal(
+    (mut terminate, mut interrupt): (Signal, Signal),
+    shutdown: CancellationToken,
+) {
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM received"),
         _ = interrupt.recv() => tracing::info!("SIGINT received"),
     }
     shutdown.cancel();
-    Ok(())
 }
