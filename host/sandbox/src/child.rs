@@ -16,8 +16,9 @@
 //!  2. setsid: new session and process group, so the job is signalled as a group
 //!  3. PR_SET_NO_NEW_PRIVS: setuid binaries cannot regain privileges; required by Landlock
 //!  4. setrlimit for every limit (values computed in the parent)
-//!  5. unshare(CLONE_NEWNET) when the tool needs no network (needs the daemon's privileges,
-//!     hence before the uid switch)
+//!  5. setns into the daemon's empty network namespace when the tool needs no network (needs
+//!     the daemon's privileges, hence before the uid switch; see capabilities.rs for why one
+//!     shared empty namespace)
 //!  6. setgroups([]), setgid, setuid when a dedicated identity is configured
 //!  7. PR_SET_PDEATHSIG(SIGKILL), then re-check getppid(): set after the uid switch because a
 //!     credential change clears it; the re-check closes the race where the daemon died before
@@ -45,7 +46,7 @@ pub enum ChildStep {
     NewSession = 2,
     NoNewPrivs = 3,
     SetRlimit = 4,
-    UnshareNetwork = 5,
+    JoinEmptyNetwork = 5,
     DropGroups = 6,
     SetGid = 7,
     SetUid = 8,
@@ -65,7 +66,7 @@ impl ChildStep {
         Self::NewSession,
         Self::NoNewPrivs,
         Self::SetRlimit,
-        Self::UnshareNetwork,
+        Self::JoinEmptyNetwork,
         Self::DropGroups,
         Self::SetGid,
         Self::SetUid,
@@ -91,7 +92,7 @@ impl std::fmt::Display for ChildStep {
             Self::NewSession => "setsid",
             Self::NoNewPrivs => "PR_SET_NO_NEW_PRIVS",
             Self::SetRlimit => "setrlimit",
-            Self::UnshareNetwork => "unshare(CLONE_NEWNET)",
+            Self::JoinEmptyNetwork => "setns(empty network namespace)",
             Self::DropGroups => "setgroups([])",
             Self::SetGid => "setgid",
             Self::SetUid => "setuid",
@@ -117,7 +118,8 @@ pub struct ChildPlan {
     pub cgroup_procs: Option<std::ffi::CString>,
     pub limits: [(libc::__rlimit_resource_t, libc::rlim_t); MAX_LIMITS],
     pub limit_count: usize,
-    pub unshare_network: bool,
+    /// The empty network namespace to join, when the tool needs no network.
+    pub network_namespace: Option<RawFd>,
     pub run_as: Option<RunAs>,
     pub parent_pid: libc::pid_t,
     pub landlock_ruleset: Option<RawFd>,
@@ -169,11 +171,11 @@ impl ChildPlan {
             let rc = unsafe { libc::setrlimit(resource, &limit) };
             self.step(ChildStep::SetRlimit, check(rc))?;
         }
-        // 5. Private network namespace: only a down loopback interface.
-        if self.unshare_network {
-            // SAFETY: unshare with a flag constant.
-            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-            self.step(ChildStep::UnshareNetwork, check(rc))?;
+        // 5. Empty network namespace: only a loopback interface that is down.
+        if let Some(namespace) = self.network_namespace {
+            // SAFETY: setns on a namespace fd inherited from the parent.
+            let rc = unsafe { libc::setns(namespace, libc::CLONE_NEWNET) };
+            self.step(ChildStep::JoinEmptyNetwork, check(rc))?;
         }
         // 6. Dedicated identity: supplementary groups first, then gid, uid last.
         if let Some(id) = self.run_as {

@@ -118,6 +118,7 @@ pub struct Sandbox {
     output_root: HeldDir,
     jobs_root: HeldDir,
     landlock_shared: landlock_rules::SharedRules,
+    empty_network: Option<OwnedFd>,
     spawner: spawner::Spawner,
     daemon_pid: libc::pid_t,
 }
@@ -167,12 +168,15 @@ impl Sandbox {
                 detail: "the kernel does not enforce Landlock".into(),
             });
         }
-        let network_namespace =
-            policy.network_isolation != Hardening::Off && capabilities::probe_network_namespace();
+        let empty_network = match policy.network_isolation {
+            Hardening::Off => None,
+            Hardening::Auto | Hardening::Required => capabilities::create_empty_network_namespace(),
+        };
+        let network_namespace = empty_network.is_some();
         if policy.network_isolation == Hardening::Required && !network_namespace {
             return Err(SandboxError::HardeningUnavailable {
                 what: "network_isolation",
-                detail: "unshare(CLONE_NEWNET) is not permitted".into(),
+                detail: "the daemon may not create a network namespace".into(),
             });
         }
         let (cgroup, cgroup_unavailable) = match &policy.cgroup_root {
@@ -227,6 +231,7 @@ impl Sandbox {
             output_root,
             jobs_root,
             landlock_shared,
+            empty_network,
             spawner: spawner::Spawner::start()?,
             // SAFETY: getpid cannot fail.
             daemon_pid: unsafe { libc::getpid() },
@@ -343,7 +348,11 @@ impl Sandbox {
             cgroup_procs: cgroup.as_ref().map(|c| c.procs.clone()),
             limits: limit_array,
             limit_count,
-            unshare_network: network_isolated,
+            network_namespace: self
+                .empty_network
+                .as_ref()
+                .filter(|_| network_isolated)
+                .map(|fd| fd.as_raw_fd()),
             run_as,
             parent_pid: self.daemon_pid,
             landlock_ruleset: landlock_fd.as_ref().map(|fd| fd.as_raw_fd()),
