@@ -115,10 +115,10 @@ pub fn build(rules: &JobRules<'_>) -> Result<Option<OwnedFd>, SandboxError> {
     }
     let binary = PathFd::new(rules.binary).map_err(|e| SandboxError::Landlock(e.to_string()))?;
     ruleset = add(ruleset, binary, AccessFs::ReadFile | AccessFs::Execute)?;
+    // The writable paths are directories the sandbox itself created: all rights apply.
     for path in rules.writable {
         let fd = PathFd::new(path).map_err(|e| SandboxError::Landlock(e.to_string()))?;
-        let access = narrow(&fd, all)?;
-        ruleset = add(ruleset, fd, access)?;
+        ruleset = add(ruleset, fd, all)?;
     }
     Ok(ruleset.into())
 }
