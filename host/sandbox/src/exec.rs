@@ -219,14 +219,27 @@ fn exit_child() -> ! {
     unsafe { libc::_exit(SETUP_FAILED_EXIT) }
 }
 
-/// dup2 `fd` onto `target`; when they are equal, clears close-on-exec instead.
+/// dup2 `fd` onto `target`. Every fd the parent prepares is above 2 (`Sandbox::new` keeps
+/// 0, 1 and 2 occupied), so no dup2 here can clobber another prepared fd.
 fn dup_to(fd: RawFd, target: RawFd) -> Result<(), i32> {
-    if fd == target {
-        // SAFETY: fcntl on an fd the parent opened for this child.
-        return result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) });
-    }
     // SAFETY: dup2 between two fds of this process.
     result(unsafe { libc::dup2(fd, target) })
+}
+
+/// Makes sure fds 0, 1 and 2 are open (on /dev/null when they were closed), so that every fd
+/// opened later is above 2 and the child's stdio dup2s cannot overwrite one of them.
+pub fn occupy_stdio_fds() -> io::Result<()> {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // SAFETY: constant path; open returns the lowest free fd, which is `fd`.
+            let opened = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if opened < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn result(rc: c_int) -> Result<(), i32> {

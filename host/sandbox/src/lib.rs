@@ -127,6 +127,11 @@ impl Sandbox {
     /// Validates and canonicalizes the policy, creates the roots, detects the hardening the
     /// machine offers, makes the daemon a child subreaper and starts the spawner thread.
     pub fn new(mut policy: SandboxPolicy) -> Result<Self, SandboxError> {
+        // First, before this sandbox opens any descriptor (see exec::occupy_stdio_fds).
+        exec::occupy_stdio_fds().map_err(|source| SandboxError::Pipe {
+            what: "occupying fds 0-2 with /dev/null",
+            source,
+        })?;
         if policy.allowed_dirs.is_empty() {
             return Err(policy_error(
                 "allowed_dirs",
