@@ -383,6 +383,8 @@ pub struct EnvOptions {
     pub http: String,
     /// Extra lines for `[sandbox]`.
     pub sandbox: String,
+    /// Extra lines for `[tools.terrascan]`.
+    pub terrascan_extra: String,
 }
 
 impl TestEnv {
@@ -441,6 +443,7 @@ impl TestEnv {
              {sandbox}\n\
              [tools.terrascan]\n\
              binary = {terrascan:?}\n\
+             {terrascan_extra}\n\
              [tools.prowler]\n\
              binary = {prowler:?}\n\
              [limits]\n\
@@ -456,6 +459,7 @@ impl TestEnv {
             terrascan = binary(&options.terrascan, "terrascan")
                 .display()
                 .to_string(),
+            terrascan_extra = options.terrascan_extra,
             prowler = binary(&options.prowler, "prowler").display().to_string(),
             limits = options.limits,
             http = options.http,

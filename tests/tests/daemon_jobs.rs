@@ -155,3 +155,37 @@ fn a_caller_that_disconnects_cancels_its_job() {
     let list = json(&daemon.get("/api/processes/list").body);
     assert_eq!(list["total_count"], 0, "{list}");
 }
+
+#[test]
+fn a_tool_that_outlives_its_timeout_is_killed_and_reported_timed_out() {
+    let env = TestEnv::new("jobs-timeout");
+    let slow = install_slow_tool(
+        &env.tools_dir(),
+        "terrascan",
+        u32::from(env.port),
+        SlowTool::Child,
+    );
+    let daemon = env.start(&EnvOptions {
+        terrascan: Some(slow),
+        terrascan_extra: "timeout_secs = 1".into(),
+        sandbox: "kill_grace_secs = 1".into(),
+        ..EnvOptions::default()
+    });
+    let response = daemon.request("POST", "/api/tools/terrascan", Some("{}"));
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = json(&response.body);
+    assert_eq!(body["timed_out"], true, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["return_code"], -1);
+    assert_eq!(body["status"], "timed_out");
+    assert_eq!(
+        body["partial_results"], true,
+        "it printed `started` before the timeout: {body}"
+    );
+    let id = body["job_id"].as_str().expect("job id");
+    assert_eq!(job_status(&daemon, id), "timed_out");
+    assert!(
+        sleepers(&env).is_empty(),
+        "the tool's child survived the timeout"
+    );
+}

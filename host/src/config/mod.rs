@@ -203,7 +203,7 @@ impl Config {
         };
         resolve(&mut self.data_dir);
         resolve(&mut self.plugins_dir);
-        self.sandbox.resolve_paths(base);
+        self.sandbox.resolve_paths(base, &self.data_dir);
         for tool in self.tools.values_mut() {
             if let Some(binary) = tool.binary.as_mut() {
                 resolve(binary);

@@ -18,8 +18,9 @@ const DEFAULT_TIMEOUT_SECS: u64 = 300;
 pub struct SandboxConfig {
     /// Directories tools may read; the first is the workspace relative input paths resolve in.
     pub allowed_dirs: Vec<PathBuf>,
-    /// Root under which job and caller-requested output directories are created.
-    pub output_root: PathBuf,
+    /// Root under which job and caller-requested output directories are created; defaults to
+    /// `<data_dir>/output`.
+    pub output_root: Option<PathBuf>,
     /// Hard cap on any tool's wall-clock time, in seconds.
     pub timeout_secs: u64,
     /// Cap on each of stdout and stderr, in bytes.
@@ -55,7 +56,7 @@ impl Default for SandboxConfig {
         let limits = Rlimits::default();
         Self {
             allowed_dirs: vec![PathBuf::from("./examples")],
-            output_root: PathBuf::from("./data/output"),
+            output_root: None,
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             max_output_bytes: policy.max_output_bytes,
             kill_grace_secs: policy.kill_grace.as_secs(),
@@ -78,7 +79,7 @@ impl Default for SandboxConfig {
 }
 
 impl SandboxConfig {
-    pub(super) fn resolve_paths(&mut self, base: &Path) {
+    pub(super) fn resolve_paths(&mut self, base: &Path, data_dir: &Path) {
         let absolute = |path: &Path| {
             if path.is_relative() {
                 base.join(path)
@@ -87,7 +88,11 @@ impl SandboxConfig {
             }
         };
         self.allowed_dirs = self.allowed_dirs.iter().map(|d| absolute(d)).collect();
-        self.output_root = absolute(&self.output_root);
+        self.output_root = Some(
+            self.output_root
+                .as_deref()
+                .map_or_else(|| data_dir.join("output"), absolute),
+        );
         self.cgroup_root = self.cgroup_root.as_deref().map(absolute);
     }
 
@@ -99,7 +104,7 @@ impl SandboxConfig {
         };
         SandboxPolicy {
             allowed_dirs: self.allowed_dirs.clone(),
-            output_root: self.output_root.clone(),
+            output_root: self.output_root(),
             jobs_root,
             path_env: self.path.clone(),
             max_output_bytes: self.max_output_bytes,
@@ -121,8 +126,8 @@ impl SandboxConfig {
         }
     }
 
-    /// The wall-clock cap as a duration.
-    pub fn timeout_cap(&self) -> Duration {
-        Duration::from_secs(self.timeout_secs)
+    /// The output root (absolute once the configuration is loaded).
+    pub fn output_root(&self) -> PathBuf {
+        self.output_root.clone().unwrap_or_default()
     }
 }

@@ -149,4 +149,8 @@ fn absolute_paths_are_kept() {
         Path::new("/var/lib/toolgate/toolgate.sqlite3")
     );
     assert_eq!(config.sandbox.allowed_dirs, vec![examples]);
+    assert_eq!(
+        config.sandbox.output_root(),
+        Path::new("/var/lib/toolgate/output")
+    );
 }
