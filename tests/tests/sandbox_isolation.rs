@@ -6,6 +6,7 @@ use std::os::unix::fs::symlink;
 use std::time::Duration;
 
 use sandbox_support::*;
+use tokio_util::sync::CancellationToken;
 use toolgate_sandbox::{Arg, Enforcement, RejectReason};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -130,18 +131,24 @@ async fn landlock_denies_reads_outside_and_writes_to_inputs() {
     // Positive controls: inputs are readable, the output dir is writable.
     let result = f.run(&literals(&["read", "input.tf"]), TIMEOUT).await;
     assert_eq!(stdout(&result), "ok");
+    let id = job_id();
+    let written = f.sandbox.policy().output_root.join(&id).join("ok.txt");
+    let job = f
+        .sandbox
+        .prepare(&id, &literals(&["write", written.to_str().unwrap()]))
+        .unwrap();
     let result = f
-        .run(
-            &[Arg::Literal("double-fork".into()), Arg::OutputDir],
-            TIMEOUT,
-        )
-        .await;
+        .sandbox
+        .run(job, spec(&fake_tool(), TIMEOUT), CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(
         result.exit_code,
         Some(0),
         "{}",
         String::from_utf8_lossy(&result.stderr)
     );
+    assert!(written.is_file());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +208,7 @@ async fn a_failed_exec_names_the_step() {
         .run(
             job,
             spec(&not_executable, TIMEOUT),
-            tokio_util::sync::CancellationToken::new(),
+            CancellationToken::new(),
         )
         .await
         .unwrap_err();

@@ -275,8 +275,9 @@ fn flood(mut out: impl Write, total: u64) -> i32 {
     0
 }
 
-/// Leaves a grandchild in its own session (escaped from the job's process group), writes its
-/// pid to `DIR/grandchild.pid`, and exits once the file exists.
+/// Leaves a grandchild in its own session (escaped from the job's process group) that sleeps
+/// long. The grandchild writes its pid to `DIR/grandchild.pid` before its parent exits, so the
+/// file exists before the grandchild is orphaned (an orphan may be swept at any time).
 fn double_fork(dir: &Path) -> i32 {
     let pid_file = dir.join("grandchild.pid");
     // SAFETY: fork in a single-threaded process.
@@ -292,6 +293,8 @@ fn double_fork(dir: &Path) -> i32 {
                 let _ = std::fs::write(&tmp, pid.to_string());
                 let _ = std::fs::rename(&tmp, &pid_file);
                 std::thread::sleep(LONG_SLEEP);
+            } else {
+                wait_for(&pid_file);
             }
             // SAFETY: _exit skips the parent's atexit handlers in the forked child.
             unsafe { libc::_exit(0) }
@@ -300,17 +303,25 @@ fn double_fork(dir: &Path) -> i32 {
             let mut status = 0;
             // SAFETY: waits for the intermediate child.
             unsafe { libc::waitpid(pid, &mut status, 0) };
-            for _ in 0..500 {
-                if pid_file.exists() {
-                    println!("grandchild started");
-                    return 0;
-                }
-                std::thread::sleep(Duration::from_millis(10));
+            if pid_file.exists() {
+                println!("grandchild started");
+                0
+            } else {
+                eprintln!("double-fork: grandchild did not report");
+                1
             }
-            eprintln!("double-fork: grandchild did not report");
-            1
         }
         _ => fail("double-fork", std::io::Error::last_os_error()),
+    }
+}
+
+/// Polls for `path` for up to 5 s.
+fn wait_for(path: &Path) {
+    for _ in 0..500 {
+        if path.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
