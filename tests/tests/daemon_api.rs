@@ -218,6 +218,9 @@ fn request_errors_are_json_with_the_promised_status() {
         fields.contains(&"scan_type") && fields.contains(&"severity"),
         "{body}"
     );
+    // Refused plans leave no directories behind.
+    let leftovers = std::fs::read_dir(env.output_root()).map_or(0, |dir| dir.count());
+    assert_eq!(leftovers, 0, "refused requests left output directories");
     // Nothing crashed: the daemon still answers.
     assert_eq!(daemon.get("/health").status, 200);
 }

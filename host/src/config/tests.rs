@@ -1,3 +1,5 @@
+//! Config tests: defaults, accepted and refused documents (each refusal names its key).
+
 use std::path::Path;
 
 use super::*;

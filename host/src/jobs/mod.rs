@@ -172,7 +172,7 @@ impl JobService {
             other => other,
         })?;
         let Some(ticket) = inner.admission.try_admit() else {
-            inner.jail.cleanup(&id);
+            self.discard(&id, &planned.prepared.output_dir);
             return Err(refused(
                 Rejection::QueueFull,
                 JobError::QueueFull {
@@ -195,7 +195,7 @@ impl JobService {
             created_at: created_at.clone(),
         };
         if let Err(error) = inner.store.insert(record).await {
-            inner.jail.cleanup(&id);
+            self.discard(&id, &planned.prepared.output_dir);
             return Err(error.into());
         }
         let cancel = CancellationToken::new();
@@ -242,10 +242,14 @@ impl JobService {
             return self.record_cancelled_while_queued(job).await;
         };
         inner.registry.mark_running(&job.id);
-        inner
+        if let Err(error) = inner
             .store
             .mark_running(job.id.clone(), crate::time::now_rfc3339())
-            .await?;
+            .await
+        {
+            inner.jail.cleanup(&job.id);
+            return Err(error.into());
+        }
         inner.metrics.job_started();
         let output_dir = job.planned.prepared.output_dir.clone();
         let ran = inner.jail.run(job.planned.prepared, job.spec, cancel).await;
@@ -259,17 +263,23 @@ impl JobService {
                 return Err(error.into());
             }
         };
+        let keeps_output_dir = job.planned.output_directory.is_some();
         let response = self
             .interpret(
                 &job.id,
                 &job.tool,
                 &job.planned.command,
-                output_dir,
+                output_dir.clone(),
                 job.planned.output_directory,
                 result,
             )
             .await;
         inner.jail.cleanup(&job.id);
+        if !keeps_output_dir {
+            // The sandbox creates an output directory for every job; a tool that was not given
+            // one left it empty, and `remove_dir` only removes an empty directory.
+            let _ = std::fs::remove_dir(&output_dir);
+        }
         response
     }
 
@@ -416,7 +426,7 @@ impl JobService {
         job: JobRun,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
-        inner.jail.cleanup(&job.id);
+        self.discard(&job.id, &job.planned.prepared.output_dir);
         let response = ToolRunResponse {
             stdout: String::new(),
             stderr: String::new(),
@@ -467,6 +477,12 @@ impl JobService {
             .metrics
             .record_job(tool, JobStatus::Failed.as_str(), Duration::ZERO);
         tracing::error!(target: "toolgate::job", tenant = "default", job_id = id, tool, error = %error, status = "failed", "the sandbox could not run the job");
+    }
+
+    /// Removes the directories of a job that never ran (the output directory only if empty).
+    fn discard(&self, id: &str, output_dir: &std::path::Path) {
+        self.inner.jail.cleanup(id);
+        let _ = std::fs::remove_dir(output_dir);
     }
 
     /// Cancels a live job; false when it is not live.

@@ -63,12 +63,14 @@ pub fn plan_job(
         errors,
     })?;
     let args: Vec<sandbox::Arg> = plan.args.iter().map(map_arg).collect();
-    let prepared = jail
-        .prepare(job_id, &args)
-        .map_err(|rejection| JobError::PlanRejected {
+    let prepared = jail.prepare(job_id, &args).map_err(|rejection| {
+        // `prepare` may have created the job's (empty) output directory before refusing.
+        let _ = std::fs::remove_dir(&context.output_dir);
+        JobError::PlanRejected {
             tool: name.clone(),
             rejection,
-        })?;
+        }
+    })?;
     let has_output_dir = args.iter().any(|arg| {
         matches!(
             arg,

@@ -1,3 +1,5 @@
+//! Store tests: status transitions, crash recovery, listing, retention, schema versions.
+
 use super::*;
 
 fn new_job(id: &str, tool: &str) -> NewJob {
