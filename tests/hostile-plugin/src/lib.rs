@@ -6,13 +6,20 @@
 //! traps; that build is otherwise identical. Invariant: every mode the runtime tests name exists
 //! here, and `"ok"` is always well behaved so a test can check the runtime recovered.
 
-wit_bindgen::generate!({
-    path: "../../wit/toolgate-plugin-0.1.0",
-    world: "plugin",
-});
+// The generated lifting code takes one argument per record field (10 for `finding`).
+#[allow(clippy::too_many_arguments)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/toolgate-plugin-0.1.0",
+        world: "plugin",
+    });
+}
 
-// The world's `use` already brings the records it names into scope.
-use toolgate::plugin::types::{Arg, Classification, Finding, Severity};
+use bindings::Guest;
+use bindings::toolgate::plugin::types::{
+    Arg, Classification, FieldError, Finding, Outcome, ParseResult, Plan, PlanContext, Severity,
+    ToolDescription,
+};
 
 /// Each allocation of the `grow` mode: large enough to reach any sane memory cap quickly.
 const GROW_CHUNK_BYTES: usize = 16 << 20;
@@ -215,4 +222,4 @@ fn empty_finding() -> Finding {
     }
 }
 
-export!(Hostile);
+bindings::export!(Hostile with_types_in bindings);
