@@ -4,29 +4,42 @@
 //! - The ruleset is built entirely in the parent (opening paths and allocating is allowed
 //!   there); the child only calls `landlock_restrict_self` on the finished ruleset fd, a single
 //!   async-signal-safe syscall (see `child.rs`).
-//! - Rules bind to inodes: the allowed directories use the fds the sandbox holds open, so a
-//!   path renamed or replaced after validation does not widen what the tool can reach.
+//! - Rules bind to inodes: the system paths, device files and allowed directories use fds
+//!   opened once at start-up and held for the sandbox's lifetime, so a path renamed or replaced
+//!   after validation does not widen what the tool can reach.
+//! - The access rights (which ones exist, which ones are "read", which apply to files) come
+//!   from the `landlock` crate for `min(kernel ABI, TARGET_ABI)`, computed once at start-up;
+//!   the per-job build is nothing but raw `landlock_create_ruleset` / `landlock_add_rule`
+//!   calls with them (see `landlock_sys.rs` for why).
 //! - Enforcement is reported as the `landlock` crate's `restrict_self` returned it for a probe
-//!   ruleset handling exactly the same access rights, run once at start-up on a throwaway
-//!   thread (Landlock and no_new_privs are per-thread, so the daemon itself stays unrestricted).
-//!   Every job uses the same handled rights, so its enforcement is the probe's.
+//!   ruleset handling the rights of `TARGET_ABI`, run once at start-up on a throwaway thread
+//!   (Landlock and no_new_privs are per-thread, so the daemon itself stays unrestricted). The
+//!   per-job ruleset handles exactly the subset of those rights the kernel supports, which is
+//!   what the probe's best-effort ruleset handled, so a job's enforcement is the probe's.
+//!
+//! Why one complete ruleset per job rather than a layer built once plus a small per-job layer:
+//! stacked Landlock layers intersect, and a layer confines only the rights it handles. To keep
+//! a job from READING another job's directories, the per-job layer must handle the read rights,
+//! and then it must itself grant every path the tool may read (system paths, inputs, binary):
+//! it is the full ruleset again. A per-job layer handling only write rights would be small but
+//! would let every job read every other job's output and home, which GUARANTEES.md excludes.
 
-use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use landlock::{
-    ABI, Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
-    RulesetCreatedAttr, RulesetStatus, Scope,
-};
+use landlock::{ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreated, RulesetStatus, Scope};
 use serde::Serialize;
 
 use crate::error::SandboxError;
+use crate::landlock_sys;
+use crate::paths::{HeldDir, open_beneath};
 
 /// The Landlock ABI whose rights every ruleset handles. V6 adds scopes: a tool can neither
 /// signal processes outside its domain (the daemon) nor connect to abstract UNIX sockets
 /// created outside it. Older kernels enforce a subset, reported as `partial`.
 pub const TARGET_ABI: ABI = ABI::V6;
+/// `TARGET_ABI` as the kernel numbers it (the version query answers with this number).
+const TARGET_ABI_VERSION: i32 = 6;
 
 /// Device files every tool may read and write (null sinks and entropy sources).
 pub const DEVICE_FILES: &[&str] = &[
@@ -53,7 +66,7 @@ pub fn probe() -> Enforcement {
     let probe = std::thread::Builder::new()
         .name("toolgate-landlock-probe".into())
         .spawn(|| {
-            let status = handled_ruleset()
+            let status = probe_ruleset()
                 .and_then(|ruleset| ruleset.restrict_self().map_err(|e| e.to_string()));
             match status.map(|s| s.ruleset) {
                 Ok(RulesetStatus::FullyEnforced) => Enforcement::FullyEnforced,
@@ -67,63 +80,7 @@ pub fn probe() -> Enforcement {
     }
 }
 
-/// Rules shared by every job, opened once at start-up: system paths (read and execute) and
-/// device files (read and write). Missing paths are skipped.
-pub struct SharedRules {
-    rules: Vec<(PathFd, BitFlags<AccessFs>)>,
-}
-
-impl SharedRules {
-    pub fn open(system: &[PathBuf]) -> Result<Self, SandboxError> {
-        let mut rules = Vec::new();
-        for path in system {
-            if let Some(fd) = open_optional(path)? {
-                let access = narrow(&fd, AccessFs::from_read(TARGET_ABI))?;
-                rules.push((fd, access));
-            }
-        }
-        for device in DEVICE_FILES {
-            if let Some(fd) = open_optional(Path::new(device))? {
-                rules.push((fd, AccessFs::ReadFile | AccessFs::WriteFile));
-            }
-        }
-        Ok(Self { rules })
-    }
-}
-
-/// The paths a job may touch, grouped by access.
-pub struct JobRules<'a> {
-    pub shared: &'a SharedRules,
-    /// Read-only, bound to held directory fds: the allowed (input) directories.
-    pub inputs: Vec<&'a OwnedFd>,
-    /// Read and execute: the tool binary itself.
-    pub binary: &'a Path,
-    /// Read-write: the job's output directory, private home and tmp.
-    pub writable: [&'a Path; 3],
-}
-
-/// Builds the ruleset of one job and returns its fd (`None` when the kernel has no Landlock).
-pub fn build(rules: &JobRules<'_>) -> Result<Option<OwnedFd>, SandboxError> {
-    let read = AccessFs::from_read(TARGET_ABI);
-    let all = AccessFs::from_all(TARGET_ABI);
-    let mut ruleset = handled_ruleset().map_err(SandboxError::Landlock)?;
-    for (fd, access) in &rules.shared.rules {
-        ruleset = add(ruleset, fd, *access)?;
-    }
-    for fd in &rules.inputs {
-        ruleset = add(ruleset, fd.as_fd(), read)?;
-    }
-    let binary = PathFd::new(rules.binary).map_err(|e| SandboxError::Landlock(e.to_string()))?;
-    ruleset = add(ruleset, binary, AccessFs::ReadFile | AccessFs::Execute)?;
-    // The writable paths are directories the sandbox itself created: all rights apply.
-    for path in rules.writable {
-        let fd = PathFd::new(path).map_err(|e| SandboxError::Landlock(e.to_string()))?;
-        ruleset = add(ruleset, fd, all)?;
-    }
-    Ok(ruleset.into())
-}
-
-fn handled_ruleset() -> Result<RulesetCreated, String> {
+fn probe_ruleset() -> Result<RulesetCreated, String> {
     Ruleset::default()
         .handle_access(AccessFs::from_all(TARGET_ABI))
         .and_then(|r| r.scope(Scope::from_all(TARGET_ABI)))
@@ -131,37 +88,297 @@ fn handled_ruleset() -> Result<RulesetCreated, String> {
         .map_err(|e| e.to_string())
 }
 
-fn add<F: AsFd>(
-    ruleset: RulesetCreated,
-    fd: F,
-    access: BitFlags<AccessFs>,
-) -> Result<RulesetCreated, SandboxError> {
-    ruleset
-        .add_rule(PathBeneath::new(fd, access))
-        .map_err(|e| SandboxError::Landlock(e.to_string()))
+/// The access rights of the ABI both the kernel and toolgate know, as raw bits.
+#[derive(Debug, Clone, Copy)]
+struct Rights {
+    /// Handled by every job's ruleset: every filesystem right.
+    all: u64,
+    /// Handled scopes (signals, abstract UNIX sockets from ABI 6 on).
+    scoped: u64,
+    /// Reading and executing.
+    read: u64,
+    /// The rights that apply to a non-directory (the kernel refuses the others on a file).
+    file: u64,
 }
 
-/// Narrows `access` to the rights valid for a non-directory when `fd` is a file (directory-only
-/// rights on a file would silently degrade the ruleset).
-fn narrow(fd: &PathFd, access: BitFlags<AccessFs>) -> Result<BitFlags<AccessFs>, SandboxError> {
-    let is_dir = fstat_is_dir(fd.as_fd()).map_err(|e| SandboxError::Landlock(e.to_string()))?;
-    Ok(if is_dir {
-        access
-    } else {
-        access & AccessFs::from_file(TARGET_ABI)
+impl Rights {
+    fn of(abi: ABI) -> Self {
+        Self {
+            all: AccessFs::from_all(abi).bits(),
+            scoped: Scope::from_all(abi).bits(),
+            read: AccessFs::from_read(abi).bits(),
+            file: AccessFs::from_file(abi).bits(),
+        }
+    }
+}
+
+/// What a rule grants: `access` beneath the canonical `path`.
+#[derive(Debug)]
+struct Grant {
+    path: PathBuf,
+    is_dir: bool,
+    access: u64,
+}
+
+/// One rule every job gets: the held inode and what it grants.
+struct HeldRule {
+    grant: Grant,
+    fd: OwnedFd,
+}
+
+/// Rules shared by every job, opened once at start-up: system paths (read and execute), device
+/// files (read and write) and the allowed directories (read and execute). Missing system paths
+/// and devices are skipped, and so is a rule that an ancestor directory's rule already covers
+/// (on a merged-/usr system /bin, /sbin, /lib and /lib64 are /usr/...): every rule left costs a
+/// `landlock_add_rule` per job.
+pub struct SharedRules {
+    rights: Rights,
+    rules: Vec<HeldRule>,
+    /// A ruleset holding every shared rule, built once at start-up and never used to restrict
+    /// anything. Building it makes a rule the kernel refuses fail `Sandbox::new` rather than
+    /// every job; holding it keeps the kernel's per-inode Landlock objects of the shared paths
+    /// alive, so the per-job `landlock_add_rule` calls (and the freeing of each finished job's
+    /// domain) do not allocate and release them again. Close-on-exec, like every ruleset fd.
+    _start_up_ruleset: OwnedFd,
+}
+
+impl SharedRules {
+    /// Called only after the probe found Landlock enforced.
+    pub fn open(system: &[PathBuf], allowed: &[HeldDir]) -> Result<Self, SandboxError> {
+        let version = landlock_sys::abi_version().ok_or_else(|| {
+            SandboxError::Landlock("the kernel no longer reports a Landlock ABI version".into())
+        })?;
+        let rights = Rights::of(ABI::from(version.min(TARGET_ABI_VERSION)));
+        let read_write = (AccessFs::ReadFile | AccessFs::WriteFile).bits();
+        let wanted = system
+            .iter()
+            .map(|path| (path.as_path(), rights.read))
+            .chain(DEVICE_FILES.iter().map(|d| (Path::new(*d), read_write)));
+        let mut candidates = Vec::new();
+        for (path, access) in wanted {
+            if let Some(rule) = open_optional(path, access, rights)? {
+                candidates.push(rule);
+            }
+        }
+        // The allowed directories: the inodes validated and held since start-up.
+        for dir in allowed {
+            candidates.push(HeldRule {
+                grant: Grant {
+                    path: dir.path.clone(),
+                    is_dir: true,
+                    access: rights.read,
+                },
+                fd: dir.fd.try_clone().map_err(|e| held_error(&dir.path, e))?,
+            });
+        }
+        let rules = without_covered(candidates, |rule| &rule.grant);
+        let start_up_ruleset = new_ruleset(rights)?;
+        add_all(&start_up_ruleset, &rules)?;
+        Ok(Self {
+            rights,
+            rules,
+            _start_up_ruleset: start_up_ruleset,
+        })
+    }
+}
+
+/// Drops every rule `covered` by a rule kept before it (ancestors are sorted first).
+fn without_covered<T>(mut candidates: Vec<T>, grant: impl Fn(&T) -> &Grant) -> Vec<T> {
+    candidates.sort_by_key(|c| grant(c).path.components().count());
+    let mut kept: Vec<T> = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let g = grant(&candidate);
+        if !covered(&g.path, g.access, kept.iter().map(&grant)) {
+            kept.push(candidate);
+        }
+    }
+    kept
+}
+
+/// Whether `access` beneath the canonical `path` is already granted by one of `grants`, i.e. a
+/// directory rule on `path` or one of its ancestors with at least those rights. Landlock grants
+/// the union of the rules met walking up from the file, so such a rule adds nothing. A
+/// non-canonical `path` can only make this answer "covered" wrongly for an inode that lies
+/// elsewhere: the tool is then denied (fails closed), never granted more.
+fn covered<'a>(path: &Path, access: u64, grants: impl IntoIterator<Item = &'a Grant>) -> bool {
+    grants
+        .into_iter()
+        .any(|g| g.is_dir && access & !g.access == 0 && path.starts_with(&g.path))
+}
+
+/// Builds the ruleset of one job: the shared rules, the tool binary (read and execute) and the
+/// job's own writable directories (every right: the sandbox created them for this job alone).
+pub fn build(
+    shared: &SharedRules,
+    binary: &Path,
+    writable: [&Path; 3],
+) -> Result<OwnedFd, SandboxError> {
+    let rights = shared.rights;
+    let ruleset = new_ruleset(rights)?;
+    add_all(&ruleset, &shared.rules)?;
+    // `binary` is canonical (resolve_binary); usually it lies beneath /usr, already granted.
+    let execute = (AccessFs::ReadFile | AccessFs::Execute).bits() & rights.file;
+    if !covered(binary, execute, shared.rules.iter().map(|r| &r.grant)) {
+        let binary_fd =
+            open_beneath(None, binary, libc::O_PATH, 0).map_err(|e| held_error(binary, e))?;
+        add(&ruleset, binary, binary_fd.as_fd(), execute)?;
+    }
+    for dir in writable {
+        // The sandbox created these with canonical, symlink-free paths; refuse anything else.
+        let fd = open_beneath(
+            None,
+            dir,
+            libc::O_PATH | libc::O_DIRECTORY,
+            libc::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| held_error(dir, e))?;
+        add(&ruleset, dir, fd.as_fd(), rights.all)?;
+    }
+    Ok(ruleset)
+}
+
+fn new_ruleset(rights: Rights) -> Result<OwnedFd, SandboxError> {
+    landlock_sys::create_ruleset(rights.all, rights.scoped)
+        .map_err(|e| SandboxError::Landlock(format!("creating the ruleset: {e}")))
+}
+
+fn add_all(ruleset: &OwnedFd, rules: &[HeldRule]) -> Result<(), SandboxError> {
+    for rule in rules {
+        add(
+            ruleset,
+            &rule.grant.path,
+            rule.fd.as_fd(),
+            rule.grant.access,
+        )?;
+    }
+    Ok(())
+}
+
+fn add(
+    ruleset: &OwnedFd,
+    path: &Path,
+    fd: std::os::fd::BorrowedFd<'_>,
+    access: u64,
+) -> Result<(), SandboxError> {
+    landlock_sys::add_path_rule(ruleset, fd, access).map_err(|e| {
+        SandboxError::Landlock(format!("rule for {} ({access:#x}): {e}", path.display()))
     })
 }
 
-fn open_optional(path: &Path) -> Result<Option<PathFd>, SandboxError> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    PathFd::new(path)
-        .map(Some)
-        .map_err(|e| SandboxError::Landlock(format!("{}: {e}", path.display())))
+fn held_error(path: &Path, e: std::io::Error) -> SandboxError {
+    SandboxError::Landlock(format!("opening {}: {e}", path.display()))
 }
 
-fn fstat_is_dir(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<bool> {
-    let file = std::fs::File::from(fd.try_clone_to_owned()?);
-    Ok(file.metadata()?.is_dir())
+/// Opens the canonical form of `path` for a rule (`None`: it does not exist); a file's rights
+/// are narrowed to those valid on a non-directory.
+fn open_optional(
+    path: &Path,
+    access: u64,
+    rights: Rights,
+) -> Result<Option<HeldRule>, SandboxError> {
+    let canonical = match path.canonicalize() {
+        Ok(canonical) => canonical,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(held_error(path, e)),
+    };
+    let fd = open_beneath(None, &canonical, libc::O_PATH, 0).map_err(|e| held_error(path, e))?;
+    let is_dir = is_dir(&fd)?;
+    let access = if is_dir { access } else { access & rights.file };
+    Ok(Some(HeldRule {
+        grant: Grant {
+            path: canonical,
+            is_dir,
+            access,
+        },
+        fd,
+    }))
+}
+
+fn is_dir(fd: &OwnedFd) -> Result<bool, SandboxError> {
+    let file = std::fs::File::from(
+        fd.try_clone()
+            .map_err(|e| SandboxError::Landlock(e.to_string()))?,
+    );
+    Ok(file
+        .metadata()
+        .map_err(|e| SandboxError::Landlock(e.to_string()))?
+        .is_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READ: u64 = 0b1101;
+    const READ_FILE: u64 = 0b0100;
+    const WRITE: u64 = 0b0010;
+
+    fn grant(path: &str, is_dir: bool, access: u64) -> Grant {
+        Grant {
+            path: PathBuf::from(path),
+            is_dir,
+            access,
+        }
+    }
+
+    #[test]
+    fn covered_table() {
+        let shared = [
+            grant("/usr", true, READ),
+            grant("/etc/ssl", true, READ),
+            grant("/etc/passwd", false, READ_FILE),
+            grant("/dev/null", false, READ_FILE | WRITE),
+        ];
+        let cases: &[(&str, u64, bool)] = &[
+            ("/usr/bin/true", READ_FILE, true),
+            ("/usr/bin", READ, true),
+            ("/usr", READ, true),
+            // More rights than the ancestor grants.
+            ("/usr/bin/true", READ | WRITE, false),
+            // Component-wise, not string prefixes.
+            ("/usrlocal/bin/tool", READ_FILE, false),
+            ("/etc/sslx", READ, false),
+            ("/etc", READ, false),
+            ("/etc/ssl/certs/ca.pem", READ_FILE, true),
+            // A file rule covers nothing beneath it, not even its own path.
+            ("/etc/passwd", READ_FILE, false),
+            ("/dev/null", WRITE, false),
+            ("/work/target/debug/tool", READ_FILE, false),
+        ];
+        for (path, access, expected) in cases {
+            assert_eq!(
+                covered(Path::new(path), *access, &shared),
+                *expected,
+                "{path} {access:#b}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_uncovered_rules_are_kept() {
+        let candidates = vec![
+            grant("/usr/share/zoneinfo", true, READ),
+            grant("/usr/bin", true, READ),
+            grant("/usr", true, READ),
+            grant("/usr/lib", true, READ),
+            grant("/etc/ssl", true, READ),
+            grant("/etc/ld.so.cache", false, READ_FILE),
+            grant("/usr", true, READ),
+            grant("/usr/local/out", true, READ | WRITE),
+        ];
+        let kept = without_covered(candidates, |g| g);
+        let kept: Vec<(&str, u64)> = kept
+            .iter()
+            .map(|g| (g.path.to_str().unwrap(), g.access))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("/usr", READ),
+                ("/etc/ssl", READ),
+                ("/etc/ld.so.cache", READ_FILE),
+                ("/usr/local/out", READ | WRITE),
+            ]
+        );
+    }
 }

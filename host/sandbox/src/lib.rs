@@ -25,6 +25,7 @@ mod error;
 mod exec;
 mod job_dirs;
 mod landlock_rules;
+mod landlock_sys;
 mod output;
 mod paths;
 mod policy;
@@ -117,7 +118,8 @@ pub struct Sandbox {
     allowed: Vec<HeldDir>,
     output_root: HeldDir,
     jobs_root: HeldDir,
-    landlock_shared: landlock_rules::SharedRules,
+    /// The rules every job shares; `Some` exactly when Landlock is (fully or partially) enforced.
+    landlock_shared: Option<landlock_rules::SharedRules>,
     empty_network: Option<OwnedFd>,
     spawner: spawner::Spawner,
     daemon_pid: libc::pid_t,
@@ -206,12 +208,12 @@ impl Sandbox {
                 "memory_max_bytes/pids_max configured but the cgroup controller is unavailable"
             );
         }
-        let landlock_shared = landlock_rules::SharedRules::open(match landlock {
-            Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => {
-                &policy.system_read_paths
-            }
-            Enforcement::Off | Enforcement::NotEnforced => &[],
-        })?;
+        let landlock_shared = match landlock {
+            Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => Some(
+                landlock_rules::SharedRules::open(&policy.system_read_paths, &allowed)?,
+            ),
+            Enforcement::Off | Enforcement::NotEnforced => None,
+        };
         reaper::become_subreaper()?;
         capabilities::make_daemon_non_dumpable()?;
         let last_capability = if running_as_root {
@@ -317,22 +319,16 @@ impl Sandbox {
         let run_as = self.dedicated_identity();
         let limits = JobLimits::compute(&policy.rlimits, spec.timeout, run_as.is_some());
         // 4. Landlock ruleset (the child only restricts itself with it).
-        let landlock_fd = match self.capabilities.landlock {
-            Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => {
-                landlock_rules::build(&landlock_rules::JobRules {
-                    shared: &self.landlock_shared,
-                    inputs: self.allowed.iter().map(|d| &d.fd).collect(),
-                    binary: &spec.binary,
-                    writable: [&job.output_dir, &job.private.home, &job.private.tmp],
-                })?
-            }
-            Enforcement::Off | Enforcement::NotEnforced => None,
+        let landlock_fd = match &self.landlock_shared {
+            Some(shared) => Some(landlock_rules::build(
+                shared,
+                &spec.binary,
+                [&job.output_dir, &job.private.home, &job.private.tmp],
+            )?),
+            None => None,
         };
-        let landlock = match (&landlock_fd, self.capabilities.landlock) {
-            (Some(_), enforcement) => enforcement,
-            (None, Enforcement::Off) => Enforcement::Off,
-            (None, _) => Enforcement::NotEnforced,
-        };
+        // A ruleset is built exactly when the probe found Landlock enforced.
+        let landlock = self.capabilities.landlock;
         let network_isolated = self.capabilities.network_namespace && !spec.needs_network;
         let (report_read, report_write) = report_pipe()?;
         // 5. Job cgroup: created last before the clone, so no earlier failure can leak it.
