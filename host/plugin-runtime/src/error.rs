@@ -54,7 +54,7 @@ pub enum LoadError {
         "{path} does not export the toolgate:plugin@0.1.0 world (describe, plan, parse): {reason}"
     )]
     Exports { path: PathBuf, reason: String },
-    #[error("{path}: describe() failed: {source}")]
+    #[error("{path}: {source}")]
     Describe { path: PathBuf, source: CallError },
     #[error("{path}: invalid tool name {name:?}; allowed: ^[a-z0-9][a-z0-9_-]{{0,63}}$")]
     InvalidName { path: PathBuf, name: String },

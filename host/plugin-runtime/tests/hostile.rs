@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{assert_ok_plan, plan_context, quick_config, runtime_with_hostile};
+use common::{
+    QUICK_TIMEOUT_MS, assert_ok_plan, patient_config, plan_context, quick_config,
+    runtime_with_hostile,
+};
 use toolgate_plugin_runtime::{
     Arg, CallFailure, Classification, Outcome, OutputFile, RuntimeConfig,
 };
@@ -28,8 +31,8 @@ fn plan_failure(mode: &str, config: RuntimeConfig) -> CallFailure {
     error.reason
 }
 
-fn parse_failure(stdout: &str) -> CallFailure {
-    let runtime = runtime_with_hostile(quick_config());
+fn parse_failure(stdout: &str, config: RuntimeConfig) -> CallFailure {
+    let runtime = runtime_with_hostile(config);
     let outcome = Outcome {
         stdout: stdout.as_bytes().to_vec(),
         ..Outcome::default()
@@ -47,14 +50,16 @@ fn parse_failure(stdout: &str) -> CallFailure {
 fn plan_loop_hits_the_deadline() {
     assert_eq!(
         plan_failure("loop", quick_config()),
-        CallFailure::Deadline { ms: 300 }
+        CallFailure::Deadline {
+            ms: QUICK_TIMEOUT_MS
+        }
     );
 }
 
 #[test]
 fn plan_grow_hits_the_memory_limit() {
     assert_eq!(
-        plan_failure("grow", quick_config()),
+        plan_failure("grow", patient_config()),
         CallFailure::MemoryLimit { bytes: 64 << 20 }
     );
 }
@@ -161,7 +166,7 @@ fn socket_is_refused_by_wasi_not_by_the_kernel() {
 
 #[test]
 fn flooding_stdout_is_bounded_and_does_not_fail_the_call() {
-    let config = quick_config();
+    let config = patient_config();
     let runtime = runtime_with_hostile(config.clone());
     runtime
         .plan("hostile", r#"{"mode":"flood"}"#, &plan_context())
@@ -205,18 +210,26 @@ fn trap_message_lands_in_the_plugin_log() {
 
 #[test]
 fn parse_loop_hits_the_parse_deadline() {
-    assert_eq!(parse_failure("loop"), CallFailure::Deadline { ms: 300 });
+    assert_eq!(
+        parse_failure("loop", quick_config()),
+        CallFailure::Deadline {
+            ms: QUICK_TIMEOUT_MS
+        }
+    );
 }
 
 #[test]
 fn parse_trap_is_a_trap() {
-    assert!(matches!(parse_failure("trap"), CallFailure::Trap(_)));
+    assert!(matches!(
+        parse_failure("trap", quick_config()),
+        CallFailure::Trap(_)
+    ));
 }
 
 #[test]
 fn parse_grow_hits_the_memory_limit() {
     assert_eq!(
-        parse_failure("grow"),
+        parse_failure("grow", patient_config()),
         CallFailure::MemoryLimit { bytes: 64 << 20 }
     );
 }
@@ -224,9 +237,8 @@ fn parse_grow_hits_the_memory_limit() {
 #[test]
 fn parse_with_too_many_findings_is_refused_whole() {
     let config = RuntimeConfig {
-        parse_timeout_ms: 30_000,
         memory_limit_bytes: 512 << 20,
-        ..quick_config()
+        ..patient_config()
     };
     let runtime = runtime_with_hostile(config);
     let outcome = Outcome {

@@ -42,7 +42,7 @@ fn bad_plugins_are_skipped_with_their_reason_and_the_good_one_loads() {
         ("core.wasm", "is a core WebAssembly module, not a component"),
         (
             "b-trap-at-load.wasm",
-            "describe() failed: plugin `b-trap-at-load.wasm` describe() failed: trapped",
+            "plugin `b-trap-at-load.wasm` describe() failed: trapped: wasm trap",
         ),
         (
             "c-hostile-copy.wasm",
