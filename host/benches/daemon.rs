@@ -7,7 +7,8 @@
 //!
 //! Run: `just build-plugins && cargo build --release -p toolgate-tests --bin toolgate-fake-tool
 //! && cargo bench -p toolgate --bench daemon`. Tunables: TOOLGATE_BENCH_SECS (default 10),
-//! TOOLGATE_BENCH_CLIENTS (default 32).
+//! TOOLGATE_BENCH_CLIENTS (default 32), TOOLGATE_BENCH_SANDBOX (extra `[sandbox]` lines, e.g.
+//! `network_isolation = "off"` to measure what one hardening layer costs).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -25,6 +26,7 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 fn main() {
     let secs: u64 = env_number("TOOLGATE_BENCH_SECS", 10);
     let clients: usize = env_number("TOOLGATE_BENCH_CLIENTS", 32) as usize;
+    let sandbox_extra = std::env::var("TOOLGATE_BENCH_SANDBOX").unwrap_or_default();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let toolgate = PathBuf::from(env!("CARGO_BIN_EXE_toolgate"));
     let profile_dir = toolgate.parent().expect("profile dir").to_path_buf();
@@ -61,7 +63,7 @@ fn main() {
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nplugins_dir = {plugins:?}\n\
-             [sandbox]\nallowed_dirs = [{ws:?}]\noutput_root = {out:?}\n\
+             [sandbox]\nallowed_dirs = [{ws:?}]\noutput_root = {out:?}\n{sandbox_extra}\n\
              [tools.terrascan]\nbinary = {bin:?}\n\
              [limits]\nmax_concurrent_jobs = {clients}\nmax_queued_jobs = {clients}\njob_retention = 100\n",
             data = root.join("data").display().to_string(),
