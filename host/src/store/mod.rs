@@ -160,8 +160,9 @@ impl Store {
             )?;
             tx.execute(
                 "UPDATE jobs SET stdout = NULL, stderr = NULL, output_dropped = 1 \
-                 WHERE output_dropped = 0 AND status NOT IN ('queued', 'running') AND rowid NOT IN \
-                 (SELECT rowid FROM jobs ORDER BY rowid DESC LIMIT ?1)",
+                 WHERE output_dropped = 0 AND status NOT IN ('queued', 'running') AND rowid < COALESCE(\
+                 (SELECT MIN(rowid) FROM (SELECT rowid FROM jobs ORDER BY rowid DESC LIMIT ?1)), \
+                 (SELECT MAX(rowid) + 1 FROM jobs))",
                 params![i64::try_from(retention).unwrap_or(i64::MAX)],
             )?;
             tx.commit()?;

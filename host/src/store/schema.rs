@@ -39,6 +39,8 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_by_tool ON jobs(tool);
 CREATE INDEX jobs_by_status ON jobs(status);
+-- The retention sweep only visits jobs that still hold their output (about `job_retention`).
+CREATE INDEX jobs_keeping_output ON jobs(output_dropped) WHERE output_dropped = 0;
 "#];
 
 /// Brings the schema up to the newest version.

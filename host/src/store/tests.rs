@@ -147,6 +147,19 @@ async fn output_beyond_the_retention_limit_is_dropped_but_the_record_stays() {
     }
 }
 
+#[tokio::test]
+async fn a_retention_of_zero_keeps_no_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(&dir.path().join("db.sqlite3"), 0).expect("open");
+    store.insert(new_job("1", "t")).await.expect("insert");
+    store
+        .finish("1".into(), finished(JobStatus::Succeeded))
+        .await
+        .expect("finish");
+    let job = store.get("1".into()).await.expect("get").expect("exists");
+    assert!(job.stdout.is_none() && job.output_dropped);
+}
+
 #[test]
 fn status_names_round_trip_and_unknown_names_are_refused() {
     for status in JobStatus::ALL {
