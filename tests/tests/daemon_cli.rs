@@ -147,3 +147,16 @@ fn plugin_commands_list_describe_and_dry_run_without_running_anything() {
     let unknown = toolgate(&["plugin", "describe", "nmap", "--config", config]);
     assert!(!unknown.status.success());
 }
+
+/// The documented example configuration (every key) must stay valid as the schema evolves.
+#[test]
+fn the_example_configuration_in_the_repository_is_valid() {
+    let output = toolgate(&["config", "check", "toolgate.example.toml"]);
+    assert!(
+        output.status.success(),
+        "toolgate.example.toml is invalid: {}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(text(&output.stdout).contains("OK"));
+}
