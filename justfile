@@ -37,9 +37,12 @@ test: build-plugins build-test-plugins
     cargo build --workspace --all-targets
     cargo test --workspace
 
-# Run the benchmarks (numbers go in the README).
+# Run the benchmarks (numbers go in the README): plugin calls, sandbox overhead, daemon throughput.
 bench: build-plugins
-    cargo bench --workspace
+    cargo build --release -p toolgate -p toolgate-tests --bins
+    cargo bench -p toolgate-plugin-runtime --bench runtime
+    cargo bench -p toolgate-sandbox --bench overhead
+    cargo bench -p toolgate --bench daemon
 
 # Format the code.
 fmt:
