@@ -8,7 +8,8 @@
 //! Run: `just build-plugins && cargo build --release -p toolgate-tests --bin toolgate-fake-tool
 //! && cargo bench -p toolgate --bench daemon`. Tunables: TOOLGATE_BENCH_SECS (default 10),
 //! TOOLGATE_BENCH_CLIENTS (default 32), TOOLGATE_BENCH_SANDBOX (extra `[sandbox]` lines, e.g.
-//! `network_isolation = "off"` to measure what one hardening layer costs).
+//! `network_isolation = "off"` to measure what one hardening layer costs), TOOLGATE_BENCH_DAEMON
+//! (path of another toolgate binary to run instead, e.g. a saved baseline build).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,7 +29,11 @@ fn main() {
     let clients: usize = env_number("TOOLGATE_BENCH_CLIENTS", 32) as usize;
     let sandbox_extra = std::env::var("TOOLGATE_BENCH_SANDBOX").unwrap_or_default();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // TOOLGATE_BENCH_DAEMON runs another build of the daemon (e.g. a saved baseline) for
+    // side-by-side comparisons; the fake tool is still taken from this profile.
     let toolgate = PathBuf::from(env!("CARGO_BIN_EXE_toolgate"));
+    let daemon_binary =
+        std::env::var_os("TOOLGATE_BENCH_DAEMON").map_or_else(|| toolgate.clone(), PathBuf::from);
     let profile_dir = toolgate.parent().expect("profile dir").to_path_buf();
     let fake = profile_dir.join("toolgate-fake-tool");
     assert!(
@@ -75,9 +80,9 @@ fn main() {
     )
     .expect("config");
 
-    let (cold_daemon, cold) = start(&toolgate, &config, port, &root);
+    let (cold_daemon, cold) = start(&daemon_binary, &config, port, &root);
     stop(cold_daemon);
-    let (daemon, warm) = start(&toolgate, &config, port, &root);
+    let (daemon, warm) = start(&daemon_binary, &config, port, &root);
     let pid = daemon.id();
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss = rss_kib(pid);

@@ -211,7 +211,7 @@ fn covered<'a>(path: &Path, access: u64, grants: impl IntoIterator<Item = &'a Gr
 pub fn build(
     shared: &SharedRules,
     binary: &Path,
-    writable: [&Path; 3],
+    writable: &[&Path],
 ) -> Result<OwnedFd, SandboxError> {
     let rights = shared.rights;
     let ruleset = new_ruleset(rights)?;
@@ -223,7 +223,7 @@ pub fn build(
             open_beneath(None, binary, libc::O_PATH, 0).map_err(|e| held_error(binary, e))?;
         add(&ruleset, binary, binary_fd.as_fd(), execute)?;
     }
-    for dir in writable {
+    for &dir in writable {
         // The sandbox created these with canonical, symlink-free paths; refuse anything else.
         let fd = open_beneath(
             None,

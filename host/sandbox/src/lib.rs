@@ -71,11 +71,18 @@ pub struct PreparedJob {
     pub job_id: String,
     /// The resolved arguments, without argv[0].
     pub argv: Vec<String>,
+    /// The job's output directory; it exists exactly when `has_output_dir()` says so.
     pub output_dir: PathBuf,
+    output_dir_created: bool,
     private: PrivateDirs,
 }
 
 impl PreparedJob {
+    /// Whether `output_dir` was created (and is writable by the tool under Landlock).
+    pub fn has_output_dir(&self) -> bool {
+        self.output_dir_created
+    }
+
     /// The job's private HOME.
     pub fn home_dir(&self) -> &std::path::Path {
         &self.private.home
@@ -258,16 +265,37 @@ impl Sandbox {
     /// (`output_root/<job_id>` unless a `RequestedOutputDir` names one inside the root) and the
     /// private `home` and `tmp`.
     pub fn prepare(&self, job_id: &str, args: &[Arg]) -> Result<PreparedJob, PlanRejected> {
+        self.prepare_job(job_id, args, true)
+    }
+
+    /// Like `prepare`, but creates the output directory only when an argument names it
+    /// (`OutputDir` or `RequestedOutputDir`): a tool that is given no output directory gets
+    /// none, and Landlock grants it no writable directory besides its home and tmp.
+    pub fn prepare_planned(&self, job_id: &str, args: &[Arg]) -> Result<PreparedJob, PlanRejected> {
+        let names_output_dir = args
+            .iter()
+            .any(|arg| matches!(arg, Arg::OutputDir | Arg::RequestedOutputDir(_)));
+        self.prepare_job(job_id, args, names_output_dir)
+    }
+
+    fn prepare_job(
+        &self,
+        job_id: &str,
+        args: &[Arg],
+        create_output_dir: bool,
+    ) -> Result<PreparedJob, PlanRejected> {
         job_dirs::check_job_id(job_id)?;
         let output_dir = match args::requested_output_dir(&self.output_root, args)? {
             Some(dir) => dir,
-            None => paths::ensure_dir_beneath(&self.output_root, job_id)
+            None if create_output_dir => paths::ensure_dir_beneath(&self.output_root, job_id)
                 .map_err(|reason| PlanRejected::job(job_id, reason))?,
+            // No argument refers to it, so the path is only reported, never created or used.
+            None => self.output_root.path.join(job_id),
         };
         let argv = args::resolve_args(&self.allowed, &output_dir, args)?;
         let owner = self.dedicated_identity();
         let private = job_dirs::create_private(&self.jobs_root, job_id, owner)?;
-        if let Some(owner) = owner {
+        if let Some(owner) = owner.filter(|_| create_output_dir) {
             job_dirs::chown(&output_dir, owner)
                 .map_err(|e| PlanRejected::job(job_id, RejectReason::Internal(e.to_string())))?;
         }
@@ -275,6 +303,7 @@ impl Sandbox {
             job_id: job_id.to_string(),
             argv,
             output_dir,
+            output_dir_created: create_output_dir,
             private,
         })
     }
@@ -320,11 +349,12 @@ impl Sandbox {
         let limits = JobLimits::compute(&policy.rlimits, spec.timeout, run_as.is_some());
         // 4. Landlock ruleset (the child only restricts itself with it).
         let landlock_fd = match &self.landlock_shared {
-            Some(shared) => Some(landlock_rules::build(
-                shared,
-                &spec.binary,
-                [&job.output_dir, &job.private.home, &job.private.tmp],
-            )?),
+            Some(shared) => {
+                let private = [job.private.home.as_path(), job.private.tmp.as_path()];
+                let output = job.output_dir_created.then_some(job.output_dir.as_path());
+                let writable: Vec<&std::path::Path> = output.into_iter().chain(private).collect();
+                Some(landlock_rules::build(shared, &spec.binary, &writable)?)
+            }
             None => None,
         };
         // A ruleset is built exactly when the probe found Landlock enforced.

@@ -263,7 +263,6 @@ impl JobService {
                 return Err(error.into());
             }
         };
-        let keeps_output_dir = job.planned.output_directory.is_some();
         let response = self
             .interpret(
                 &job.id,
@@ -275,11 +274,6 @@ impl JobService {
             )
             .await;
         inner.jail.cleanup(&job.id);
-        if !keeps_output_dir {
-            // The sandbox creates an output directory for every job; a tool that was not given
-            // one left it empty, and `remove_dir` only removes an empty directory.
-            let _ = std::fs::remove_dir(&output_dir);
-        }
         response
     }
 
@@ -294,9 +288,13 @@ impl JobService {
         result: RunResult,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
-        let files =
+        // A job that was given no output directory has none (`prepare_planned`): nothing to read.
+        let files = if output_directory.is_some() {
             tokio::task::spawn_blocking(move || output_files::read_output_files(&output_dir))
-                .await?;
+                .await?
+        } else {
+            Vec::new()
+        };
         let files_truncated = files.iter().any(|file| file.truncated);
         let output_truncated = result.stdout_truncated || result.stderr_truncated;
         let has_output = !result.stdout.is_empty() || !files.is_empty();

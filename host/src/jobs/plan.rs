@@ -63,20 +63,15 @@ pub fn plan_job(
         errors,
     })?;
     let args: Vec<sandbox::Arg> = plan.args.iter().map(map_arg).collect();
-    let prepared = jail.prepare(job_id, &args).map_err(|rejection| {
-        // `prepare` may have created the job's (empty) output directory before refusing.
+    // The output directory is created only for plans that pass it to the tool.
+    let prepared = jail.prepare_planned(job_id, &args).map_err(|rejection| {
+        // `prepare_planned` may have created the job's (empty) output directory before refusing.
         let _ = std::fs::remove_dir(&context.output_dir);
         JobError::PlanRejected {
             tool: name.clone(),
             rejection,
         }
     })?;
-    let has_output_dir = args.iter().any(|arg| {
-        matches!(
-            arg,
-            sandbox::Arg::OutputDir | sandbox::Arg::RequestedOutputDir(_)
-        )
-    });
     let program = match &tool.binary {
         Ok(path) => path.display().to_string(),
         Err(_) => tool.description.executable.clone(),
@@ -86,7 +81,9 @@ pub fn plan_job(
         .collect();
     Ok(PlannedJob {
         command: sandbox::shell_quote(&argv),
-        output_directory: has_output_dir.then(|| prepared.output_dir.clone()),
+        output_directory: prepared
+            .has_output_dir()
+            .then(|| prepared.output_dir.clone()),
         argv,
         prepared,
     })
