@@ -241,6 +241,15 @@ fn a_missing_binary_is_503_naming_the_config_key() {
     assert_eq!(health["all_essential_tools_available"], false);
     let tool = json(&daemon.get("/api/tools/terrascan").body);
     assert_eq!(tool["available"], false);
+
+    // Bad parameters are reported as such even while the tool is not installed.
+    let invalid = daemon.request(
+        "POST",
+        "/api/tools/terrascan",
+        Some(r#"{"scan_type":"all; rm -rf /"}"#),
+    );
+    assert_eq!(invalid.status, 400, "{}", invalid.body);
+    assert_eq!(json(&invalid.body)["errors"][0]["field"], "scan_type");
 }
 
 #[test]

@@ -145,18 +145,6 @@ impl JobService {
                 },
             ));
         };
-        let binary = match &entry.binary {
-            Ok(binary) => binary.clone(),
-            Err(reason) => {
-                return Err(refused(
-                    Rejection::BinaryMissing,
-                    JobError::BinaryMissing {
-                        tool: tool.to_string(),
-                        reason: reason.clone(),
-                    },
-                ));
-            }
-        };
         let id = uuid::Uuid::new_v4().to_string();
         let planned = plan_job(
             &inner.plugins,
@@ -171,6 +159,21 @@ impl JobService {
             JobError::PlanRejected { .. } => refused(Rejection::PlanRejected, error),
             other => other,
         })?;
+        // Validation comes first, so a caller learns about bad parameters even while the
+        // tool is not installed; only a valid plan is told to install the binary.
+        let binary = match &entry.binary {
+            Ok(binary) => binary.clone(),
+            Err(reason) => {
+                self.discard(&id, &planned.prepared.output_dir);
+                return Err(refused(
+                    Rejection::BinaryMissing,
+                    JobError::BinaryMissing {
+                        tool: tool.to_string(),
+                        reason: reason.clone(),
+                    },
+                ));
+            }
+        };
         let Some(ticket) = inner.admission.try_admit() else {
             self.discard(&id, &planned.prepared.output_dir);
             return Err(refused(
