@@ -15,6 +15,7 @@
 pub mod args;
 pub mod params;
 pub mod plugin;
+pub mod testing;
 pub mod text;
 pub mod types;
 pub mod value;

@@ -293,28 +293,16 @@ fn check_structured_only(params: &mut Params, flags: &[AcceptedFlag], output_for
 #[cfg(test)]
 mod tests {
     use super::*;
+    use toolgate_plugin_sdk::testing::{render_args, sample_context};
 
     fn ctx() -> PlanContext {
-        PlanContext {
-            output_dir: "/srv/out/job-1".to_string(),
-            workspace: "/srv/work".to_string(),
-            output_root: "/srv/out".to_string(),
-        }
+        sample_context()
     }
 
     /// Renders a plan as words: literals as is, paths as `<in:PATH>`.
     fn words(json: &str) -> Result<Vec<String>, Vec<String>> {
         plan(json, &ctx())
-            .map(|args| {
-                args.into_iter()
-                    .map(|arg| match arg {
-                        Arg::Literal(s) => s,
-                        Arg::InputPath(p) => format!("<in:{p}>"),
-                        Arg::OutputDir => "<out>".to_string(),
-                        Arg::RequestedOutputDir(p) => format!("<req:{p}>"),
-                    })
-                    .collect()
-            })
+            .map(render_args)
             .map_err(|errors| errors.into_iter().map(|e| e.field).collect())
     }
 
