@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sandbox_support::*;
-use toolgate_sandbox::{Arg, Containment};
+use toolgate_sandbox::Containment;
 
 /// The cgroup v2 mount point, from /proc/self/mounts.
 fn cgroup2_mount() -> Option<PathBuf> {
@@ -54,18 +54,7 @@ async fn cgroup_mode_contains_escaped_descendants() {
         .clone()
         .expect("cgroup detected");
 
-    let result = f
-        .run(
-            &[Arg::Literal("double-fork".into()), Arg::OutputDir],
-            Duration::from_secs(20),
-        )
-        .await;
-    assert_eq!(
-        result.exit_code,
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    let (result, pid) = f.run_double_fork().await;
     assert_eq!(result.protections.containment, Containment::Cgroup);
     // Limits are recorded only when the controller is really there.
     assert_eq!(
@@ -76,8 +65,7 @@ async fn cgroup_mode_contains_escaped_descendants() {
         result.protections.pids_max.is_some(),
         support.pids_controller
     );
-    let pid = std::fs::read_to_string(result.output_dir.join("grandchild.pid")).unwrap();
-    assert!(!PathBuf::from(format!("/proc/{}", pid.trim())).exists());
+    assert!(!PathBuf::from(format!("/proc/{pid}")).exists());
 
     // The job's cgroup is gone; a normal job still runs.
     let leftovers: Vec<_> = std::fs::read_dir(&delegated.0)

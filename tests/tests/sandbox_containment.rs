@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sandbox_support::*;
 use tokio_util::sync::CancellationToken;
-use toolgate_sandbox::{Arg, RunAs};
+use toolgate_sandbox::RunAs;
 
 /// Far below the 600 s the hostile modes would run on their own.
 const KILLED_WELL_BEFORE: Duration = Duration::from_secs(30);
@@ -67,20 +67,7 @@ async fn sleeper_is_killed_on_cancellation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escaped_double_fork_grandchild_is_gone_after_the_job() {
     let f = fixture(|_| {});
-    let result = f
-        .run(
-            &[Arg::Literal("double-fork".into()), Arg::OutputDir],
-            Duration::from_secs(20),
-        )
-        .await;
-    assert_eq!(
-        result.exit_code,
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    let pid = std::fs::read_to_string(result.output_dir.join("grandchild.pid")).unwrap();
-    let pid = pid.trim();
+    let (_, pid) = f.run_double_fork().await;
     assert!(pid.parse::<u32>().is_ok());
     // The grandchild called setsid, left the job's process group, and would sleep 600 s.
     assert!(

@@ -15,6 +15,7 @@
 pub mod args;
 pub mod params;
 pub mod plugin;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod text;
 pub mod types;

@@ -24,3 +24,27 @@ pub fn render_args(args: Vec<Arg>) -> Vec<String> {
         })
         .collect()
 }
+
+/// Asserts that a `params_schema` is a closed JSON object schema whose properties are exactly
+/// `fields`, each a string: the schema agents read must match what `plan` accepts.
+pub fn assert_schema_lists_exactly(params_schema: &str, fields: &[&str]) {
+    let schema: serde_json::Value = serde_json::from_str(params_schema).expect("schema is JSON");
+    assert_eq!(schema["additionalProperties"], serde_json::json!(false));
+    let mut properties: Vec<&str> = schema["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    properties.sort_unstable();
+    let mut expected = fields.to_vec();
+    expected.sort_unstable();
+    assert_eq!(properties, expected);
+    for field in fields {
+        assert_eq!(
+            schema["properties"][field]["type"],
+            serde_json::json!("string"),
+            "{field}"
+        );
+    }
+}

@@ -71,30 +71,12 @@ fn params_schema() -> String {
 mod tests {
     use super::*;
     use crate::plan::FIELDS;
+    use toolgate_plugin_sdk::testing::assert_schema_lists_exactly;
 
     #[test]
     fn schema_lists_exactly_the_plan_fields() {
         let description = description();
-        let schema: serde_json::Value =
-            serde_json::from_str(&description.params_schema).expect("schema is JSON");
-        assert_eq!(schema["additionalProperties"], json!(false));
-        let mut properties: Vec<&str> = schema["properties"]
-            .as_object()
-            .expect("properties")
-            .keys()
-            .map(String::as_str)
-            .collect();
-        properties.sort_unstable();
-        let mut fields = FIELDS.to_vec();
-        fields.sort_unstable();
-        assert_eq!(properties, fields);
-        for field in FIELDS {
-            assert_eq!(
-                schema["properties"][field]["type"],
-                json!("string"),
-                "{field}"
-            );
-        }
+        assert_schema_lists_exactly(&description.params_schema, FIELDS);
         assert_eq!(description.name, "terrascan");
         assert_eq!(description.default_timeout_secs, 300);
         assert!(!description.needs_network);

@@ -77,6 +77,25 @@ impl Fixture {
         self.sandbox.cleanup(&job_id);
         result
     }
+
+    /// Runs the fake tool's `double-fork` mode (a grandchild that calls setsid and would sleep
+    /// 600 s), asserts the job itself exited 0, and returns the result and the grandchild's pid.
+    pub async fn run_double_fork(&self) -> (RunResult, String) {
+        let result = self
+            .run(
+                &[Arg::Literal("double-fork".into()), Arg::OutputDir],
+                Duration::from_secs(20),
+            )
+            .await;
+        assert_eq!(
+            result.exit_code,
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let pid = std::fs::read_to_string(result.output_dir.join("grandchild.pid")).unwrap();
+        (result, pid.trim().to_string())
+    }
 }
 
 pub fn stdout(result: &RunResult) -> String {
