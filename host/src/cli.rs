@@ -234,26 +234,23 @@ fn dry_run(config: &Config, tool: &str, params: &str) -> Result<ExitCode, CliErr
                 argv: planned.argv,
                 command: planned.command,
             };
-            // Leave nothing behind: the private directories, and the output directory if empty.
-            jail.cleanup(&job_id);
+            // Leave nothing behind: the output directory if empty (the private directories go
+            // when the sandbox is dropped).
             let _ = std::fs::remove_dir(&planned.prepared.output_dir);
             println!("{}", serde_json::to_string_pretty(&output)?);
             ExitCode::SUCCESS
         }
         Err(JobError::InvalidParams { errors, .. }) => {
-            jail.cleanup(&job_id);
             let body = serde_json::json!({ "error": "invalid parameters", "errors": errors });
             println!("{}", serde_json::to_string_pretty(&body)?);
             ExitCode::from(EXIT_INVALID_INPUT)
         }
         Err(error @ JobError::PlanRejected { .. }) => {
-            jail.cleanup(&job_id);
             let body = serde_json::json!({ "error": error.to_string() });
             println!("{}", serde_json::to_string_pretty(&body)?);
             ExitCode::from(EXIT_INVALID_INPUT)
         }
         Err(other) => {
-            jail.cleanup(&job_id);
             return Err(other.into());
         }
     };

@@ -67,6 +67,16 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     }
     let (plugins, report) = load_plugins(config)?;
     let jail = build_sandbox(config)?;
+    match jail.remove_leftover_private_dirs() {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(
+            removed,
+            "removed private job directories an earlier daemon left behind"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot remove private job directories an earlier daemon left behind")
+        }
+    }
     let catalog = ToolCatalog::build(plugins.tools(), config, |name| std::env::var(name).ok());
     for entry in catalog.iter() {
         match &entry.binary {

@@ -1,11 +1,14 @@
-//! Per-job overhead of `Sandbox::run` against a plain `std::process::Command` spawn-and-wait of
-//! the same tiny binary (/bin/true), for each hardening mode. Hand-rolled (no criterion): prints
-//! medians and ratios.
+//! Per-job overhead of the executor (`prepare` + `run`: argument checks, the private
+//! directories, the hardened spawn, supervision and reaping) against a plain
+//! `std::process::Command` spawn-and-wait of the same tiny binary (/bin/true), for each
+//! hardening mode. Hand-rolled (no criterion): prints medians and ratios.
 //!
-//! Every iteration times a plain spawn, a forked spawn and one `run` in EACH selected mode, so
+//! Every iteration times a plain spawn, a forked spawn and one job in EACH selected mode, so
 //! all columns are measured side by side under the same machine load (on a busy machine, load
 //! drifts by more than the differences between modes). `vs none` is the median of the
-//! per-iteration differences with the `none` mode: what the hardening itself costs.
+//! per-iteration differences with the `none` mode: what the hardening itself costs. The private
+//! directories of a finished job are emptied on a blocking thread while the next one starts, as
+//! in the daemon; `prepare` and `run` medians are also shown on their own.
 //!
 //! Run: `cargo bench -p toolgate-sandbox --bench overhead [-- ITERATIONS] [MODE...]`.
 
@@ -13,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use toolgate_sandbox::{Hardening, PreparedJob, RunSpec, Sandbox, SandboxPolicy, resolve_binary};
+use toolgate_sandbox::{Hardening, RunSpec, Sandbox, SandboxPolicy, resolve_binary};
 
 /// Iterations unless given on the command line.
 const DEFAULT_ITERATIONS: usize = 300;
@@ -26,14 +29,14 @@ const MODES: [(&str, Hardening, Hardening); 3] = [
     ("landlock+netns", Hardening::Auto, Hardening::Auto),
 ];
 
-/// One mode's sandbox, its prepared jobs and its samples.
+/// One mode's sandbox and its samples.
 struct Mode {
     name: &'static str,
     _tmp: tempfile::TempDir,
     sandbox: Sandbox,
-    jobs: Vec<PreparedJob>,
+    job: Vec<Duration>,
+    prepare: Vec<Duration>,
     run: Vec<Duration>,
-    prepare: Duration,
 }
 
 fn main() {
@@ -52,7 +55,7 @@ fn main() {
     let mut modes: Vec<Mode> = MODES
         .iter()
         .filter(|(name, ..)| selected.is_empty() || selected.iter().any(|s| s == name))
-        .map(|&(name, landlock, network)| setup(name, landlock, network, total))
+        .map(|&(name, landlock, network)| setup(name, landlock, network, iterations))
         .collect();
     println!(
         "{iterations} iterations, modes interleaved per iteration; binary {}",
@@ -64,10 +67,11 @@ fn main() {
         let p = time_plain(&binary);
         let f = time_plain_forked(&binary);
         for mode in &mut modes {
-            let job = mode.jobs.pop().unwrap();
-            let r = runtime.block_on(time_run(&mode.sandbox, &binary, job));
+            let (prepare, run) = runtime.block_on(time_job(&mode.sandbox, &binary, i));
             if i >= WARMUP {
-                mode.run.push(r);
+                mode.prepare.push(prepare);
+                mode.run.push(run);
+                mode.job.push(prepare + run);
             }
         }
         if i >= WARMUP {
@@ -75,31 +79,26 @@ fn main() {
             forked.push(f);
         }
     }
-    let none_runs = modes
+    let none_jobs = modes
         .iter()
         .find(|m| m.name == "none")
-        .map(|m| m.run.clone());
+        .map(|m| m.job.clone());
     let plain_median = median(&mut plain.clone());
     println!(
-        "{:<16} {:>12} {:>16} {:>12} {:>8} {:>16} {:>20} {:>20}",
+        "{:<16} {:>12} {:>16} {:>12} {:>8} {:>14} {:>14} {:>12}",
         "mode",
         "plain (µs)",
         "plain+fork (µs)",
-        "run (µs)",
+        "job (µs)",
         "ratio",
         "vs none (µs)",
-        "prepare (µs, mean)",
-        "cleanup (µs, mean)"
+        "prepare (µs)",
+        "run (µs)"
     );
     for mode in &mut modes {
-        let started = Instant::now();
-        for i in 0..total {
-            mode.sandbox.cleanup(&job_id(i));
-        }
-        let cleanup = started.elapsed() / total as u32;
-        let vs_none = none_runs.as_ref().map_or(String::from("-"), |none| {
+        let vs_none = none_jobs.as_ref().map_or(String::from("-"), |none| {
             let mut deltas: Vec<f64> = mode
-                .run
+                .job
                 .iter()
                 .zip(none)
                 .map(|(r, n)| micros(*r) - micros(*n))
@@ -107,17 +106,17 @@ fn main() {
             deltas.sort_unstable_by(f64::total_cmp);
             format!("{:+.0}", deltas[deltas.len() / 2])
         });
-        let run = median(&mut mode.run);
+        let job = median(&mut mode.job);
         println!(
-            "{:<16} {:>12.0} {:>16.0} {:>12.0} {:>7.2}x {:>16} {:>20.0} {:>20.0}",
+            "{:<16} {:>12.0} {:>16.0} {:>12.0} {:>7.2}x {:>14} {:>14.0} {:>12.0}",
             mode.name,
             micros(plain_median),
             micros(median(&mut forked)),
-            micros(run),
-            run.as_secs_f64() / plain_median.as_secs_f64(),
+            micros(job),
+            job.as_secs_f64() / plain_median.as_secs_f64(),
             vs_none,
-            micros(mode.prepare),
-            micros(cleanup),
+            micros(median(&mut mode.prepare)),
+            micros(median(&mut mode.run)),
         );
     }
 }
@@ -126,10 +125,8 @@ fn job_id(i: usize) -> String {
     format!("bench-{i}")
 }
 
-/// Creates the mode's sandbox and prepares every job up front: filesystem work (mkdir in
-/// prepare, rmdir in cleanup) is batched outside the timed loop, because ext4 evicts inodes and
-/// commits its journal behind the caller's back, which would otherwise land inside a timed spawn.
-fn setup(name: &'static str, landlock: Hardening, network: Hardening, total: usize) -> Mode {
+/// Creates the mode's sandbox.
+fn setup(name: &'static str, landlock: Hardening, network: Hardening, iterations: usize) -> Mode {
     let tmp = tempfile::tempdir().unwrap();
     let workspace = tmp.path().join("ws");
     std::fs::create_dir(&workspace).unwrap();
@@ -142,19 +139,13 @@ fn setup(name: &'static str, landlock: Hardening, network: Hardening, total: usi
         ..SandboxPolicy::default()
     })
     .unwrap();
-    let started = Instant::now();
-    let mut jobs: Vec<_> = (0..total)
-        .map(|i| sandbox.prepare(&job_id(i), &[]).unwrap())
-        .collect();
-    let prepare = started.elapsed() / total as u32;
-    jobs.reverse();
     Mode {
         name,
         _tmp: tmp,
         sandbox,
-        jobs,
-        run: Vec::with_capacity(total),
-        prepare,
+        job: Vec::with_capacity(iterations),
+        prepare: Vec::with_capacity(iterations),
+        run: Vec::with_capacity(iterations),
     }
 }
 
@@ -180,7 +171,8 @@ fn time_plain_forked(binary: &Path) -> Duration {
     elapsed
 }
 
-async fn time_run(sandbox: &Sandbox, binary: &Path, job: PreparedJob) -> Duration {
+/// Times `prepare` and `run` of job `i`.
+async fn time_job(sandbox: &Sandbox, binary: &Path, i: usize) -> (Duration, Duration) {
     let spec = RunSpec {
         binary: binary.to_path_buf(),
         env: Vec::new(),
@@ -188,13 +180,16 @@ async fn time_run(sandbox: &Sandbox, binary: &Path, job: PreparedJob) -> Duratio
         needs_network: false,
     };
     let started = Instant::now();
+    let job = sandbox.prepare_planned(&job_id(i), &[]).unwrap();
+    let prepared = started.elapsed();
+    let started = Instant::now();
     let result = sandbox
         .run(job, spec, CancellationToken::new())
         .await
         .unwrap();
-    let elapsed = started.elapsed();
+    let ran = started.elapsed();
     assert_eq!(result.exit_code, Some(0));
-    elapsed
+    (prepared, ran)
 }
 
 fn median(samples: &mut [Duration]) -> Duration {

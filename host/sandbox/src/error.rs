@@ -97,8 +97,6 @@ pub enum RejectReason {
     SecondOutputDir,
     #[error("job id must be 1-64 characters of [A-Za-z0-9_.-], not `.` or `..`")]
     BadJobId,
-    #[error("job id is already in use")]
-    JobIdInUse,
     #[error("internal error preparing job directories: {0}")]
     Internal(String),
 }

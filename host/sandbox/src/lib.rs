@@ -5,7 +5,8 @@
 //! in GUARANTEES.md. Module map (one job each):
 //! - `policy`: the policy as data; `capabilities`: detected hardening and per-job protections
 //! - `binary`: tool binary resolution; `args` + `paths`: typed arguments and path checks
-//! - `job_dirs`: per-job private and output directories; `env`: the rebuilt environment
+//! - `job_dirs`: job ids and output directories; `private_dirs`: the pool of private home/tmp
+//!   directories; `env`: the rebuilt environment
 //! - `rlimits`, `landlock_rules`, `cgroup`: what the parent prepares for the child
 //! - `exec`: clone(CLONE_VM|CLONE_VFORK) + execve; `child`: the clone-to-exec sequence;
 //!   `spawner`: the dedicated spawning thread
@@ -29,6 +30,7 @@ mod landlock_sys;
 mod output;
 mod paths;
 mod policy;
+mod private_dirs;
 mod reaper;
 mod rlimits;
 mod run;
@@ -56,17 +58,18 @@ pub use policy::{
 pub use rlimits::{JobLimits, Limit};
 
 use child::ChildPlan;
-use job_dirs::PrivateDirs;
 use output::{Captured, drain};
 use paths::HeldDir;
+use private_dirs::{PrivateDirPool, PrivateDirs};
 use reaper::Leader;
 
 /// How long output is still read after every process of the job is dead. Only a descriptor
 /// smuggled to a process outside the job can hold a pipe open that long.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
-/// A job whose arguments were checked and whose directories exist.
-#[derive(Debug, Clone)]
+/// A job whose arguments were checked and whose directories exist. Dropping it without running
+/// it returns its private directories to the pool.
+#[derive(Debug)]
 pub struct PreparedJob {
     pub job_id: String,
     /// The resolved arguments, without argv[0].
@@ -124,7 +127,7 @@ pub struct Sandbox {
     capabilities: Capabilities,
     allowed: Vec<HeldDir>,
     output_root: HeldDir,
-    jobs_root: HeldDir,
+    private_dirs: PrivateDirPool,
     /// The rules every job shares; `Some` exactly when Landlock is (fully or partially) enforced.
     landlock_shared: Option<landlock_rules::SharedRules>,
     empty_network: Option<OwnedFd>,
@@ -239,11 +242,11 @@ impl Sandbox {
             last_capability,
         };
         Ok(Self {
-            policy,
             capabilities,
+            private_dirs: PrivateDirPool::new(jobs_root, policy.run_as.filter(|_| running_as_root)),
+            policy,
             allowed,
             output_root,
-            jobs_root,
             landlock_shared,
             empty_network,
             spawner: spawner::Spawner::start()?,
@@ -261,9 +264,9 @@ impl Sandbox {
         &self.policy
     }
 
-    /// Checks every argument and creates the job's directories: the output directory
-    /// (`output_root/<job_id>` unless a `RequestedOutputDir` names one inside the root) and the
-    /// private `home` and `tmp`.
+    /// Checks every argument and provides the job's directories: the output directory
+    /// (`output_root/<job_id>` unless a `RequestedOutputDir` names one inside the root) and
+    /// empty private `home` and `tmp` from the pool.
     pub fn prepare(&self, job_id: &str, args: &[Arg]) -> Result<PreparedJob, PlanRejected> {
         self.prepare_job(job_id, args, true)
     }
@@ -294,7 +297,10 @@ impl Sandbox {
         };
         let argv = args::resolve_args(&self.allowed, &output_dir, args)?;
         let owner = self.dedicated_identity();
-        let private = job_dirs::create_private(&self.jobs_root, job_id, owner)?;
+        let private = self
+            .private_dirs
+            .lease()
+            .map_err(|e| PlanRejected::job(job_id, RejectReason::Internal(e.to_string())))?;
         if let Some(owner) = owner.filter(|_| create_output_dir) {
             job_dirs::chown(&output_dir, owner)
                 .map_err(|e| PlanRejected::job(job_id, RejectReason::Internal(e.to_string())))?;
@@ -309,7 +315,8 @@ impl Sandbox {
     }
 
     /// Runs a prepared job to completion, timeout or cancellation. Every process of the job is
-    /// dead and reaped when this returns (see GUARANTEES.md).
+    /// dead and reaped when this returns (see GUARANTEES.md); its private directories are then
+    /// emptied on a blocking thread and returned to the pool.
     pub async fn run(
         &self,
         job: PreparedJob,
@@ -321,7 +328,7 @@ impl Sandbox {
         //  2. rebuild the environment     6. clone + exec on the spawner thread
         //  3. compute the rlimits         7. watch the leader (pidfd), take the pipes
         //  4. build the Landlock ruleset  8. supervise + drain concurrently; kill, sweep, reap
-        //                                 9. remove the job cgroup, report
+        //                                 9. remove the job cgroup, empty the private dirs, report
         let started = Instant::now();
         // 1. The binary resolved at start-up must still be there.
         if !spec.binary.is_absolute() {
@@ -456,10 +463,12 @@ impl Sandbox {
             }
             outcome
         };
-        // 9. Remove the job cgroup and report.
+        // 9. Remove the job cgroup, empty the private dirs (nobody waits for that) and report.
         if let Some(cgroup) = cgroup {
             let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
         }
+        let private = job.private;
+        drop(tokio::task::spawn_blocking(move || private.clear()));
         let outcome = outcome?;
         let mut argv = Vec::with_capacity(job.argv.len() + 1);
         argv.push(spec.binary.display().to_string());
@@ -497,11 +506,11 @@ impl Sandbox {
         })
     }
 
-    /// Removes the job's private directories (home, tmp); the output directory is kept.
-    pub fn cleanup(&self, job: &str) {
-        if let Err(e) = job_dirs::remove_private(&self.jobs_root.path, job) {
-            tracing::warn!(job, error = %e, "removing private job directories");
-        }
+    /// Removes every private directory an earlier daemon left under `jobs_root`; returns how
+    /// many entries were removed. For a daemon starting up, before it runs any job: it also
+    /// removes the directories of live jobs of any other process sharing the root.
+    pub fn remove_leftover_private_dirs(&self) -> std::io::Result<usize> {
+        self.private_dirs.remove_leftovers()
     }
 
     fn dedicated_identity(&self) -> Option<RunAs> {

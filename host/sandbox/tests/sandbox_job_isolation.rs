@@ -43,30 +43,28 @@ fn spec(tool: &str) -> RunSpec {
     }
 }
 
-fn path_arg(path: &Path) -> Arg {
-    Arg::Literal(path.to_str().unwrap().to_string())
-}
-
-/// Prepares job `id` to run `tool target`, lets `before` plant files, runs it, cleans up.
+/// Prepares job `id` to run `tool <target of the job>` (the target may lie in the job's own
+/// directories, which exist only once it is prepared), lets `before` plant files, runs it. The
+/// job's private directories go back to the pool when it ends.
 async fn run_with(
     sandbox: &Sandbox,
     id: &str,
     tool: &str,
-    target: &Path,
+    target: impl FnOnce(&Job) -> PathBuf,
     before: impl FnOnce(&Job),
 ) -> RunResult {
-    let job = sandbox.prepare(id, &[path_arg(target)]).unwrap();
-    before(&Job::of(&job));
-    let result = sandbox
+    let mut job = sandbox.prepare(id, &[]).unwrap();
+    let dirs = Job::of(&job);
+    job.argv = vec![target(&dirs).to_str().unwrap().to_string()];
+    before(&dirs);
+    sandbox
         .run(job, spec(tool), CancellationToken::new())
         .await
-        .unwrap();
-    sandbox.cleanup(id);
-    result
+        .unwrap()
 }
 
 async fn run(sandbox: &Sandbox, id: &str, tool: &str, target: &Path) -> RunResult {
-    run_with(sandbox, id, tool, target, |_| {}).await
+    run_with(sandbox, id, tool, |_| target.to_path_buf(), |_| {}).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +94,7 @@ async fn a_job_cannot_reach_the_directories_of_a_previous_or_running_job() {
     let wrote = run(&sandbox, "previous", "touch", &report).await;
     assert_eq!(wrote.exit_code, Some(0), "{wrote:?}");
     std::fs::write(&report, "previous report").unwrap();
-    // Its private dirs were removed by cleanup; recreate them as a job still holding them.
+    // Its private dirs went back to the pool, emptied; a job still holding its dirs stands in.
     let previous = sandbox.prepare("previous-private", &[]).unwrap();
     let previous = Job::of(&previous);
     std::fs::write(previous.home.join("token"), "previous token").unwrap();
@@ -159,26 +157,36 @@ async fn a_job_cannot_reach_the_directories_of_a_previous_or_running_job() {
 
     // Positive controls, while the other job still runs: a job reads and writes its own
     // output dir, home and tmp.
+    fn own(job: &Job, dir: &str) -> PathBuf {
+        match dir {
+            "output" => job.output.clone(),
+            "home" => job.home.clone(),
+            _ => job.tmp.clone(),
+        }
+    }
     for (i, dir) in ["output", "home", "tmp"].into_iter().enumerate() {
         let id = format!("own-{i}");
-        let own = match dir {
-            "output" => policy.output_root.join(&id),
-            _ => policy.jobs_root.join(&id).join(dir),
-        };
-        let written = run(&sandbox, &id, "touch", &own.join("new")).await;
+        let written = run_with(
+            &sandbox,
+            &id,
+            "touch",
+            |job| own(job, dir).join("new"),
+            |_| {},
+        )
+        .await;
         assert_eq!(
             written.exit_code,
             Some(0),
             "touch in own {dir}: {written:?}"
         );
         let read_id = format!("own-read-{i}");
-        let own = match dir {
-            "output" => policy.output_root.join(&read_id),
-            _ => policy.jobs_root.join(&read_id).join(dir),
-        };
-        let read = run_with(&sandbox, &read_id, "cat", &own.join("mine"), |_| {
-            std::fs::write(own.join("mine"), "mine").unwrap()
-        })
+        let read = run_with(
+            &sandbox,
+            &read_id,
+            "cat",
+            |job| own(job, dir).join("mine"),
+            |job| std::fs::write(own(job, dir).join("mine"), "mine").unwrap(),
+        )
         .await;
         assert_eq!(read.stdout, b"mine", "cat in own {dir}: {read:?}");
     }

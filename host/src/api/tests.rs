@@ -193,15 +193,18 @@ async fn cancelling_a_finished_job_is_a_conflict_and_jobs_are_listed() {
     let fx = fixture("");
     let store = fx.state.jobs.store();
     store
-        .insert(NewJob {
-            id: "done".into(),
-            tool: "terrascan".into(),
-            params: serde_json::json!({}),
-            argv: vec!["terrascan".into()],
-            command: "terrascan".into(),
-            output_dir: None,
-            created_at: crate::time::now_rfc3339(),
-        })
+        .insert(
+            NewJob {
+                id: "done".into(),
+                tool: "terrascan".into(),
+                params: serde_json::json!({}),
+                argv: vec!["terrascan".into()],
+                command: "terrascan".into(),
+                output_dir: None,
+                created_at: crate::time::now_rfc3339(),
+            },
+            None,
+        )
         .await
         .expect("insert");
     store

@@ -164,7 +164,7 @@ impl JobService {
         let binary = match &entry.binary {
             Ok(binary) => binary.clone(),
             Err(reason) => {
-                self.discard(&id, &planned.prepared.output_dir);
+                Self::discard(&planned.prepared.output_dir);
                 return Err(refused(
                     Rejection::BinaryMissing,
                     JobError::BinaryMissing {
@@ -175,7 +175,7 @@ impl JobService {
             }
         };
         let Some(ticket) = inner.admission.try_admit() else {
-            self.discard(&id, &planned.prepared.output_dir);
+            Self::discard(&planned.prepared.output_dir);
             return Err(refused(
                 Rejection::QueueFull,
                 JobError::QueueFull {
@@ -185,6 +185,9 @@ impl JobService {
             ));
         };
         let created_at = crate::time::now_rfc3339();
+        // A job that can start at once is recorded as running straight away (one write).
+        let free_slot = ticket.try_run_slot();
+        let started_at = free_slot.as_ref().map(|_| created_at.clone());
         let record = NewJob {
             id: id.clone(),
             tool: tool.to_string(),
@@ -197,8 +200,8 @@ impl JobService {
                 .map(|dir| dir.display().to_string()),
             created_at: created_at.clone(),
         };
-        if let Err(error) = inner.store.insert(record).await {
-            self.discard(&id, &planned.prepared.output_dir);
+        if let Err(error) = inner.store.insert(record, started_at).await {
+            Self::discard(&planned.prepared.output_dir);
             return Err(error.into());
         }
         let cancel = CancellationToken::new();
@@ -222,36 +225,40 @@ impl JobService {
         let token = cancel.clone();
         let task = inner.tracker.spawn(async move {
             let _registration = registration;
-            service.run(run, &ticket, token).await
+            service.run(run, &ticket, free_slot, token).await
         });
         Ok(StartedJob { id, cancel, task })
     }
 
-    /// Waits for a running slot, runs, parses and records one job.
+    /// Waits for a running slot (unless `free_slot` is one, taken and recorded at admission),
+    /// runs, parses and records one job.
     async fn run(
         &self,
         job: JobRun,
         ticket: &admission::Ticket,
+        free_slot: Option<tokio::sync::OwnedSemaphorePermit>,
         cancel: CancellationToken,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
-        let slot = tokio::select! {
-            biased;
-            () = cancel.cancelled() => None,
-            slot = ticket.run_slot() => slot,
+        let recorded_running = free_slot.is_some();
+        let slot = match free_slot {
+            Some(slot) => Some(slot),
+            None => tokio::select! {
+                biased;
+                () = cancel.cancelled() => None,
+                slot = ticket.run_slot() => slot,
+            },
         };
         inner.metrics.job_dequeued();
         let Some(_slot) = slot else {
             return self.record_cancelled_while_queued(job).await;
         };
         inner.registry.mark_running(&job.id);
-        if let Err(error) = inner
-            .store
-            .mark_running(job.id.clone(), crate::time::now_rfc3339())
-            .await
-        {
-            inner.jail.cleanup(&job.id);
-            return Err(error.into());
+        if !recorded_running {
+            inner
+                .store
+                .mark_running(job.id.clone(), crate::time::now_rfc3339())
+                .await?;
         }
         inner.metrics.job_started();
         let output_dir = job.planned.prepared.output_dir.clone();
@@ -262,22 +269,18 @@ impl JobService {
             Err(error) => {
                 self.record_sandbox_failure(&job.id, &job.tool, &error)
                     .await;
-                inner.jail.cleanup(&job.id);
                 return Err(error.into());
             }
         };
-        let response = self
-            .interpret(
-                &job.id,
-                &job.tool,
-                &job.planned.command,
-                output_dir.clone(),
-                job.planned.output_directory,
-                result,
-            )
-            .await;
-        inner.jail.cleanup(&job.id);
-        response
+        self.interpret(
+            &job.id,
+            &job.tool,
+            &job.planned.command,
+            output_dir.clone(),
+            job.planned.output_directory,
+            result,
+        )
+        .await
     }
 
     /// Reads output files, asks the plugin to parse, records and logs the job.
@@ -427,7 +430,7 @@ impl JobService {
         job: JobRun,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
-        self.discard(&job.id, &job.planned.prepared.output_dir);
+        Self::discard(&job.planned.prepared.output_dir);
         let response = ToolRunResponse {
             stdout: String::new(),
             stderr: String::new(),
@@ -480,9 +483,9 @@ impl JobService {
         tracing::error!(target: "toolgate::job", tenant = "default", job_id = id, tool, error = %error, status = "failed", "the sandbox could not run the job");
     }
 
-    /// Removes the directories of a job that never ran (the output directory only if empty).
-    fn discard(&self, id: &str, output_dir: &std::path::Path) {
-        self.inner.jail.cleanup(id);
+    /// Removes the output directory of a job that never ran, if it is empty (its private
+    /// directories go back to the sandbox's pool when its `PreparedJob` is dropped).
+    fn discard(output_dir: &std::path::Path) {
         let _ = std::fs::remove_dir(output_dir);
     }
 

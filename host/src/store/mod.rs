@@ -93,22 +93,30 @@ impl Store {
         .await?
     }
 
-    /// Records a newly admitted job as queued.
-    pub async fn insert(&self, job: NewJob) -> Result<(), StoreError> {
+    /// Records a newly admitted job: queued, or already running from `started_at` when it got a
+    /// running slot at once (one write instead of two).
+    pub async fn insert(&self, job: NewJob, started_at: Option<String>) -> Result<(), StoreError> {
         self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, output_dir) \
-                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    job.id,
-                    job.tool,
-                    job.params.to_string(),
-                    serde_json::to_string(&job.argv)?,
-                    job.command,
-                    job.created_at,
-                    job.output_dir,
-                ],
-            )?;
+            let status = if started_at.is_some() {
+                JobStatus::Running
+            } else {
+                JobStatus::Queued
+            };
+            conn.prepare_cached(
+                "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, output_dir, \
+                 started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                job.id,
+                job.tool,
+                status.as_str(),
+                job.params.to_string(),
+                serde_json::to_string(&job.argv)?,
+                job.command,
+                job.created_at,
+                job.output_dir,
+                started_at,
+            ])?;
             Ok(())
         })
         .await
@@ -117,10 +125,10 @@ impl Store {
     /// Marks a queued job as running.
     pub async fn mark_running(&self, id: String, started_at: String) -> Result<(), StoreError> {
         self.with_conn(move |conn| {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'queued'",
-                params![id, started_at],
-            )?;
+            )?
+            .execute(params![id, started_at])?;
             Ok(())
         })
         .await
@@ -133,12 +141,13 @@ impl Store {
             let status = done.status.unwrap_or(JobStatus::Failed);
             let json = |value: &Option<serde_json::Value>| value.as_ref().map(ToString::to_string);
             let tx = conn.transaction()?;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE jobs SET status = ?2, finished_at = ?3, duration_secs = ?4, exit_code = ?5, \
                  signal = ?6, timed_out = ?7, success = ?8, classification = ?9, message = ?10, \
                  summary = ?11, findings = ?12, stdout = ?13, stderr = ?14, truncated = ?15, \
                  protections = ?16, error = ?17 WHERE id = ?1",
-                params![
+            )?
+            .execute(params![
                     id,
                     status.as_str(),
                     done.finished_at,
@@ -156,15 +165,15 @@ impl Store {
                     done.truncated,
                     json(&done.protections),
                     done.error,
-                ],
-            )?;
-            tx.execute(
+            ])?;
+            // Jobs are never deleted, so rowids are dense and the newest `retention` jobs are
+            // exactly those above MAX(rowid) - retention: an O(log n) bound for the indexed scan.
+            tx.prepare_cached(
                 "UPDATE jobs SET stdout = NULL, stderr = NULL, output_dropped = 1 \
-                 WHERE output_dropped = 0 AND status NOT IN ('queued', 'running') AND rowid < COALESCE(\
-                 (SELECT MIN(rowid) FROM (SELECT rowid FROM jobs ORDER BY rowid DESC LIMIT ?1)), \
-                 (SELECT MAX(rowid) + 1 FROM jobs))",
-                params![i64::try_from(retention).unwrap_or(i64::MAX)],
-            )?;
+                 WHERE output_dropped = 0 AND status NOT IN ('queued', 'running') \
+                 AND rowid <= (SELECT MAX(rowid) FROM jobs) - ?1",
+            )?
+            .execute(params![i64::try_from(retention).unwrap_or(i64::MAX)])?;
             tx.commit()?;
             Ok(())
         })
@@ -175,7 +184,10 @@ impl Store {
     pub async fn get(&self, id: String) -> Result<Option<JobRecord>, StoreError> {
         self.with_conn(move |conn| {
             let sql = format!("SELECT {SELECT_COLUMNS} FROM jobs WHERE id = ?1");
-            let row = conn.query_row(&sql, params![id], raw_row).optional()?;
+            let row = conn
+                .prepare_cached(&sql)?
+                .query_row(params![id], raw_row)
+                .optional()?;
             row.map(|raw| raw.into_record(true)).transpose()
         })
         .await
@@ -188,7 +200,7 @@ impl Store {
                 "SELECT {SELECT_COLUMNS} FROM jobs WHERE (?1 IS NULL OR tool = ?1) \
                  AND (?2 IS NULL OR status = ?2) ORDER BY rowid DESC LIMIT ?3"
             );
-            let mut statement = conn.prepare(&sql)?;
+            let mut statement = conn.prepare_cached(&sql)?;
             let rows = statement.query_map(
                 params![
                     filter.tool,

@@ -33,7 +33,7 @@ async fn a_job_moves_from_queued_to_its_terminal_status() {
     let (store, interrupted) = Store::open(&dir.path().join("db.sqlite3"), 10).expect("open");
     assert_eq!(interrupted, 0);
     store
-        .insert(new_job("a", "terrascan"))
+        .insert(new_job("a", "terrascan"), None)
         .await
         .expect("insert");
     let queued = store.get("a".into()).await.expect("get").expect("exists");
@@ -60,28 +60,47 @@ async fn reopening_marks_jobs_of_a_dead_daemon_interrupted_and_keeps_the_rest() 
     let path = dir.path().join("db.sqlite3");
     {
         let (store, _) = Store::open(&path, 10).expect("open");
-        store.insert(new_job("queued", "t")).await.expect("insert");
-        store.insert(new_job("running", "t")).await.expect("insert");
+        store
+            .insert(new_job("queued", "t"), None)
+            .await
+            .expect("insert");
+        store
+            .insert(new_job("running", "t"), None)
+            .await
+            .expect("insert");
         store
             .mark_running("running".into(), crate::time::now_rfc3339())
             .await
             .expect("run");
-        store.insert(new_job("done", "t")).await.expect("insert");
+        store
+            .insert(new_job("started", "t"), Some(crate::time::now_rfc3339()))
+            .await
+            .expect("insert running");
+        store
+            .insert(new_job("done", "t"), None)
+            .await
+            .expect("insert");
         store
             .finish("done".into(), finished(JobStatus::Failed))
             .await
             .expect("finish");
     }
     let (store, interrupted) = Store::open(&path, 10).expect("reopen");
-    assert_eq!(interrupted, 2);
+    assert_eq!(interrupted, 3);
     let table = [
         ("queued", JobStatus::Interrupted),
         ("running", JobStatus::Interrupted),
+        ("started", JobStatus::Interrupted),
         ("done", JobStatus::Failed),
     ];
     for (id, expected) in table {
         let job = store.get(id.into()).await.expect("get").expect("exists");
         assert_eq!(job.status, expected, "{id}");
+        assert_eq!(
+            job.started_at.is_some(),
+            matches!(id, "running" | "started"),
+            "{id}"
+        );
     }
 }
 
@@ -90,7 +109,7 @@ async fn listing_is_newest_first_filtered_and_without_output() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _) = Store::open(&dir.path().join("db.sqlite3"), 10).expect("open");
     for (id, tool) in [("1", "terrascan"), ("2", "prowler"), ("3", "terrascan")] {
-        store.insert(new_job(id, tool)).await.expect("insert");
+        store.insert(new_job(id, tool), None).await.expect("insert");
         store
             .finish(id.into(), finished(JobStatus::Succeeded))
             .await
@@ -132,7 +151,7 @@ async fn output_beyond_the_retention_limit_is_dropped_but_the_record_stays() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _) = Store::open(&dir.path().join("db.sqlite3"), 2).expect("open");
     for id in ["1", "2", "3"] {
-        store.insert(new_job(id, "t")).await.expect("insert");
+        store.insert(new_job(id, "t"), None).await.expect("insert");
         store
             .finish(id.into(), finished(JobStatus::Succeeded))
             .await
@@ -151,7 +170,7 @@ async fn output_beyond_the_retention_limit_is_dropped_but_the_record_stays() {
 async fn a_retention_of_zero_keeps_no_output() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _) = Store::open(&dir.path().join("db.sqlite3"), 0).expect("open");
-    store.insert(new_job("1", "t")).await.expect("insert");
+    store.insert(new_job("1", "t"), None).await.expect("insert");
     store
         .finish("1".into(), finished(JobStatus::Succeeded))
         .await

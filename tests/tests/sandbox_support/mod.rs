@@ -68,14 +68,10 @@ impl Fixture {
 
     pub async fn run_spec(&self, args: &[Arg], spec: RunSpec) -> RunResult {
         let job = self.sandbox.prepare(&job_id(), args).unwrap();
-        let job_id = job.job_id.clone();
-        let result = self
-            .sandbox
+        self.sandbox
             .run(job, spec, CancellationToken::new())
             .await
-            .unwrap();
-        self.sandbox.cleanup(&job_id);
-        result
+            .unwrap()
     }
 
     /// Runs the fake tool's `double-fork` mode (a grandchild that calls setsid and would sleep
