@@ -1,7 +1,8 @@
 //! Daemon benchmark, side by side in one run:
 //! - requests/s and p50/p99 latency through `POST /api/tools/terrascan` at 32 concurrent clients
 //!   (the fast fake tool as terrascan) versus spawning the same binary directly with the same
-//!   concurrency;
+//!   concurrency. The two sides alternate in one-second slices (the machine's speed drifts by
+//!   ±20% over tens of seconds here, more than the differences measured);
 //! - daemon RSS while idle and (peak) during the run, from /proc/<pid>/status;
 //! - start-to-/health time, cold (empty plugin cache) and warm (precompiled cache).
 //!
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 
 /// Request body: a terrascan scan of the sample directory.
 const BODY: &str = r#"{"iac_dir": "terraform"}"#;
+/// Length of one slice of load; the sides alternate slice by slice.
+const SLICE: Duration = Duration::from_secs(1);
 /// Longest the daemon may take to become ready before the benchmark gives up.
 const START_LIMIT: Duration = Duration::from_secs(60);
 
@@ -88,7 +91,7 @@ fn main() {
     let idle_rss = rss_kib(pid);
 
     let workspace_dir = root.join("workspace/terraform");
-    let direct = load(clients, Duration::from_secs(secs), || {
+    let spawn_directly = || {
         Command::new(&terrascan)
             .args(["scan", "-i", "terraform", "-d"])
             .arg(&workspace_dir)
@@ -98,7 +101,11 @@ fn main() {
             .output()
             .map(|out| out.status.code() == Some(3))
             .unwrap_or(false)
-    });
+    };
+    let through_daemon = || {
+        post(port, "/api/tools/terrascan", BODY)
+            .is_some_and(|body| body.contains("\"success\":true"))
+    };
 
     let peak = Arc::new(Mutex::new(idle_rss));
     let sampling = Arc::new(AtomicBool::new(true));
@@ -114,10 +121,14 @@ fn main() {
             }
         })
     };
-    let daemon_run = load(clients, Duration::from_secs(secs), || {
-        post(port, "/api/tools/terrascan", BODY)
-            .is_some_and(|body| body.contains("\"success\":true"))
-    });
+    let mut direct = LoadResult::default();
+    let mut daemon_run = LoadResult::default();
+    for _ in 0..secs {
+        direct.add(load(clients, SLICE, &spawn_directly));
+        daemon_run.add(load(clients, SLICE, &through_daemon));
+    }
+    direct.latencies.sort_unstable();
+    daemon_run.latencies.sort_unstable();
     sampling.store(false, Ordering::Relaxed);
     sampler.join().expect("sampler");
     let peak_rss = *peak.lock().expect("lock");
@@ -125,7 +136,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
 
     println!(
-        "toolgate daemon benchmark ({clients} concurrent clients, {secs} s per side, fake terrascan)"
+        "toolgate daemon benchmark ({clients} concurrent clients, {secs} s per side in alternating 1 s slices, fake terrascan)"
     );
     println!(
         "{:<34} {:>10} {:>10} {:>10} {:>8}",
@@ -173,6 +184,7 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+#[derive(Default)]
 struct LoadResult {
     latencies: Vec<Duration>,
     errors: usize,
@@ -180,6 +192,12 @@ struct LoadResult {
 }
 
 impl LoadResult {
+    fn add(&mut self, slice: LoadResult) {
+        self.latencies.extend(slice.latencies);
+        self.errors += slice.errors;
+        self.elapsed += slice.elapsed;
+    }
+
     fn rate(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
@@ -194,7 +212,7 @@ impl LoadResult {
 }
 
 /// Runs `call` from `clients` threads for `duration`; successes are timed, failures counted.
-fn load(clients: usize, duration: Duration, call: impl Fn() -> bool + Sync) -> LoadResult {
+fn load(clients: usize, duration: Duration, call: &(impl Fn() -> bool + Sync)) -> LoadResult {
     let started = Instant::now();
     let deadline = started + duration;
     let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {

@@ -53,9 +53,9 @@ pub enum SandboxError {
     Dumpable(io::Error),
     #[error("reading /proc/sys/kernel/cap_last_cap: {0}")]
     LastCapability(io::Error),
-    #[error("starting the spawner thread: {0}")]
+    #[error("starting a spawner thread: {0}")]
     SpawnerThread(io::Error),
-    #[error("the spawner thread is gone")]
+    #[error("the spawner threads are gone")]
     SpawnerGone,
     #[error("creating a pipe for `{what}`: {source}")]
     Pipe {

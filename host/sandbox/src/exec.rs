@@ -110,7 +110,7 @@ struct ChildContext<'a> {
     stderr: RawFd,
 }
 
-/// Starts `image` under `plan`. Must be called on the spawner thread (see spawner.rs).
+/// Starts `image` under `plan`. Must be called on a spawner thread (see spawner.rs).
 pub fn spawn(
     image: &ExecImage,
     plan: &ChildPlan,

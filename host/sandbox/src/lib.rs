@@ -137,7 +137,7 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Validates and canonicalizes the policy, creates the roots, detects the hardening the
-    /// machine offers, makes the daemon a child subreaper and starts the spawner thread.
+    /// machine offers, makes the daemon a child subreaper and starts the spawner threads.
     pub fn new(mut policy: SandboxPolicy) -> Result<Self, SandboxError> {
         // First, before this sandbox opens any descriptor (see exec::occupy_stdio_fds).
         exec::occupy_stdio_fds().map_err(|source| SandboxError::Pipe {
@@ -316,7 +316,7 @@ impl Sandbox {
 
     /// Runs a prepared job to completion, timeout or cancellation. Every process of the job is
     /// dead and reaped when this returns (see GUARANTEES.md); its private directories are then
-    /// emptied on a blocking thread and returned to the pool.
+    /// returned to the pool, emptied first (on a blocking thread) when the tool left files.
     pub async fn run(
         &self,
         job: PreparedJob,
@@ -325,7 +325,7 @@ impl Sandbox {
     ) -> Result<RunResult, SandboxError> {
         // Run sequence (parent side; the child side is in child.rs):
         //  1. check the binary            5. create the job cgroup (cgroup mode)
-        //  2. rebuild the environment     6. clone + exec on the spawner thread
+        //  2. rebuild the environment     6. clone + exec on a spawner thread
         //  3. compute the rlimits         7. watch the leader (pidfd), take the pipes
         //  4. build the Landlock ruleset  8. supervise + drain concurrently; kill, sweep, reap
         //                                 9. remove the job cgroup, empty the private dirs, report
@@ -404,7 +404,7 @@ impl Sandbox {
         };
         let image = exec_image(&spec.binary, &job.argv, &env, &self.allowed[0].path)?;
 
-        // 6. Clone + exec on the spawner thread.
+        // 6. Clone + exec on a spawner thread.
         let spawned = self.spawner.spawn(image, plan, report_read).await;
         drop(report_write);
         drop(landlock_fd);
@@ -467,8 +467,9 @@ impl Sandbox {
         if let Some(cgroup) = cgroup {
             let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
         }
-        let private = job.private;
-        drop(tokio::task::spawn_blocking(move || private.clear()));
+        if let Err(private) = job.private.release_if_empty() {
+            drop(tokio::task::spawn_blocking(move || private.clear()));
+        }
         let outcome = outcome?;
         let mut argv = Vec::with_capacity(job.argv.len() + 1);
         argv.push(spec.binary.display().to_string());

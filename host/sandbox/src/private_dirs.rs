@@ -61,6 +61,16 @@ impl std::fmt::Debug for PrivateDirs {
 }
 
 impl PrivateDirs {
+    /// Returns the slot at once when the job left both directories empty (the common case:
+    /// a couple of `getdents`, cheap enough for an async worker); otherwise gives the lease back
+    /// for `clear` on a blocking thread.
+    pub fn release_if_empty(self) -> Result<(), Self> {
+        match self.pool.slot_is_empty(self.slot) {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(self),
+        }
+    }
+
     /// Removes what the job left in its directories now (so nothing lingers on disk while the
     /// slot is idle), then returns the slot. Blocking: call it off the async workers.
     pub fn clear(self) {
@@ -222,6 +232,16 @@ impl Pool {
             }
         }
         Ok(())
+    }
+
+    /// Whether the slot's `home` and `tmp` are both empty.
+    fn slot_is_empty(&self, slot: u64) -> io::Result<bool> {
+        for sub in ["home", "tmp"] {
+            if !entries(self.open_private(slot, sub)?)?.1.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Removes everything inside the slot's `home` and `tmp`, then returns the slot.
@@ -450,6 +470,23 @@ mod tests {
         assert!(outside.join("keep").exists());
         let dirs = pool.lease().unwrap();
         assert!(dirs.home.starts_with(&root));
+    }
+
+    #[test]
+    fn only_an_empty_slot_is_released_without_clearing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pool = pool(tmp.path());
+        let dirs = pool.lease().unwrap();
+        let home = dirs.home.clone();
+        assert!(dirs.release_if_empty().is_ok());
+        assert_eq!(pool.idle_count(), 1);
+        let dirs = pool.lease().unwrap();
+        assert_eq!(dirs.home, home);
+        std::fs::write(dirs.tmp.join("x"), "x").unwrap();
+        let dirs = dirs.release_if_empty().expect_err("tmp is not empty");
+        assert_eq!(pool.idle_count(), 0, "still leased");
+        dirs.clear();
+        assert_eq!(pool.lease().unwrap().home, home);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use crate::error::SandboxError;
-use crate::spawner::live_leaders;
+use crate::spawner::{live_leaders, no_spawn_in_flight};
 
 /// Upper bound on sweep rounds; each round removes at least one generation of descendants, so
 /// this only matters against a pathological tree deeper than this.
@@ -126,6 +126,7 @@ pub fn sweep_orphans() -> usize {
     let mut reaped = 0;
     for _ in 0..MAX_SWEEP_ROUNDS {
         let orphans = {
+            let _spawning = no_spawn_in_flight();
             let leaders = live_leaders();
             let orphans: Vec<libc::pid_t> = own_children()
                 .into_iter()
@@ -152,16 +153,23 @@ pub fn sweep_orphans() -> usize {
     reaped
 }
 
-/// Whether any child of the daemon is not a live leader (cheap check before a sweep).
+/// Whether any child of the daemon is not a live leader (cheap check before a sweep). Leaders
+/// are children of the spawner threads, so the main thread's list is normally empty and no lock
+/// is taken; a non-empty list is checked against the registry with clones held off.
 pub fn orphans_present() -> bool {
+    let children = own_children();
+    if children.is_empty() {
+        return false;
+    }
+    let _spawning = no_spawn_in_flight();
     let leaders = live_leaders();
-    own_children().iter().any(|pid| !leaders.contains(pid))
+    children.iter().any(|pid| !leaders.contains(pid))
 }
 
 /// Pids of the daemon's direct children that can be orphans. The kernel reparents an orphan to
 /// the first live thread of the subreaper, which is the main thread while it lives, so its
 /// `children` list is read; only without a main thread are all threads' lists read. (Leaders
-/// are children of the spawner thread and are excluded by the registry anyway.)
+/// are children of the spawner threads and are excluded by the registry anyway.)
 fn own_children() -> Vec<libc::pid_t> {
     let main_thread = format!("/proc/self/task/{}/children", std::process::id());
     match fs::read_to_string(main_thread) {

@@ -37,6 +37,20 @@ use crate::metrics::{Metrics, Rejection};
 use crate::store::{FinishedJob, JobStatus, NewJob, Store};
 use report::{Ending, classification_name};
 
+/// Largest tool output (stdout, stderr and files) parsed on the async worker itself: parse runs
+/// at roughly 100 bytes/µs, so this holds a worker for at most about a third of a millisecond.
+const INLINE_PARSE_MAX_BYTES: usize = 32 << 10;
+
+fn outcome_size(outcome: &Outcome) -> usize {
+    outcome.stdout.len()
+        + outcome.stderr.len()
+        + outcome
+            .files
+            .iter()
+            .map(|file| file.content.len())
+            .sum::<usize>()
+}
+
 /// Limits that shape job admission.
 #[derive(Debug, Clone, Copy)]
 pub struct JobLimits {
@@ -390,13 +404,20 @@ impl JobService {
         let plugins = Arc::clone(&self.inner.plugins);
         let metrics = Arc::clone(&self.inner.metrics);
         let tool = tool.to_string();
-        Ok(tokio::task::spawn_blocking(move || {
+        let inline = outcome_size(&outcome) <= INLINE_PARSE_MAX_BYTES;
+        let parse = move || {
             let started = Instant::now();
             let parsed = plugins.parse(&tool, &outcome);
             metrics.record_plugin_call(&tool, "parse", started.elapsed());
             (parsed, outcome)
-        })
-        .await?)
+        };
+        // A small output parses in tens of microseconds, less than handing it to another
+        // thread costs; a big one could hold an async worker for long, so it moves.
+        if inline {
+            Ok(parse())
+        } else {
+            Ok(tokio::task::spawn_blocking(parse).await?)
+        }
     }
 
     async fn record_finished(&self, id: &str, response: &ToolRunResponse) -> Result<(), JobError> {
