@@ -10,7 +10,9 @@
 //! Why several: a clone with CLONE_VFORK holds its thread until the child's `execve` has loaded
 //! the tool, about a millisecond of wall time on a busy machine. One thread capped the daemon
 //! at one spawn per such wait while the cores sat idle (measured: 98% busy, ~1.35 ms per spawn,
-//! ~45% of the CPU idle at 32 concurrent jobs); a few threads take requests from one queue.
+//! ~45% of the CPU idle at 32 concurrent jobs). Requests go round-robin to a few threads, each
+//! with its own queue: one wake-up per spawn (a shared queue behind a mutex costs a second one,
+//! measurable on an idle machine where every cross-core wake-up leaves a sleeping vCPU).
 //!
 //! Why a registry: the daemon is a child subreaper, so descendants orphaned by a job are
 //! reparented to it. `reaper.rs` kills and reaps every child of the daemon that is NOT a live
@@ -25,8 +27,9 @@
 
 use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::oneshot;
 
@@ -73,25 +76,27 @@ struct SpawnRequest {
 
 /// Handle to the spawner threads; dropping it ends them.
 pub struct Spawner {
-    requests: Mutex<mpsc::Sender<SpawnRequest>>,
+    queues: Vec<mpsc::Sender<SpawnRequest>>,
+    next: AtomicUsize,
 }
 
 impl Spawner {
     pub fn start() -> Result<Self, SandboxError> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let threads = (cores * SPAWNERS_PER_CORE).clamp(SPAWNERS_PER_CORE, MAX_SPAWNERS);
-        let (sender, receiver) = mpsc::channel::<SpawnRequest>();
-        let queue = Arc::new(Mutex::new(receiver));
+        let mut queues = Vec::with_capacity(threads);
         for index in 0..threads {
             let stack = ChildStack::new().map_err(SandboxError::SpawnerThread)?;
-            let queue = Arc::clone(&queue);
+            let (sender, receiver) = mpsc::channel::<SpawnRequest>();
             std::thread::Builder::new()
                 .name(format!("toolgate-spawner-{index}"))
-                .spawn(move || serve(&queue, &stack))
+                .spawn(move || serve(&receiver, &stack))
                 .map_err(SandboxError::SpawnerThread)?;
+            queues.push(sender);
         }
         Ok(Self {
-            requests: Mutex::new(sender),
+            queues,
+            next: AtomicUsize::new(0),
         })
     }
 
@@ -109,27 +114,17 @@ impl Spawner {
             report_read,
             reply,
         };
-        self.requests
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len();
+        self.queues[index]
             .send(request)
             .map_err(|_| SandboxError::SpawnerGone)?;
         answer.await.map_err(|_| SandboxError::SpawnerGone)?
     }
 }
 
-/// One spawner thread: takes requests until every sender is gone.
-fn serve(queue: &Mutex<mpsc::Receiver<SpawnRequest>>, stack: &ChildStack) {
-    loop {
-        // Only the waiting thread holds the queue; it lets go as soon as it has a request.
-        let request = match queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .recv()
-        {
-            Ok(request) => request,
-            Err(mpsc::RecvError) => return,
-        };
+/// One spawner thread: takes requests until its sender is gone.
+fn serve(queue: &mpsc::Receiver<SpawnRequest>, stack: &ChildStack) {
+    for request in queue {
         let spawning = spawn_in_flight();
         let result = exec::spawn(&request.image, &request.plan, &request.report_read, stack);
         if let Ok(spawned) = &result {
