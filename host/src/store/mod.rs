@@ -1,13 +1,15 @@
 //! Job persistence in SQLite: the only module that speaks SQL.
 //!
-//! Invariants: one connection behind a mutex, used only from blocking threads
-//! (`spawn_blocking`), so the async runtime never waits on disk; WAL journaling so readers do
-//! not block the writer; a job record is never deleted, only its stdout/stderr are dropped once
-//! it falls out of the newest `retention` jobs; opening the store marks jobs a dead daemon left
-//! queued or running as `interrupted`.
+//! Invariants: writes go through one writer thread that commits them in batches (`writer`);
+//! reads use a second connection behind a mutex, only from blocking threads (`spawn_blocking`),
+//! so the async runtime never waits on disk; WAL journaling so readers do not block the writer;
+//! a job record is never deleted, only its stdout/stderr are dropped once it falls out of the
+//! newest `retention` jobs; opening the store marks jobs a dead daemon left queued or running as
+//! `interrupted`.
 
 mod record;
 mod schema;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub use record::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob, UnknownStatus};
+use writer::{Write, Writer};
 
 /// How long a writer waits for a lock held by another connection (e.g. an operator's sqlite3).
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -37,13 +40,19 @@ pub enum StoreError {
     Status(#[from] UnknownStatus),
     #[error("database worker thread failed: {0}")]
     Worker(#[from] tokio::task::JoinError),
+    #[error("cannot start the database writer thread: {0}")]
+    WriterThread(std::io::Error),
+    #[error("the database writer thread is gone")]
+    WriterGone,
+    #[error("the transaction holding this write failed: {0}")]
+    Batch(String),
 }
 
 /// Handle to the job database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
-    retention: usize,
+    writer: Writer,
+    reader: Arc<Mutex<Connection>>,
 }
 
 const SELECT_COLUMNS: &str = "id, tool, status, params, argv, command, created_at, started_at, \
@@ -60,10 +69,7 @@ impl Store {
                 source,
             })?;
         }
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let mut conn = connect(path)?;
         schema::migrate(&mut conn)?;
         let interrupted = conn.execute(
             "UPDATE jobs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?1), \
@@ -72,19 +78,19 @@ impl Store {
             params![crate::time::now_rfc3339()],
         )?;
         let store = Self {
-            conn: Arc::new(Mutex::new(conn)),
-            retention,
+            reader: Arc::new(Mutex::new(connect(path)?)),
+            writer: Writer::start(conn, retention)?,
         };
         Ok((store, interrupted))
     }
 
-    /// Runs `work` on a blocking thread with the connection.
-    async fn with_conn<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// Runs `work` on a blocking thread with the read connection.
+    async fn with_reader<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        let conn = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || {
             // A panic while holding the lock leaves the connection itself usable.
             let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -96,93 +102,29 @@ impl Store {
     /// Records a newly admitted job: queued, or already running from `started_at` when it got a
     /// running slot at once (one write instead of two).
     pub async fn insert(&self, job: NewJob, started_at: Option<String>) -> Result<(), StoreError> {
-        self.with_conn(move |conn| {
-            let status = if started_at.is_some() {
-                JobStatus::Running
-            } else {
-                JobStatus::Queued
-            };
-            conn.prepare_cached(
-                "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, output_dir, \
-                 started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                job.id,
-                job.tool,
-                status.as_str(),
-                job.params.to_string(),
-                serde_json::to_string(&job.argv)?,
-                job.command,
-                job.created_at,
-                job.output_dir,
-                started_at,
-            ])?;
-            Ok(())
-        })
-        .await
+        self.writer.submit(Write::Insert { job, started_at }).await
     }
 
     /// Marks a queued job as running.
     pub async fn mark_running(&self, id: String, started_at: String) -> Result<(), StoreError> {
-        self.with_conn(move |conn| {
-            conn.prepare_cached(
-                "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'queued'",
-            )?
-            .execute(params![id, started_at])?;
-            Ok(())
-        })
-        .await
+        self.writer
+            .submit(Write::MarkRunning { id, started_at })
+            .await
     }
 
     /// Records a job's end and drops the output of jobs beyond the retention limit.
     pub async fn finish(&self, id: String, done: FinishedJob) -> Result<(), StoreError> {
-        let retention = self.retention;
-        self.with_conn(move |conn| {
-            let status = done.status.unwrap_or(JobStatus::Failed);
-            let json = |value: &Option<serde_json::Value>| value.as_ref().map(ToString::to_string);
-            let tx = conn.transaction()?;
-            tx.prepare_cached(
-                "UPDATE jobs SET status = ?2, finished_at = ?3, duration_secs = ?4, exit_code = ?5, \
-                 signal = ?6, timed_out = ?7, success = ?8, classification = ?9, message = ?10, \
-                 summary = ?11, findings = ?12, stdout = ?13, stderr = ?14, truncated = ?15, \
-                 protections = ?16, error = ?17 WHERE id = ?1",
-            )?
-            .execute(params![
-                    id,
-                    status.as_str(),
-                    done.finished_at,
-                    done.duration_secs,
-                    done.exit_code,
-                    done.signal,
-                    done.timed_out,
-                    done.success,
-                    done.classification,
-                    done.message,
-                    json(&done.summary),
-                    json(&done.findings),
-                    done.stdout,
-                    done.stderr,
-                    done.truncated,
-                    json(&done.protections),
-                    done.error,
-            ])?;
-            // Jobs are never deleted, so rowids are dense and the newest `retention` jobs are
-            // exactly those above MAX(rowid) - retention: an O(log n) bound for the indexed scan.
-            tx.prepare_cached(
-                "UPDATE jobs SET stdout = NULL, stderr = NULL, output_dropped = 1 \
-                 WHERE output_dropped = 0 AND status NOT IN ('queued', 'running') \
-                 AND rowid <= (SELECT MAX(rowid) FROM jobs) - ?1",
-            )?
-            .execute(params![i64::try_from(retention).unwrap_or(i64::MAX)])?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.writer
+            .submit(Write::Finish {
+                id,
+                done: Box::new(done),
+            })
+            .await
     }
 
     /// One job with its full output, if it exists.
     pub async fn get(&self, id: String) -> Result<Option<JobRecord>, StoreError> {
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let sql = format!("SELECT {SELECT_COLUMNS} FROM jobs WHERE id = ?1");
             let row = conn
                 .prepare_cached(&sql)?
@@ -195,7 +137,7 @@ impl Store {
 
     /// Jobs newest first, without stdout/stderr.
     pub async fn list(&self, filter: JobFilter) -> Result<Vec<JobRecord>, StoreError> {
-        self.with_conn(move |conn| {
+        self.with_reader(move |conn| {
             let sql = format!(
                 "SELECT {SELECT_COLUMNS} FROM jobs WHERE (?1 IS NULL OR tool = ?1) \
                  AND (?2 IS NULL OR status = ?2) ORDER BY rowid DESC LIMIT ?3"
@@ -222,6 +164,15 @@ impl Store {
     pub fn schema_version() -> usize {
         schema::latest_version()
     }
+}
+
+/// A connection with the store's settings.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
 }
 
 /// A row as SQLite returns it, before JSON decoding.

@@ -202,3 +202,84 @@ fn a_newer_schema_is_refused() {
         Err(StoreError::SchemaTooNew { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_are_all_committed() {
+    const JOBS: usize = 200;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(&dir.path().join("db.sqlite3"), JOBS).expect("open");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..JOBS {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let id = format!("job-{i}");
+            let started = (i % 2 == 0).then(crate::time::now_rfc3339);
+            store.insert(new_job(&id, "t"), started).await?;
+            if i % 2 == 1 {
+                store
+                    .mark_running(id.clone(), crate::time::now_rfc3339())
+                    .await?;
+            }
+            let status = if i % 3 == 0 {
+                JobStatus::Failed
+            } else {
+                JobStatus::Succeeded
+            };
+            store.finish(id, finished(status)).await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("task").expect("write");
+    }
+    for i in 0..JOBS {
+        let job = store
+            .get(format!("job-{i}"))
+            .await
+            .expect("get")
+            .expect("exists");
+        let expected = if i % 3 == 0 {
+            JobStatus::Failed
+        } else {
+            JobStatus::Succeeded
+        };
+        assert_eq!(job.status, expected, "job-{i}");
+        assert!(job.started_at.is_some(), "job-{i}");
+        assert_eq!(job.stdout.as_deref(), Some("out"), "job-{i}");
+    }
+}
+
+/// Denial inside a batch: a write that fails (a duplicate id) fails alone; the others of the
+/// same transaction are committed.
+#[test]
+fn a_failing_write_fails_alone_in_its_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    drop(Store::open(&path, 10).expect("create"));
+    let mut conn = connect(&path).expect("connect");
+    let insert = |id: &str| writer::Write::Insert {
+        job: new_job(id, "t"),
+        started_at: None,
+    };
+    let batch = [
+        insert("a"),
+        insert("a"),
+        insert("b"),
+        writer::Write::Finish {
+            id: "b".into(),
+            done: Box::new(finished(JobStatus::Succeeded)),
+        },
+    ];
+    let results = writer::commit_batch(&mut conn, 10, &batch);
+    let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
+    assert_eq!(ok, [true, false, true, true]);
+    let status: String = conn
+        .query_row("SELECT status FROM jobs WHERE id = 'b'", [], |row| {
+            row.get(0)
+        })
+        .expect("b");
+    assert_eq!(status, "succeeded");
+    let count: i64 = conn
+        .query_row("SELECT COUNT(*) FROM jobs", [], |row| row.get(0))
+        .expect("count");
+    assert_eq!(count, 2);
+}

@@ -1,0 +1,197 @@
+//! The store's single writer: one thread owns the write connection and commits the writes that
+//! queued up while the previous commit ran in one transaction (group commit).
+//!
+//! Why: at 32 concurrent jobs, two transactions per job through the blocking pool cost a
+//! thread wake-up, a contended mutex and a WAL commit each; batching shares the commit (and the
+//! pages it writes) between the jobs of a batch and needs no lock, while a lone write still
+//! commits at once.
+//!
+//! Invariants: a write is acknowledged only after the transaction holding it committed (or
+//! with the error that stopped it); one failing statement fails only its own write (SQLite
+//! undoes just that statement), a failed commit fails every write of the batch; the output
+//! retention sweep runs once per batch that finished a job.
+
+use std::sync::mpsc;
+
+use rusqlite::{Connection, Transaction, params};
+use tokio::sync::oneshot;
+
+use super::StoreError;
+use super::record::{FinishedJob, JobStatus, NewJob};
+
+/// Most writes committed in one transaction: bounds how long the first write of a batch waits
+/// for the others.
+const MAX_BATCH: usize = 64;
+
+/// One change to the jobs table.
+pub(super) enum Write {
+    Insert {
+        job: NewJob,
+        started_at: Option<String>,
+    },
+    MarkRunning {
+        id: String,
+        started_at: String,
+    },
+    Finish {
+        id: String,
+        done: Box<FinishedJob>,
+    },
+}
+
+struct Request {
+    write: Write,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Handle to the writer thread; cheap to clone. The thread ends when the last handle is gone.
+#[derive(Clone)]
+pub(super) struct Writer {
+    queue: mpsc::Sender<Request>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(super) fn start(conn: Connection, retention: usize) -> Result<Self, StoreError> {
+        let (queue, requests) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("toolgate-store".into())
+            .spawn(move || serve(conn, retention, &requests))
+            .map_err(StoreError::WriterThread)?;
+        Ok(Self { queue })
+    }
+
+    /// Queues `write` and waits until it is committed.
+    pub(super) async fn submit(&self, write: Write) -> Result<(), StoreError> {
+        let (reply, committed) = oneshot::channel();
+        self.queue
+            .send(Request { write, reply })
+            .map_err(|_| StoreError::WriterGone)?;
+        committed.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+fn serve(mut conn: Connection, retention: usize, requests: &mpsc::Receiver<Request>) {
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let (writes, replies): (Vec<Write>, Vec<_>) = batch
+            .into_iter()
+            .map(|request| (request.write, request.reply))
+            .unzip();
+        let results = commit_batch(&mut conn, retention, &writes);
+        for (reply, result) in replies.into_iter().zip(results) {
+            // The caller may have gone away (its job task was dropped); the write stands.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Applies `writes` in one transaction; one result per write, in order.
+pub(super) fn commit_batch(
+    conn: &mut Connection,
+    retention: usize,
+    writes: &[Write],
+) -> Vec<Result<(), StoreError>> {
+    let failed_batch = |error: rusqlite::Error| {
+        let reason = error.to_string();
+        writes
+            .iter()
+            .map(|_| Err(StoreError::Batch(reason.clone())))
+            .collect()
+    };
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(error) => return failed_batch(error),
+    };
+    let results: Vec<_> = writes.iter().map(|write| apply(&tx, write)).collect();
+    if writes.iter().any(|w| matches!(w, Write::Finish { .. }))
+        && let Err(error) = drop_old_output(&tx, retention)
+    {
+        tracing::warn!(%error, "dropping the output of jobs beyond the retention limit");
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(error) => failed_batch(error),
+    }
+}
+
+fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
+    match write {
+        Write::Insert { job, started_at } => {
+            let status = if started_at.is_some() {
+                JobStatus::Running
+            } else {
+                JobStatus::Queued
+            };
+            tx.prepare_cached(
+                "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, output_dir, \
+                 started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                job.id,
+                job.tool,
+                status.as_str(),
+                job.params.to_string(),
+                serde_json::to_string(&job.argv)?,
+                job.command,
+                job.created_at,
+                job.output_dir,
+                started_at,
+            ])?;
+        }
+        Write::MarkRunning { id, started_at } => {
+            tx.prepare_cached(
+                "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1 AND status = 'queued'",
+            )?
+            .execute(params![id, started_at])?;
+        }
+        Write::Finish { id, done } => {
+            let status = done.status.unwrap_or(JobStatus::Failed);
+            let json = |value: &Option<serde_json::Value>| value.as_ref().map(ToString::to_string);
+            tx.prepare_cached(
+                "UPDATE jobs SET status = ?2, finished_at = ?3, duration_secs = ?4, exit_code = ?5, \
+                 signal = ?6, timed_out = ?7, success = ?8, classification = ?9, message = ?10, \
+                 summary = ?11, findings = ?12, stdout = ?13, stderr = ?14, truncated = ?15, \
+                 protections = ?16, error = ?17 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                status.as_str(),
+                done.finished_at,
+                done.duration_secs,
+                done.exit_code,
+                done.signal,
+                done.timed_out,
+                done.success,
+                done.classification,
+                done.message,
+                json(&done.summary),
+                json(&done.findings),
+                done.stdout,
+                done.stderr,
+                done.truncated,
+                json(&done.protections),
+                done.error,
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops stdout/stderr of finished jobs older than the newest `retention`. Jobs are never
+/// deleted, so rowids are dense and the newest `retention` jobs are exactly those above
+/// MAX(rowid) - retention: an O(log n) bound for the indexed scan.
+fn drop_old_output(tx: &Transaction<'_>, retention: usize) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "UPDATE jobs SET stdout = NULL, stderr = NULL, output_dropped = 1 \
+         WHERE output_dropped = 0 AND status NOT IN ('queued', 'running') \
+         AND rowid <= (SELECT MAX(rowid) FROM jobs) - ?1",
+    )?
+    .execute(params![i64::try_from(retention).unwrap_or(i64::MAX)])
+}
