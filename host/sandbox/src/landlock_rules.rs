@@ -24,8 +24,11 @@
 //! it is the full ruleset again. A per-job layer handling only write rights would be small but
 //! would let every job read every other job's output and home, which GUARANTEES.md excludes.
 
+use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use landlock::{ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreated, RulesetStatus, Scope};
 use serde::Serialize;
@@ -237,6 +240,61 @@ pub fn build(
     Ok(ruleset)
 }
 
+/// Most rulesets kept by `RulesetCache`: (tools × pooled private slots) in practice, a few
+/// dozen; the bound only stops an unusual workload from growing it without end.
+const MAX_CACHED_RULESETS: usize = 256;
+
+/// Rulesets of jobs that get no output directory, by binary and private directories. With
+/// pooled private directories the same few combinations recur job after job, and one ruleset
+/// can restrict any number of children (`landlock_restrict_self` copies it into the new
+/// domain), so the ~20 `landlock_add_rule` calls of a build are paid once per combination.
+///
+/// A cached rule stays bound to the inodes it was built with. The binary's identity (device,
+/// inode, change time) is part of the key, so a replaced binary gets a fresh ruleset; the
+/// private directories cannot be replaced by a landlocked tool (their parent is not writable
+/// to it), and a stale rule could only deny, never grant.
+#[derive(Default)]
+pub struct RulesetCache {
+    entries: Mutex<HashMap<CacheKey, Arc<OwnedFd>>>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct CacheKey {
+    binary: (u64, u64, i64, i64),
+    writable: Vec<PathBuf>,
+}
+
+impl RulesetCache {
+    /// The cached ruleset for `binary` + `writable`, built on first use.
+    pub fn get_or_build(
+        &self,
+        shared: &SharedRules,
+        binary: &Path,
+        writable: &[&Path],
+    ) -> Result<Arc<OwnedFd>, SandboxError> {
+        let meta = std::fs::metadata(binary).map_err(|e| held_error(binary, e))?;
+        let key = CacheKey {
+            binary: (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec()),
+            writable: writable.iter().map(|dir| dir.to_path_buf()).collect(),
+        };
+        let lock = || self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ruleset) = lock().get(&key) {
+            return Ok(Arc::clone(ruleset));
+        }
+        let ruleset = Arc::new(build(shared, binary, writable)?);
+        let mut entries = lock();
+        if entries.len() < MAX_CACHED_RULESETS {
+            entries.insert(key, Arc::clone(&ruleset));
+        }
+        Ok(ruleset)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |entries| entries.len())
+    }
+}
+
 fn new_ruleset(rights: Rights) -> Result<OwnedFd, SandboxError> {
     landlock_sys::create_ruleset(rights.all, rights.scoped)
         .map_err(|e| SandboxError::Landlock(format!("creating the ruleset: {e}")))
@@ -380,5 +438,35 @@ mod tests {
                 ("/usr/local/out", READ | WRITE),
             ]
         );
+    }
+
+    /// Same binary and directories: one ruleset; another directory or a replaced binary (new
+    /// inode at the same path): a new one.
+    #[test]
+    fn cached_rulesets_follow_the_binary_and_the_directories() {
+        assert_eq!(
+            probe(),
+            Enforcement::FullyEnforced,
+            "this machine class (Landlock ABI >= 6) must fully enforce"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let allowed = HeldDir::open(tmp.path()).unwrap();
+        let shared = SharedRules::open(&[PathBuf::from("/usr")], &[allowed]).unwrap();
+        let binary = tmp.path().join("tool");
+        std::fs::write(&binary, "#!/bin/true\n").unwrap();
+        let (home, work) = (tmp.path().join("home"), tmp.path().join("work"));
+        std::fs::create_dir(&home).unwrap();
+        std::fs::create_dir(&work).unwrap();
+        let cache = RulesetCache::default();
+        let first = cache.get_or_build(&shared, &binary, &[&home]).unwrap();
+        let again = cache.get_or_build(&shared, &binary, &[&home]).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let other_dir = cache.get_or_build(&shared, &binary, &[&work]).unwrap();
+        assert!(!Arc::ptr_eq(&first, &other_dir));
+        std::fs::remove_file(&binary).unwrap();
+        std::fs::write(&binary, "#!/bin/true\n").unwrap();
+        let replaced = cache.get_or_build(&shared, &binary, &[&home]).unwrap();
+        assert!(!Arc::ptr_eq(&first, &replaced));
+        assert_eq!(cache.len(), 3);
     }
 }

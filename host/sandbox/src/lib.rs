@@ -130,6 +130,8 @@ pub struct Sandbox {
     private_dirs: PrivateDirPool,
     /// The rules every job shares; `Some` exactly when Landlock is (fully or partially) enforced.
     landlock_shared: Option<landlock_rules::SharedRules>,
+    /// Rulesets of jobs without an output directory, reused job after job.
+    landlock_cache: landlock_rules::RulesetCache,
     empty_network: Option<OwnedFd>,
     spawner: spawner::Spawner,
     daemon_pid: libc::pid_t,
@@ -248,6 +250,7 @@ impl Sandbox {
             allowed,
             output_root,
             landlock_shared,
+            landlock_cache: landlock_rules::RulesetCache::default(),
             empty_network,
             spawner: spawner::Spawner::start()?,
             // SAFETY: getpid cannot fail.
@@ -360,7 +363,13 @@ impl Sandbox {
                 let private = [job.private.home.as_path(), job.private.tmp.as_path()];
                 let output = job.output_dir_created.then_some(job.output_dir.as_path());
                 let writable: Vec<&std::path::Path> = output.into_iter().chain(private).collect();
-                Some(landlock_rules::build(shared, &spec.binary, &writable)?)
+                // An output directory is new for every job; home and tmp come from the pool.
+                Some(if output.is_some() {
+                    std::sync::Arc::new(landlock_rules::build(shared, &spec.binary, &writable)?)
+                } else {
+                    self.landlock_cache
+                        .get_or_build(shared, &spec.binary, &writable)?
+                })
             }
             None => None,
         };

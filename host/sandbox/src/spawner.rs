@@ -114,11 +114,17 @@ impl Spawner {
             report_read,
             reply,
         };
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len();
-        self.queues[index]
-            .send(request)
-            .map_err(|_| SandboxError::SpawnerGone)?;
-        answer.await.map_err(|_| SandboxError::SpawnerGone)?
+        // Round-robin; a queue whose thread died (a panic) hands the request to the next one.
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut request = request;
+        for offset in 0..self.queues.len() {
+            let index = first.wrapping_add(offset) % self.queues.len();
+            match self.queues[index].send(request) {
+                Ok(()) => return answer.await.map_err(|_| SandboxError::SpawnerGone)?,
+                Err(mpsc::SendError(returned)) => request = returned,
+            }
+        }
+        Err(SandboxError::SpawnerGone)
     }
 }
 
