@@ -15,6 +15,17 @@ fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
+/// Names in the daemon's pool of private job directories.
+fn private_dirs(env: &TestEnv) -> Vec<String> {
+    std::fs::read_dir(env.data_dir().join("jobs"))
+        .map(|dir| {
+            dir.flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn after_kill_9_the_running_job_is_interrupted_and_finished_jobs_remain() {
     let env = TestEnv::new("life-kill9");
@@ -45,14 +56,25 @@ fn after_kill_9_the_running_job_is_interrupted_and_finished_jobs_remain() {
         let list = json(&daemon.get("/api/processes/list").body);
         list["active_processes"].as_object()?.keys().next().cloned()
     });
+    let dead_slots = format!("slot-{}-", daemon.pid());
     daemon.signal_and_wait(libc::SIGKILL, WAIT);
     wait_for(WAIT, "the orphaned tool to die", || {
         processes_matching(&format!("sleep {}", env.port))
             .is_empty()
             .then_some(())
     });
+    let left = private_dirs(&env);
+    assert!(
+        left.iter().any(|name| name.starts_with(&dead_slots)),
+        "the killed daemon's private dirs are still there: {left:?}"
+    );
 
     let daemon = env.start(&options);
+    let swept = private_dirs(&env);
+    assert!(
+        !swept.iter().any(|name| name.starts_with(&dead_slots)),
+        "the restarted daemon swept the dead one's private dirs: {swept:?}"
+    );
     let table = [
         (running_id.as_str(), "interrupted"),
         (finished_id.as_str(), "succeeded"),
@@ -94,6 +116,11 @@ fn sigterm_lets_running_jobs_end_within_the_grace_and_leaves_no_child() {
     assert!(
         processes_matching(&format!("sleep {}", env.port)).is_empty(),
         "a tool process survived the daemon"
+    );
+    assert_eq!(
+        private_dirs(&env),
+        Vec::<String>::new(),
+        "a graceful shutdown removes the private dirs"
     );
     // The caller got a complete answer: the job was cancelled after the grace period.
     let answer = read_response(caller).expect("answer before shutdown");
