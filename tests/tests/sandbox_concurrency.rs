@@ -43,12 +43,5 @@ async fn concurrent_jobs_keep_their_own_results_and_leave_no_process() {
         finished += 1;
     }
     assert_eq!(finished, CONCURRENT_JOBS);
-    let zombies = own_zombies();
-    assert!(zombies.is_empty(), "zombie children: {zombies:?}");
-    let me = std::process::id().to_string();
-    let children: Vec<String> = all_pids()
-        .into_iter()
-        .filter(|pid| proc_status(pid, "PPid").is_some_and(|p| p == me))
-        .collect();
-    assert!(children.is_empty(), "children left: {children:?}");
+    assert_no_child_left();
 }

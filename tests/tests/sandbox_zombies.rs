@@ -49,12 +49,5 @@ async fn no_zombie_remains_after_a_hundred_jobs() {
             .await;
         assert!(failed.is_err());
     }
-    let zombies = own_zombies();
-    assert!(zombies.is_empty(), "zombie children: {zombies:?}");
-    let me = std::process::id().to_string();
-    let children: Vec<String> = all_pids()
-        .into_iter()
-        .filter(|pid| proc_status(pid, "PPid").is_some_and(|p| p == me))
-        .collect();
-    assert!(children.is_empty(), "children left: {children:?}");
+    assert_no_child_left();
 }

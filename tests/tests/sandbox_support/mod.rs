@@ -134,6 +134,18 @@ pub fn processes_of_uid(uid: u32) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that this test process has no child left, zombie or alive.
+pub fn assert_no_child_left() {
+    let zombies = own_zombies();
+    assert!(zombies.is_empty(), "zombie children: {zombies:?}");
+    let me = std::process::id().to_string();
+    let children: Vec<String> = all_pids()
+        .into_iter()
+        .filter(|pid| proc_status(pid, "PPid").is_some_and(|p| p == me))
+        .collect();
+    assert!(children.is_empty(), "children left: {children:?}");
+}
+
 /// Children of this test process in state Z (zombies).
 pub fn own_zombies() -> Vec<String> {
     let me = std::process::id().to_string();
