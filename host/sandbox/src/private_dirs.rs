@@ -217,7 +217,10 @@ impl Pool {
         for sub in ["home", "tmp"] {
             let dir = self.open_private(slot, sub)?;
             let stat = fstat(&dir)?;
-            if stat.st_uid != uid || stat.st_gid != gid {
+            // Without a dedicated identity the group is whatever the jobs root hands down
+            // (a setgid root passes its own); only the dedicated identity's group is fixed.
+            let wrong_group = self.owner.is_some() && stat.st_gid != gid;
+            if stat.st_uid != uid || wrong_group {
                 return Err(io::Error::other(format!(
                     "{sub} belongs to {}:{}",
                     stat.st_uid, stat.st_gid
@@ -486,6 +489,25 @@ mod tests {
         let dirs = dirs.release_if_empty().expect_err("tmp is not empty");
         assert_eq!(pool.idle_count(), 0, "still leased");
         dirs.clear();
+        assert_eq!(pool.lease().unwrap().home, home);
+    }
+
+    /// A setgid jobs root hands its group down to the slots; that is not tampering.
+    #[test]
+    fn slots_under_a_setgid_root_are_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("jobs");
+        std::fs::create_dir(&root).unwrap();
+        // SAFETY: getegid cannot fail.
+        let other_group = unsafe { libc::getegid() } + 1;
+        if std::os::unix::fs::chown(&root, None, Some(other_group)).is_err() {
+            return; // not root: cannot hand the root to another group
+        }
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o2755)).unwrap();
+        let pool = PrivateDirPool::new(HeldDir::open(&root).unwrap(), None);
+        let first = pool.lease().unwrap();
+        let home = first.home.clone();
+        drop(first);
         assert_eq!(pool.lease().unwrap().home, home);
     }
 
