@@ -139,6 +139,18 @@ pub fn resolve_input(allowed: &[HeldDir], value: &str) -> Result<PathBuf, Reject
     Ok(resolved)
 }
 
+/// `mkdirat(parent, name, PRIVATE_DIR_MODE)`: one new private directory in an open directory.
+/// A name with a NUL byte is `EINVAL`.
+pub fn mkdir_at(parent: &OwnedFd, name: &Path) -> io::Result<()> {
+    let c_name = CString::new(name.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `parent` is an open directory fd and `c_name` a valid C string.
+    if unsafe { libc::mkdirat(parent.as_raw_fd(), c_name.as_ptr(), PRIVATE_DIR_MODE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Creates (if missing) the directory `value` below `root`, one checked component at a time:
 /// every component is created with `mkdirat` and re-opened with `RESOLVE_BENEATH |
 /// RESOLVE_NO_SYMLINKS`, so no symlink planted in the tree can redirect the creation.
@@ -165,14 +177,10 @@ pub fn ensure_dir_beneath(root: &HeldDir, value: &str) -> Result<PathBuf, Reject
             Component::CurDir => continue,
             _ => return Err(RejectReason::OutsideOutputRoot),
         };
-        let c_name = CString::new(name.as_bytes()).map_err(|_| RejectReason::NulByte)?;
-        // SAFETY: `current` is an open directory fd and `c_name` a valid C string.
-        let rc = unsafe { libc::mkdirat(current.as_raw_fd(), c_name.as_ptr(), PRIVATE_DIR_MODE) };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EEXIST) {
-                return Err(RejectReason::Internal(err.to_string()));
-            }
+        match mkdir_at(&current, Path::new(name)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(RejectReason::Internal(e.to_string())),
         }
         current = open_beneath(
             Some(&current),

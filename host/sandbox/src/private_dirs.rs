@@ -20,7 +20,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,7 +31,7 @@ use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, fstat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
-use crate::paths::{HeldDir, PRIVATE_DIR_MODE, open_beneath};
+use crate::paths::{HeldDir, PRIVATE_DIR_MODE, mkdir_at, open_beneath};
 use crate::policy::RunAs;
 
 /// Deepest directory tree a job may leave behind and still have it removed; a deeper tree
@@ -287,11 +287,7 @@ impl Drop for Pool {
 
 /// `mkdirat(parent, name, 0700)` and the new directory opened without following symlinks.
 fn mkdir_beneath(parent: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
-    let c_name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `parent` is an open directory and `c_name` a valid C string.
-    if unsafe { libc::mkdirat(parent.as_raw_fd(), c_name.as_ptr(), PRIVATE_DIR_MODE) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    mkdir_at(parent, Path::new(name))?;
     open_beneath(
         Some(parent),
         Path::new(name),
