@@ -234,9 +234,8 @@ fn dry_run(config: &Config, tool: &str, params: &str) -> Result<ExitCode, CliErr
                 argv: planned.argv,
                 command: planned.command,
             };
-            // Leave nothing behind: the output directory if empty (the private directories go
-            // when the sandbox is dropped).
-            let _ = std::fs::remove_dir(&planned.prepared.output_dir);
+            // Leave nothing behind: a dry run never runs.
+            planned.prepared.discard();
             println!("{}", serde_json::to_string_pretty(&output)?);
             ExitCode::SUCCESS
         }

@@ -90,6 +90,14 @@ impl PreparedJob {
     pub fn home_dir(&self) -> &std::path::Path {
         &self.private.home
     }
+
+    /// A job that will not run: removes its output directory if it was created for it and is
+    /// still empty; the private directories go back to the pool.
+    pub fn discard(self) {
+        if self.output_dir_created {
+            let _ = std::fs::remove_dir(&self.output_dir);
+        }
+    }
 }
 
 /// What to run for a prepared job.
@@ -291,22 +299,39 @@ impl Sandbox {
         create_output_dir: bool,
     ) -> Result<PreparedJob, PlanRejected> {
         job_dirs::check_job_id(job_id)?;
-        let output_dir = match args::requested_output_dir(&self.output_root, args)? {
-            Some(dir) => dir,
-            None if create_output_dir => paths::ensure_dir_beneath(&self.output_root, job_id)
-                .map_err(|reason| PlanRejected::job(job_id, reason))?,
-            // No argument refers to it, so the path is only reported, never created or used.
-            None => self.output_root.path.join(job_id),
+        let (output_dir, created_default) =
+            match args::requested_output_dir(&self.output_root, args)? {
+                Some(dir) => (dir, false),
+                None if create_output_dir => (
+                    paths::ensure_dir_beneath(&self.output_root, job_id)
+                        .map_err(|reason| PlanRejected::job(job_id, reason))?,
+                    true,
+                ),
+                // No argument refers to it, so the path is only reported, never created or used.
+                None => (self.output_root.path.join(job_id), false),
+            };
+        // A refusal from here on leaves no directory of this job behind.
+        let refused = |rejection: PlanRejected| {
+            if created_default {
+                let _ = std::fs::remove_dir(&output_dir);
+            }
+            rejection
         };
-        let argv = args::resolve_args(&self.allowed, &output_dir, args)?;
+        let argv = args::resolve_args(&self.allowed, &output_dir, args).map_err(refused)?;
         let owner = self.dedicated_identity();
-        let private = self
-            .private_dirs
-            .lease()
-            .map_err(|e| PlanRejected::job(job_id, RejectReason::Internal(e.to_string())))?;
+        let private = self.private_dirs.lease().map_err(|e| {
+            refused(PlanRejected::job(
+                job_id,
+                RejectReason::Internal(e.to_string()),
+            ))
+        })?;
         if let Some(owner) = owner.filter(|_| create_output_dir) {
-            job_dirs::chown(&output_dir, owner)
-                .map_err(|e| PlanRejected::job(job_id, RejectReason::Internal(e.to_string())))?;
+            job_dirs::chown(&output_dir, owner).map_err(|e| {
+                refused(PlanRejected::job(
+                    job_id,
+                    RejectReason::Internal(e.to_string()),
+                ))
+            })?;
         }
         Ok(PreparedJob {
             job_id: job_id.to_string(),

@@ -178,7 +178,7 @@ impl JobService {
         let binary = match &entry.binary {
             Ok(binary) => binary.clone(),
             Err(reason) => {
-                Self::discard(&planned.prepared.output_dir);
+                planned.prepared.discard();
                 return Err(refused(
                     Rejection::BinaryMissing,
                     JobError::BinaryMissing {
@@ -189,7 +189,7 @@ impl JobService {
             }
         };
         let Some(ticket) = inner.admission.try_admit() else {
-            Self::discard(&planned.prepared.output_dir);
+            planned.prepared.discard();
             return Err(refused(
                 Rejection::QueueFull,
                 JobError::QueueFull {
@@ -215,7 +215,7 @@ impl JobService {
             created_at: created_at.clone(),
         };
         if let Err(error) = inner.store.insert(record, started_at).await {
-            Self::discard(&planned.prepared.output_dir);
+            planned.prepared.discard();
             return Err(error.into());
         }
         let cancel = CancellationToken::new();
@@ -451,7 +451,7 @@ impl JobService {
         job: JobRun,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
-        Self::discard(&job.planned.prepared.output_dir);
+        job.planned.prepared.discard();
         let response = ToolRunResponse {
             stdout: String::new(),
             stderr: String::new(),
@@ -502,12 +502,6 @@ impl JobService {
             .metrics
             .record_job(tool, JobStatus::Failed.as_str(), Duration::ZERO);
         tracing::error!(target: "toolgate::job", tenant = "default", job_id = id, tool, error = %error, status = "failed", "the sandbox could not run the job");
-    }
-
-    /// Removes the output directory of a job that never ran, if it is empty (its private
-    /// directories go back to the sandbox's pool when its `PreparedJob` is dropped).
-    fn discard(output_dir: &std::path::Path) {
-        let _ = std::fs::remove_dir(output_dir);
     }
 
     /// Cancels a live job; false when it is not live.

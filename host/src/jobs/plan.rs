@@ -64,14 +64,12 @@ pub fn plan_job(
     })?;
     let args: Vec<sandbox::Arg> = plan.args.iter().map(map_arg).collect();
     // The output directory is created only for plans that pass it to the tool.
-    let prepared = jail.prepare_planned(job_id, &args).map_err(|rejection| {
-        // `prepare_planned` may have created the job's (empty) output directory before refusing.
-        let _ = std::fs::remove_dir(&context.output_dir);
-        JobError::PlanRejected {
-            tool: name.clone(),
-            rejection,
-        }
-    })?;
+    let prepared =
+        jail.prepare_planned(job_id, &args)
+            .map_err(|rejection| JobError::PlanRejected {
+                tool: name.clone(),
+                rejection,
+            })?;
     let program = match &tool.binary {
         Ok(path) => path.display().to_string(),
         Err(_) => tool.description.executable.clone(),
