@@ -186,12 +186,14 @@ impl Pool {
             .push(slot);
     }
 
-    /// The uid and gid the directories must belong to.
-    fn expected_owner(&self) -> (libc::uid_t, libc::gid_t) {
+    /// Whether a private directory has the owner it must have: the dedicated identity, or else
+    /// the daemon's uid (the group is then whatever the jobs root hands down: a setgid root
+    /// passes its own).
+    fn owned_rightly(&self, stat: &libc::stat) -> bool {
         match self.owner {
-            Some(owner) => (owner.uid, owner.gid),
-            // SAFETY: geteuid and getegid cannot fail.
-            None => unsafe { (libc::geteuid(), libc::getegid()) },
+            Some(owner) => stat.st_uid == owner.uid && stat.st_gid == owner.gid,
+            // SAFETY: geteuid cannot fail.
+            None => stat.st_uid == unsafe { libc::geteuid() },
         }
     }
 
@@ -213,14 +215,10 @@ impl Pool {
 
     /// Checks that the slot holds two empty private directories, restoring their mode.
     fn check_slot(&self, slot: u64) -> io::Result<()> {
-        let (uid, gid) = self.expected_owner();
         for sub in ["home", "tmp"] {
             let dir = self.open_private(slot, sub)?;
             let stat = fstat(&dir)?;
-            // Without a dedicated identity the group is whatever the jobs root hands down
-            // (a setgid root passes its own); only the dedicated identity's group is fixed.
-            let wrong_group = self.owner.is_some() && stat.st_gid != gid;
-            if stat.st_uid != uid || wrong_group {
+            if !self.owned_rightly(&stat) {
                 return Err(io::Error::other(format!(
                     "{sub} belongs to {}:{}",
                     stat.st_uid, stat.st_gid
