@@ -197,6 +197,44 @@ async fn tool_cannot_signal_the_daemon() {
     assert!(String::from_utf8_lossy(&result.stderr).contains("Operation not permitted"));
 }
 
+/// A tool of a root daemon holds no capability in any of the five sets, whether it keeps uid 0
+/// or runs under a dedicated uid: read back from its own /proc/self/status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_holds_no_capability() {
+    if !is_root() {
+        eprintln!("skipped: an unprivileged daemon has no capability to drop");
+        return;
+    }
+    const DEDICATED_UID: u32 = 64_102;
+    let identities = [
+        None,
+        Some(toolgate_sandbox::RunAs {
+            uid: DEDICATED_UID,
+            gid: DEDICATED_UID,
+        }),
+    ];
+    for run_as in identities {
+        let f = fixture(|p| p.run_as = run_as);
+        let result = f
+            .run(&literals(&["read", "/proc/self/status"]), TIMEOUT)
+            .await;
+        assert_eq!(result.exit_code, Some(0), "{run_as:?}: {result:?}");
+        let status = stdout(&result);
+        let sets: Vec<(&str, &str)> = status
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(name, _)| name.starts_with("Cap"))
+            .map(|(name, value)| (name, value.trim()))
+            .collect();
+        let names: Vec<&str> = sets.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]);
+        for (name, value) in sets {
+            assert_eq!(value, "0000000000000000", "{run_as:?}: {name}");
+        }
+        assert!(result.protections.capabilities_dropped, "{run_as:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_exec_names_the_step() {
     let f = fixture(|_| {});

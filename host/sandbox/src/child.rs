@@ -25,10 +25,11 @@
 //!     the prctl. It fires when the parent THREAD exits, which is why the daemon clones from a
 //!     dedicated thread that lives as long as the `Sandbox` (see `spawner.rs`).
 //!  8. landlock_restrict_self on the ruleset built by the parent
-//!  9. when the tool keeps uid 0: drop every capability from the bounding set, clear the ambient
-//!     set and zero the effective/permitted/inheritable sets. A uid-0 process regains only the
-//!     bounding set at execve, so a root tool ends up with no capability at all (no
-//!     CAP_SYS_PTRACE to read the daemon's /proc files, no CAP_DAC_OVERRIDE, no CAP_KILL).
+//!  9. when the tool keeps uid 0: clear the ambient set and zero the effective/permitted/
+//!     inheritable sets. The bounding set is already empty: the child inherited it from its
+//!     spawner thread, which emptied its own at start-up (see `spawner.rs`). A uid-0 process
+//!     regains only the bounding set at execve, so a root tool ends up with no capability at all
+//!     (no CAP_SYS_PTRACE to read the daemon's /proc files, no CAP_DAC_OVERRIDE, no CAP_KILL).
 //! 10. close_range(3, ~0, CLOSE_RANGE_CLOEXEC): every fd above 2 is closed by execve. CLOEXEC
 //!     rather than closing now, because the step-report pipe must survive until execve.
 
@@ -123,8 +124,8 @@ pub struct ChildPlan {
     pub run_as: Option<RunAs>,
     pub parent_pid: libc::pid_t,
     pub landlock_ruleset: Option<RawFd>,
-    /// `Some(cap_last_cap)` when the daemon is root: drop capabilities 0..=cap_last_cap.
-    pub drop_capabilities: Option<u32>,
+    /// The tool keeps uid 0: clear its ambient, effective, permitted and inheritable sets.
+    pub clear_capabilities: bool,
     pub report_fd: RawFd,
 }
 
@@ -202,8 +203,8 @@ impl ChildPlan {
             self.step(ChildStep::LandlockRestrict, check(rc as libc::c_int))?;
         }
         // 9. No capability survives execve, even for a uid-0 tool.
-        if let Some(last_cap) = self.drop_capabilities {
-            self.step(ChildStep::DropCapabilities, drop_capabilities(last_cap))?;
+        if self.clear_capabilities {
+            self.step(ChildStep::DropCapabilities, clear_capabilities())?;
         }
         // 10. Only fds 0, 1 and 2 survive execve.
         // SAFETY: close_range with constant bounds and flags.
@@ -226,12 +227,8 @@ impl ChildPlan {
     }
 }
 
-/// Empties the bounding and ambient sets, then the effective/permitted/inheritable sets.
-fn drop_capabilities(last_cap: u32) -> Result<(), i32> {
-    for cap in 0..=last_cap {
-        // SAFETY: prctl with integer arguments only.
-        check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) })?;
-    }
+/// Empties the ambient set, then the effective/permitted/inheritable sets.
+fn clear_capabilities() -> Result<(), i32> {
     // SAFETY: prctl with integer arguments only.
     let rc = unsafe {
         libc::prctl(

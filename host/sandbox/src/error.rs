@@ -55,6 +55,8 @@ pub enum SandboxError {
     LastCapability(io::Error),
     #[error("starting a spawner thread: {0}")]
     SpawnerThread(io::Error),
+    #[error("emptying a spawner thread's capability bounding set (PR_CAPBSET_DROP): {0}")]
+    BoundingSet(io::Error),
     #[error("the spawner threads are gone")]
     SpawnerGone,
     #[error("creating a pipe for `{what}`: {source}")]

@@ -260,7 +260,7 @@ impl Sandbox {
             landlock_shared,
             landlock_cache: landlock_rules::RulesetCache::default(),
             empty_network,
-            spawner: spawner::Spawner::start()?,
+            spawner: spawner::Spawner::start(last_capability)?,
             // SAFETY: getpid cannot fail.
             daemon_pid: unsafe { libc::getpid() },
         })
@@ -429,11 +429,8 @@ impl Sandbox {
             parent_pid: self.daemon_pid,
             landlock_ruleset: landlock_fd.as_ref().map(|fd| fd.as_raw_fd()),
             // With a dedicated uid, setuid away from root already clears every capability (and
-            // no_new_privs blocks file capabilities); dropping the bounding set would then fail.
-            drop_capabilities: self
-                .capabilities
-                .last_capability
-                .filter(|_| run_as.is_none()),
+            // no_new_privs blocks file capabilities). The bounding set is empty either way.
+            clear_capabilities: self.capabilities.last_capability.is_some() && run_as.is_none(),
             report_fd: report_write.as_raw_fd(),
         };
         let image = exec_image(&spec.binary, &job.argv, &env, &self.allowed[0].path)?;
