@@ -14,6 +14,8 @@
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt;
+use std::sync::OnceLock;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -171,10 +173,30 @@ pub fn orphans_present() -> bool {
 /// `children` list is read; only without a main thread are all threads' lists read. (Leaders
 /// are children of the spawner threads and are excluded by the registry anyway.)
 fn own_children() -> Vec<libc::pid_t> {
-    let main_thread = format!("/proc/self/task/{}/children", std::process::id());
-    match fs::read_to_string(main_thread) {
-        Ok(list) => parse_pids(&list),
-        Err(_) => all_threads_children(),
+    match main_thread_children() {
+        Some(list) => parse_pids(&list),
+        None => all_threads_children(),
+    }
+}
+
+/// The main thread's `children` list, read with `pread` on a descriptor opened once: every job
+/// checks it, and opening the /proc file each time cost ~6 µs against ~0.5 µs for a `pread`
+/// (a seq_file read at offset 0 regenerates the list).
+fn main_thread_children() -> Option<String> {
+    static LIST: OnceLock<Option<fs::File>> = OnceLock::new();
+    let file = LIST
+        .get_or_init(|| {
+            fs::File::open(format!("/proc/self/task/{}/children", std::process::id())).ok()
+        })
+        .as_ref()?;
+    let mut list = Vec::with_capacity(256);
+    let mut chunk = [0u8; 256];
+    loop {
+        let read = file.read_at(&mut chunk, list.len() as u64).ok()?;
+        if read == 0 {
+            return String::from_utf8(list).ok();
+        }
+        list.extend_from_slice(&chunk[..read]);
     }
 }
 
