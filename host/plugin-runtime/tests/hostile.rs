@@ -146,6 +146,28 @@ fn probe(mode: &str) -> String {
     errors[0].message.clone()
 }
 
+/// Every call gets a fresh instance whose memory is back to the component's initial image:
+/// a call never sees what an earlier call wrote into a static or filled on its heap, whichever
+/// way the pooling allocator reset those pages.
+#[test]
+fn no_call_sees_what_an_earlier_call_left_in_memory() {
+    let runtime = runtime_with_hostile(RuntimeConfig::default());
+    for secret in ["first-secret", "second-secret", "third-secret"] {
+        let errors = runtime
+            .plan(
+                "hostile",
+                &format!(r#"{{"mode":"remember","secret":"{secret}"}}"#),
+                &plan_context(),
+            )
+            .unwrap()
+            .expect_err("the probe reports what it found");
+        assert_eq!(
+            errors[0].message, "remembered nothing",
+            "call with {secret}"
+        );
+    }
+}
+
 #[test]
 fn open_file_fails_inside_the_plugin() {
     let message = probe("open-file");

@@ -29,6 +29,13 @@ const FLOOD_BYTES: usize = 4 << 20;
 const MANY_ARGS: usize = 4097;
 /// Findings returned by the `many-findings` parse mode: one more than the host accepts (100 000).
 const MANY_FINDINGS: usize = 100_001;
+/// Bytes the `remember` mode fills on the heap: past the runtime's 1 MiB keep-resident budget,
+/// so both of its memory reset paths (dirty pages restored, the rest returned) are exercised.
+const REMEMBER_HEAP_BYTES: usize = 3 << 20;
+
+/// What an earlier `remember` call left behind: the params it saw and a heap block it filled.
+/// A fresh instance for every call must find this empty again.
+static REMEMBERED: std::sync::Mutex<Option<(String, Vec<u8>)>> = std::sync::Mutex::new(None);
 
 struct Hostile;
 
@@ -46,6 +53,7 @@ enum Mode {
     Flood,
     ManyArgs,
     ManyFindings,
+    Remember,
 }
 
 impl Mode {
@@ -55,6 +63,7 @@ impl Mode {
         const MODES: &[(&str, Mode)] = &[
             ("many-findings", Mode::ManyFindings),
             ("many-args", Mode::ManyArgs),
+            ("remember", Mode::Remember),
             ("open-file", Mode::OpenFile),
             ("escape", Mode::Escape),
             ("socket", Mode::Socket),
@@ -158,6 +167,15 @@ impl Guest for Hostile {
                     println!("{line}");
                 }
                 Ok(small_plan(&context))
+            }
+            Mode::Remember => {
+                let mut remembered = REMEMBERED.lock().unwrap_or_else(|p| p.into_inner());
+                let earlier = remembered.take().map_or_else(
+                    || "nothing".to_string(),
+                    |(params, block)| format!("{params} and {} heap bytes", block.len()),
+                );
+                *remembered = Some((params_json, vec![0xAB; REMEMBER_HEAP_BYTES]));
+                Err(probe_error(format!("remembered {earlier}")))
             }
             Mode::ManyArgs => Ok(Plan {
                 args: (0..MANY_ARGS)
