@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::RuntimeConfig;
 use crate::error::RuntimeError;
@@ -26,9 +26,16 @@ pub const MEMORIES_PER_COMPONENT: u32 = 2;
 pub const TABLES_PER_COMPONENT: u32 = 4;
 
 /// Bytes of each pooled linear memory reset by `memset` instead of being returned to the kernel
-/// between calls: a plan call touches little memory, and re-faulting those pages after an
-/// `madvise` on every call costs more than clearing them.
+/// between calls, when the kernel lacks `PAGEMAP_SCAN`: the whole prefix is cleared after every
+/// call, so it stays small; a plan call touches little memory, and re-faulting those pages after
+/// an `madvise` on every call costs more than clearing them.
 pub const LINEAR_MEMORY_KEEP_RESIDENT_BYTES: usize = 128 << 10;
+/// The same budget when the kernel has `PAGEMAP_SCAN` (Linux 6.7+): wasmtime then finds the pages
+/// a call dirtied and resets only those, so a larger budget costs nothing on a light call and
+/// spares a parse call the `madvise` whose TLB shootdown interrupts every core running a daemon
+/// thread. Measured (`bench runtime`, one run): plan 42.6 -> 24 µs, parse 114 -> 70-76 µs; daemon
+/// throughput +4-6 points at 32 clients with the same peak RSS.
+pub const LINEAR_MEMORY_KEEP_RESIDENT_WITH_PAGEMAP_BYTES: usize = 1 << 20;
 
 /// The epoch deadline, in ticks, for a call of `timeout_ms`. The deadline counts from when it is
 /// set, which can be just before a tick; one extra tick keeps a call from being interrupted
@@ -51,8 +58,14 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> Result<Engine, RuntimeErro
         .total_tables(config.max_instances * TABLES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
         .max_memory_size(memory_limit)
-        .linear_memory_keep_resident(LINEAR_MEMORY_KEEP_RESIDENT_BYTES)
         .table_keep_resident(LINEAR_MEMORY_KEEP_RESIDENT_BYTES);
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pooling
+            .pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(LINEAR_MEMORY_KEEP_RESIDENT_WITH_PAGEMAP_BYTES);
+    } else {
+        pooling.linear_memory_keep_resident(LINEAR_MEMORY_KEEP_RESIDENT_BYTES);
+    }
 
     let mut wasm = Config::new();
     wasm.wasm_component_model(true)
