@@ -110,17 +110,19 @@ struct ChildContext<'a> {
     stderr: RawFd,
 }
 
-/// Starts `image` under `plan`. Must be called on a spawner thread (see spawner.rs).
+/// Starts `image` under `plan`, with `dev_null` (read-only) as its stdin. Must be called on a
+/// spawner thread (see spawner.rs). The read ends of the output pipes come back non-blocking,
+/// ready for the async runtime.
 pub fn spawn(
     image: &ExecImage,
     plan: &ChildPlan,
     report_read: &OwnedFd,
     stack: &ChildStack,
+    dev_null: &OwnedFd,
 ) -> Result<Spawned, SandboxError> {
     let pipe_error = |what, source| SandboxError::Pipe { what, source };
-    let stdin = open_dev_null().map_err(|e| pipe_error("stdin /dev/null", e))?;
-    let (stdout_read, stdout_write) = pipe().map_err(|e| pipe_error("stdout", e))?;
-    let (stderr_read, stderr_write) = pipe().map_err(|e| pipe_error("stderr", e))?;
+    let (stdout_read, stdout_write) = output_pipe().map_err(|e| pipe_error("stdout", e))?;
+    let (stderr_read, stderr_write) = output_pipe().map_err(|e| pipe_error("stderr", e))?;
     let argv = null_terminated(&image.argv);
     let envp = null_terminated(&image.envp);
     let context = ChildContext {
@@ -128,7 +130,7 @@ pub fn spawn(
         argv: &argv,
         envp: &envp,
         plan,
-        stdin: stdin.as_raw_fd(),
+        stdin: dev_null.as_raw_fd(),
         stdout: stdout_write.as_raw_fd(),
         stderr: stderr_write.as_raw_fd(),
     };
@@ -275,7 +277,8 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
         .collect()
 }
 
-fn open_dev_null() -> io::Result<OwnedFd> {
+/// `/dev/null` for reading, opened once per spawner and shared by every child's stdin.
+pub fn open_dev_null() -> io::Result<OwnedFd> {
     // SAFETY: constant path, flags only.
     let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
@@ -296,8 +299,15 @@ pub fn pipe_with(flags: c_int) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    pipe_with(0)
+/// A tool output pipe: the write end as the tool gets it (blocking), the read end non-blocking
+/// for the runtime (`O_NONBLOCK` belongs to each end's own open file description).
+fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = pipe_with(0)?;
+    // SAFETY: F_SETFL on a pipe end this function owns; a fresh read end has no other flag.
+    if unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((read, write))
 }
 
 /// Reads a child's failure report, if one was written (the pipe is non-blocking).

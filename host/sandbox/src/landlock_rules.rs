@@ -270,9 +270,9 @@ impl RulesetCache {
         &self,
         shared: &SharedRules,
         binary: &Path,
+        meta: &std::fs::Metadata,
         writable: &[&Path],
     ) -> Result<Arc<OwnedFd>, SandboxError> {
-        let meta = std::fs::metadata(binary).map_err(|e| held_error(binary, e))?;
         let key = CacheKey {
             binary: (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec()),
             writable: writable.iter().map(|dir| dir.to_path_buf()).collect(),
@@ -458,14 +458,23 @@ mod tests {
         std::fs::create_dir(&home).unwrap();
         std::fs::create_dir(&work).unwrap();
         let cache = RulesetCache::default();
-        let first = cache.get_or_build(&shared, &binary, &[&home]).unwrap();
-        let again = cache.get_or_build(&shared, &binary, &[&home]).unwrap();
+        let meta = || std::fs::metadata(&binary).unwrap();
+        let first = cache
+            .get_or_build(&shared, &binary, &meta(), &[&home])
+            .unwrap();
+        let again = cache
+            .get_or_build(&shared, &binary, &meta(), &[&home])
+            .unwrap();
         assert!(Arc::ptr_eq(&first, &again));
-        let other_dir = cache.get_or_build(&shared, &binary, &[&work]).unwrap();
+        let other_dir = cache
+            .get_or_build(&shared, &binary, &meta(), &[&work])
+            .unwrap();
         assert!(!Arc::ptr_eq(&first, &other_dir));
         std::fs::remove_file(&binary).unwrap();
         std::fs::write(&binary, "#!/bin/true\n").unwrap();
-        let replaced = cache.get_or_build(&shared, &binary, &[&home]).unwrap();
+        let replaced = cache
+            .get_or_build(&shared, &binary, &meta(), &[&home])
+            .unwrap();
         assert!(!Arc::ptr_eq(&first, &replaced));
         assert_eq!(cache.len(), 3);
     }

@@ -365,12 +365,15 @@ impl Sandbox {
                 reason: "RunSpec.binary must be the absolute path from resolve_binary".into(),
             });
         }
-        if !spec.binary.is_file() {
-            return Err(SandboxError::BinaryUnavailable {
-                name: spec.binary.display().to_string(),
-                reason: "the resolved binary no longer exists".into(),
-            });
-        }
+        let binary = match std::fs::metadata(&spec.binary) {
+            Ok(meta) if meta.is_file() => meta,
+            _ => {
+                return Err(SandboxError::BinaryUnavailable {
+                    name: spec.binary.display().to_string(),
+                    reason: "the resolved binary no longer exists".into(),
+                });
+            }
+        };
         // 2. Environment.
         let policy = &self.policy;
         let env = env::build_env(
@@ -393,7 +396,7 @@ impl Sandbox {
                     std::sync::Arc::new(landlock_rules::build(shared, &spec.binary, &writable)?)
                 } else {
                     self.landlock_cache
-                        .get_or_build(shared, &spec.binary, &writable)?
+                        .get_or_build(shared, &spec.binary, &binary, &writable)?
                 })
             }
             None => None,
@@ -616,6 +619,9 @@ fn exec_image(
     })
 }
 
+/// Registers the output pipes with the runtime. `exec::spawn` created them as pipes with
+/// non-blocking read ends, which is what the unchecked constructor requires (the checked one
+/// spends an `fstat` and two `fcntl` per pipe finding that out again).
 fn output_pipes(
     stdout: OwnedFd,
     stderr: OwnedFd,
@@ -625,7 +631,7 @@ fn output_pipes(
         source,
     };
     Ok((
-        pipe::Receiver::from_owned_fd(stdout).map_err(pipe_error)?,
-        pipe::Receiver::from_owned_fd(stderr).map_err(pipe_error)?,
+        pipe::Receiver::from_owned_fd_unchecked(stdout).map_err(pipe_error)?,
+        pipe::Receiver::from_owned_fd_unchecked(stderr).map_err(pipe_error)?,
     ))
 }

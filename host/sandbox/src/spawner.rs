@@ -96,7 +96,10 @@ impl Spawner {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let threads = (cores * SPAWNERS_PER_CORE).clamp(SPAWNERS_PER_CORE, MAX_SPAWNERS);
         let mut queues = Vec::with_capacity(threads);
+        let dev_null =
+            std::sync::Arc::new(exec::open_dev_null().map_err(SandboxError::SpawnerThread)?);
         for index in 0..threads {
+            let dev_null = std::sync::Arc::clone(&dev_null);
             let stack = ChildStack::new().map_err(SandboxError::SpawnerThread)?;
             let (sender, receiver) = mpsc::channel::<SpawnRequest>();
             let (ready, started) = mpsc::sync_channel::<std::io::Result<()>>(1);
@@ -107,7 +110,7 @@ impl Spawner {
                     let serving = dropped.is_ok();
                     let _ = ready.send(dropped);
                     if serving {
-                        serve(&receiver, &stack);
+                        serve(&receiver, &stack, &dev_null);
                     }
                 })
                 .map_err(SandboxError::SpawnerThread)?;
@@ -152,10 +155,16 @@ impl Spawner {
 }
 
 /// One spawner thread: takes requests until its sender is gone.
-fn serve(queue: &mpsc::Receiver<SpawnRequest>, stack: &ChildStack) {
+fn serve(queue: &mpsc::Receiver<SpawnRequest>, stack: &ChildStack, dev_null: &OwnedFd) {
     for request in queue {
         let spawning = spawn_in_flight();
-        let result = exec::spawn(&request.image, &request.plan, &request.report_read, stack);
+        let result = exec::spawn(
+            &request.image,
+            &request.plan,
+            &request.report_read,
+            stack,
+            dev_null,
+        );
         if let Ok(spawned) = &result {
             live_leaders().insert(spawned.pid);
         }
