@@ -6,8 +6,9 @@
 //!   daemon's memory (CLONE_VM) until it execs. All data
 //!   (C strings, limit arrays, fds) is prepared by the parent in `ChildPlan`.
 //! - The sequence below is linear, and each step names itself in `ChildStep`. On failure the
-//!   child writes `[step, errno]` to the report pipe and returns the errno: `spawn` fails and
-//!   nothing runs, so a protection that was planned is never silently skipped.
+//!   child records `[step, errno]` in the plan's `ChildReport` (memory it shares with the
+//!   suspended parent) and returns the errno: `spawn` fails and nothing runs, so a protection
+//!   that was planned is never silently skipped.
 //!
 //! Run sequence (exec.rs has already reset every signal disposition, dup'ed stdin=/dev/null
 //! and the stdout/stderr pipes into place, and chdir'ed to the workspace, all as the daemon's
@@ -30,16 +31,17 @@
 //!     spawner thread, which emptied its own at start-up (see `spawner.rs`). A uid-0 process
 //!     regains only the bounding set at execve, so a root tool ends up with no capability at all
 //!     (no CAP_SYS_PTRACE to read the daemon's /proc files, no CAP_DAC_OVERRIDE, no CAP_KILL).
-//! 10. close_range(3, ~0, CLOSE_RANGE_CLOEXEC): every fd above 2 is closed by execve. CLOEXEC
-//!     rather than closing now, because the step-report pipe must survive until execve.
+//! 10. close_range(3, ~0, CLOSE_RANGE_CLOEXEC): every fd above 2 is closed by execve (marked
+//!     rather than closed, so nothing can close under a step that still runs).
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::policy::RunAs;
 use crate::rlimits::MAX_LIMITS;
 
-/// The step of the child sequence that failed (reported through the report pipe).
+/// The step of the child sequence that failed (reported through `ChildReport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ChildStep {
@@ -110,8 +112,29 @@ impl std::fmt::Display for ChildStep {
     }
 }
 
-/// Size of one report written by a failing child: step code + native-endian errno.
-pub const REPORT_LEN: usize = 5;
+/// Where a failing child leaves `[step, errno]` for its parent, the way glibc's posix_spawn
+/// does: the child shares the parent's memory (CLONE_VM) until execve, and the parent reads the
+/// report only once CLONE_VFORK lets it resume, that is after the child exec'd (the report
+/// stays empty) or exited. No pipe, no descriptor, no system call.
+#[derive(Debug, Default)]
+pub struct ChildReport(AtomicU64);
+
+impl ChildReport {
+    /// Child side: an atomic store, async-signal-safe and allocation-free.
+    fn record(&self, step: ChildStep, errno: i32) {
+        self.0.store(encode_report(step, errno), Ordering::SeqCst);
+    }
+
+    /// Parent side, after the clone returned: the failed step, if the child reported one.
+    pub fn failure(&self) -> Option<(ChildStep, i32)> {
+        decode_report(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Step code in the high half, errno in the low half; 0 means no report (codes start at 1).
+fn encode_report(step: ChildStep, errno: i32) -> u64 {
+    (u64::from(step as u8) << 32) | u64::from(errno as u32)
+}
 
 /// Everything the child needs, prepared by the parent. Raw fds are owned by the parent and
 /// stay open until `exec::spawn` returns.
@@ -126,7 +149,7 @@ pub struct ChildPlan {
     pub landlock_ruleset: Option<RawFd>,
     /// The tool keeps uid 0: clear its ambient, effective, permitted and inheritable sets.
     pub clear_capabilities: bool,
-    pub report_fd: RawFd,
+    pub report: ChildReport,
 }
 
 /// `struct __user_cap_header_struct` of capset(2).
@@ -217,12 +240,7 @@ impl ChildPlan {
     /// On failure, reports `[step, errno]` to the parent and returns the errno as the error.
     pub fn step(&self, step: ChildStep, result: Result<(), i32>) -> io::Result<()> {
         let Err(errno) = result else { return Ok(()) };
-        let mut report = [0u8; REPORT_LEN];
-        report[0] = step as u8;
-        report[1..].copy_from_slice(&errno.to_ne_bytes());
-        // SAFETY: writes a stack buffer of REPORT_LEN bytes to the report pipe. A failed write
-        // loses only the step name: spawn still fails with the errno.
-        unsafe { libc::write(self.report_fd, report.as_ptr().cast(), REPORT_LEN) };
+        self.report.record(step, errno);
         Err(io::Error::from_raw_os_error(errno))
     }
 }
@@ -277,10 +295,9 @@ fn errno() -> i32 {
 }
 
 /// Decodes what a failing child reported, if anything.
-pub fn decode_report(bytes: &[u8]) -> Option<(ChildStep, i32)> {
-    let step = ChildStep::from_code(*bytes.first()?)?;
-    let errno = i32::from_ne_bytes(bytes.get(1..REPORT_LEN)?.try_into().ok()?);
-    Some((step, errno))
+fn decode_report(report: u64) -> Option<(ChildStep, i32)> {
+    let step = ChildStep::from_code(u8::try_from(report >> 32).ok()?)?;
+    Some((step, report as u32 as i32))
 }
 
 #[cfg(test)]
@@ -289,21 +306,29 @@ mod tests {
 
     #[test]
     fn report_decoding_table() {
-        let mut ok = vec![ChildStep::LandlockRestrict as u8];
-        ok.extend_from_slice(&libc::EPERM.to_ne_bytes());
-        type Case<'a> = (&'a [u8], Option<(ChildStep, i32)>);
-        let cases: &[Case] = &[
-            (&ok, Some((ChildStep::LandlockRestrict, libc::EPERM))),
-            (&[], None),
-            (&[0, 1, 0, 0, 0], None),
-            (&[99, 1, 0, 0, 0], None),
-            (&[1, 1], None),
+        let cases: &[(u64, Option<(ChildStep, i32)>)] = &[
+            (0, None),
+            (1, None),
+            (99 << 32 | 1, None),
+            (1 << 40 | 12 << 32, None),
+            (
+                encode_report(ChildStep::LandlockRestrict, libc::EPERM),
+                Some((ChildStep::LandlockRestrict, libc::EPERM)),
+            ),
+            (
+                encode_report(ChildStep::Exec, -1),
+                Some((ChildStep::Exec, -1)),
+            ),
         ];
-        for (bytes, expected) in cases {
-            assert_eq!(decode_report(bytes), *expected, "{bytes:?}");
+        for (report, expected) in cases {
+            assert_eq!(decode_report(*report), *expected, "{report:#x}");
         }
         for step in ChildStep::ALL {
             assert_eq!(ChildStep::from_code(step as u8), Some(step));
+            let report = ChildReport::default();
+            assert_eq!(report.failure(), None);
+            report.record(step, libc::ENOENT);
+            assert_eq!(report.failure(), Some((step, libc::ENOENT)));
         }
     }
 }

@@ -12,7 +12,7 @@
 //!   (which also undoes the SIGPIPE ignore of Rust programs) before unblocking and execve.
 //! - Every fd the parent creates here is O_CLOEXEC; the child dup2s the three stdio fds into
 //!   place, and `ChildPlan::apply` marks everything above 2 close-on-exec.
-//! - A failing child reports `[step, errno]` on a non-blocking report pipe and `_exit`s; the
+//! - A failing child records `[step, errno]` in the plan's `ChildReport` and `_exit`s; the
 //!   parent then reaps it before returning the error.
 
 use std::ffi::{CString, c_char, c_int, c_void};
@@ -116,7 +116,6 @@ struct ChildContext<'a> {
 pub fn spawn(
     image: &ExecImage,
     plan: &ChildPlan,
-    report_read: &OwnedFd,
     stack: &ChildStack,
     dev_null: &OwnedFd,
 ) -> Result<Spawned, SandboxError> {
@@ -158,7 +157,7 @@ pub fn spawn(
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
 
     // The child has exec'd or exited. A report means it failed: reap it and say where.
-    if let Some((step, errno)) = read_report(report_read) {
+    if let Some((step, errno)) = plan.report.failure() {
         let mut status = 0;
         // SAFETY: waits for the specific child just created, which has exited.
         unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -308,13 +307,4 @@ fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
         return Err(io::Error::last_os_error());
     }
     Ok((read, write))
-}
-
-/// Reads a child's failure report, if one was written (the pipe is non-blocking).
-fn read_report(report: &OwnedFd) -> Option<(ChildStep, i32)> {
-    let mut bytes = [0u8; crate::child::REPORT_LEN];
-    // SAFETY: reads into a stack buffer of the given length.
-    let n = unsafe { libc::read(report.as_raw_fd(), bytes.as_mut_ptr().cast(), bytes.len()) };
-    let n = usize::try_from(n).ok()?;
-    crate::child::decode_report(&bytes[..n])
 }

@@ -404,7 +404,6 @@ impl Sandbox {
         // A ruleset is built exactly when the probe found Landlock enforced.
         let landlock = self.capabilities.landlock;
         let network_isolated = self.capabilities.network_namespace && !spec.needs_network;
-        let (report_read, report_write) = report_pipe()?;
         // 5. Job cgroup: created last before the clone, so no earlier failure can leak it.
         let cgroup = match &self.capabilities.cgroup {
             Some(support) => Some(cgroup::JobCgroup::create(
@@ -434,13 +433,12 @@ impl Sandbox {
             // With a dedicated uid, setuid away from root already clears every capability (and
             // no_new_privs blocks file capabilities). The bounding set is empty either way.
             clear_capabilities: self.capabilities.last_capability.is_some() && run_as.is_none(),
-            report_fd: report_write.as_raw_fd(),
+            report: child::ChildReport::default(),
         };
         let image = exec_image(&spec.binary, &job.argv, &env, &self.allowed[0].path)?;
 
         // 6. Clone + exec on a spawner thread.
-        let spawned = self.spawner.spawn(image, plan, report_read).await;
-        drop(report_write);
+        let spawned = self.spawner.spawn(image, plan).await;
         drop(landlock_fd);
         let spawned = match spawned {
             Ok(spawned) => spawned,
@@ -576,14 +574,6 @@ fn create_root(path: &std::path::Path) -> Result<HeldDir, SandboxError> {
     })?;
     HeldDir::open(path).map_err(|source| SandboxError::OpenDir {
         path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// The pipe a failing child reports its step through (close-on-exec, non-blocking read).
-fn report_pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    exec::pipe_with(libc::O_NONBLOCK).map_err(|source| SandboxError::Pipe {
-        what: "child step report",
         source,
     })
 }

@@ -77,7 +77,6 @@ pub fn live_leaders() -> MutexGuard<'static, BTreeSet<libc::pid_t>> {
 struct SpawnRequest {
     image: ExecImage,
     plan: ChildPlan,
-    report_read: OwnedFd,
     reply: oneshot::Sender<Result<Spawned, SandboxError>>,
 }
 
@@ -127,19 +126,9 @@ impl Spawner {
     }
 
     /// Starts `image` under `plan` on a spawner thread; the child is registered as a leader.
-    pub async fn spawn(
-        &self,
-        image: ExecImage,
-        plan: ChildPlan,
-        report_read: OwnedFd,
-    ) -> Result<Spawned, SandboxError> {
+    pub async fn spawn(&self, image: ExecImage, plan: ChildPlan) -> Result<Spawned, SandboxError> {
         let (reply, answer) = oneshot::channel();
-        let request = SpawnRequest {
-            image,
-            plan,
-            report_read,
-            reply,
-        };
+        let request = SpawnRequest { image, plan, reply };
         // Round-robin; a queue whose thread died (a panic) hands the request to the next one.
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let mut request = request;
@@ -158,13 +147,7 @@ impl Spawner {
 fn serve(queue: &mpsc::Receiver<SpawnRequest>, stack: &ChildStack, dev_null: &OwnedFd) {
     for request in queue {
         let spawning = spawn_in_flight();
-        let result = exec::spawn(
-            &request.image,
-            &request.plan,
-            &request.report_read,
-            stack,
-            dev_null,
-        );
+        let result = exec::spawn(&request.image, &request.plan, stack, dev_null);
         if let Ok(spawned) = &result {
             live_leaders().insert(spawned.pid);
         }
