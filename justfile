@@ -37,12 +37,14 @@ test: build-plugins build-test-plugins
     cargo build --workspace --all-targets
     cargo test --workspace
 
-# Run the benchmarks (numbers go in the README): plugin calls, sandbox overhead, daemon throughput.
+# Run the benchmarks (numbers go in the README): plugin calls, sandbox overhead, daemon
+# throughput, the job store's cost per job.
 bench: build-plugins
     cargo build --release -p toolgate -p toolgate-tests --bins
     cargo bench -p toolgate-plugin-runtime --bench runtime
     cargo bench -p toolgate-sandbox --bench overhead
     cargo bench -p toolgate --bench daemon
+    cargo bench -p toolgate --bench store
 
 # Format the code.
 fmt:
