@@ -288,10 +288,10 @@ pub fn open_dev_null() -> io::Result<OwnedFd> {
 }
 
 /// A close-on-exec pipe: (read end, write end).
-pub fn pipe_with(flags: c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | flags) } != 0 {
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: pipe2 returned two new descriptors that nothing else owns.
@@ -301,7 +301,7 @@ pub fn pipe_with(flags: c_int) -> io::Result<(OwnedFd, OwnedFd)> {
 /// A tool output pipe: the write end as the tool gets it (blocking), the read end non-blocking
 /// for the runtime (`O_NONBLOCK` belongs to each end's own open file description).
 fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (read, write) = pipe_with(0)?;
+    let (read, write) = pipe()?;
     // SAFETY: F_SETFL on a pipe end this function owns; a fresh read end has no other flag.
     if unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
         return Err(io::Error::last_os_error());

@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, fstat};
@@ -297,10 +296,30 @@ fn mkdir_beneath(parent: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
     )
 }
 
-/// Whether the directory open at `dir` has no entry besides `.` and `..`. Raw `getdents64` on
-/// the descriptor: every job checks its two directories twice, and `fdopendir` would add an
-/// `fstat`, two `fcntl` and an `lseek` to each check.
+/// Whether the directory open at `dir` has no entry besides `.` and `..`.
 fn is_empty_dir(dir: &OwnedFd) -> io::Result<bool> {
+    visit_names(dir, |name| matches!(name, b"." | b".."))
+}
+
+/// The names in the directory open at `dir`, without `.` and `..`.
+fn entries(dir: &OwnedFd) -> io::Result<Vec<CString>> {
+    let mut names = Vec::new();
+    visit_names(dir, |name| {
+        if !matches!(name, b"." | b"..")
+            && let Ok(name) = CString::new(name)
+        {
+            names.push(name);
+        }
+        true
+    })?;
+    Ok(names)
+}
+
+/// Calls `visit` with every name in the directory open at `dir` (`.` and `..` included) until
+/// it returns false; returns whether every name was visited. Raw `getdents64` on the
+/// descriptor: every job checks its two directories twice, and `fdopendir` would add an
+/// `fstat`, two `fcntl` and an `lseek` to each check.
+fn visit_names(dir: &OwnedFd, mut visit: impl FnMut(&[u8]) -> bool) -> io::Result<bool> {
     // Words of 8 bytes keep the buffer aligned like the records the kernel writes into it.
     let mut buffer = [0u64; 128];
     loop {
@@ -319,7 +338,7 @@ fn is_empty_dir(dir: &OwnedFd) -> io::Result<bool> {
         }
         // SAFETY: the kernel initialized the first `read` bytes of `buffer` (read <= its size).
         let records = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), read) };
-        if dirent_names(records).any(|name| !matches!(name, b"." | b"..")) {
+        if !dirent_names(records).all(&mut visit) {
             return Ok(false);
         }
     }
@@ -338,19 +357,6 @@ fn dirent_names(mut records: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// The names in a directory, without `.` and `..`.
-fn entries(dir: OwnedFd) -> io::Result<(Dir, Vec<CString>)> {
-    let mut dir = Dir::from_fd(dir)?;
-    let mut names = Vec::new();
-    for entry in dir.iter() {
-        let name = entry?.file_name().to_owned();
-        if !matches!(name.to_bytes(), b"." | b"..") {
-            names.push(name);
-        }
-    }
-    Ok((dir, names))
-}
-
 /// Removes every entry below `dir` through descriptors; returns how many top-level entries were
 /// removed. Symlinks are removed, never followed.
 fn remove_contents(dir: OwnedFd, depth: usize) -> io::Result<usize> {
@@ -359,7 +365,7 @@ fn remove_contents(dir: OwnedFd, depth: usize) -> io::Result<usize> {
             "leftover tree deeper than {MAX_LEFTOVER_DEPTH} levels"
         )));
     }
-    let (dir, names) = entries(dir)?;
+    let names = entries(&dir)?;
     for name in &names {
         remove_entry(dir.as_fd(), name, depth)?;
     }

@@ -36,7 +36,7 @@ use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::oneshot;
 
@@ -95,10 +95,9 @@ impl Spawner {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let threads = (cores * SPAWNERS_PER_CORE).clamp(SPAWNERS_PER_CORE, MAX_SPAWNERS);
         let mut queues = Vec::with_capacity(threads);
-        let dev_null =
-            std::sync::Arc::new(exec::open_dev_null().map_err(SandboxError::SpawnerThread)?);
+        let dev_null = Arc::new(exec::open_dev_null().map_err(SandboxError::SpawnerThread)?);
         for index in 0..threads {
-            let dev_null = std::sync::Arc::clone(&dev_null);
+            let dev_null = Arc::clone(&dev_null);
             let stack = ChildStack::new().map_err(SandboxError::SpawnerThread)?;
             let (sender, receiver) = mpsc::channel::<SpawnRequest>();
             let (ready, started) = mpsc::sync_channel::<std::io::Result<()>>(1);
@@ -128,10 +127,9 @@ impl Spawner {
     /// Starts `image` under `plan` on a spawner thread; the child is registered as a leader.
     pub async fn spawn(&self, image: ExecImage, plan: ChildPlan) -> Result<Spawned, SandboxError> {
         let (reply, answer) = oneshot::channel();
-        let request = SpawnRequest { image, plan, reply };
+        let mut request = SpawnRequest { image, plan, reply };
         // Round-robin; a queue whose thread died (a panic) hands the request to the next one.
         let first = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut request = request;
         for offset in 0..self.queues.len() {
             let index = first.wrapping_add(offset) % self.queues.len();
             match self.queues[index].send(request) {
