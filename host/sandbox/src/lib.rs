@@ -253,7 +253,12 @@ impl Sandbox {
         };
         Ok(Self {
             capabilities,
-            private_dirs: PrivateDirPool::new(jobs_root, policy.run_as.filter(|_| running_as_root)),
+            // Every job runs under Landlock when a ruleset can be built (step 4 of `run`).
+            private_dirs: PrivateDirPool::new(
+                jobs_root,
+                policy.run_as.filter(|_| running_as_root),
+                landlock_shared.is_some(),
+            ),
             policy,
             allowed,
             output_root,
@@ -499,7 +504,11 @@ impl Sandbox {
         if let Some(cgroup) = cgroup {
             let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
         }
-        if let Err(private) = job.private.release_if_empty() {
+        // Only a job whose processes are all dead gets its slot checked now: a slot returned
+        // unchecked is checked again before its next lease.
+        if outcome.is_ok()
+            && let Err(private) = job.private.release_if_clean()
+        {
             drop(tokio::task::spawn_blocking(move || private.clear()));
         }
         let outcome = outcome?;

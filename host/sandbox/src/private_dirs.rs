@@ -9,10 +9,16 @@
 //!
 //! Invariants:
 //! - a slot is leased to one job at a time; the lease returns it to the pool when dropped;
-//! - a slot is handed out only after a check, through descriptors opened beneath `jobs_root`
-//!   without following symlinks, that `home` and `tmp` are empty directories owned by the
-//!   job's identity with mode 0700: a job never sees another job's files, whatever an earlier
-//!   job or a crash left behind; a slot that fails the check is abandoned, never reused;
+//! - the check: through descriptors opened beneath `jobs_root` without following symlinks,
+//!   `home` and `tmp` are empty directories owned by the job's identity, mode reset to 0700.
+//!   A slot that fails it (after clearing) is abandoned, never reused;
+//! - a slot is checked when its job ends (`release_if_clean`, after every process of the job
+//!   is dead), and checked again before its next lease unless the pool was told idle slots
+//!   are unreachable (`idle_slots_unreachable`: every job runs under Landlock, which lets a
+//!   tool write only below its own job's directories, so nothing can change a slot between
+//!   that check and the next lease). A lease returned any other way (dropped) is always
+//!   checked before reuse. Either way a job never sees another job's files, whatever an
+//!   earlier job or a crash left behind;
 //! - every removal goes through directory descriptors (`unlinkat` on an `O_NOFOLLOW` fd), never
 //!   through a path a tool could redirect with a symlink;
 //! - the pool removes its slots when it is dropped (the sandbox is), and the daemon removes
@@ -47,6 +53,8 @@ pub struct PrivateDirs {
     pub home: PathBuf,
     pub tmp: PathBuf,
     slot: u64,
+    /// Passed the check since the job ended; set only by `release_if_clean` and `clear`.
+    checked: bool,
     pool: Arc<Pool>,
 }
 
@@ -60,28 +68,38 @@ impl std::fmt::Debug for PrivateDirs {
 }
 
 impl PrivateDirs {
-    /// Returns the slot at once when the job left both directories empty (the common case:
-    /// a couple of `getdents`, cheap enough for an async worker); otherwise gives the lease back
-    /// for `clear` on a blocking thread.
-    pub fn release_if_empty(self) -> Result<(), Self> {
-        match self.pool.slot_is_empty(self.slot) {
-            Ok(true) => Ok(()),
-            Ok(false) | Err(_) => Err(self),
+    /// For a job whose processes are all dead: returns the slot, checked, at once when the job
+    /// left it clean (the common case: a few system calls, cheap enough for an async worker);
+    /// otherwise gives the lease back for `clear` on a blocking thread.
+    pub fn release_if_clean(mut self) -> Result<(), Self> {
+        match self.pool.check_slot(self.slot) {
+            Ok(()) => {
+                self.checked = true;
+                Ok(())
+            }
+            Err(_) => Err(self),
         }
     }
 
     /// Removes what the job left in its directories now (so nothing lingers on disk while the
-    /// slot is idle), then returns the slot. Blocking: call it off the async workers.
-    pub fn clear(self) {
-        if let Err(e) = self.pool.empty_slot(self.slot) {
-            tracing::warn!(slot = self.slot, error = %e, "emptying a private directory slot; it will be abandoned");
+    /// slot is idle), checks the slot, then returns it. Blocking: call it off the async workers.
+    pub fn clear(mut self) {
+        let cleared = self
+            .pool
+            .empty_slot(self.slot)
+            .and_then(|()| self.pool.check_slot(self.slot));
+        match cleared {
+            Ok(()) => self.checked = true,
+            Err(e) => {
+                tracing::warn!(slot = self.slot, error = %e, "emptying a private directory slot; it will be abandoned");
+            }
         }
     }
 }
 
 impl Drop for PrivateDirs {
     fn drop(&mut self) {
-        self.pool.put_back(self.slot);
+        self.pool.put_back(self.slot, self.checked);
     }
 }
 
@@ -96,20 +114,26 @@ struct Pool {
     owner: Option<RunAs>,
     /// The daemon's effective uid, the owner of private dirs without a dedicated identity.
     daemon_uid: libc::uid_t,
-    /// Returned slots, checked again before their next lease.
-    idle: Mutex<Vec<u64>>,
+    /// No tool can reach a slot it was not leased (every job runs under Landlock), so a slot
+    /// checked at release stays clean while idle.
+    idle_slots_unreachable: bool,
+    /// Returned slots, with whether they passed the check at release.
+    idle: Mutex<Vec<(u64, bool)>>,
     next_slot: AtomicU64,
     pid: u32,
 }
 
 impl PrivateDirPool {
-    /// A pool of slots under `root` (the jobs root), created on demand.
-    pub fn new(root: HeldDir, owner: Option<RunAs>) -> Self {
+    /// A pool of slots under `root` (the jobs root), created on demand. Pass
+    /// `idle_slots_unreachable` only when every job's tool is confined to its own directories
+    /// (Landlock): slots checked at release are then not checked again at lease.
+    pub fn new(root: HeldDir, owner: Option<RunAs>, idle_slots_unreachable: bool) -> Self {
         let pool = Pool {
             root,
             owner,
             // SAFETY: geteuid cannot fail.
             daemon_uid: unsafe { libc::geteuid() },
+            idle_slots_unreachable,
             idle: Mutex::new(Vec::new()),
             next_slot: AtomicU64::new(0),
             pid: std::process::id(),
@@ -132,10 +156,13 @@ impl PrivateDirPool {
         remove_contents(root, 0)
     }
 
-    /// A checked, empty pair of directories: a reused slot when one passes the check, a new
-    /// one otherwise.
+    /// A checked, empty pair of directories: a reused slot when one passes the check (or
+    /// passed it at release and idle slots are unreachable), a new one otherwise.
     pub fn lease(&self) -> io::Result<PrivateDirs> {
-        while let Some(slot) = self.pool.take_idle() {
+        while let Some((slot, checked)) = self.pool.take_idle() {
+            if checked && self.pool.idle_slots_unreachable {
+                return Ok(self.dirs(slot));
+            }
             match self.pool.check_slot(slot) {
                 Ok(()) => return Ok(self.dirs(slot)),
                 Err(e) => {
@@ -164,6 +191,7 @@ impl PrivateDirPool {
             home: base.join("home"),
             tmp: base.join("tmp"),
             slot,
+            checked: false,
             pool: Arc::clone(&self.pool),
         }
     }
@@ -175,18 +203,18 @@ impl PrivateDirPool {
 }
 
 impl Pool {
-    fn take_idle(&self) -> Option<u64> {
+    fn take_idle(&self) -> Option<(u64, bool)> {
         self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .pop()
     }
 
-    fn put_back(&self, slot: u64) {
+    fn put_back(&self, slot: u64, checked: bool) {
         self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(slot);
+            .push((slot, checked));
     }
 
     /// Whether a private directory has the owner it must have: the dedicated identity, or else
@@ -237,16 +265,6 @@ impl Pool {
         Ok(())
     }
 
-    /// Whether the slot's `home` and `tmp` are both empty.
-    fn slot_is_empty(&self, slot: u64) -> io::Result<bool> {
-        for sub in ["home", "tmp"] {
-            if !is_empty_dir(&self.open_private(slot, sub)?)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
     /// Removes everything inside the slot's `home` and `tmp`, then returns the slot.
     fn empty_slot(&self, slot: u64) -> io::Result<()> {
         for sub in ["home", "tmp"] {
@@ -275,7 +293,7 @@ impl Drop for Pool {
     /// Every lease is back (each holds the pool); remove the slots.
     fn drop(&mut self) {
         let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
-        for slot in idle {
+        for (slot, _) in idle {
             let name = self.slot_name(slot);
             let removed = remove_entry_at(&self.root.fd, &name);
             if let Err(e) = removed {
@@ -402,9 +420,17 @@ mod tests {
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn pool(tmp: &Path) -> PrivateDirPool {
+        pool_with(tmp, false)
+    }
+
+    fn pool_with(tmp: &Path, idle_slots_unreachable: bool) -> PrivateDirPool {
         let root = tmp.join("jobs");
         std::fs::create_dir_all(&root).unwrap();
-        PrivateDirPool::new(HeldDir::open(&root).unwrap(), None)
+        PrivateDirPool::new(HeldDir::open(&root).unwrap(), None, idle_slots_unreachable)
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
     }
 
     #[test]
@@ -464,7 +490,9 @@ mod tests {
         );
     }
 
-    /// Denials: each way a slot can be tampered with makes the pool abandon it.
+    /// Denials: each way a slot can be tampered with while leased makes the pool abandon it,
+    /// whether the lease is dropped or released (checked) — also when idle slots are
+    /// unreachable, where the release check is the only one.
     #[test]
     fn tampered_slots_are_abandoned() {
         type Tamper = fn(&Path, &Path);
@@ -482,21 +510,30 @@ mod tests {
                 std::fs::write(home.parent().unwrap().join("tmp/x"), "x").unwrap()
             }),
         ];
+        let ways = [(false, false), (false, true), (true, false), (true, true)];
         for (what, tamper) in cases {
-            let tmp = tempfile::tempdir().unwrap();
-            let outside = tmp.path().join("outside");
-            std::fs::create_dir(&outside).unwrap();
-            let pool = pool(tmp.path());
-            let dirs = pool.lease().unwrap();
-            let home = dirs.home.clone();
-            tamper(&home, &outside);
-            drop(dirs);
-            let next = pool.lease().unwrap();
-            assert_ne!(next.home, home, "{what}: the slot was reused");
-            assert!(
-                std::fs::read_dir(&outside).unwrap().next().is_none(),
-                "{what}"
-            );
+            for (unreachable, release) in ways {
+                let what = format!("{what} (unreachable {unreachable}, released {release})");
+                let tmp = tempfile::tempdir().unwrap();
+                let outside = tmp.path().join("outside");
+                std::fs::create_dir(&outside).unwrap();
+                let pool = pool_with(tmp.path(), unreachable);
+                let dirs = pool.lease().unwrap();
+                let home = dirs.home.clone();
+                tamper(&home, &outside);
+                if !release {
+                    drop(dirs);
+                } else if let Err(dirs) = dirs.release_if_clean() {
+                    dirs.clear();
+                }
+                let next = pool.lease().unwrap();
+                let cleared = release && what.starts_with("file left");
+                assert!(next.home != home || cleared, "{what}: the slot was reused");
+                assert!(next.home.is_dir() && !next.home.is_symlink(), "{what}");
+                for dir in [&next.home, &next.tmp, &outside] {
+                    assert!(std::fs::read_dir(dir).unwrap().next().is_none(), "{what}");
+                }
+            }
         }
     }
 
@@ -520,20 +557,45 @@ mod tests {
     }
 
     #[test]
-    fn only_an_empty_slot_is_released_without_clearing() {
-        let tmp = tempfile::tempdir().unwrap();
-        let pool = pool(tmp.path());
-        let dirs = pool.lease().unwrap();
-        let home = dirs.home.clone();
-        assert!(dirs.release_if_empty().is_ok());
-        assert_eq!(pool.idle_count(), 1);
-        let dirs = pool.lease().unwrap();
-        assert_eq!(dirs.home, home);
-        std::fs::write(dirs.tmp.join("x"), "x").unwrap();
-        let dirs = dirs.release_if_empty().expect_err("tmp is not empty");
-        assert_eq!(pool.idle_count(), 0, "still leased");
-        dirs.clear();
-        assert_eq!(pool.lease().unwrap().home, home);
+    fn only_a_clean_slot_is_released_without_clearing() {
+        for unreachable in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let pool = pool_with(tmp.path(), unreachable);
+            let dirs = pool.lease().unwrap();
+            let home = dirs.home.clone();
+            assert!(dirs.release_if_clean().is_ok());
+            assert_eq!(pool.idle_count(), 1);
+            let dirs = pool.lease().unwrap();
+            assert_eq!(dirs.home, home);
+            std::fs::write(dirs.tmp.join("x"), "x").unwrap();
+            let dirs = dirs.release_if_clean().expect_err("tmp is not empty");
+            assert_eq!(pool.idle_count(), 0, "still leased");
+            dirs.clear();
+            let again = pool.lease().unwrap();
+            assert_eq!(again.home, home);
+            assert!(std::fs::read_dir(&again.tmp).unwrap().next().is_none());
+        }
+    }
+
+    /// The release check does everything the lease check would: a mode the tool changed is
+    /// reset then, so the next job gets 0700 even when its lease is not checked again.
+    #[test]
+    fn the_release_check_restores_the_mode() {
+        for unreachable in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let pool = pool_with(tmp.path(), unreachable);
+            let dirs = pool.lease().unwrap();
+            let (home, tmp_dir) = (dirs.home.clone(), dirs.tmp.clone());
+            for dir in [&home, &tmp_dir] {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            }
+            assert!(
+                dirs.release_if_clean().is_ok(),
+                "empty, only the mode changed"
+            );
+            assert_eq!((mode(&home), mode(&tmp_dir)), (0o700, 0o700));
+            assert_eq!(pool.lease().unwrap().home, home);
+        }
     }
 
     #[test]
@@ -577,7 +639,7 @@ mod tests {
             return; // not root: cannot hand the root to another group
         }
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o2755)).unwrap();
-        let pool = PrivateDirPool::new(HeldDir::open(&root).unwrap(), None);
+        let pool = PrivateDirPool::new(HeldDir::open(&root).unwrap(), None, false);
         let first = pool.lease().unwrap();
         let home = first.home.clone();
         drop(first);
