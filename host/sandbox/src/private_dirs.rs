@@ -13,11 +13,14 @@
 //!   `home` and `tmp` are empty directories owned by the job's identity, mode reset to 0700.
 //!   A slot that fails it (after clearing) is abandoned, never reused;
 //! - a slot is checked when its job ends (`release_if_clean`, after every process of the job
-//!   is dead), and checked again before its next lease unless the pool was told idle slots
-//!   are unreachable (`idle_slots_unreachable`: every job runs under Landlock, which lets a
+//!   is dead) through the descriptors of `home` and `tmp` the pool holds for it (opened when
+//!   the slot was created or last checked by path, so a check costs no path walk and no
+//!   open/close), and checked again by path before its next lease unless the pool was told
+//!   idle slots are unreachable (`idle_slots_unreachable`: every job runs under Landlock, which lets a
 //!   tool write only below its own job's directories, so nothing can change a slot between
-//!   that check and the next lease). A lease returned any other way (dropped) is always
-//!   checked before reuse. Either way a job never sees another job's files, whatever an
+//!   that check and the next lease, and no tool can rename or replace its own `home` or `tmp`,
+//!   so the held descriptors are what the paths name). A lease returned any other way
+//!   (dropped) is always checked before reuse, and a check by path re-opens the descriptors. Either way a job never sees another job's files, whatever an
 //!   earlier job or a crash left behind;
 //! - every removal goes through directory descriptors (`unlinkat` on an `O_NOFOLLOW` fd), never
 //!   through a path a tool could redirect with a symlink;
@@ -52,10 +55,17 @@ const SHARED_SLOT_MODE: libc::mode_t = 0o711;
 pub struct PrivateDirs {
     pub home: PathBuf,
     pub tmp: PathBuf,
-    slot: u64,
+    /// Always `Some` until dropped.
+    slot: Option<Slot>,
     /// Passed the check since the job ended; set only by `release_if_clean` and `clear`.
     checked: bool,
     pool: Arc<Pool>,
+}
+
+/// A slot's number and the descriptors of its two directories.
+struct Slot {
+    number: u64,
+    dirs: [OwnedFd; 2],
 }
 
 impl std::fmt::Debug for PrivateDirs {
@@ -72,26 +82,31 @@ impl PrivateDirs {
     /// left it clean (the common case: a few system calls, cheap enough for an async worker);
     /// otherwise gives the lease back for `clear` on a blocking thread.
     pub fn release_if_clean(mut self) -> Result<(), Self> {
-        match self.pool.check_slot(self.slot) {
-            Ok(()) => {
-                self.checked = true;
-                Ok(())
-            }
-            Err(_) => Err(self),
+        let checked = self
+            .slot
+            .as_ref()
+            .is_some_and(|slot| self.pool.check_held(slot).is_ok());
+        if checked {
+            self.checked = true;
+            Ok(())
+        } else {
+            Err(self)
         }
     }
 
     /// Removes what the job left in its directories now (so nothing lingers on disk while the
     /// slot is idle), checks the slot, then returns it. Blocking: call it off the async workers.
     pub fn clear(mut self) {
-        let cleared = self
-            .pool
-            .empty_slot(self.slot)
-            .and_then(|()| self.pool.check_slot(self.slot));
+        let Some(slot) = &self.slot else { return };
+        let cleared = slot
+            .dirs
+            .iter()
+            .try_for_each(|dir| remove_contents(dir, 0).map(drop))
+            .and_then(|()| self.pool.check_held(slot));
         match cleared {
             Ok(()) => self.checked = true,
             Err(e) => {
-                tracing::warn!(slot = self.slot, error = %e, "emptying a private directory slot; it will be abandoned");
+                tracing::warn!(slot = slot.number, error = %e, "emptying a private directory slot; it will be abandoned");
             }
         }
     }
@@ -99,7 +114,9 @@ impl PrivateDirs {
 
 impl Drop for PrivateDirs {
     fn drop(&mut self) {
-        self.pool.put_back(self.slot, self.checked);
+        if let Some(slot) = self.slot.take() {
+            self.pool.put_back(slot, self.checked);
+        }
     }
 }
 
@@ -118,7 +135,7 @@ struct Pool {
     /// checked at release stays clean while idle.
     idle_slots_unreachable: bool,
     /// Returned slots, with whether they passed the check at release.
-    idle: Mutex<Vec<(u64, bool)>>,
+    idle: Mutex<Vec<(Slot, bool)>>,
     next_slot: AtomicU64,
     pid: u32,
 }
@@ -153,7 +170,7 @@ impl PrivateDirPool {
             libc::O_RDONLY | libc::O_DIRECTORY,
             libc::RESOLVE_BENEATH,
         )?;
-        remove_contents(root, 0)
+        remove_contents(&root, 0)
     }
 
     /// A checked, empty pair of directories: a reused slot when one passes the check (or
@@ -163,10 +180,15 @@ impl PrivateDirPool {
             if checked && self.pool.idle_slots_unreachable {
                 return Ok(self.dirs(slot));
             }
-            match self.pool.check_slot(slot) {
-                Ok(()) => return Ok(self.dirs(slot)),
+            match self.pool.check_slot(slot.number) {
+                Ok(dirs) => {
+                    return Ok(self.dirs(Slot {
+                        number: slot.number,
+                        dirs,
+                    }));
+                }
                 Err(e) => {
-                    let name = self.pool.slot_name(slot);
+                    let name = self.pool.slot_name(slot.number);
                     tracing::warn!(slot = name, error = %e, "abandoning a private directory slot that failed its check");
                     if let Err(e) = remove_entry_at(&self.pool.root.fd, &name) {
                         tracing::warn!(slot = name, error = %e, "the abandoned slot stays on disk");
@@ -175,9 +197,9 @@ impl PrivateDirPool {
             }
         }
         loop {
-            let slot = self.pool.next_slot.fetch_add(1, Ordering::Relaxed);
-            match self.pool.create_slot(slot) {
-                Ok(()) => return Ok(self.dirs(slot)),
+            let number = self.pool.next_slot.fetch_add(1, Ordering::Relaxed);
+            match self.pool.create_slot(number) {
+                Ok(dirs) => return Ok(self.dirs(Slot { number, dirs })),
                 // A leftover the start-up sweep could not remove: skip its number.
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
                 Err(e) => return Err(e),
@@ -185,12 +207,12 @@ impl PrivateDirPool {
         }
     }
 
-    fn dirs(&self, slot: u64) -> PrivateDirs {
-        let base = self.pool.root.path.join(self.pool.slot_name(slot));
+    fn dirs(&self, slot: Slot) -> PrivateDirs {
+        let base = self.pool.root.path.join(self.pool.slot_name(slot.number));
         PrivateDirs {
-            home: base.join("home"),
-            tmp: base.join("tmp"),
-            slot,
+            home: base.join(SUBDIRS[0]),
+            tmp: base.join(SUBDIRS[1]),
+            slot: Some(slot),
             checked: false,
             pool: Arc::clone(&self.pool),
         }
@@ -203,14 +225,14 @@ impl PrivateDirPool {
 }
 
 impl Pool {
-    fn take_idle(&self) -> Option<(u64, bool)> {
+    fn take_idle(&self) -> Option<(Slot, bool)> {
         self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .pop()
     }
 
-    fn put_back(&self, slot: u64, checked: bool) {
+    fn put_back(&self, slot: Slot, checked: bool) {
         self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -228,47 +250,56 @@ impl Pool {
     }
 
     /// `mkdir slot-<n>`, `slot-<n>/home`, `slot-<n>/tmp`, each handed to the job's identity.
-    fn create_slot(&self, slot: u64) -> io::Result<()> {
+    fn create_slot(&self, slot: u64) -> io::Result<[OwnedFd; 2]> {
         let name = self.slot_name(slot);
         let slot_fd = mkdir_beneath(&self.root.fd, &name)?;
         if self.owner.is_some() {
             nix::sys::stat::fchmod(&slot_fd, Mode::from_bits_truncate(SHARED_SLOT_MODE))?;
         }
-        for sub in ["home", "tmp"] {
-            let fd = mkdir_beneath(&slot_fd, sub)?;
-            if let Some(owner) = self.owner {
-                nix::unistd::fchown(&fd, Some(owner.uid.into()), Some(owner.gid.into()))?;
+        let [home, tmp] = SUBDIRS.map(|sub| mkdir_beneath(&slot_fd, sub));
+        let dirs = [home?, tmp?];
+        if let Some(owner) = self.owner {
+            for dir in &dirs {
+                nix::unistd::fchown(dir, Some(owner.uid.into()), Some(owner.gid.into()))?;
             }
+        }
+        Ok(dirs)
+    }
+
+    /// The check by path: opens the slot's `home` and `tmp` beneath the root without following
+    /// symlinks, checks them and returns their descriptors.
+    fn check_slot(&self, slot: u64) -> io::Result<[OwnedFd; 2]> {
+        let [home, tmp] = SUBDIRS.map(|sub| self.open_private(slot, sub));
+        let dirs = [home?, tmp?];
+        for (dir, sub) in dirs.iter().zip(SUBDIRS) {
+            self.check_dir(dir, sub)?;
+        }
+        Ok(dirs)
+    }
+
+    /// The check through the descriptors a slot holds.
+    fn check_held(&self, slot: &Slot) -> io::Result<()> {
+        for (dir, sub) in slot.dirs.iter().zip(SUBDIRS) {
+            self.check_dir(dir, sub)?;
         }
         Ok(())
     }
 
-    /// Checks that the slot holds two empty private directories, restoring their mode.
-    fn check_slot(&self, slot: u64) -> io::Result<()> {
-        for sub in ["home", "tmp"] {
-            let dir = self.open_private(slot, sub)?;
-            let stat = fstat(&dir)?;
-            if !self.owned_rightly(&stat) {
-                return Err(io::Error::other(format!(
-                    "{sub} belongs to {}:{}",
-                    stat.st_uid, stat.st_gid
-                )));
-            }
-            // The tool owns its home and may have changed its mode; the next job gets 0700.
-            if stat.st_mode & 0o7777 != PRIVATE_DIR_MODE {
-                nix::sys::stat::fchmod(&dir, Mode::from_bits_truncate(PRIVATE_DIR_MODE))?;
-            }
-            if !is_empty_dir(&dir)? {
-                return Err(io::Error::other(format!("{sub} is not empty")));
-            }
+    /// One private directory: owned rightly, mode restored to 0700, empty.
+    fn check_dir(&self, dir: &OwnedFd, sub: &str) -> io::Result<()> {
+        let stat = fstat(dir)?;
+        if !self.owned_rightly(&stat) {
+            return Err(io::Error::other(format!(
+                "{sub} belongs to {}:{}",
+                stat.st_uid, stat.st_gid
+            )));
         }
-        Ok(())
-    }
-
-    /// Removes everything inside the slot's `home` and `tmp`, then returns the slot.
-    fn empty_slot(&self, slot: u64) -> io::Result<()> {
-        for sub in ["home", "tmp"] {
-            remove_contents(self.open_private(slot, sub)?, 0)?;
+        // The tool owns its home and may have changed its mode; the next job gets 0700.
+        if stat.st_mode & 0o7777 != PRIVATE_DIR_MODE {
+            nix::sys::stat::fchmod(dir, Mode::from_bits_truncate(PRIVATE_DIR_MODE))?;
+        }
+        if !is_empty_dir(dir)? {
+            return Err(io::Error::other(format!("{sub} is not empty")));
         }
         Ok(())
     }
@@ -294,7 +325,7 @@ impl Drop for Pool {
     fn drop(&mut self) {
         let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
         for (slot, _) in idle {
-            let name = self.slot_name(slot);
+            let name = self.slot_name(slot.number);
             let removed = remove_entry_at(&self.root.fd, &name);
             if let Err(e) = removed {
                 tracing::warn!(slot = name, error = %e, "removing a private directory slot");
@@ -319,6 +350,9 @@ fn is_empty_dir(dir: &OwnedFd) -> io::Result<bool> {
     visit_names(dir, |name| matches!(name, b"." | b".."))
 }
 
+/// The two private directories of a slot, in the order of `Slot::dirs`.
+const SUBDIRS: [&str; 2] = ["home", "tmp"];
+
 /// The names in the directory open at `dir`, without `.` and `..`.
 fn entries(dir: &OwnedFd) -> io::Result<Vec<CString>> {
     let mut names = Vec::new();
@@ -334,10 +368,14 @@ fn entries(dir: &OwnedFd) -> io::Result<Vec<CString>> {
 }
 
 /// Calls `visit` with every name in the directory open at `dir` (`.` and `..` included) until
-/// it returns false; returns whether every name was visited. Raw `getdents64` on the
-/// descriptor: every job checks its two directories twice, and `fdopendir` would add an
-/// `fstat`, two `fcntl` and an `lseek` to each check.
+/// it returns false; returns whether every name was visited. Reads from the start whatever was
+/// read before (slot descriptors are held and checked again and again). Raw `getdents64` on
+/// the descriptor: `fdopendir` would add an `fstat` and two `fcntl` to every check.
 fn visit_names(dir: &OwnedFd, mut visit: impl FnMut(&[u8]) -> bool) -> io::Result<bool> {
+    // SAFETY: lseek on an open directory descriptor; rewinds its readdir position.
+    if unsafe { libc::lseek(dir.as_raw_fd(), 0, libc::SEEK_SET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
     // Words of 8 bytes keep the buffer aligned like the records the kernel writes into it.
     let mut buffer = [0u64; 128];
     loop {
@@ -377,13 +415,13 @@ fn dirent_names(mut records: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Removes every entry below `dir` through descriptors; returns how many top-level entries were
 /// removed. Symlinks are removed, never followed.
-fn remove_contents(dir: OwnedFd, depth: usize) -> io::Result<usize> {
+fn remove_contents(dir: &OwnedFd, depth: usize) -> io::Result<usize> {
     if depth > MAX_LEFTOVER_DEPTH {
         return Err(io::Error::other(format!(
             "leftover tree deeper than {MAX_LEFTOVER_DEPTH} levels"
         )));
     }
-    let names = entries(&dir)?;
+    let names = entries(dir)?;
     for name in &names {
         remove_entry(dir.as_fd(), name, depth)?;
     }
@@ -406,7 +444,7 @@ fn remove_entry(dir: BorrowedFd<'_>, name: &CStr, depth: usize) -> io::Result<()
                 OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )?;
-            remove_contents(child, depth + 1)?;
+            remove_contents(&child, depth + 1)?;
             unlinkat(dir, name, UnlinkatFlags::RemoveDir)?;
             Ok(())
         }
@@ -509,10 +547,21 @@ mod tests {
             ("file left in tmp", |home, _| {
                 std::fs::write(home.parent().unwrap().join("tmp/x"), "x").unwrap()
             }),
+            // The held descriptor still names the renamed (empty) directory.
+            ("home renamed, a planted one in its place", |home, _| {
+                std::fs::rename(home, home.with_file_name("old-home")).unwrap();
+                std::fs::create_dir(home).unwrap();
+                std::fs::write(home.join("planted"), "x").unwrap();
+            }),
         ];
         let ways = [(false, false), (false, true), (true, false), (true, true)];
         for (what, tamper) in cases {
             for (unreachable, release) in ways {
+                // Only without Landlock can a tool rename its home (sandbox_job_isolation
+                // checks that it cannot under Landlock); the pool trusts that.
+                if unreachable && release && what.starts_with("home renamed") {
+                    continue;
+                }
                 let what = format!("{what} (unreachable {unreachable}, released {release})");
                 let tmp = tempfile::tempdir().unwrap();
                 let outside = tmp.path().join("outside");

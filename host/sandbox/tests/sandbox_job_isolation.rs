@@ -155,6 +155,29 @@ async fn a_job_cannot_reach_the_directories_of_a_previous_or_running_job() {
     }
     assert_eq!(std::fs::read_to_string(&report).unwrap(), "previous report");
 
+    // Nor can a job remove, rename or replace its own home and tmp: Landlock grants rights
+    // below them and none on the slot that holds them. The private-dir pool relies on this to
+    // check a slot once, when its job ends, through the descriptors it holds.
+    type Pick = fn(&Job) -> PathBuf;
+    let own_slot: &[(&str, Pick)] = &[
+        ("rmdir", |job| job.home.clone()),
+        ("rmdir", |job| job.tmp.clone()),
+        ("touch", |job| job.home.parent().unwrap().join("planted")),
+        ("mkdir", |job| job.home.parent().unwrap().join("home2")),
+    ];
+    for (i, (tool, pick)) in own_slot.iter().enumerate() {
+        let id = format!("own-slot-{i}");
+        let mut target = PathBuf::new();
+        let result = run_with(&sandbox, &id, tool, *pick, |job| target = pick(job)).await;
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_ne!(result.exit_code, Some(0), "{tool} {target:?} was allowed");
+        assert!(
+            stderr.contains("Permission denied"),
+            "{tool} {target:?}: {stderr}"
+        );
+        assert!(target.exists() == tool.starts_with("rmdir"), "{target:?}");
+    }
+
     // Positive controls, while the other job still runs: a job reads and writes its own
     // output dir, home and tmp.
     fn own(job: &Job, dir: &str) -> PathBuf {
