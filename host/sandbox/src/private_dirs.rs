@@ -13,15 +13,16 @@
 //!   `home` and `tmp` are empty directories owned by the job's identity, mode reset to 0700.
 //!   A slot that fails it (after clearing) is abandoned, never reused;
 //! - a slot is checked when its job ends (`release_if_clean`, after every process of the job
-//!   is dead) through the descriptors of `home` and `tmp` the pool holds for it (opened when
-//!   the slot was created or last checked by path, so a check costs no path walk and no
-//!   open/close), and checked again by path before its next lease unless the pool was told
-//!   idle slots are unreachable (`idle_slots_unreachable`: every job runs under Landlock, which lets a
-//!   tool write only below its own job's directories, so nothing can change a slot between
-//!   that check and the next lease, and no tool can rename or replace its own `home` or `tmp`,
-//!   so the held descriptors are what the paths name). A lease returned any other way
-//!   (dropped) is always checked before reuse, and a check by path re-opens the descriptors. Either way a job never sees another job's files, whatever an
-//!   earlier job or a crash left behind;
+//!   is dead), through the descriptors of `home` and `tmp` the pool holds for it (opened when
+//!   the slot was created or last checked by path: no path walk, no open/close; at most
+//!   `MAX_HELD_SLOTS` slots hold them, the others are checked by path), and checked again by
+//!   path before its next lease unless the pool was told idle slots are unreachable
+//!   (`idle_slots_unreachable`: every job runs under Landlock, which lets a tool write only
+//!   below its own job's directories and not rename or replace its own `home` or `tmp`, so
+//!   nothing can change a slot between that check and the next lease, and the held descriptors
+//!   are what the paths name). A lease returned any other way (dropped) is always checked by
+//!   path before reuse, which re-opens the descriptors. Either way a job never sees another
+//!   job's files, whatever an earlier job or a crash left behind;
 //! - every removal goes through directory descriptors (`unlinkat` on an `O_NOFOLLOW` fd), never
 //!   through a path a tool could redirect with a symlink;
 //! - the pool removes its slots when it is dropped (the sandbox is), and the daemon removes
@@ -31,7 +32,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
@@ -51,6 +52,11 @@ const MAX_LEFTOVER_DEPTH: usize = 128;
 /// traverse it (it cannot rename or replace its `home` and `tmp`).
 const SHARED_SLOT_MODE: libc::mode_t = 0o711;
 
+/// Most slots that hold descriptors of their directories (two each). Slots grow with the jobs
+/// running and queued at once, which the configuration does not bound; this keeps the
+/// daemon's own descriptors bounded whatever it allows. Slots beyond it are checked by path.
+const MAX_HELD_SLOTS: usize = 256;
+
 /// The private directories of a job; dropping it returns them to the pool.
 pub struct PrivateDirs {
     pub home: PathBuf,
@@ -62,10 +68,10 @@ pub struct PrivateDirs {
     pool: Arc<Pool>,
 }
 
-/// A slot's number and the descriptors of its two directories.
+/// A slot's number and, within `MAX_HELD_SLOTS`, the descriptors of its two directories.
 struct Slot {
     number: u64,
-    dirs: [OwnedFd; 2],
+    held: Option<[OwnedFd; 2]>,
 }
 
 impl std::fmt::Debug for PrivateDirs {
@@ -85,7 +91,7 @@ impl PrivateDirs {
         let checked = self
             .slot
             .as_ref()
-            .is_some_and(|slot| self.pool.check_held(slot).is_ok());
+            .is_some_and(|slot| self.pool.check_released(slot).is_ok());
         if checked {
             self.checked = true;
             Ok(())
@@ -98,11 +104,13 @@ impl PrivateDirs {
     /// slot is idle), checks the slot, then returns it. Blocking: call it off the async workers.
     pub fn clear(mut self) {
         let Some(slot) = &self.slot else { return };
-        let cleared = slot
-            .dirs
-            .iter()
-            .try_for_each(|dir| remove_contents(dir, 0).map(drop))
-            .and_then(|()| self.pool.check_held(slot));
+        let cleared = self
+            .pool
+            .with_dirs(slot, |dirs| {
+                dirs.iter()
+                    .try_for_each(|dir| remove_contents(dir, 0).map(drop))
+            })
+            .and_then(|()| self.pool.check_released(slot));
         match cleared {
             Ok(()) => self.checked = true,
             Err(e) => {
@@ -136,6 +144,8 @@ struct Pool {
     idle_slots_unreachable: bool,
     /// Returned slots, with whether they passed the check at release.
     idle: Mutex<Vec<(Slot, bool)>>,
+    /// Slots holding descriptors, at most `MAX_HELD_SLOTS`.
+    held_slots: AtomicUsize,
     next_slot: AtomicU64,
     pid: u32,
 }
@@ -152,6 +162,7 @@ impl PrivateDirPool {
             daemon_uid: unsafe { libc::geteuid() },
             idle_slots_unreachable,
             idle: Mutex::new(Vec::new()),
+            held_slots: AtomicUsize::new(0),
             next_slot: AtomicU64::new(0),
             pid: std::process::id(),
         };
@@ -182,12 +193,17 @@ impl PrivateDirPool {
             }
             match self.pool.check_slot(slot.number) {
                 Ok(dirs) => {
+                    // A slot that held descriptors holds the ones just checked.
+                    let held = slot.held.is_some().then_some(dirs);
                     return Ok(self.dirs(Slot {
                         number: slot.number,
-                        dirs,
+                        held,
                     }));
                 }
                 Err(e) => {
+                    if slot.held.is_some() {
+                        self.pool.held_slots.fetch_sub(1, Ordering::Relaxed);
+                    }
                     let name = self.pool.slot_name(slot.number);
                     tracing::warn!(slot = name, error = %e, "abandoning a private directory slot that failed its check");
                     if let Err(e) = remove_entry_at(&self.pool.root.fd, &name) {
@@ -199,7 +215,16 @@ impl PrivateDirPool {
         loop {
             let number = self.pool.next_slot.fetch_add(1, Ordering::Relaxed);
             match self.pool.create_slot(number) {
-                Ok(dirs) => return Ok(self.dirs(Slot { number, dirs })),
+                Ok(dirs) => {
+                    let holding = self.pool.held_slots.fetch_add(1, Ordering::Relaxed);
+                    let held = if holding < MAX_HELD_SLOTS {
+                        Some(dirs)
+                    } else {
+                        self.pool.held_slots.fetch_sub(1, Ordering::Relaxed);
+                        None
+                    };
+                    return Ok(self.dirs(Slot { number, held }));
+                }
                 // A leftover the start-up sweep could not remove: skip its number.
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
                 Err(e) => return Err(e),
@@ -249,7 +274,8 @@ impl Pool {
         }
     }
 
-    /// `mkdir slot-<n>`, `slot-<n>/home`, `slot-<n>/tmp`, each handed to the job's identity.
+    /// `mkdir slot-<n>`, `slot-<n>/home`, `slot-<n>/tmp`, each handed to the job's identity;
+    /// returns the descriptors of `home` and `tmp`.
     fn create_slot(&self, slot: u64) -> io::Result<[OwnedFd; 2]> {
         let name = self.slot_name(slot);
         let slot_fd = mkdir_beneath(&self.root.fd, &name)?;
@@ -277,12 +303,30 @@ impl Pool {
         Ok(dirs)
     }
 
-    /// The check through the descriptors a slot holds.
-    fn check_held(&self, slot: &Slot) -> io::Result<()> {
-        for (dir, sub) in slot.dirs.iter().zip(SUBDIRS) {
-            self.check_dir(dir, sub)?;
+    /// The check when a job ends: through the descriptors the slot holds, or by path.
+    fn check_released(&self, slot: &Slot) -> io::Result<()> {
+        match &slot.held {
+            Some(dirs) => dirs
+                .iter()
+                .zip(SUBDIRS)
+                .try_for_each(|(dir, sub)| self.check_dir(dir, sub)),
+            None => self.check_slot(slot.number).map(drop),
         }
-        Ok(())
+    }
+
+    /// Runs `f` on the slot's directories: the held descriptors, or ones opened by path.
+    fn with_dirs<T>(
+        &self,
+        slot: &Slot,
+        f: impl FnOnce(&[OwnedFd; 2]) -> io::Result<T>,
+    ) -> io::Result<T> {
+        match &slot.held {
+            Some(dirs) => f(dirs),
+            None => {
+                let [home, tmp] = SUBDIRS.map(|sub| self.open_private(slot.number, sub));
+                f(&[home?, tmp?])
+            }
+        }
     }
 
     /// One private directory: owned rightly, mode restored to 0700, empty.
@@ -644,6 +688,49 @@ mod tests {
             );
             assert_eq!((mode(&home), mode(&tmp_dir)), (0o700, 0o700));
             assert_eq!(pool.lease().unwrap().home, home);
+        }
+    }
+
+    /// Beyond `MAX_HELD_SLOTS` a slot holds no descriptors and is checked and cleared by path;
+    /// an abandoned slot gives its place in the budget back.
+    #[test]
+    fn slots_beyond_the_descriptor_budget_are_checked_by_path() {
+        let held = |pool: &PrivateDirPool| pool.pool.held_slots.load(Ordering::Relaxed);
+        for unreachable in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let pool = pool_with(tmp.path(), unreachable);
+            let mut leases: Vec<_> = (0..=MAX_HELD_SLOTS)
+                .map(|_| pool.lease().unwrap())
+                .collect();
+            assert_eq!(held(&pool), MAX_HELD_SLOTS);
+            let unheld = leases.pop().unwrap();
+            assert!(unheld.slot.as_ref().unwrap().held.is_none());
+            let (home, tmp_dir) = (unheld.home.clone(), unheld.tmp.clone());
+            std::fs::write(tmp_dir.join("left"), "x").unwrap();
+            std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
+            let unheld = unheld.release_if_clean().expect_err("tmp is not empty");
+            unheld.clear();
+            assert!(std::fs::read_dir(&tmp_dir).unwrap().next().is_none());
+            assert_eq!(mode(&home), 0o700);
+            assert_eq!(pool.idle_count(), 1);
+
+            // A held slot left dirty and dropped unchecked is abandoned at its next lease.
+            let dirty = leases.pop().unwrap();
+            std::fs::write(dirty.home.join("left"), "x").unwrap();
+            drop(dirty);
+            let next = pool.lease().unwrap();
+            assert_eq!(next.home, home, "the slot cleared by path is reused");
+            assert_eq!(
+                held(&pool),
+                MAX_HELD_SLOTS - 1,
+                "the abandoned slot left the budget"
+            );
+            let created = pool.lease().unwrap();
+            assert!(created.slot.as_ref().unwrap().held.is_some());
+            assert_eq!(held(&pool), MAX_HELD_SLOTS);
+            for dirs in [&next, &created] {
+                assert!(std::fs::read_dir(&dirs.home).unwrap().next().is_none());
+            }
         }
     }
 
