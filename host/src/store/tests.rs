@@ -189,6 +189,69 @@ fn status_names_round_trip_and_unknown_names_are_refused() {
     }
 }
 
+/// A database written by a schema-1 daemon is upgraded in place: its jobs stay, its unfinished
+/// ones are found through the new partial index, and the write-only indexes are gone.
+#[test]
+fn a_schema_1_database_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    let conn = Connection::open(&path).expect("open");
+    conn.execute_batch(super::schema::MIGRATIONS[0])
+        .expect("schema 1");
+    conn.pragma_update(None, "user_version", 1)
+        .expect("version");
+    for (id, status) in [("old-running", "running"), ("old-done", "succeeded")] {
+        conn.execute(
+            "INSERT INTO jobs (id, tool, status, params, argv, command, created_at) \
+             VALUES (?1, 't', ?2, '{}', '[]', 't', '2026-11-01T00:00:00Z')",
+            rusqlite::params![id, status],
+        )
+        .expect("row");
+    }
+    drop(conn);
+
+    let (store, interrupted) = Store::open(&path, 10).expect("upgrade");
+    assert_eq!(interrupted, 1);
+    drop(store);
+    let conn = Connection::open(&path).expect("reopen");
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, Store::schema_version());
+    let mut indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        .expect("indexes")
+        .query_map([], |row| row.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    indexes.sort();
+    assert_eq!(indexes, ["jobs_keeping_output", "jobs_unfinished"]);
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN UPDATE jobs SET status = 'interrupted' \
+             WHERE status IN ('queued', 'running')",
+            [],
+            |row| row.get(3),
+        )
+        .expect("plan");
+    assert!(plan.contains("jobs_unfinished"), "{plan}");
+    let statuses: Vec<(String, String)> = conn
+        .prepare("SELECT id, status FROM jobs ORDER BY rowid")
+        .expect("select")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        statuses,
+        [
+            ("old-running".to_string(), "interrupted".to_string()),
+            ("old-done".to_string(), "succeeded".to_string())
+        ]
+    );
+}
+
 #[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
