@@ -89,10 +89,12 @@ async fn run_one(store: &Store, n: usize) {
         exit_code: Some(3),
         success: true,
         classification: Some("findings".into()),
+        // JSON text, as the daemon's workers serialize it from typed values.
         summary: Some(
-            json!({"total": 2, "critical": 0, "high": 2, "medium": 0, "low": 0, "info": 0}),
+            json!({"total": 2, "critical": 0, "high": 2, "medium": 0, "low": 0, "info": 0})
+                .to_string(),
         ),
-        findings: Some(json!([finding("AC_AWS_0207"), finding("AC_AWS_0497")])),
+        findings: Some(json!([finding("AC_AWS_0207"), finding("AC_AWS_0497")]).to_string()),
         stdout: Some("x".repeat(757)),
         stderr: Some(String::new()),
         protections: Some(
@@ -100,7 +102,8 @@ async fn run_one(store: &Store, n: usize) {
             "only_std_fds": true, "capabilities_dropped": true, "landlock": "fully_enforced",
             "network_isolated": true, "containment": "process_group", "memory_max_bytes": null,
             "pids_max": null, "run_as": null, "rlimits": {"cpu_seconds": 40, "address_space_bytes": 4294967296u64,
-            "file_size_bytes": 1073741824, "open_files": 256, "core_bytes": 0, "processes": null}}),
+            "file_size_bytes": 1073741824, "open_files": 256, "core_bytes": 0, "processes": null}})
+            .to_string(),
         ),
         ..FinishedJob::default()
     };

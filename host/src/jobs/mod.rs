@@ -344,7 +344,6 @@ impl JobService {
         let status = ending.status();
         let truncated = output_truncated || files_truncated;
         let summary = FindingSummary::of(&findings);
-        let sandbox = serde_json::to_value(&result.protections).unwrap_or_default();
         let response = ToolRunResponse {
             stdout: String::from_utf8_lossy(&outcome.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&outcome.stderr).into_owned(),
@@ -364,7 +363,7 @@ impl JobService {
             summary,
             findings,
             truncated,
-            sandbox,
+            sandbox: Some(result.protections.clone()),
             output_directory: output_directory.map(|dir| dir.display().to_string()),
             error: parse_error,
         };
@@ -434,12 +433,15 @@ impl JobService {
                 .classification
                 .map(|c| classification_name(c).to_string()),
             message: response.message.clone(),
-            summary: serde_json::to_value(response.summary).ok(),
-            findings: serde_json::to_value(&response.findings).ok(),
+            summary: serde_json::to_string(&response.summary).ok(),
+            findings: serde_json::to_string(&response.findings).ok(),
             stdout: Some(response.stdout.clone()),
             stderr: Some(response.stderr.clone()),
             truncated: response.truncated,
-            protections: Some(response.sandbox.clone()),
+            protections: response
+                .sandbox
+                .as_ref()
+                .and_then(|protections| serde_json::to_string(protections).ok()),
             error: response.error.clone(),
         };
         self.inner.store.finish(id.to_string(), done).await?;
@@ -471,7 +473,7 @@ impl JobService {
             findings: Vec::new(),
             summary: FindingSummary::default(),
             truncated: false,
-            sandbox: serde_json::Value::Null,
+            sandbox: None,
             output_directory: None,
             error: None,
         };

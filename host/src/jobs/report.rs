@@ -81,7 +81,7 @@ pub struct ToolRunResponse {
     pub truncated: bool,
     /// Sandbox protections applied to this run.
     #[schema(value_type = Object)]
-    pub sandbox: serde_json::Value,
+    pub sandbox: Option<toolgate_sandbox::Protections>,
     /// The job's output directory, when the tool writes one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_directory: Option<String>,

@@ -102,12 +102,15 @@ pub struct FinishedJob {
     pub success: bool,
     pub classification: Option<String>,
     pub message: Option<String>,
-    pub summary: Option<serde_json::Value>,
-    pub findings: Option<serde_json::Value>,
+    /// JSON text, serialized by the caller from its typed values (no `Value` tree).
+    pub summary: Option<String>,
+    /// JSON text, as `summary`.
+    pub findings: Option<String>,
     pub stdout: Option<String>,
     pub stderr: Option<String>,
     pub truncated: bool,
-    pub protections: Option<serde_json::Value>,
+    /// JSON text, as `summary`.
+    pub protections: Option<String>,
     pub error: Option<String>,
 }
 

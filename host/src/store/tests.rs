@@ -22,7 +22,7 @@ fn finished(status: JobStatus) -> FinishedJob {
         success: true,
         stdout: Some("out".into()),
         stderr: Some("err".into()),
-        summary: Some(serde_json::json!({"total": 0})),
+        summary: Some(r#"{"total": 0}"#.into()),
         ..FinishedJob::default()
     }
 }

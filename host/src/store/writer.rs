@@ -153,7 +153,6 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
         }
         Write::Finish { id, done } => {
             let status = done.status.unwrap_or(JobStatus::Failed);
-            let json = |value: &Option<serde_json::Value>| value.as_ref().map(ToString::to_string);
             tx.prepare_cached(
                 "UPDATE jobs SET status = ?2, finished_at = ?3, duration_secs = ?4, exit_code = ?5, \
                  signal = ?6, timed_out = ?7, success = ?8, classification = ?9, message = ?10, \
@@ -171,12 +170,12 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
                 done.success,
                 done.classification,
                 done.message,
-                json(&done.summary),
-                json(&done.findings),
+                done.summary,
+                done.findings,
                 done.stdout,
                 done.stderr,
                 done.truncated,
-                json(&done.protections),
+                done.protections,
                 done.error,
             ])?;
         }
