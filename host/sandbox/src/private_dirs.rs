@@ -88,10 +88,11 @@ impl PrivateDirs {
     /// left it clean (the common case: a few system calls, cheap enough for an async worker);
     /// otherwise gives the lease back for `clear` on a blocking thread.
     pub fn release_if_clean(mut self) -> Result<(), Self> {
-        let checked = self
-            .slot
-            .as_ref()
-            .is_some_and(|slot| self.pool.check_released(slot).is_ok());
+        let checked = self.slot.as_ref().is_some_and(|slot| {
+            self.pool
+                .with_dirs(slot, |dirs| self.pool.check_dirs(dirs))
+                .is_ok()
+        });
         if checked {
             self.checked = true;
             Ok(())
@@ -104,13 +105,12 @@ impl PrivateDirs {
     /// slot is idle), checks the slot, then returns it. Blocking: call it off the async workers.
     pub fn clear(mut self) {
         let Some(slot) = &self.slot else { return };
-        let cleared = self
-            .pool
-            .with_dirs(slot, |dirs| {
-                dirs.iter()
-                    .try_for_each(|dir| remove_contents(dir, 0).map(drop))
-            })
-            .and_then(|()| self.pool.check_released(slot));
+        let cleared = self.pool.with_dirs(slot, |dirs| {
+            for dir in dirs {
+                remove_contents(dir, 0)?;
+            }
+            self.pool.check_dirs(dirs)
+        });
         match cleared {
             Ok(()) => self.checked = true,
             Err(e) => {
@@ -216,13 +216,7 @@ impl PrivateDirPool {
             let number = self.pool.next_slot.fetch_add(1, Ordering::Relaxed);
             match self.pool.create_slot(number) {
                 Ok(dirs) => {
-                    let holding = self.pool.held_slots.fetch_add(1, Ordering::Relaxed);
-                    let held = if holding < MAX_HELD_SLOTS {
-                        Some(dirs)
-                    } else {
-                        self.pool.held_slots.fetch_sub(1, Ordering::Relaxed);
-                        None
-                    };
+                    let held = self.pool.hold(dirs);
                     return Ok(self.dirs(Slot { number, held }));
                 }
                 // A leftover the start-up sweep could not remove: skip its number.
@@ -264,6 +258,17 @@ impl Pool {
             .push((slot, checked));
     }
 
+    /// `dirs`, when the budget of `MAX_HELD_SLOTS` has room for one more slot.
+    fn hold(&self, dirs: [OwnedFd; 2]) -> Option<[OwnedFd; 2]> {
+        let holding = self.held_slots.fetch_add(1, Ordering::Relaxed);
+        if holding < MAX_HELD_SLOTS {
+            Some(dirs)
+        } else {
+            self.held_slots.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+
     /// Whether a private directory has the owner it must have: the dedicated identity, or else
     /// the daemon's uid (the group is then whatever the jobs root hands down: a setgid root
     /// passes its own).
@@ -292,26 +297,12 @@ impl Pool {
         Ok(dirs)
     }
 
-    /// The check by path: opens the slot's `home` and `tmp` beneath the root without following
-    /// symlinks, checks them and returns their descriptors.
+    /// The check by path: opens the slot's `home` and `tmp`, checks them and returns their
+    /// descriptors.
     fn check_slot(&self, slot: u64) -> io::Result<[OwnedFd; 2]> {
-        let [home, tmp] = SUBDIRS.map(|sub| self.open_private(slot, sub));
-        let dirs = [home?, tmp?];
-        for (dir, sub) in dirs.iter().zip(SUBDIRS) {
-            self.check_dir(dir, sub)?;
-        }
+        let dirs = self.open_slot(slot)?;
+        self.check_dirs(&dirs)?;
         Ok(dirs)
-    }
-
-    /// The check when a job ends: through the descriptors the slot holds, or by path.
-    fn check_released(&self, slot: &Slot) -> io::Result<()> {
-        match &slot.held {
-            Some(dirs) => dirs
-                .iter()
-                .zip(SUBDIRS)
-                .try_for_each(|(dir, sub)| self.check_dir(dir, sub)),
-            None => self.check_slot(slot.number).map(drop),
-        }
     }
 
     /// Runs `f` on the slot's directories: the held descriptors, or ones opened by path.
@@ -322,41 +313,43 @@ impl Pool {
     ) -> io::Result<T> {
         match &slot.held {
             Some(dirs) => f(dirs),
-            None => {
-                let [home, tmp] = SUBDIRS.map(|sub| self.open_private(slot.number, sub));
-                f(&[home?, tmp?])
-            }
+            None => f(&self.open_slot(slot.number)?),
         }
     }
 
-    /// One private directory: owned rightly, mode restored to 0700, empty.
-    fn check_dir(&self, dir: &OwnedFd, sub: &str) -> io::Result<()> {
-        let stat = fstat(dir)?;
-        if !self.owned_rightly(&stat) {
-            return Err(io::Error::other(format!(
-                "{sub} belongs to {}:{}",
-                stat.st_uid, stat.st_gid
-            )));
-        }
-        // The tool owns its home and may have changed its mode; the next job gets 0700.
-        if stat.st_mode & 0o7777 != PRIVATE_DIR_MODE {
-            nix::sys::stat::fchmod(dir, Mode::from_bits_truncate(PRIVATE_DIR_MODE))?;
-        }
-        if !is_empty_dir(dir)? {
-            return Err(io::Error::other(format!("{sub} is not empty")));
+    /// The check of a slot's `home` and `tmp`: owned rightly, mode restored to 0700, empty.
+    fn check_dirs(&self, dirs: &[OwnedFd; 2]) -> io::Result<()> {
+        for (dir, sub) in dirs.iter().zip(SUBDIRS) {
+            let stat = fstat(dir)?;
+            if !self.owned_rightly(&stat) {
+                return Err(io::Error::other(format!(
+                    "{sub} belongs to {}:{}",
+                    stat.st_uid, stat.st_gid
+                )));
+            }
+            // The tool owns its home and may have changed its mode; the next job gets 0700.
+            if stat.st_mode & 0o7777 != PRIVATE_DIR_MODE {
+                nix::sys::stat::fchmod(dir, Mode::from_bits_truncate(PRIVATE_DIR_MODE))?;
+            }
+            if !is_empty_dir(dir)? {
+                return Err(io::Error::other(format!("{sub} is not empty")));
+            }
         }
         Ok(())
     }
 
-    /// `slot-<n>/<sub>` opened for reading, beneath the root, without following any symlink.
-    fn open_private(&self, slot: u64, sub: &str) -> io::Result<OwnedFd> {
-        let relative = PathBuf::from(self.slot_name(slot)).join(sub);
-        open_beneath(
-            Some(&self.root.fd),
-            &relative,
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV,
-        )
+    /// The slot's `home` and `tmp` opened for reading, beneath the root, without following any
+    /// symlink.
+    fn open_slot(&self, slot: u64) -> io::Result<[OwnedFd; 2]> {
+        let [home, tmp] = SUBDIRS.map(|sub| {
+            open_beneath(
+                Some(&self.root.fd),
+                &PathBuf::from(self.slot_name(slot)).join(sub),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV,
+            )
+        });
+        Ok([home?, tmp?])
     }
 
     fn slot_name(&self, slot: u64) -> String {
@@ -394,7 +387,7 @@ fn is_empty_dir(dir: &OwnedFd) -> io::Result<bool> {
     visit_names(dir, |name| matches!(name, b"." | b".."))
 }
 
-/// The two private directories of a slot, in the order of `Slot::dirs`.
+/// The two private directories of a slot, in the order of `Slot::held`.
 const SUBDIRS: [&str; 2] = ["home", "tmp"];
 
 /// The names in the directory open at `dir`, without `.` and `..`.

@@ -363,7 +363,7 @@ impl JobService {
             summary,
             findings,
             truncated,
-            sandbox: Some(result.protections.clone()),
+            sandbox: Some(result.protections),
             output_directory: output_directory.map(|dir| dir.display().to_string()),
             error: parse_error,
         };
