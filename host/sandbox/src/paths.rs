@@ -5,8 +5,10 @@
 //! - Every allowed directory is canonical and held open (`O_PATH`) for the daemon's lifetime;
 //!   paths are validated with `openat2(RESOLVE_BENEATH)` from that held fd, so a symlink or a
 //!   `..` that leaves the directory is refused by the kernel, not by string matching.
-//! - The path handed to the tool is the one the kernel reports for the validated fd
-//!   (`/proc/self/fd/N`), i.e. the inode that was checked.
+//! - The path handed to the tool names the inode that was checked: a path that opens with
+//!   `RESOLVE_NO_SYMLINKS` is canonical already (beneath a canonical base, no `..`, no symlink)
+//!   and is handed over as written, minus `.` components; any other is replaced by the name the
+//!   kernel reports for the validated fd (`/proc/self/fd/N`).
 //! - What remains (a component swapped for a symlink between the check and the tool's own
 //!   open) is bound by Landlock in the child, whose rules are attached to these same inodes.
 
@@ -122,6 +124,21 @@ pub fn resolve_input(allowed: &[HeldDir], value: &str) -> Result<PathBuf, Reject
     } else {
         relative
     };
+    // A path without any symlink is already its canonical form beneath the (canonical) base, so
+    // the kernel need not be asked for its name; any failure here (a symlink on the way, a
+    // missing file) takes the general path below, which names the reason.
+    if open_beneath(
+        Some(&base.fd),
+        &relative,
+        libc::O_PATH,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+    )
+    .is_ok()
+    {
+        return Ok(
+            normal_components(&relative).fold(base.path.clone(), |path, name| path.join(name))
+        );
+    }
     let fd = open_beneath(
         Some(&base.fd),
         &relative,
@@ -137,6 +154,17 @@ pub fn resolve_input(allowed: &[HeldDir], value: &str) -> Result<PathBuf, Reject
         return Err(RejectReason::OutsideAllowedDirs);
     }
     Ok(resolved)
+}
+
+/// The names of a relative path that `lexical_check` accepted, without its `.` components and
+/// trailing slashes.
+fn normal_components(relative: &Path) -> impl Iterator<Item = &std::ffi::OsStr> {
+    relative
+        .components()
+        .filter_map(|component| match component {
+            Component::Normal(name) => Some(name),
+            _ => None,
+        })
 }
 
 /// `mkdirat(parent, name, PRIVATE_DIR_MODE)`: one new private directory in an open directory.
@@ -244,6 +272,15 @@ mod tests {
             (".".into(), Ok(ws.clone())),
             ("main.tf".into(), Ok(ws.join("main.tf"))),
             ("./sub".into(), Ok(ws.join("sub"))),
+            ("sub/".into(), Ok(ws.join("sub"))),
+            ("./sub/./".into(), Ok(ws.join("sub"))),
+            (
+                "main.tf/".into(),
+                Err(RejectReason::NotFound(
+                    "Not a directory (os error 20)".into(),
+                )),
+            ),
+            ("inner-link/".into(), Ok(ws.join("sub"))),
             ("inner-link".into(), Ok(ws.join("sub"))),
             (ws.to_str().unwrap().into(), Ok(ws.clone())),
             (
