@@ -10,8 +10,10 @@
 //! - Every signal is blocked in the parent thread before the clone, so no handler of the daemon
 //!   can run in the child on shared memory; the child resets every disposition to SIG_DFL
 //!   (which also undoes the SIGPIPE ignore of Rust programs) before unblocking and execve.
-//! - Every fd the parent creates here is O_CLOEXEC; the child dup2s the three stdio fds into
-//!   place, and `ChildPlan::apply` marks everything above 2 close-on-exec.
+//! - Every fd the parent creates here is O_CLOEXEC. The child shares the parent's descriptor
+//!   table (CLONE_FILES) until it copies the few below the spawner's stdio slots into a table of
+//!   its own; it then dup2s the slots onto 0, 1 and 2 and marks everything above 2
+//!   close-on-exec (child.rs, steps 10-12).
 //! - A failing child records `[step, errno]` in the plan's `ChildReport` and `_exit`s; the
 //!   parent then reaps it before returning the error.
 
@@ -99,29 +101,97 @@ impl Drop for ChildStack {
     }
 }
 
+/// Three fds at fixed numbers, one set per spawner thread, from which its children take their
+/// stdio: the child shares the daemon's descriptor table until it makes its own from the fds
+/// below `end()` (child.rs, step 10), so whatever it needs must sit at numbers known before the
+/// clone. Opened at start-up, when the daemon holds few descriptors, so `end()` is low; they
+/// hold `/dev/null` between spawns and are never closed while the spawner lives.
+pub struct StdioSlots {
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+impl StdioSlots {
+    pub fn open() -> io::Result<Self> {
+        Ok(Self {
+            stdin: open_dev_null()?,
+            stdout: open_dev_null()?,
+            stderr: open_dev_null()?,
+        })
+    }
+
+    /// One past the highest slot.
+    fn end(&self) -> u32 {
+        let highest = [&self.stdin, &self.stdout, &self.stderr]
+            .map(|fd| fd.as_raw_fd())
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        u32::try_from(highest).map_or(u32::MAX, |highest| highest.saturating_add(1))
+    }
+
+    fn numbers(&self) -> [RawFd; 3] {
+        [&self.stdin, &self.stdout, &self.stderr].map(|fd| fd.as_raw_fd())
+    }
+
+    /// Puts the pipes' write ends into the output slots until the guard is dropped.
+    fn fill<'a>(&'a self, stdout: &OwnedFd, stderr: &OwnedFd) -> io::Result<FilledSlots<'a>> {
+        let filled = FilledSlots(self);
+        duplicate_onto(stdout, &self.stdout)?;
+        duplicate_onto(stderr, &self.stderr)?;
+        Ok(filled)
+    }
+}
+
+/// While alive, the output slots hold a child's pipes; dropping it puts `/dev/null` back, so
+/// the daemon holds no write end and the tool's exit is the pipes' end of file.
+struct FilledSlots<'a>(&'a StdioSlots);
+
+impl Drop for FilledSlots<'_> {
+    fn drop(&mut self) {
+        let slots = self.0;
+        // Cannot fail: both fds are open and owned here (dup3 only fails on a bad fd or flag).
+        let _ = duplicate_onto(&slots.stdin, &slots.stdout);
+        let _ = duplicate_onto(&slots.stdin, &slots.stderr);
+    }
+}
+
+/// `dup3(from, onto, O_CLOEXEC)`: `onto`'s number now names `from`'s open file.
+fn duplicate_onto(from: &OwnedFd, onto: &OwnedFd) -> io::Result<()> {
+    // SAFETY: dup3 between two open fds owned by the caller; it replaces `onto` atomically.
+    if unsafe { libc::dup3(from.as_raw_fd(), onto.as_raw_fd(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// What the child function receives (pointers into the parent's suspended frame).
 struct ChildContext<'a> {
     image: &'a ExecImage,
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
     plan: &'a ChildPlan,
-    stdin: RawFd,
-    stdout: RawFd,
-    stderr: RawFd,
+    stdio: [RawFd; 3],
+    slots_end: u32,
 }
 
-/// Starts `image` under `plan`, with `dev_null` (read-only) as its stdin. Must be called on a
-/// spawner thread (see spawner.rs). The read ends of the output pipes come back non-blocking,
-/// ready for the async runtime.
+/// Starts `image` under `plan`, its stdio taken from `slots` (stdin `/dev/null`). Must be
+/// called on a spawner thread (see spawner.rs), with that thread's own slots. The read ends of
+/// the output pipes come back non-blocking, ready for the async runtime.
 pub fn spawn(
     image: &ExecImage,
     plan: &ChildPlan,
     stack: &ChildStack,
-    dev_null: &OwnedFd,
+    slots: &StdioSlots,
 ) -> Result<Spawned, SandboxError> {
     let pipe_error = |what, source| SandboxError::Pipe { what, source };
     let (stdout_read, stdout_write) = output_pipe().map_err(|e| pipe_error("stdout", e))?;
     let (stderr_read, stderr_write) = output_pipe().map_err(|e| pipe_error("stderr", e))?;
+    let filled = slots
+        .fill(&stdout_write, &stderr_write)
+        .map_err(|e| pipe_error("stdio slots", e))?;
+    drop((stdout_write, stderr_write));
     let argv = null_terminated(&image.argv);
     let envp = null_terminated(&image.envp);
     let context = ChildContext {
@@ -129,27 +199,32 @@ pub fn spawn(
         argv: &argv,
         envp: &envp,
         plan,
-        stdin: dev_null.as_raw_fd(),
-        stdout: stdout_write.as_raw_fd(),
-        stderr: stderr_write.as_raw_fd(),
+        stdio: slots.numbers(),
+        slots_end: slots.end(),
     };
 
     let mut pidfd: c_int = -1;
     let blocked = block_all_signals();
     // SAFETY: `child_main` only reads `context` (alive: this frame is suspended by
     // CLONE_VFORK until the child execs or exits) and runs on `stack`, a mapping reserved for
-    // it. CLONE_PIDFD stores the pidfd through the parent_tid pointer, a valid c_int.
+    // it. CLONE_PIDFD stores the pidfd through the parent_tid pointer, a valid c_int. With
+    // CLONE_FILES the child shares our descriptor table until it makes its own (child.rs).
     let pid = unsafe {
         libc::clone(
             child_main,
             stack.top(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+            libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | libc::CLONE_FILES
+                | libc::CLONE_PIDFD
+                | libc::SIGCHLD,
             &context as *const ChildContext as *mut c_void,
             &mut pidfd as *mut c_int,
         )
     };
     let clone_error = io::Error::last_os_error();
     restore_signals(&blocked);
+    drop(filled);
     if pid < 0 {
         return Err(SandboxError::Spawn(clone_error));
     }
@@ -186,15 +261,14 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             unsafe { libc::signal(signal, libc::SIG_DFL) };
         }
     }
-    let stdio = [(context.stdin, 0), (context.stdout, 1), (context.stderr, 2)];
-    for (fd, target) in stdio {
-        if plan.step(ChildStep::Stdio, dup_to(fd, target)).is_err() {
-            exit_child();
-        }
-    }
     // SAFETY: `cwd` is a valid C string prepared by the parent.
     let rc = unsafe { libc::chdir(context.image.cwd.as_ptr()) };
-    if plan.step(ChildStep::Chdir, result(rc)).is_err() || plan.apply().is_err() {
+    if plan.step(ChildStep::Chdir, result(rc)).is_err()
+        || plan.apply().is_err()
+        || plan
+            .take_own_descriptors(context.stdio, context.slots_end)
+            .is_err()
+    {
         exit_child();
     }
     // SAFETY: an empty set, then SIG_SETMASK with it: unblock everything for the tool.
@@ -218,13 +292,6 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
 fn exit_child() -> ! {
     // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to the parent.
     unsafe { libc::_exit(SETUP_FAILED_EXIT) }
-}
-
-/// dup2 `fd` onto `target`. Every fd the parent prepares is above 2 (`Sandbox::new` keeps
-/// 0, 1 and 2 occupied), so no dup2 here can clobber another prepared fd.
-fn dup_to(fd: RawFd, target: RawFd) -> Result<(), i32> {
-    // SAFETY: dup2 between two fds of this process.
-    result(unsafe { libc::dup2(fd, target) })
 }
 
 /// Makes sure fds 0, 1 and 2 are open (on /dev/null when they were closed), so that every fd
@@ -307,4 +374,47 @@ fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
         return Err(io::Error::last_os_error());
     }
     Ok((read, write))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same_file(a: &OwnedFd, b: &OwnedFd) -> bool {
+        let id = |fd: &OwnedFd| {
+            let meta = std::fs::File::from(fd.try_clone().unwrap())
+                .metadata()
+                .unwrap();
+            (
+                std::os::unix::fs::MetadataExt::dev(&meta),
+                std::os::unix::fs::MetadataExt::ino(&meta),
+            )
+        };
+        id(a) == id(b)
+    }
+
+    #[test]
+    fn stdio_slots_hold_the_pipes_only_while_filled() {
+        let slots = StdioSlots::open().unwrap();
+        let numbers = slots.numbers();
+        assert!(numbers.iter().all(|&fd| fd > 2));
+        assert!(numbers.iter().all(|&fd| (fd as u32) < slots.end()));
+        let (out_read, out_write) = output_pipe().unwrap();
+        let (err_read, err_write) = output_pipe().unwrap();
+        let filled = slots.fill(&out_write, &err_write).unwrap();
+        assert!(same_file(&slots.stdout, &out_write));
+        assert!(same_file(&slots.stderr, &err_write));
+        assert_eq!(slots.numbers(), numbers, "the numbers never move");
+        drop((out_write, err_write));
+        drop(filled);
+        // Back on /dev/null: no write end is left, so both pipes are at end of file.
+        assert!(same_file(&slots.stdout, &slots.stdin));
+        assert!(same_file(&slots.stderr, &slots.stdin));
+        for read in [out_read, err_read] {
+            let mut byte = [0u8; 1];
+            // SAFETY: read into a one-byte buffer from a pipe end this test owns.
+            let got = unsafe { libc::read(read.as_raw_fd(), byte.as_mut_ptr().cast(), 1) };
+            assert_eq!(got, 0, "end of file");
+        }
+    }
 }

@@ -33,16 +33,15 @@
 //!   waits for another job's spawn (a clone with CLONE_VFORK lasts until the child's execve).
 
 use std::collections::BTreeSet;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::oneshot;
 
 use crate::child::ChildPlan;
 use crate::error::SandboxError;
-use crate::exec::{self, ChildStack, ExecImage, Spawned};
+use crate::exec::{ChildStack, ExecImage, Spawned, StdioSlots};
 
 /// Spawner threads per core: while one waits for its child's `execve`, another clones.
 const SPAWNERS_PER_CORE: usize = 2;
@@ -95,9 +94,8 @@ impl Spawner {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let threads = (cores * SPAWNERS_PER_CORE).clamp(SPAWNERS_PER_CORE, MAX_SPAWNERS);
         let mut queues = Vec::with_capacity(threads);
-        let dev_null = Arc::new(exec::open_dev_null().map_err(SandboxError::SpawnerThread)?);
         for index in 0..threads {
-            let dev_null = Arc::clone(&dev_null);
+            let slots = StdioSlots::open().map_err(SandboxError::SpawnerThread)?;
             let stack = ChildStack::new().map_err(SandboxError::SpawnerThread)?;
             let (sender, receiver) = mpsc::channel::<SpawnRequest>();
             let (ready, started) = mpsc::sync_channel::<std::io::Result<()>>(1);
@@ -108,7 +106,7 @@ impl Spawner {
                     let serving = dropped.is_ok();
                     let _ = ready.send(dropped);
                     if serving {
-                        serve(&receiver, &stack, &dev_null);
+                        serve(&receiver, &stack, &slots);
                     }
                 })
                 .map_err(SandboxError::SpawnerThread)?;
@@ -142,10 +140,10 @@ impl Spawner {
 }
 
 /// One spawner thread: takes requests until its sender is gone.
-fn serve(queue: &mpsc::Receiver<SpawnRequest>, stack: &ChildStack, dev_null: &OwnedFd) {
+fn serve(queue: &mpsc::Receiver<SpawnRequest>, stack: &ChildStack, slots: &StdioSlots) {
     for request in queue {
         let spawning = spawn_in_flight();
-        let result = exec::spawn(&request.image, &request.plan, stack, dev_null);
+        let result = crate::exec::spawn(&request.image, &request.plan, stack, slots);
         if let Ok(spawned) = &result {
             live_leaders().insert(spawned.pid);
         }
