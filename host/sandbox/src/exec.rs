@@ -123,11 +123,7 @@ impl StdioSlots {
 
     /// One past the highest slot.
     fn end(&self) -> u32 {
-        let highest = [&self.stdin, &self.stdout, &self.stderr]
-            .map(|fd| fd.as_raw_fd())
-            .into_iter()
-            .max()
-            .unwrap_or(0);
+        let highest = self.numbers().into_iter().max().unwrap_or(0);
         u32::try_from(highest).map_or(u32::MAX, |highest| highest.saturating_add(1))
     }
 

@@ -341,10 +341,11 @@ impl Pool {
     /// The slot's `home` and `tmp` opened for reading, beneath the root, without following any
     /// symlink.
     fn open_slot(&self, slot: u64) -> io::Result<[OwnedFd; 2]> {
+        let slot_dir = PathBuf::from(self.slot_name(slot));
         let [home, tmp] = SUBDIRS.map(|sub| {
             open_beneath(
                 Some(&self.root.fd),
-                &PathBuf::from(self.slot_name(slot)).join(sub),
+                &slot_dir.join(sub),
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
                 libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_XDEV,
             )

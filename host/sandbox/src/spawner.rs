@@ -41,7 +41,7 @@ use tokio::sync::oneshot;
 
 use crate::child::ChildPlan;
 use crate::error::SandboxError;
-use crate::exec::{ChildStack, ExecImage, Spawned, StdioSlots};
+use crate::exec::{self, ChildStack, ExecImage, Spawned, StdioSlots};
 
 /// Spawner threads per core: while one waits for its child's `execve`, another clones.
 const SPAWNERS_PER_CORE: usize = 2;
@@ -143,7 +143,7 @@ impl Spawner {
 fn serve(queue: &mpsc::Receiver<SpawnRequest>, stack: &ChildStack, slots: &StdioSlots) {
     for request in queue {
         let spawning = spawn_in_flight();
-        let result = crate::exec::spawn(&request.image, &request.plan, stack, slots);
+        let result = exec::spawn(&request.image, &request.plan, stack, slots);
         if let Ok(spawned) = &result {
             live_leaders().insert(spawned.pid);
         }
