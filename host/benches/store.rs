@@ -1,8 +1,9 @@
 //! The job store's cost per job: 32 concurrent jobs each insert their record as running and
 //! finish it with a realistic outcome (the fake terrascan's 757-byte report, two findings, the
-//! sandbox record), through the same group-commit writer the daemon uses. Prints jobs/s and
-//! the CPU time of the writer thread per job (from its schedstat, so other threads and the
-//! machine's noise do not count).
+//! sandbox record), through the same group-commit writer the daemon uses. Prints jobs/s, the
+//! CPU time of the writer thread per job (from its schedstat, so other threads and the
+//! machine's noise do not count) and its file I/O per job (from its `io` accounting: system
+//! calls and bytes; the kernel's share of its CPU grows with them).
 //!
 //! Run: `cargo bench -p toolgate --bench store [-- JOBS]`.
 
@@ -26,7 +27,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _) = Store::open(&dir.path().join("bench.sqlite3"), RETENTION).expect("open");
-    let writer_before = writer_cpu_ns();
+    let writer_before = WriterUsage::now();
     let started = Instant::now();
     runtime.block_on(async {
         let tasks: Vec<_> = (0..CONCURRENCY)
@@ -44,11 +45,17 @@ fn main() {
         }
     });
     let elapsed = started.elapsed();
-    let writer_ns = writer_cpu_ns().saturating_sub(writer_before);
+    let writer = WriterUsage::now().since(&writer_before);
+    let per_job = |total: u64| total as f64 / jobs as f64;
     println!(
-        "{jobs} jobs, {CONCURRENCY} concurrent: {:.0} jobs/s; writer thread {:.1} µs CPU per job",
+        "{jobs} jobs, {CONCURRENCY} concurrent: {:.0} jobs/s; writer thread per job: {:.1} µs CPU, \
+         {:.1} writes of {:.0} bytes, {:.1} reads of {:.0} bytes",
         jobs as f64 / elapsed.as_secs_f64(),
-        writer_ns as f64 / 1e3 / jobs as f64,
+        per_job(writer.cpu_ns) / 1e3,
+        per_job(writer.write_calls),
+        per_job(writer.write_bytes),
+        per_job(writer.read_calls),
+        per_job(writer.read_bytes),
     );
 }
 
@@ -110,18 +117,66 @@ async fn run_one(store: &Store, n: usize) {
     store.finish(id, done).await.expect("finish");
 }
 
-/// CPU time of the store's writer thread so far, in nanoseconds (first field of schedstat).
-fn writer_cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|comm| comm.trim() == "toolgate-store")
-        })
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+/// What the store's writer thread has used so far.
+#[derive(Default)]
+struct WriterUsage {
+    cpu_ns: u64,
+    write_calls: u64,
+    write_bytes: u64,
+    read_calls: u64,
+    read_bytes: u64,
+}
+
+impl WriterUsage {
+    /// Reads the writer thread's schedstat (first field: CPU time) and `io` accounting
+    /// (`syscw`, `wchar`, `syscr`, `rchar`: every read and write call, whether or not it
+    /// reached the disk).
+    fn now() -> Self {
+        let mut usage = Self::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return usage;
+        };
+        for task in tasks.flatten() {
+            let path = task.path();
+            let is_writer = std::fs::read_to_string(path.join("comm"))
+                .is_ok_and(|comm| comm.trim() == "toolgate-store");
+            if !is_writer {
+                continue;
+            }
+            let schedstat = std::fs::read_to_string(path.join("schedstat")).unwrap_or_default();
+            usage.cpu_ns += first_number(&schedstat);
+            let io = std::fs::read_to_string(path.join("io")).unwrap_or_default();
+            for line in io.lines() {
+                let Some((key, value)) = line.split_once(':') else {
+                    continue;
+                };
+                let value = first_number(value);
+                match key {
+                    "syscw" => usage.write_calls += value,
+                    "wchar" => usage.write_bytes += value,
+                    "syscr" => usage.read_calls += value,
+                    "rchar" => usage.read_bytes += value,
+                    _ => {}
+                }
+            }
+        }
+        usage
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            cpu_ns: self.cpu_ns.saturating_sub(before.cpu_ns),
+            write_calls: self.write_calls.saturating_sub(before.write_calls),
+            write_bytes: self.write_bytes.saturating_sub(before.write_bytes),
+            read_calls: self.read_calls.saturating_sub(before.read_calls),
+            read_bytes: self.read_bytes.saturating_sub(before.read_bytes),
+        }
+    }
+}
+
+fn first_number(text: &str) -> u64 {
+    text.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
