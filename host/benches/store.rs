@@ -5,9 +5,12 @@
 //! machine's noise do not count) and its file I/O per job (from its `io` accounting: system
 //! calls and bytes; the kernel's share of its CPU grows with them).
 //!
-//! Run: `cargo bench -p toolgate --bench store [-- JOBS]`.
+//! Run: `cargo bench -p toolgate --bench store [-- JOBS [RUN_MS]]`. With `RUN_MS` each job
+//! "runs" that long between its two writes, as a tool would: at 32 jobs of ~30 ms the writes
+//! arrive at the daemon benchmark's rate (~1000 jobs/s), so batches are as small as there,
+//! while without it the writer works flat out and batches are large.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use toolgate::store::{FinishedJob, JobStatus, NewJob, Store};
@@ -20,10 +23,12 @@ const CONCURRENCY: usize = 32;
 const RETENTION: usize = 100;
 
 fn main() {
-    let jobs = std::env::args()
+    let numbers: Vec<u64> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(DEFAULT_JOBS);
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let jobs = numbers.first().map_or(DEFAULT_JOBS, |&n| n as usize);
+    let run_time = Duration::from_millis(numbers.get(1).copied().unwrap_or(0));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _) = Store::open(&dir.path().join("bench.sqlite3"), RETENTION).expect("open");
@@ -35,7 +40,7 @@ fn main() {
                 let store = store.clone();
                 tokio::spawn(async move {
                     for n in (task..jobs).step_by(CONCURRENCY) {
-                        run_one(&store, n).await;
+                        run_one(&store, n, run_time).await;
                     }
                 })
             })
@@ -48,7 +53,7 @@ fn main() {
     let writer = WriterUsage::now().since(&writer_before);
     let per_job = |total: u64| total as f64 / jobs as f64;
     println!(
-        "{jobs} jobs, {CONCURRENCY} concurrent: {:.0} jobs/s; writer thread per job: {:.1} µs CPU, \
+        "{jobs} jobs, {CONCURRENCY} concurrent, {run_time:?} each: {:.0} jobs/s; writer thread per job: {:.1} µs CPU, \
          {:.1} writes of {:.0} bytes, {:.1} reads of {:.0} bytes",
         jobs as f64 / elapsed.as_secs_f64(),
         per_job(writer.cpu_ns) / 1e3,
@@ -59,7 +64,7 @@ fn main() {
     );
 }
 
-async fn run_one(store: &Store, n: usize) {
+async fn run_one(store: &Store, n: usize, run_time: Duration) {
     let id = uuid::Uuid::new_v4().to_string();
     let now = toolgate::time::now_rfc3339();
     let job = NewJob {
@@ -84,6 +89,9 @@ async fn run_one(store: &Store, n: usize) {
         created_at: now.clone(),
     };
     store.insert(job, Some(now)).await.expect("insert");
+    if !run_time.is_zero() {
+        tokio::time::sleep(run_time).await;
+    }
     let finding = |rule: &str| {
         json!({"rule_id": rule, "title": "S3 bucket without server-side encryption", "severity": "high",
                "description": "Ensure S3 buckets are encrypted at rest", "resource_type": "aws_s3_bucket",
