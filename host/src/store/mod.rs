@@ -3,8 +3,8 @@
 //! Invariants: writes go through one writer thread that commits them in batches (`writer`);
 //! reads use a second connection behind a mutex, only from blocking threads (`spawn_blocking`),
 //! so the async runtime never waits on disk; WAL journaling so readers do not block the writer;
-//! a job record is never deleted, only its stdout/stderr are dropped once it falls out of the
-//! newest `retention` jobs; opening the store marks jobs a dead daemon left queued or running as
+//! a job record is never deleted, only its stdout/stderr (a row of `job_output`) are dropped
+//! once it falls out of the newest `retention` jobs; opening the store marks jobs a dead daemon left queued or running as
 //! `interrupted`.
 
 mod record;
@@ -53,11 +53,22 @@ pub enum StoreError {
 pub struct Store {
     writer: Writer,
     reader: Arc<Mutex<Connection>>,
+    /// How many of the newest jobs keep their output (for reading `output_dropped`).
+    retention: i64,
 }
 
-const SELECT_COLUMNS: &str = "id, tool, status, params, argv, command, created_at, started_at, \
+/// The job's own columns, as `raw_row` reads them first.
+const JOB_COLUMNS: &str = "jobs.id, tool, status, params, argv, command, created_at, started_at, \
     finished_at, duration_secs, exit_code, signal, timed_out, success, classification, message, \
-    summary, findings, stdout, stderr, output_dropped, truncated, protections, output_dir, error";
+    summary, findings, truncated, protections, output_dir, error";
+
+/// Joined after `JOB_COLUMNS`: a job's output row, if retention kept it.
+const FROM_JOBS_AND_OUTPUT: &str = "FROM jobs LEFT JOIN job_output ON job_output.job = jobs.rowid";
+
+/// Whether retention dropped a job's output: it has finished, is not among the newest
+/// `?1` jobs, and its output row is gone (the sweep deletes exactly those rows).
+const OUTPUT_DROPPED: &str = "(job_output.job IS NULL AND jobs.status NOT IN ('queued', 'running') \
+    AND jobs.rowid <= (SELECT MAX(rowid) FROM jobs) - ?1)";
 
 impl Store {
     /// Opens (creating if needed) the database, migrates it and marks jobs of a dead daemon as
@@ -80,6 +91,7 @@ impl Store {
         let store = Self {
             reader: Arc::new(Mutex::new(connect(path)?)),
             writer: Writer::start(conn, retention)?,
+            retention: i64::try_from(retention).unwrap_or(i64::MAX),
         };
         Ok((store, interrupted))
     }
@@ -124,11 +136,15 @@ impl Store {
 
     /// One job with its full output, if it exists.
     pub async fn get(&self, id: String) -> Result<Option<JobRecord>, StoreError> {
+        let retention = self.retention;
         self.with_reader(move |conn| {
-            let sql = format!("SELECT {SELECT_COLUMNS} FROM jobs WHERE id = ?1");
+            let sql = format!(
+                "SELECT {JOB_COLUMNS}, job_output.stdout, job_output.stderr, {OUTPUT_DROPPED} \
+                 {FROM_JOBS_AND_OUTPUT} WHERE jobs.id = ?2"
+            );
             let row = conn
                 .prepare_cached(&sql)?
-                .query_row(params![id], raw_row)
+                .query_row(params![retention, id], raw_row)
                 .optional()?;
             row.map(|raw| raw.into_record(true)).transpose()
         })
@@ -137,14 +153,17 @@ impl Store {
 
     /// Jobs newest first, without stdout/stderr.
     pub async fn list(&self, filter: JobFilter) -> Result<Vec<JobRecord>, StoreError> {
+        let retention = self.retention;
         self.with_reader(move |conn| {
             let sql = format!(
-                "SELECT {SELECT_COLUMNS} FROM jobs WHERE (?1 IS NULL OR tool = ?1) \
-                 AND (?2 IS NULL OR status = ?2) ORDER BY rowid DESC LIMIT ?3"
+                "SELECT {JOB_COLUMNS}, NULL, NULL, {OUTPUT_DROPPED} {FROM_JOBS_AND_OUTPUT} \
+                 WHERE (?2 IS NULL OR tool = ?2) AND (?3 IS NULL OR status = ?3) \
+                 ORDER BY jobs.rowid DESC LIMIT ?4"
             );
             let mut statement = conn.prepare_cached(&sql)?;
             let rows = statement.query_map(
                 params![
+                    retention,
                     filter.tool,
                     filter.status.map(JobStatus::as_str),
                     i64::try_from(filter.limit).unwrap_or(i64::MAX)
@@ -224,13 +243,13 @@ fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
         message: row.get(15)?,
         summary: row.get(16)?,
         findings: row.get(17)?,
-        stdout: row.get(18)?,
-        stderr: row.get(19)?,
-        output_dropped: row.get(20)?,
-        truncated: row.get(21)?,
-        protections: row.get(22)?,
-        output_dir: row.get(23)?,
-        error: row.get(24)?,
+        truncated: row.get(18)?,
+        protections: row.get(19)?,
+        output_dir: row.get(20)?,
+        error: row.get(21)?,
+        stdout: row.get(22)?,
+        stderr: row.get(23)?,
+        output_dropped: row.get(24)?,
     })
 }
 

@@ -51,6 +51,25 @@ DROP INDEX jobs_by_tool;
 DROP INDEX jobs_by_status;
 CREATE INDEX jobs_unfinished ON jobs(status) WHERE status IN ('queued', 'running');
 "#,
+    r#"
+-- Output lives beside the job, keyed by its rowid, so that the retention limit deletes whole
+-- rows from the oldest end of a table of their own (a few shared pages per commit) instead of
+-- rewriting one old job row per finished job (a page of its own each) and keeping an index of
+-- the jobs that still hold output. A finished job within the limit has exactly one row here;
+-- `output_dropped` is now read off the missing row.
+CREATE TABLE job_output (
+    job     INTEGER PRIMARY KEY NOT NULL,
+    stdout  TEXT,
+    stderr  TEXT
+);
+INSERT INTO job_output (job, stdout, stderr)
+    SELECT rowid, stdout, stderr FROM jobs
+    WHERE output_dropped = 0 AND status NOT IN ('queued', 'running');
+DROP INDEX jobs_keeping_output;
+ALTER TABLE jobs DROP COLUMN stdout;
+ALTER TABLE jobs DROP COLUMN stderr;
+ALTER TABLE jobs DROP COLUMN output_dropped;
+"#,
 ];
 
 /// Brings the schema up to the newest version.

@@ -226,7 +226,7 @@ fn a_schema_1_database_is_upgraded_in_place() {
         .collect::<Result<_, _>>()
         .expect("names");
     indexes.sort();
-    assert_eq!(indexes, ["jobs_keeping_output", "jobs_unfinished"]);
+    assert_eq!(indexes, ["jobs_unfinished"]);
     let plan: String = conn
         .query_row(
             "EXPLAIN QUERY PLAN UPDATE jobs SET status = 'interrupted' \
@@ -250,6 +250,43 @@ fn a_schema_1_database_is_upgraded_in_place() {
             ("old-done".to_string(), "succeeded".to_string())
         ]
     );
+}
+
+/// A schema-2 database keeps its retained output through the move to `job_output`, and a job
+/// whose output was already dropped still reads as dropped.
+#[test]
+fn a_schema_2_database_keeps_its_output_in_the_new_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    let conn = Connection::open(&path).expect("open");
+    conn.execute_batch(super::schema::MIGRATIONS[0])
+        .expect("schema 1");
+    conn.execute_batch(super::schema::MIGRATIONS[1])
+        .expect("schema 2");
+    conn.pragma_update(None, "user_version", 2)
+        .expect("version");
+    for (id, stdout, dropped) in [("dropped", None, 1), ("kept", Some("out"), 0)] {
+        conn.execute(
+            "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, stdout, \
+             output_dropped) VALUES (?1, 't', 'succeeded', '{}', '[]', 't', \
+             '2026-11-01T00:00:00Z', ?2, ?3)",
+            rusqlite::params![id, stdout, dropped],
+        )
+        .expect("row");
+    }
+    drop(conn);
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (store, _) = Store::open(&path, 1).expect("upgrade");
+    let table = [("dropped", None, true), ("kept", Some("out"), false)];
+    for (id, stdout, dropped) in table {
+        let job = runtime
+            .block_on(store.get(id.into()))
+            .expect("get")
+            .expect("exists");
+        assert_eq!(job.stdout.as_deref(), stdout, "{id}");
+        assert_eq!(job.output_dropped, dropped, "{id}");
+    }
 }
 
 #[test]

@@ -9,11 +9,12 @@
 //! Invariants: a write is acknowledged only after the transaction holding it committed (or
 //! with the error that stopped it); one failing statement fails only its own write (SQLite
 //! undoes just that statement), a failed commit fails every write of the batch; the output
-//! retention sweep runs once per batch that finished a job.
+//! retention sweep runs once per batch that finished a job; a finished job's output row is
+//! written in the same transaction as its outcome.
 
 use std::sync::mpsc;
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::StoreError;
@@ -153,44 +154,52 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
         }
         Write::Finish { id, done } => {
             let status = done.status.unwrap_or(JobStatus::Failed);
-            tx.prepare_cached(
-                "UPDATE jobs SET status = ?2, finished_at = ?3, duration_secs = ?4, exit_code = ?5, \
-                 signal = ?6, timed_out = ?7, success = ?8, classification = ?9, message = ?10, \
-                 summary = ?11, findings = ?12, stdout = ?13, stderr = ?14, truncated = ?15, \
-                 protections = ?16, error = ?17 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                status.as_str(),
-                done.finished_at,
-                done.duration_secs,
-                done.exit_code,
-                done.signal,
-                done.timed_out,
-                done.success,
-                done.classification,
-                done.message,
-                done.summary,
-                done.findings,
-                done.stdout,
-                done.stderr,
-                done.truncated,
-                done.protections,
-                done.error,
-            ])?;
+            let job: Option<i64> = tx
+                .prepare_cached(
+                    "UPDATE jobs SET status = ?2, finished_at = ?3, duration_secs = ?4, \
+                     exit_code = ?5, signal = ?6, timed_out = ?7, success = ?8, \
+                     classification = ?9, message = ?10, summary = ?11, findings = ?12, \
+                     truncated = ?13, protections = ?14, error = ?15 WHERE id = ?1 \
+                     RETURNING rowid",
+                )?
+                .query_row(
+                    params![
+                        id,
+                        status.as_str(),
+                        done.finished_at,
+                        done.duration_secs,
+                        done.exit_code,
+                        done.signal,
+                        done.timed_out,
+                        done.success,
+                        done.classification,
+                        done.message,
+                        done.summary,
+                        done.findings,
+                        done.truncated,
+                        done.protections,
+                        done.error,
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            // An unknown id updates nothing and has no output to keep.
+            if let Some(job) = job {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO job_output (job, stdout, stderr) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![job, done.stdout, done.stderr])?;
+            }
         }
     }
     Ok(())
 }
 
-/// Drops stdout/stderr of finished jobs older than the newest `retention`. Jobs are never
-/// deleted, so rowids are dense and the newest `retention` jobs are exactly those above
-/// MAX(rowid) - retention: an O(log n) bound for the indexed scan.
+/// Drops stdout/stderr of jobs older than the newest `retention`. Jobs are never deleted, so
+/// rowids are dense and the newest `retention` jobs are exactly those above
+/// MAX(rowid) - retention: the rows to drop are the oldest end of `job_output`, found by its
+/// primary key.
 fn drop_old_output(tx: &Transaction<'_>, retention: usize) -> rusqlite::Result<usize> {
-    tx.prepare_cached(
-        "UPDATE jobs SET stdout = NULL, stderr = NULL, output_dropped = 1 \
-         WHERE output_dropped = 0 AND status NOT IN ('queued', 'running') \
-         AND rowid <= (SELECT MAX(rowid) FROM jobs) - ?1",
-    )?
-    .execute(params![i64::try_from(retention).unwrap_or(i64::MAX)])
+    tx.prepare_cached("DELETE FROM job_output WHERE job <= (SELECT MAX(rowid) FROM jobs) - ?1")?
+        .execute(params![i64::try_from(retention).unwrap_or(i64::MAX)])
 }
