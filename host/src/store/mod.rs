@@ -4,8 +4,8 @@
 //! reads use a second connection behind a mutex, only from blocking threads (`spawn_blocking`),
 //! so the async runtime never waits on disk; WAL journaling so readers do not block the writer;
 //! a job record is never deleted, only its stdout/stderr (a row of `job_output`) are dropped
-//! once it falls out of the newest `retention` jobs; opening the store marks jobs a dead daemon left queued or running as
-//! `interrupted`.
+//! once it falls out of the newest `retention` jobs; opening the store marks jobs a dead daemon
+//! left queued or running as `interrupted`.
 
 mod record;
 mod schema;

@@ -189,17 +189,24 @@ fn status_names_round_trip_and_unknown_names_are_refused() {
     }
 }
 
+/// A database as a daemon of schema `version` left it: the first `version` migrations applied.
+fn database_at_version(path: &std::path::Path, version: usize) -> Connection {
+    let conn = Connection::open(path).expect("open");
+    for migration in &super::schema::MIGRATIONS[..version] {
+        conn.execute_batch(migration).expect("migration");
+    }
+    conn.pragma_update(None, "user_version", version)
+        .expect("version");
+    conn
+}
+
 /// A database written by a schema-1 daemon is upgraded in place: its jobs stay, its unfinished
 /// ones are found through the new partial index, and the write-only indexes are gone.
 #[test]
 fn a_schema_1_database_is_upgraded_in_place() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db.sqlite3");
-    let conn = Connection::open(&path).expect("open");
-    conn.execute_batch(super::schema::MIGRATIONS[0])
-        .expect("schema 1");
-    conn.pragma_update(None, "user_version", 1)
-        .expect("version");
+    let conn = database_at_version(&path, 1);
     for (id, status) in [("old-running", "running"), ("old-done", "succeeded")] {
         conn.execute(
             "INSERT INTO jobs (id, tool, status, params, argv, command, created_at) \
@@ -258,13 +265,7 @@ fn a_schema_1_database_is_upgraded_in_place() {
 fn a_schema_2_database_keeps_its_output_in_the_new_table() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db.sqlite3");
-    let conn = Connection::open(&path).expect("open");
-    conn.execute_batch(super::schema::MIGRATIONS[0])
-        .expect("schema 1");
-    conn.execute_batch(super::schema::MIGRATIONS[1])
-        .expect("schema 2");
-    conn.pragma_update(None, "user_version", 2)
-        .expect("version");
+    let conn = database_at_version(&path, 2);
     for (id, stdout, dropped) in [("dropped", None, 1), ("kept", Some("out"), 0)] {
         conn.execute(
             "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, stdout, \
