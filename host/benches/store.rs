@@ -65,7 +65,7 @@ fn main() {
 }
 
 async fn run_one(store: &Store, n: usize, run_time: Duration) {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = toolgate::jobs::new_job_id();
     let now = toolgate::time::now_rfc3339();
     let job = NewJob {
         id: id.clone(),

@@ -222,7 +222,7 @@ fn dry_run(config: &Config, tool: &str, params: &str) -> Result<ExitCode, CliErr
         .get(tool)
         .ok_or_else(|| CliError::UnknownTool(tool.to_string()))?;
     let jail = daemon::build_sandbox(config).map_err(DaemonError::from)?;
-    let job_id = format!("dry-run-{}", uuid::Uuid::new_v4());
+    let job_id = format!("dry-run-{}", crate::jobs::new_job_id());
     let planned = plan_job(&plugins, &jail, &Metrics::new(), entry, &job_id, params);
     let result = match planned {
         Ok(planned) => {

@@ -10,6 +10,7 @@
 mod admission;
 mod catalog;
 mod error;
+mod id;
 mod output_files;
 mod plan;
 mod registry;
@@ -29,6 +30,7 @@ use toolgate_sandbox::{RunResult, RunSpec, Sandbox};
 pub use admission::Admission;
 pub use catalog::{ToolCatalog, ToolEntry};
 pub use error::JobError;
+pub use id::new_job_id;
 pub use plan::{PlannedJob, map_arg, plan_job};
 pub use registry::{ActiveJobInfo, JobRegistry};
 pub use report::{FindingSummary, KILLED_RETURN_CODE, ToolRunResponse};
@@ -159,7 +161,7 @@ impl JobService {
                 },
             ));
         };
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = new_job_id();
         let planned = plan_job(
             &inner.plugins,
             &inner.jail,
