@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError};
-use crate::daemon::{self, DaemonError};
+use crate::daemon::{self, DaemonError, PluginCache};
 use crate::jobs::{JobError, ToolCatalog, plan_job};
 use crate::metrics::Metrics;
 
@@ -134,18 +134,37 @@ fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> Result<ExitCode, Cl
 }
 
 fn check(file: &Path) -> ExitCode {
-    match Config::load(file) {
-        Ok(config) => {
+    let checked = Config::load(file)
+        .map_err(DaemonError::from)
+        .and_then(|config| {
+            let (plugins, report) = daemon::load_plugins(&config, PluginCache::None)?;
+            for skipped in &report.skipped {
+                eprintln!(
+                    "note: plugin {} skipped: {}",
+                    skipped.path.display(),
+                    skipped.reason
+                );
+            }
+            Ok((config, plugins.tools()))
+        });
+    match checked {
+        Ok((config, tools)) => {
+            let names: Vec<String> = tools.into_iter().map(|tool| tool.name).collect();
             println!(
-                "{}: OK (listen {}, {} allowed dir(s), plugins from {})",
+                "{}: OK (listen {}, {} allowed dir(s), plugins from {}: {})",
                 file.display(),
                 config.listen,
                 config.sandbox.allowed_dirs.len(),
-                config.plugins_dir.display()
+                config.plugins_dir.display(),
+                if names.is_empty() {
+                    "none loaded".to_string()
+                } else {
+                    names.join(", ")
+                }
             );
             ExitCode::SUCCESS
         }
-        Err(ConfigError::Invalid { problems }) => {
+        Err(DaemonError::Config(ConfigError::Invalid { problems })) => {
             eprintln!("{}: {} problem(s)", file.display(), problems.len());
             for problem in problems {
                 eprintln!("error at `{}`: {}", problem.key, problem.message);
@@ -162,7 +181,7 @@ fn check(file: &Path) -> ExitCode {
 fn catalog(
     config: &Config,
 ) -> Result<(toolgate_plugin_runtime::PluginRuntime, ToolCatalog), CliError> {
-    let (plugins, _report) = daemon::load_plugins(config).map_err(DaemonError::from)?;
+    let (plugins, _report) = daemon::load_plugins(config, PluginCache::DataDir)?;
     let catalog = ToolCatalog::build(plugins.tools(), config, |name| std::env::var(name).ok());
     Ok((plugins, catalog))
 }

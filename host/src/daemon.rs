@@ -15,7 +15,7 @@ use toolgate_plugin_runtime::{LoadReport, PluginRuntime, RuntimeError};
 use toolgate_sandbox::{Sandbox, SandboxError};
 
 use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, StartupFacts};
-use crate::config::Config;
+use crate::config::{Config, ConfigError, tool_problems};
 use crate::jobs::{JobLimits, JobService, ToolCatalog};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -23,6 +23,8 @@ use crate::store::{Store, StoreError};
 /// Why the daemon could not start or serve.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("invalid configuration:\n{0}")]
+    Config(#[from] ConfigError),
     #[error("cannot open the job database: {0}")]
     Store(#[from] StoreError),
     #[error("cannot start the plugin runtime: {0}")]
@@ -40,12 +42,30 @@ pub enum DaemonError {
     Signal(std::io::Error),
 }
 
-/// Loads the plugins of `config` (shared by `serve` and the `plugin` commands).
-pub fn load_plugins(config: &Config) -> Result<(PluginRuntime, LoadReport), RuntimeError> {
-    let mut runtime = PluginRuntime::new(config.plugins.clone(), Some(config.plugin_cache_dir()))?;
+/// Where compiled plugins are cached while loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginCache {
+    /// `<data_dir>/cache/plugins` (serve and the `plugin` commands).
+    DataDir,
+    /// Nowhere: compile in memory (`config check` writes nothing).
+    None,
+}
+
+/// Loads the plugins of `config` and checks the `[tools.<name>]` sections against them (shared
+/// by `serve`, `config check` and the `plugin` commands, so they accept the same files).
+pub fn load_plugins(
+    config: &Config,
+    cache: PluginCache,
+) -> Result<(PluginRuntime, LoadReport), DaemonError> {
+    let cache_dir = (cache == PluginCache::DataDir).then(|| config.plugin_cache_dir());
+    let mut runtime = PluginRuntime::new(config.plugins.clone(), cache_dir)?;
     let report = runtime.load_dir(&config.plugins_dir);
     for skipped in &report.skipped {
         tracing::warn!(path = %skipped.path.display(), reason = %skipped.reason, "plugin skipped");
+    }
+    let problems = tool_problems(config, &runtime.tools(), report.skipped.len());
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid { problems }.into());
     }
     Ok((runtime, report))
 }
@@ -65,7 +85,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
             "jobs left queued or running by a previous daemon were marked interrupted"
         );
     }
-    let (plugins, report) = load_plugins(config)?;
+    let (plugins, report) = load_plugins(config, PluginCache::DataDir)?;
     let jail = build_sandbox(config)?;
     match jail.remove_leftover_private_dirs() {
         Ok(0) => {}

@@ -38,6 +38,14 @@ fn config_check_accepts_a_good_file_and_explains_each_bad_key() {
             "authentication is not configured",
         ),
         ("[sandbox]\nlandlock = \"sometimes\"\n", "sandbox.landlock"),
+        (
+            "[tools.terascan]\ntimeout_secs = 60\n",
+            "error at `tools.terascan`: no loaded plugin provides the tool \"terascan\"",
+        ),
+        (
+            "[tools.prowler]\nenv_passthrough = [\"AWS_PROFILE\", \"LD_PRELOAD\"]\n",
+            "error at `tools.prowler.env_passthrough[1]`: \"LD_PRELOAD\" is not declared",
+        ),
     ];
     for (content, needle) in table {
         let path = env.root.join("bad.toml");
@@ -50,6 +58,48 @@ fn config_check_accepts_a_good_file_and_explains_each_bad_key() {
             "{content:?}: {stderr:?} lacks {needle:?}"
         );
     }
+}
+
+#[test]
+fn config_check_reports_every_bad_key_in_one_run() {
+    let env = TestEnv::new("cli-check-all");
+    let path = env.root.join("typos.toml");
+    std::fs::write(
+        &path,
+        "lisen = \"127.0.0.1:1\"\n[sandbox]\ntimeout = 3\nlandlok = \"auto\"\n[limits]\nmax_queued = 1\n",
+    )
+    .expect("write");
+    let output = toolgate(&["config", "check", path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("4 problem(s)"), "{stderr}");
+    for key in [
+        "lisen",
+        "sandbox.timeout",
+        "sandbox.landlok",
+        "limits.max_queued",
+    ] {
+        assert!(
+            stderr.contains(&format!("error at `{key}`")),
+            "{key}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn serve_refuses_a_tool_section_no_plugin_provides() {
+    let env = TestEnv::new("cli-unknown-tool");
+    let config = env.write_config(&EnvOptions::default());
+    let mut text_config = std::fs::read_to_string(&config).expect("read config");
+    text_config.push_str("\n[tools.terascan]\ntimeout_secs = 60\n");
+    std::fs::write(&config, text_config).expect("write config");
+    let output = toolgate(&["serve", "--config", config.to_str().expect("utf-8")]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("tools.terascan") && stderr.contains("loaded: prowler, terrascan"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use toolgate_plugin_runtime::RuntimeConfig;
 
 pub use sandbox::SandboxConfig;
-pub use validate::ConfigProblem;
+pub use validate::{ConfigProblem, tool_problems};
 
 /// Default listen address: loopback only, HexStrike's port.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
@@ -174,9 +174,23 @@ impl Config {
 
     /// Like [`Config::from_toml`] with an explicit base directory for relative paths.
     pub fn from_toml_in(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let mut config = parse(text)?;
+        let Parsed {
+            mut config,
+            mut problems,
+            dropped,
+        } = parse(text)?;
         config.resolve_paths(base);
-        let problems = validate::problems(&config);
+        let about_dropped = |key: &str| {
+            dropped.iter().any(|gone| {
+                key.strip_prefix(gone.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+            })
+        };
+        problems.extend(
+            validate::problems(&config)
+                .into_iter()
+                .filter(|problem| !about_dropped(&problem.key)),
+        );
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -227,18 +241,94 @@ impl Config {
     }
 }
 
-/// Deserializes the document, reporting the dotted key path and the source span on error.
-fn parse(text: &str) -> Result<Config, ConfigError> {
-    let deserializer =
-        toml::de::Deserializer::parse(text).map_err(|error| ConfigError::Invalid {
-            problems: vec![ConfigProblem::syntax(&error)],
-        })?;
-    serde_path_to_error::deserialize(deserializer).map_err(|error| ConfigError::Invalid {
-        problems: vec![ConfigProblem::schema(
-            &error.path().to_string(),
-            error.inner(),
-        )],
-    })
+/// Most schema problems reported for one document; each retry drops one bad key, so this also
+/// bounds how often a hostile document can make the parser start over.
+const MAX_SCHEMA_PROBLEMS: usize = 64;
+
+/// A document that parsed as TOML, with the schema problems found in it.
+struct Parsed {
+    /// The configuration with every bad key left at its default.
+    config: Config,
+    problems: Vec<ConfigProblem>,
+    /// Dotted keys dropped because of a problem; semantic checks on them would only repeat it.
+    dropped: Vec<String>,
+}
+
+/// Deserializes the document. A key that does not fit the schema (unknown, wrong type or value)
+/// is reported with its dotted path and source line, dropped, and the rest parsed again, so one
+/// run reports every bad key, not just the first.
+fn parse(text: &str) -> Result<Parsed, ConfigError> {
+    let mut document = toml::de::DeTable::parse(text).map_err(|error| ConfigError::Invalid {
+        problems: vec![ConfigProblem::syntax(&error)],
+    })?;
+    let mut problems = Vec::new();
+    let mut dropped = Vec::new();
+    loop {
+        let deserializer = toml::de::Deserializer::from(document.clone());
+        let error = match serde_path_to_error::deserialize::<_, Config>(deserializer) {
+            Ok(config) => {
+                return Ok(Parsed {
+                    config,
+                    problems,
+                    dropped,
+                });
+            }
+            Err(error) => error,
+        };
+        let path: Vec<serde_path_to_error::Segment> = error.path().iter().cloned().collect();
+        let mut inner = error.into_inner();
+        inner.set_input(Some(text));
+        let key = dotted(&path);
+        problems.push(ConfigProblem::schema(&key, &inner));
+        let removed = remove_key(document.get_mut(), &path);
+        if removed.is_none() || problems.len() >= MAX_SCHEMA_PROBLEMS {
+            return Err(ConfigError::Invalid { problems });
+        }
+        dropped.extend(removed);
+    }
+}
+
+/// `sandbox.allowed_dirs[0]`-style key of a deserialization path.
+fn dotted(path: &[serde_path_to_error::Segment]) -> String {
+    let mut key = String::new();
+    for segment in path {
+        match segment {
+            serde_path_to_error::Segment::Map { key: name } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(name);
+            }
+            serde_path_to_error::Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    key
+}
+
+/// Removes the table entry that `path` names or lies inside (an array element takes its whole
+/// array with it); returns the dotted key removed, or `None` when the path names no entry.
+fn remove_key(
+    table: &mut toml::de::DeTable<'_>,
+    path: &[serde_path_to_error::Segment],
+) -> Option<String> {
+    let names: Vec<&str> = path
+        .iter()
+        .map_while(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    let (last, parents) = names.split_last()?;
+    let mut current = table;
+    for name in parents {
+        match current.get_mut(*name).map(toml::Spanned::get_mut) {
+            Some(toml::de::DeValue::Table(child)) => current = child,
+            _ => return None,
+        }
+    }
+    current.remove(*last)?;
+    Some(names.join("."))
 }
 
 #[cfg(test)]

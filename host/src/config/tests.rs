@@ -156,3 +156,125 @@ fn absolute_paths_are_kept() {
         Path::new("/var/lib/toolgate/output")
     );
 }
+
+#[test]
+fn every_schema_problem_is_reported_at_once_with_the_semantic_ones() {
+    let base = base_with_examples();
+    let mut keys = problem_keys(load_in(
+        "bogus = 1\nlisten = \"0.0.0.0:1\"\n[sandbox]\ntimeout = 3\nlandlok = \"auto\"\n\
+         [limits]\nmax_concurrent_jobs = \"four\"\n[tools.terrascan]\nbinnary = \"/x\"\n\
+         timeout_secs = -1",
+        base.path(),
+    ));
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![
+            "bogus",
+            "limits.max_concurrent_jobs",
+            "listen",
+            "sandbox.landlok",
+            "sandbox.timeout",
+            "tools.terrascan.binnary",
+            "tools.terrascan.timeout_secs",
+        ]
+    );
+}
+
+#[test]
+fn a_bad_key_is_reported_once_not_again_by_the_semantic_checks() {
+    let base = base_with_examples();
+    let table: &[(&str, &[&str])] = &[
+        // Left at its default, `allowed_dirs` would also be "not an existing directory".
+        ("[sandbox]\nallowed_dirs = 5", &["sandbox.allowed_dirs"]),
+        (
+            "[sandbox]\nallowed_dirs = [\"/tmp\", 5]",
+            &["sandbox.allowed_dirs[1]"],
+        ),
+        ("[tools]\nterrascan = 5", &["tools.terrascan"]),
+        ("sandbox = 5", &["sandbox"]),
+    ];
+    for (text, expected) in table {
+        let keys = problem_keys(load_in(text, base.path()));
+        assert_eq!(&keys, expected, "{text:?}");
+    }
+}
+
+#[test]
+fn schema_problems_keep_their_source_line() {
+    let base = base_with_examples();
+    let error = load_in(
+        "[limits]\nmax_queued_jobs = 1\n\n[sandbox]\ntimeout = 3\nkill_grace = 1",
+        base.path(),
+    )
+    .expect_err("unknown keys");
+    let text = error.to_string();
+    assert!(text.contains("line 5"), "{text}");
+    assert!(text.contains("line 6"), "{text}");
+}
+
+fn plugin(name: &str, env_vars: &[&str]) -> toolgate_plugin_runtime::ToolDescription {
+    toolgate_plugin_runtime::ToolDescription {
+        name: name.into(),
+        version: "0.1.0".into(),
+        summary: "test".into(),
+        executable: name.into(),
+        default_timeout_secs: 60,
+        needs_network: false,
+        env_vars: env_vars.iter().map(ToString::to_string).collect(),
+        params_schema: serde_json::json!({"type": "object"}),
+    }
+}
+
+#[test]
+fn tool_sections_must_match_a_loaded_plugin_and_its_declared_environment() {
+    let base = base_with_examples();
+    let loaded = [
+        plugin("terrascan", &[]),
+        plugin("prowler", &["AWS_PROFILE"]),
+    ];
+    let table: &[(&str, usize, &[(&str, &str)])] = &[
+        ("", 0, &[]),
+        ("[tools.terrascan]\ntimeout_secs = 5", 0, &[]),
+        (
+            "[tools.prowler]\nenv_passthrough = [\"AWS_PROFILE\"]",
+            0,
+            &[],
+        ),
+        (
+            "[tools.terascan]\ntimeout_secs = 5",
+            0,
+            &[("tools.terascan", "loaded: terrascan, prowler")],
+        ),
+        (
+            "[tools.checkov]\nbinary = \"/x\"",
+            2,
+            &[("tools.checkov", "2 plugin file(s) failed to load")],
+        ),
+        (
+            "[tools.prowler]\nenv_passthrough = [\"AWS_PROFILE\", \"AWS_SECRET_ACCESS_KEY\"]",
+            0,
+            &[(
+                "tools.prowler.env_passthrough[1]",
+                "\"AWS_SECRET_ACCESS_KEY\" is not declared by the prowler plugin",
+            )],
+        ),
+        (
+            "[tools.terrascan]\nenv_passthrough = [\"HOME\"]",
+            0,
+            &[(
+                "tools.terrascan.env_passthrough[0]",
+                "the plugin declares: none",
+            )],
+        ),
+    ];
+    for (text, skipped, expected) in table {
+        let config = load_in(text, base.path()).expect("valid on its own");
+        let problems = tool_problems(&config, &loaded, *skipped);
+        assert_eq!(problems.len(), expected.len(), "{text:?}: {problems:?}");
+        for (problem, (key, needle)) in problems.iter().zip(expected.iter()) {
+            assert_eq!(problem.key, *key, "{text:?}");
+            assert!(problem.message.contains(needle), "{text:?}: {problem}");
+        }
+    }
+}

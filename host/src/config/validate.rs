@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use toolgate_plugin_runtime::ToolDescription;
+
 use super::Config;
 
 /// Longest value quoted back in an error message.
@@ -147,6 +149,65 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
         }
     }
     problems
+}
+
+/// Problems between the `[tools.<name>]` sections and the plugins that loaded: a section for a
+/// tool no plugin provides (usually a typo, which would otherwise configure nothing), and an
+/// `env_passthrough` name the tool's plugin does not declare (it would never reach the tool).
+/// `skipped_plugins` is how many plugin files failed to load, for the message.
+pub fn tool_problems(
+    config: &Config,
+    loaded: &[ToolDescription],
+    skipped_plugins: usize,
+) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    let names: Vec<&str> = loaded.iter().map(|tool| tool.name.as_str()).collect();
+    for (name, tool) in &config.tools {
+        let Some(plugin) = loaded.iter().find(|plugin| &plugin.name == name) else {
+            let skipped = if skipped_plugins == 0 {
+                String::new()
+            } else {
+                format!("; {skipped_plugins} plugin file(s) failed to load, see the log")
+            };
+            problems.push(ConfigProblem::new(
+                format!("tools.{name}"),
+                format!(
+                    "no loaded plugin provides the tool {}; loaded: {}{skipped}",
+                    quoted(name),
+                    listed(&names)
+                ),
+            ));
+            continue;
+        };
+        for (index, var) in tool.env_passthrough.iter().enumerate() {
+            if !plugin.env_vars.contains(var) {
+                problems.push(ConfigProblem::new(
+                    format!("tools.{name}.env_passthrough[{index}]"),
+                    format!(
+                        "{} is not declared by the {name} plugin, so it would never reach the \
+                         tool; the plugin declares: {}",
+                        quoted(var),
+                        listed(
+                            &plugin
+                                .env_vars
+                                .iter()
+                                .map(String::as_str)
+                                .collect::<Vec<_>>()
+                        )
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+fn listed(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn is_tool_name(name: &str) -> bool {
