@@ -233,7 +233,9 @@ fn tool_sections_must_match_a_loaded_plugin_and_its_declared_environment() {
         plugin("terrascan", &[]),
         plugin("prowler", &["AWS_PROFILE"]),
     ];
-    let table: &[(&str, usize, &[(&str, &str)])] = &[
+    // (document, plugin files that failed to load, expected (key, message excerpt) problems)
+    type Case<'a> = (&'a str, usize, &'a [(&'a str, &'a str)]);
+    let table: &[Case] = &[
         ("", 0, &[]),
         ("[tools.terrascan]\ntimeout_secs = 5", 0, &[]),
         (
