@@ -181,9 +181,13 @@ impl Metrics {
         self.rejections.inc(&reason);
     }
 
-    pub fn record_job(&self, tool: &str, status: &'static str, duration: Duration) {
+    /// One finished job; `ran` is how long its tool ran, `None` when no tool ran (cancelled
+    /// while queued, or the sandbox could not start it), which the histogram does not count.
+    pub fn record_job(&self, tool: &str, status: &'static str, ran: Option<Duration>) {
         self.jobs_finished.inc(&(tool.to_string(), status));
-        self.job_duration.observe(&tool.to_string(), duration);
+        if let Some(duration) = ran {
+            self.job_duration.observe(&tool.to_string(), duration);
+        }
     }
 
     /// Latency of one plugin call; `call` is `plan` or `parse`.
@@ -347,7 +351,8 @@ mod tests {
         let metrics = Metrics::new();
         metrics.record_request("POST", "/api/tools/{tool}", 200);
         metrics.record_rejection(Rejection::QueueFull);
-        metrics.record_job("terrascan", "succeeded", Duration::from_millis(30));
+        metrics.record_job("terrascan", "succeeded", Some(Duration::from_millis(30)));
+        metrics.record_job("terrascan", "cancelled", None);
         metrics.record_plugin_call("terrascan", "plan", Duration::from_micros(40));
         metrics.job_queued();
         let text = metrics.render();

@@ -216,10 +216,6 @@ impl JobService {
                 .map(|dir| dir.display().to_string()),
             created_at: created_at.clone(),
         };
-        if let Err(error) = inner.store.insert(record, started_at).await {
-            planned.prepared.discard();
-            return Err(error.into());
-        }
         let cancel = CancellationToken::new();
         let registration =
             inner
@@ -239,8 +235,15 @@ impl JobService {
         };
         let service = self.clone();
         let token = cancel.clone();
+        // The record is written inside the job's own task: a caller that goes away while it is
+        // being written cannot leave a job recorded as queued or running that nothing runs.
         let task = inner.tracker.spawn(async move {
             let _registration = registration;
+            if let Err(error) = service.inner.store.insert(record, started_at).await {
+                service.inner.metrics.job_dequeued();
+                run.planned.prepared.discard();
+                return Err(error.into());
+            }
             service.run(run, &ticket, free_slot, token).await
         });
         Ok(StartedJob { id, cancel, task })
@@ -283,7 +286,7 @@ impl JobService {
         let result = match ran {
             Ok(result) => result,
             Err(error) => {
-                self.record_sandbox_failure(&job.id, &job.tool, &error)
+                self.record_sandbox_failure(&job.id, &job.tool, &job.planned.argv, &error)
                     .await;
                 return Err(error.into());
             }
@@ -372,15 +375,15 @@ impl JobService {
         self.record_finished(id, &response).await?;
         inner
             .metrics
-            .record_job(tool, status.as_str(), result.duration);
+            .record_job(tool, status.as_str(), Some(result.duration));
         tracing::info!(
             target: "toolgate::job",
             tenant = "default",
             job_id = id,
             tool,
             argv = ?result.argv,
-            exit_code = ?result.exit_code,
-            signal = ?result.signal,
+            exit_code = result.exit_code,
+            signal = result.signal,
             duration_ms = result.duration.as_millis() as u64,
             status = status.as_str(),
             classification = classification.map(classification_name),
@@ -482,8 +485,17 @@ impl JobService {
         self.record_finished(&job.id, &response).await?;
         inner
             .metrics
-            .record_job(&job.tool, JobStatus::Cancelled.as_str(), Duration::ZERO);
-        tracing::info!(target: "toolgate::job", tenant = "default", job_id = job.id, tool = job.tool, status = "cancelled", "job cancelled while queued");
+            .record_job(&job.tool, JobStatus::Cancelled.as_str(), None);
+        tracing::info!(
+            target: "toolgate::job",
+            tenant = "default",
+            job_id = job.id,
+            tool = job.tool,
+            argv = ?job.planned.argv,
+            duration_ms = 0u64,
+            status = "cancelled",
+            "job cancelled while queued"
+        );
         Ok(response)
     }
 
@@ -491,6 +503,7 @@ impl JobService {
         &self,
         id: &str,
         tool: &str,
+        argv: &[String],
         error: &toolgate_sandbox::SandboxError,
     ) {
         let done = FinishedJob {
@@ -504,8 +517,18 @@ impl JobService {
         }
         self.inner
             .metrics
-            .record_job(tool, JobStatus::Failed.as_str(), Duration::ZERO);
-        tracing::error!(target: "toolgate::job", tenant = "default", job_id = id, tool, error = %error, status = "failed", "the sandbox could not run the job");
+            .record_job(tool, JobStatus::Failed.as_str(), None);
+        tracing::error!(
+            target: "toolgate::job",
+            tenant = "default",
+            job_id = id,
+            tool,
+            argv = ?argv,
+            duration_ms = 0u64,
+            error = %error,
+            status = "failed",
+            "the sandbox could not run the job"
+        );
     }
 
     /// Cancels a live job; false when it is not live.
