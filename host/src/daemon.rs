@@ -20,6 +20,10 @@ use crate::jobs::{JobLimits, JobService, ToolCatalog};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
+/// How long connections may stay open once every job has ended during shutdown: enough to
+/// write the last answers, short enough that an idle or stalled client cannot hold the daemon.
+const CONNECTION_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 /// Why the daemon could not start or serve.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -165,8 +169,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(wait_for_signal(shutdown_signals()?, shutdown.clone()));
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
+    let drained = CancellationToken::new();
     let drain = {
-        let shutdown = shutdown.clone();
+        let (shutdown, drained) = (shutdown.clone(), drained.clone());
         async move {
             shutdown.cancelled().await;
             tracing::info!(
@@ -174,13 +179,29 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
                 "shutting down: no new connections; waiting for running jobs"
             );
             jobs.drain(grace).await;
+            drained.cancel();
         }
     };
     let server = axum::serve(listener, api::app(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let stop_drain_on_server_exit = shutdown.clone();
     let serving = async move {
-        let served = server.await;
+        // Every job is recorded and its caller answered once the drain ends; a connection still
+        // open after that (a client that never finishes sending its request) does not hold the
+        // daemon beyond CONNECTION_CLOSE_GRACE.
+        let served = tokio::select! {
+            served = server => served,
+            () = async {
+                drained.cancelled().await;
+                tokio::time::sleep(CONNECTION_CLOSE_GRACE).await;
+            } => {
+                tracing::warn!(
+                    grace_secs = CONNECTION_CLOSE_GRACE.as_secs(),
+                    "connections still open after every job ended; closing them"
+                );
+                Ok(())
+            }
+        };
         stop_drain_on_server_exit.cancel();
         served
     };

@@ -20,7 +20,8 @@ pub fn router() -> Router<AppState> {
 /// `GET /health` body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
-    /// `healthy` when every loaded tool has its binary, else `degraded`.
+    /// `healthy` when at least one tool is loaded and every loaded tool has its binary, else
+    /// `degraded`.
     pub status: String,
     pub message: String,
     pub version: String,
@@ -48,14 +49,20 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
         .map(|entry| (entry.description.name.clone(), entry.is_available()))
         .collect();
     let available = tools_status.values().filter(|ok| **ok).count();
-    let all_available = available == tools_status.len();
+    // A daemon with no tool can answer nothing useful: that is not "all available".
+    let all_available = !tools_status.is_empty() && available == tools_status.len();
     let facts = &state.facts;
-    Json(HealthResponse {
-        status: if all_available { "healthy" } else { "degraded" }.into(),
-        message: format!(
+    let message = if tools_status.is_empty() {
+        "toolgate is running, but no plugin is loaded: see plugins_dir and skipped_plugins".into()
+    } else {
+        format!(
             "toolgate is running; {available} of {} tools available",
             tools_status.len()
-        ),
+        )
+    };
+    Json(HealthResponse {
+        status: if all_available { "healthy" } else { "degraded" }.into(),
+        message,
         version: env!("CARGO_PKG_VERSION").into(),
         all_essential_tools_available: all_available,
         total_tools_available: available,

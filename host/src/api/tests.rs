@@ -250,6 +250,8 @@ async fn health_reports_hexstrike_fields_without_plugins() {
         assert!(json.get(key).is_some(), "missing {key} in {json}");
     }
     assert_eq!(json["total_tools_count"], 0);
+    assert_eq!(json["status"], "degraded", "no tool is not healthy: {json}");
+    assert_eq!(json["all_essential_tools_available"], false);
 }
 
 #[tokio::test]
