@@ -195,10 +195,20 @@ impl Daemon {
 
     /// Sends `signal` and waits for the daemon to exit (bounded).
     pub fn signal_and_wait(&mut self, signal: i32, within: Duration) -> ExitStatus {
+        self.signal(signal);
+        self.wait_exit(within)
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: i32) {
         let pid = libc::pid_t::try_from(self.pid()).expect("pid fits");
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
         let sent = unsafe { libc::kill(pid, signal) };
         assert_eq!(sent, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// Waits for the daemon to exit (bounded; killed and a panic beyond `within`).
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         let mut child = self.child.take().expect("running");
         loop {
@@ -209,7 +219,7 @@ impl Daemon {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "toolgate did not exit within {within:?} of signal {signal}; log:\n{}",
+                    "toolgate did not exit within {within:?}; log:\n{}",
                     self.log()
                 );
             }

@@ -356,3 +356,31 @@ fn health_tools_openapi_and_metrics_describe_the_daemon() {
     );
     assert!(metrics.body.contains("call=\"parse\""), "{}", metrics.body);
 }
+
+#[test]
+fn hexstrike_requests_with_every_field_present_and_empty_run_on_the_defaults() {
+    let env = TestEnv::new("api-empty-fields");
+    let daemon = env.start(&with_fake_tools(&env));
+    let workspace = env.workspace().canonicalize().expect("workspace");
+    let table = [
+        (
+            "terrascan",
+            r#"{"scan_type":"","iac_dir":"","policy_type":"","output_format":"","severity":"","additional_args":""}"#,
+            // iac_dir "" is HexStrike's ".": the workspace itself.
+            format!("-d {}", workspace.display()),
+        ),
+        (
+            "prowler",
+            r#"{"provider":"","profile":"","region":"","checks":"","output_dir":"","output_format":"","additional_args":""}"#,
+            "prowler aws ".to_string(),
+        ),
+    ];
+    for (tool, body, in_command) in table {
+        let response = daemon.request("POST", &format!("/api/tools/{tool}"), Some(body));
+        assert_eq!(response.status, 200, "{tool}: {}", response.body);
+        let answer = json(&response.body);
+        assert_eq!(answer["success"], true, "{tool}: {answer}");
+        let command = answer["command"].as_str().expect("command");
+        assert!(command.contains(&in_command), "{tool}: {command}");
+    }
+}

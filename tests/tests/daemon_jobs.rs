@@ -189,3 +189,76 @@ fn a_tool_that_outlives_its_timeout_is_killed_and_reported_timed_out() {
         "the tool's child survived the timeout"
     );
 }
+
+#[test]
+fn a_job_beyond_the_running_slots_waits_in_the_queue_and_can_be_cancelled_there() {
+    let env = TestEnv::new("jobs-queue");
+    let slow = install_slow_tool(
+        &env.tools_dir(),
+        "terrascan",
+        u32::from(env.port),
+        SlowTool::Child,
+    );
+    let daemon = env.start(&EnvOptions {
+        terrascan: Some(slow),
+        limits: "max_concurrent_jobs = 1\nmax_queued_jobs = 1\n".into(),
+        ..EnvOptions::default()
+    });
+    let first = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
+    let running = running_job(&daemon);
+    let second = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
+    let queued = wait_for(WAIT, "a queued job", || {
+        let list = json(&daemon.get("/api/processes/list").body);
+        list["active_processes"]
+            .as_object()?
+            .iter()
+            .find(|(_, info)| info["status"] == "queued")
+            .map(|(id, _)| id.clone())
+    });
+    assert_eq!(job_status(&daemon, &queued), "queued");
+    let metrics = daemon.get("/metrics").body;
+    for line in ["toolgate_jobs_running 1", "toolgate_jobs_queued 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
+    // One running, one queued: the next call is beyond the queue.
+    let refused = daemon.request("POST", "/api/tools/terrascan", Some("{}"));
+    assert_eq!(refused.status, 429, "{}", refused.body);
+
+    let cancel = daemon.request("POST", &format!("/api/jobs/{queued}/cancel"), None);
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    let answer = read_response(second).expect("the queued caller gets its answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = json(&answer.body);
+    assert_eq!(body["cancelled"], true, "{body}");
+    assert_eq!(body["status"], "cancelled");
+    assert_eq!(body["execution_time"], 0.0);
+    assert_eq!(job_status(&daemon, &queued), "cancelled");
+    assert_eq!(
+        job_status(&daemon, &running),
+        "running",
+        "cancelling the queued job leaves the running one alone"
+    );
+
+    // The freed queue place takes a new call, which runs once the first job ends.
+    let third = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
+    wait_for(WAIT, "the third call to queue", || {
+        let list = json(&daemon.get("/api/processes/list").body);
+        (list["total_count"] == 2).then_some(())
+    });
+    let cancel = daemon.request("POST", &format!("/api/jobs/{running}/cancel"), None);
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    assert_eq!(
+        json(&read_response(first).expect("first answer").body)["cancelled"],
+        true
+    );
+    let next = running_job(&daemon);
+    assert_ne!(next, running);
+    let cancel = daemon.request("POST", &format!("/api/jobs/{next}/cancel"), None);
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    let body = json(&read_response(third).expect("third answer").body);
+    assert_eq!(body["job_id"], next.as_str(), "{body}");
+    assert!(
+        body["execution_time"].as_f64().is_some_and(|t| t > 0.0),
+        "{body}"
+    );
+}

@@ -133,3 +133,100 @@ fn sigterm_lets_running_jobs_end_within_the_grace_and_leaves_no_child() {
         "one structured event per job: {log}"
     );
 }
+
+#[test]
+fn sigint_stops_accepting_and_lets_a_job_that_ends_within_the_grace_finish() {
+    let env = TestEnv::new("life-sigint");
+    // Sleeps 2 s, well inside the 60 s grace.
+    let slow = install_slow_tool(&env.tools_dir(), "terrascan", 2, SlowTool::Exec);
+    let mut daemon = env.start(&EnvOptions {
+        terrascan: Some(slow),
+        http: "shutdown_grace_secs = 60".into(),
+        ..EnvOptions::default()
+    });
+    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
+    let id = wait_for(WAIT, "a running job", || {
+        let list = json(&daemon.get("/api/processes/list").body);
+        let (id, info) = list["active_processes"].as_object()?.iter().next()?;
+        (info["status"] == "running").then(|| id.clone())
+    });
+    daemon.signal(libc::SIGINT);
+    wait_for(WAIT, "the listener to close", || {
+        toolgate_tests::try_request(env.port, "GET", "/health", None)
+            .is_err()
+            .then_some(())
+    });
+    let answer = read_response(caller).expect("the running call is answered");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = json(&answer.body);
+    assert_eq!(body["job_id"], id.as_str(), "{body}");
+    assert_eq!(body["cancelled"], false, "the job ended on its own: {body}");
+    assert_eq!(body["return_code"], 0, "{body}");
+    let status = daemon.wait_exit(WAIT);
+    assert!(status.success(), "{status}; log:\n{}", daemon.log());
+    let log = daemon.log();
+    assert!(log.contains("SIGINT received"), "{log}");
+
+    // The record says how the job ended, not "interrupted".
+    let daemon = env.start(&EnvOptions::default());
+    let job = json(&daemon.get(&format!("/api/jobs/{id}")).body);
+    assert_ne!(job["status"], "interrupted", "{job}");
+    assert_eq!(job["exit_code"], 0, "{job}");
+}
+
+#[test]
+fn each_job_is_one_structured_event_with_tenant_tool_argv_exit_and_duration() {
+    let env = TestEnv::new("life-log");
+    let fake = install_fake_tool(&env.tools_dir(), "terrascan");
+    let mut daemon = env.start(&EnvOptions {
+        terrascan: Some(fake),
+        ..EnvOptions::default()
+    });
+    let answer = daemon.request(
+        "POST",
+        "/api/tools/terrascan",
+        Some("{\"iac_dir\": \"terraform\"}"),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let id = json(&answer.body)["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    daemon.signal_and_wait(libc::SIGTERM, WAIT);
+    let log = daemon.log();
+    let events: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["job_id"] == id.as_str())
+        .collect();
+    assert_eq!(events.len(), 1, "one event for the job: {log}");
+    // `log_format = "json"` flattens each event's fields into the top-level object.
+    let fields = &events[0];
+    assert_eq!(fields["tenant"], "default", "{fields}");
+    assert_eq!(fields["tool"], "terrascan", "{fields}");
+    assert_eq!(fields["exit_code"], 3, "{fields}");
+    assert!(fields["duration_ms"].is_u64(), "{fields}");
+    assert!(
+        fields["argv"].as_str().is_some_and(
+            |argv| argv.contains("\"scan\", \"-d\"") && argv.ends_with("\"-o\", \"json\"]")
+        ),
+        "{fields}"
+    );
+    assert_eq!(fields["status"], "succeeded", "{fields}");
+}
+
+#[test]
+fn a_client_that_never_finishes_its_request_does_not_hold_the_shutdown() {
+    use std::io::Write;
+    let env = TestEnv::new("life-stalled");
+    let mut daemon = env.start(&EnvOptions::default());
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", env.port)).expect("connect");
+    stalled
+        .write_all(b"POST /api/tools/terrascan HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .expect("send half a request");
+    std::thread::sleep(Duration::from_millis(200));
+    let status = daemon.signal_and_wait(libc::SIGTERM, WAIT);
+    assert!(status.success(), "{status}; log:\n{}", daemon.log());
+    let log = daemon.log();
+    assert!(log.contains("connections still open"), "{log}");
+}
