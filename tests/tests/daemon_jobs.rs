@@ -262,3 +262,73 @@ fn a_job_beyond_the_running_slots_waits_in_the_queue_and_can_be_cancelled_there(
         "{body}"
     );
 }
+
+#[test]
+fn hexstrike_process_endpoints_take_the_tool_pid_as_its_mcp_client_sends_it() {
+    let env = TestEnv::new("jobs-pid");
+    let daemon = slow_daemon(&env, "");
+    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
+    let id = running_job(&daemon);
+    let pid = wait_for(WAIT, "the running job's pid", || {
+        let list = json(&daemon.get("/api/processes/list").body);
+        list["active_processes"][id.as_str()]["pid"].as_u64()
+    });
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the pid is a live process");
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("tools/terrascan"),
+        "pid {pid} is the tool: {:?}",
+        String::from_utf8_lossy(&cmdline)
+    );
+
+    let status = json(&daemon.get(&format!("/api/processes/status/{pid}")).body);
+    assert_eq!(status["process"]["job_id"], id.as_str(), "{status}");
+    // A pid that is not a live job's tool names nothing: no arbitrary process is reachable.
+    for other in [
+        "1",
+        &std::process::id().to_string(),
+        &daemon.pid().to_string(),
+        "0",
+    ] {
+        let refused = daemon.request("POST", &format!("/api/processes/terminate/{other}"), None);
+        assert_eq!(refused.status, 404, "{other}: {}", refused.body);
+        assert_eq!(json(&refused.body)["success"], false);
+    }
+    assert_eq!(job_status(&daemon, &id), "running");
+
+    let terminate = daemon.request("POST", &format!("/api/processes/terminate/{pid}"), None);
+    assert_eq!(terminate.status, 200, "{}", terminate.body);
+    assert!(
+        json(&terminate.body)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&id)),
+        "{}",
+        terminate.body
+    );
+    let answer = json(&read_response(caller).expect("answer").body);
+    assert_eq!(answer["cancelled"], true, "{answer}");
+    assert_eq!(
+        daemon
+            .request("POST", &format!("/api/processes/terminate/{pid}"), None)
+            .status,
+        404,
+        "the job has ended"
+    );
+}
+
+#[test]
+fn with_cancel_on_disconnect_off_a_caller_going_away_leaves_its_job_running() {
+    let env = TestEnv::new("jobs-keep");
+    let daemon = slow_daemon(&env, "cancel_on_disconnect = false");
+    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
+    let id = running_job(&daemon);
+    drop(caller);
+    // The daemon notices a closed connection within milliseconds; give it ample time.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(job_status(&daemon, &id), "running");
+    assert!(!sleepers(&env).is_empty(), "the tool still runs");
+    let cancel = daemon.request("POST", &format!("/api/jobs/{id}/cancel"), None);
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    wait_for(WAIT, "the job to be recorded cancelled", || {
+        (job_status(&daemon, &id) == "cancelled").then_some(())
+    });
+}

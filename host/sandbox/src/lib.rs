@@ -356,6 +356,19 @@ impl Sandbox {
         spec: RunSpec,
         cancel: CancellationToken,
     ) -> Result<RunResult, SandboxError> {
+        self.run_reporting_pid(job, spec, cancel, |_| {}).await
+    }
+
+    /// [`Sandbox::run`], calling `spawned` with the tool's process id once it runs (so a caller
+    /// can show it, e.g. HexStrike's process list). The id names a process this job owns only
+    /// until `run` returns.
+    pub async fn run_reporting_pid(
+        &self,
+        job: PreparedJob,
+        spec: RunSpec,
+        cancel: CancellationToken,
+        spawned: impl FnOnce(u32) + Send,
+    ) -> Result<RunResult, SandboxError> {
         // Run sequence (parent side; the child side is in child.rs):
         //  1. check the binary            5. create the job cgroup (cgroup mode)
         //  2. rebuild the environment     6. clone + exec on a spawner thread
@@ -443,10 +456,10 @@ impl Sandbox {
         let image = exec_image(&spec.binary, &job.argv, &env, &self.allowed[0].path)?;
 
         // 6. Clone + exec on a spawner thread.
-        let spawned = self.spawner.spawn(image, plan).await;
+        let child = self.spawner.spawn(image, plan).await;
         drop(landlock_fd);
-        let spawned = match spawned {
-            Ok(spawned) => spawned,
+        let child = match child {
+            Ok(child) => child,
             Err(e) => {
                 if let Some(cgroup) = cgroup {
                     let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
@@ -455,9 +468,9 @@ impl Sandbox {
             }
         };
         // 7. Watch the leader; from here on every exit path kills and reaps it.
-        let pid = spawned.pid;
-        let watched = Leader::watch(pid, spawned.pidfd)
-            .and_then(|leader| Ok((leader, output_pipes(spawned.stdout, spawned.stderr)?)));
+        let pid = child.pid;
+        let watched = Leader::watch(pid, child.pidfd)
+            .and_then(|leader| Ok((leader, output_pipes(child.stdout, child.stderr)?)));
         let (leader, (out_pipe, err_pipe)) = match watched {
             Ok(watched) => watched,
             Err(e) => {
@@ -468,6 +481,9 @@ impl Sandbox {
                 return Err(e);
             }
         };
+        if let Ok(pid) = u32::try_from(pid) {
+            spawned(pid);
+        }
 
         // 8. Supervise (timeout, cancellation, kill, sweep, reap) while draining the output.
         let cap = policy.max_output_bytes;

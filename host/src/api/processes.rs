@@ -1,5 +1,7 @@
-//! HexStrike's process endpoints, over toolgate's live jobs (a "process" is a job id, never an
-//! OS pid: callers must not be able to signal arbitrary processes).
+//! HexStrike's process endpoints, over toolgate's live jobs. A process is named by its job id or,
+//! as HexStrike's MCP client sends it (`terminate_process(pid: int)`), by the process id of a
+//! running job's tool; a pid that is not a live job's tool names nothing, so callers can never
+//! signal an arbitrary process.
 
 use std::collections::BTreeMap;
 
@@ -64,7 +66,7 @@ async fn list_processes(State(state): State<AppState>) -> Json<ProcessList> {
 }
 
 #[utoipa::path(get, path = "/api/processes/status/{id}", tag = "processes",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, description = "Job id, or the pid of a running job's tool")),
     responses(
         (status = 200, description = "The live job", body = ProcessStatus),
         (status = 404, description = "No live job with this id", body = ProcessStatus)))]
@@ -72,7 +74,8 @@ async fn process_status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> (StatusCode, Json<ProcessStatus>) {
-    match state.jobs.registry().get(&id) {
+    let live = state.jobs.live_job_id(&id);
+    match live.and_then(|job_id| state.jobs.registry().get(&job_id)) {
         Some(process) => (
             StatusCode::OK,
             Json(ProcessStatus {
@@ -93,7 +96,7 @@ async fn process_status(
 }
 
 #[utoipa::path(post, path = "/api/processes/terminate/{id}", tag = "processes",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, description = "Job id, or the pid of a running job's tool")),
     responses(
         (status = 200, description = "Termination requested", body = TerminateResult),
         (status = 404, description = "No live job with this id", body = TerminateResult)))]
@@ -101,12 +104,13 @@ async fn terminate_process(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> (StatusCode, Json<TerminateResult>) {
-    if state.jobs.cancel(&id) {
+    let live = state.jobs.live_job_id(&id);
+    if let Some(job_id) = live.filter(|job_id| state.jobs.cancel(job_id)) {
         (
             StatusCode::OK,
             Json(TerminateResult {
                 success: true,
-                message: format!("job {id} is being terminated"),
+                message: format!("job {job_id} is being terminated"),
             }),
         )
     } else {
@@ -122,7 +126,7 @@ async fn terminate_process(
 
 fn not_live(id: &str) -> String {
     format!(
-        "no queued or running job with id {:?}",
+        "no queued or running job with id or tool pid {:?}",
         id.chars().take(64).collect::<String>()
     )
 }

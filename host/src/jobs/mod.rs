@@ -281,7 +281,14 @@ impl JobService {
         }
         inner.metrics.job_started();
         let output_dir = job.planned.prepared.output_dir.clone();
-        let ran = inner.jail.run(job.planned.prepared, job.spec, cancel).await;
+        let registry = &inner.registry;
+        let ran = inner
+            .jail
+            .run_reporting_pid(job.planned.prepared, job.spec, cancel, |pid| {
+                registry.set_pid(&job.id, Some(pid));
+            })
+            .await;
+        registry.set_pid(&job.id, None);
         inner.metrics.job_stopped();
         let result = match ran {
             Ok(result) => result,
@@ -534,6 +541,16 @@ impl JobService {
     /// Cancels a live job; false when it is not live.
     pub fn cancel(&self, id: &str) -> bool {
         self.inner.registry.cancel(id)
+    }
+
+    /// The id of the live job `reference` names: a job id, or (as HexStrike's process
+    /// endpoints take) the process id of a running job's tool.
+    pub fn live_job_id(&self, reference: &str) -> Option<String> {
+        let registry = &self.inner.registry;
+        match reference.parse::<u32>() {
+            Ok(pid) => registry.job_of_pid(pid),
+            Err(_) => registry.get(reference).map(|job| job.job_id),
+        }
     }
 
     /// Stops admitting jobs, lets live ones finish for `grace`, then cancels the rest and waits

@@ -24,6 +24,10 @@ pub struct ActiveJobInfo {
     pub created_at: String,
     /// Seconds since the job was admitted.
     pub elapsed_secs: f64,
+    /// The tool's process id while it runs (HexStrike's `pid`; the process endpoints accept it
+    /// in place of the job id); absent while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -33,6 +37,7 @@ struct Entry {
     status: JobStatus,
     created_at: String,
     admitted: Instant,
+    pid: Option<u32>,
     cancel: CancellationToken,
 }
 
@@ -71,6 +76,7 @@ impl JobRegistry {
                 status: JobStatus::Queued,
                 created_at: created_at.to_string(),
                 admitted: Instant::now(),
+                pid: None,
                 cancel,
             },
         );
@@ -84,6 +90,23 @@ impl JobRegistry {
         if let Some(entry) = self.lock().get_mut(id) {
             entry.status = JobStatus::Running;
         }
+    }
+
+    /// Records the process id of a running job's tool, or that it has ended (`None`: the id
+    /// may soon name another process).
+    pub fn set_pid(&self, id: &str, pid: Option<u32>) {
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.pid = pid;
+        }
+    }
+
+    /// The live job whose tool runs as `pid`, if any: a pid never reaches a process that is
+    /// not a live job's tool.
+    pub fn job_of_pid(&self, pid: u32) -> Option<String> {
+        self.lock()
+            .iter()
+            .find(|(_, entry)| entry.pid == Some(pid))
+            .map(|(id, _)| id.clone())
     }
 
     /// Cancels a live job; false when no such job is live.
@@ -130,6 +153,7 @@ fn info(id: &str, entry: &Entry) -> ActiveJobInfo {
         command: entry.command.clone(),
         created_at: entry.created_at.clone(),
         elapsed_secs: entry.admitted.elapsed().as_secs_f64(),
+        pid: entry.pid,
     }
 }
 
@@ -165,6 +189,26 @@ mod tests {
             "gone once the task dropped its registration"
         );
         assert!(registry.list().is_empty());
+    }
+
+    #[test]
+    fn a_pid_finds_only_the_live_job_whose_tool_runs_as_it() {
+        let registry = JobRegistry::default();
+        let token = CancellationToken::new();
+        let registration = registry.register("a", "t", "c", "t", token.clone());
+        let _other = registry.register("b", "t", "c", "t", CancellationToken::new());
+        assert_eq!(registry.job_of_pid(4242), None, "queued: no pid yet");
+        registry.set_pid("a", Some(4242));
+        assert_eq!(registry.get("a").and_then(|job| job.pid), Some(4242));
+        let table = [(4242, Some("a")), (4243, None), (1, None)];
+        for (pid, job) in table {
+            assert_eq!(registry.job_of_pid(pid).as_deref(), job, "{pid}");
+        }
+        registry.set_pid("a", None);
+        assert_eq!(registry.job_of_pid(4242), None, "the tool ended");
+        registry.set_pid("a", Some(4242));
+        drop(registration);
+        assert_eq!(registry.job_of_pid(4242), None, "the job ended");
     }
 
     #[test]
