@@ -384,3 +384,37 @@ fn hexstrike_requests_with_every_field_present_and_empty_run_on_the_defaults() {
         assert!(command.contains(&in_command), "{tool}: {command}");
     }
 }
+
+#[test]
+fn a_tool_reads_the_home_its_operator_prepared() {
+    let env = TestEnv::new("api-home");
+    // What `HOME=<dir> terrascan init` leaves behind, in miniature.
+    let home = env.root.join("terrascan-home");
+    let rego = home.join(".terrascan/pkg/policies/opa/rego");
+    std::fs::create_dir_all(&rego).expect("mkdir");
+    for name in ["a.rego", "b.rego", "c.rego", "metadata.json"] {
+        std::fs::write(rego.join(name), "package accurics").expect("policy");
+    }
+    let options = EnvOptions {
+        terrascan_extra: format!("home = {:?}", home.display().to_string()),
+        ..with_fake_tools(&env)
+    };
+    let daemon = env.start(&options);
+    let response = daemon.request("POST", "/api/tools/terrascan", Some("{}"));
+    assert_eq!(response.status, 200, "{}", response.body);
+    let stdout = json(&response.body)["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        stdout.contains("\"policies_validated\": 3"),
+        "the tool found the operator's policies: {stdout}"
+    );
+    let described = json(&daemon.get("/api/tools/terrascan").body);
+    let canonical = home.canonicalize().expect("canonical");
+    assert_eq!(
+        described["home"],
+        canonical.display().to_string().as_str(),
+        "{described}"
+    );
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sandbox_support::*;
 use tokio_util::sync::CancellationToken;
-use toolgate_sandbox::{Arg, Enforcement, RejectReason};
+use toolgate_sandbox::{Arg, Enforcement, RejectReason, RunSpec};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -149,6 +149,61 @@ async fn landlock_denies_reads_outside_and_writes_to_inputs() {
         String::from_utf8_lossy(&result.stderr)
     );
     assert!(written.is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_home_is_the_tools_home_readable_but_not_writable() {
+    let f = fixture(|_| {});
+    assert_eq!(
+        f.sandbox.capabilities().landlock,
+        Enforcement::FullyEnforced,
+        "this machine (Landlock ABI >= 6) must fully enforce"
+    );
+    let home = f.tmp.path().join("terrascan-home");
+    std::fs::create_dir_all(home.join(".terrascan")).unwrap();
+    std::fs::write(home.join(".terrascan/policy.rego"), "package p").unwrap();
+    let home = home.canonicalize().unwrap();
+    let with_home = || RunSpec {
+        home: Some(home.clone()),
+        ..spec(&fake_tool(), TIMEOUT)
+    };
+
+    let env = f.run_spec(&literals(&["env"]), with_home()).await;
+    assert!(
+        stdout(&env)
+            .lines()
+            .any(|line| line == format!("HOME={}", home.display())),
+        "{}",
+        stdout(&env)
+    );
+    let policy = home.join(".terrascan/policy.rego");
+    let read = f
+        .run_spec(&literals(&["read", policy.to_str().unwrap()]), with_home())
+        .await;
+    assert_eq!(stdout(&read), "package p");
+    for target in [home.join("new"), home.join(".terrascan/policy.rego")] {
+        let write = f
+            .run_spec(&literals(&["write", target.to_str().unwrap()]), with_home())
+            .await;
+        assert_eq!(
+            write.exit_code,
+            Some(1),
+            "{} was writable",
+            target.display()
+        );
+        assert!(
+            String::from_utf8_lossy(&write.stderr).contains("Permission denied"),
+            "{}",
+            String::from_utf8_lossy(&write.stderr)
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&policy).unwrap(), "package p");
+    assert!(!home.join("new").exists());
+    // Without an operator home the tool's home is its own, empty one: the other stays unreadable.
+    let denied = f
+        .run(&literals(&["read", policy.to_str().unwrap()]), TIMEOUT)
+        .await;
+    assert_eq!(denied.exit_code, Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,6 +178,7 @@ async fn time_job(sandbox: &Sandbox, binary: &Path, i: usize) -> (Duration, Dura
         env: Vec::new(),
         timeout: Duration::from_secs(30),
         needs_network: false,
+        home: None,
     };
     let started = Instant::now();
     let job = sandbox.prepare_planned(&job_id(i), &[]).unwrap();

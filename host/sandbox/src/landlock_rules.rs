@@ -209,11 +209,13 @@ fn covered<'a>(path: &Path, access: u64, grants: impl IntoIterator<Item = &'a Gr
         .any(|g| g.is_dir && access & !g.access == 0 && path.starts_with(&g.path))
 }
 
-/// Builds the ruleset of one job: the shared rules, the tool binary (read and execute) and the
-/// job's own writable directories (every right: the sandbox created them for this job alone).
+/// Builds the ruleset of one job: the shared rules, the tool binary (read and execute), the
+/// tool's operator-provided home when it has one (read only) and the job's own writable
+/// directories (every right: the sandbox created them for this job alone).
 pub fn build(
     shared: &SharedRules,
     binary: &Path,
+    readable: Option<&Path>,
     writable: &[&Path],
 ) -> Result<OwnedFd, SandboxError> {
     let rights = shared.rights;
@@ -225,6 +227,19 @@ pub fn build(
         let binary_fd =
             open_beneath(None, binary, libc::O_PATH, 0).map_err(|e| held_error(binary, e))?;
         add(&ruleset, binary, binary_fd.as_fd(), execute)?;
+    }
+    if let Some(dir) = readable
+        && !covered(dir, rights.read, shared.rules.iter().map(|r| &r.grant))
+    {
+        // Canonical (resolved at start-up); a symlink swapped in since is refused, not followed.
+        let fd = open_beneath(
+            None,
+            dir,
+            libc::O_PATH | libc::O_DIRECTORY,
+            libc::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| held_error(dir, e))?;
+        add(&ruleset, dir, fd.as_fd(), rights.read)?;
     }
     for &dir in writable {
         // The sandbox created these with canonical, symlink-free paths; refuse anything else.
@@ -261,27 +276,30 @@ pub struct RulesetCache {
 #[derive(Hash, PartialEq, Eq)]
 struct CacheKey {
     binary: (u64, u64, i64, i64),
+    readable: Option<PathBuf>,
     writable: Vec<PathBuf>,
 }
 
 impl RulesetCache {
-    /// The cached ruleset for `binary` + `writable`, built on first use.
+    /// The cached ruleset for `binary` + `readable` + `writable`, built on first use.
     pub fn get_or_build(
         &self,
         shared: &SharedRules,
         binary: &Path,
         meta: &std::fs::Metadata,
+        readable: Option<&Path>,
         writable: &[&Path],
     ) -> Result<Arc<OwnedFd>, SandboxError> {
         let key = CacheKey {
             binary: (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec()),
+            readable: readable.map(Path::to_path_buf),
             writable: writable.iter().map(|dir| dir.to_path_buf()).collect(),
         };
         let lock = || self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ruleset) = lock().get(&key) {
             return Ok(Arc::clone(ruleset));
         }
-        let ruleset = Arc::new(build(shared, binary, writable)?);
+        let ruleset = Arc::new(build(shared, binary, readable, writable)?);
         let mut entries = lock();
         if entries.len() < MAX_CACHED_RULESETS {
             entries.insert(key, Arc::clone(&ruleset));
@@ -460,22 +478,26 @@ mod tests {
         let cache = RulesetCache::default();
         let meta = || std::fs::metadata(&binary).unwrap();
         let first = cache
-            .get_or_build(&shared, &binary, &meta(), &[&home])
+            .get_or_build(&shared, &binary, &meta(), None, &[&home])
             .unwrap();
         let again = cache
-            .get_or_build(&shared, &binary, &meta(), &[&home])
+            .get_or_build(&shared, &binary, &meta(), None, &[&home])
             .unwrap();
         assert!(Arc::ptr_eq(&first, &again));
         let other_dir = cache
-            .get_or_build(&shared, &binary, &meta(), &[&work])
+            .get_or_build(&shared, &binary, &meta(), None, &[&work])
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &other_dir));
+        let with_readable = cache
+            .get_or_build(&shared, &binary, &meta(), Some(&work), &[&home])
+            .unwrap();
+        assert!(!Arc::ptr_eq(&first, &with_readable));
         std::fs::remove_file(&binary).unwrap();
         std::fs::write(&binary, "#!/bin/true\n").unwrap();
         let replaced = cache
-            .get_or_build(&shared, &binary, &meta(), &[&home])
+            .get_or_build(&shared, &binary, &meta(), None, &[&home])
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &replaced));
-        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.len(), 4);
     }
 }

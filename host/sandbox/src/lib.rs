@@ -109,6 +109,10 @@ pub struct RunSpec {
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
     pub needs_network: bool,
+    /// An operator-provided `$HOME` for the tool instead of its private one (e.g. terrascan's
+    /// policies prepared by `terrascan init`). Canonical and absolute. Under Landlock the tool
+    /// may read it and never write it; the private tmp stays the tool's only scratch space.
+    pub home: Option<PathBuf>,
 }
 
 /// What a run produced.
@@ -396,7 +400,7 @@ impl Sandbox {
         let policy = &self.policy;
         let env = env::build_env(
             &policy.path_env,
-            &job.private.home,
+            spec.home.as_deref().unwrap_or(&job.private.home),
             &job.private.tmp,
             &spec.env,
         )?;
@@ -410,11 +414,22 @@ impl Sandbox {
                 let output = job.output_dir_created.then_some(job.output_dir.as_path());
                 let writable: Vec<&std::path::Path> = output.into_iter().chain(private).collect();
                 // An output directory is new for every job; home and tmp come from the pool.
+                let readable = spec.home.as_deref();
                 Some(if output.is_some() {
-                    std::sync::Arc::new(landlock_rules::build(shared, &spec.binary, &writable)?)
+                    std::sync::Arc::new(landlock_rules::build(
+                        shared,
+                        &spec.binary,
+                        readable,
+                        &writable,
+                    )?)
                 } else {
-                    self.landlock_cache
-                        .get_or_build(shared, &spec.binary, &binary, &writable)?
+                    self.landlock_cache.get_or_build(
+                        shared,
+                        &spec.binary,
+                        &binary,
+                        readable,
+                        &writable,
+                    )?
                 })
             }
             None => None,

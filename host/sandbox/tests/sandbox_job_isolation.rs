@@ -40,6 +40,7 @@ fn spec(tool: &str) -> RunSpec {
         env: Vec::new(),
         timeout: TIMEOUT,
         needs_network: false,
+        home: None,
     }
 }
 

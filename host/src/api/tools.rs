@@ -45,6 +45,9 @@ pub struct ToolInfo {
     pub needs_network: bool,
     /// Environment variable names the tool receives.
     pub env_passthrough: Vec<String>,
+    /// The operator-provided home the tool reads (`tools.<name>.home`), when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
     /// JSON Schema of the parameters object.
     #[schema(value_type = Object)]
     pub params_schema: serde_json::Value,
@@ -64,6 +67,7 @@ impl From<&ToolEntry> for ToolInfo {
             timeout_secs: entry.timeout.as_secs(),
             needs_network: description.needs_network,
             env_passthrough: entry.env.iter().map(|(name, _)| name.clone()).collect(),
+            home: entry.home.as_ref().map(|home| home.display().to_string()),
             params_schema: description.params_schema.clone(),
         }
     }

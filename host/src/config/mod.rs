@@ -105,6 +105,10 @@ pub struct ToolConfig {
     /// Environment variables passed to the tool, with the daemon's values, when the plugin also
     /// declares them.
     pub env_passthrough: Vec<String>,
+    /// A directory the operator prepared as the tool's `$HOME`, which it may read but not write
+    /// (e.g. terrascan's policies from `terrascan init`); when absent the tool gets an empty
+    /// private home per job.
+    pub home: Option<PathBuf>,
 }
 
 /// Admission and retention limits (`[limits]`).
@@ -221,6 +225,9 @@ impl Config {
         for tool in self.tools.values_mut() {
             if let Some(binary) = tool.binary.as_mut() {
                 resolve(binary);
+            }
+            if let Some(home) = tool.home.as_mut() {
+                resolve(home);
             }
         }
     }

@@ -51,6 +51,7 @@ fn accepted_documents() {
         "[limits]\nmax_concurrent_jobs = 1\nmax_queued_jobs = 0",
         "[sandbox]\nlandlock = \"required\"\nnetwork_isolation = \"off\"\nrun_as_uid = 1000\nrun_as_gid = 1000",
         "[http]\nshutdown_grace_secs = 0",
+        "[tools.terrascan]\nhome = \"examples\"",
     ];
     for text in table {
         if let Err(error) = load_in(text, base.path()) {
@@ -99,6 +100,7 @@ fn refused_documents_name_the_key() {
             "tools.x.env_passthrough[0]",
         ),
         ("[tools.x]\ntimeout_secs = 0", "tools.x.timeout_secs"),
+        ("[tools.x]\nhome = \"/does/not/exist\"", "tools.x.home"),
         ("listen = ", "."),
     ];
     for (text, key) in table {

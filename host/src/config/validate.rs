@@ -130,6 +130,17 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
                 ),
             ));
         }
+        if let Some(home) = &tool.home
+            && !home.is_dir()
+        {
+            problems.push(ConfigProblem::new(
+                format!("tools.{name}.home"),
+                format!(
+                    "{} is not an existing directory",
+                    quoted(&home.display().to_string())
+                ),
+            ));
+        }
         if tool.timeout_secs == Some(0) {
             problems.push(ConfigProblem::new(
                 format!("tools.{name}.timeout_secs"),

@@ -26,6 +26,8 @@ pub struct ToolEntry {
     pub timeout: Duration,
     /// Environment passed to the tool (name, daemon value).
     pub env: Vec<(String, String)>,
+    /// The operator-provided home the tool reads (canonical), when configured.
+    pub home: Option<PathBuf>,
 }
 
 impl ToolEntry {
@@ -71,11 +73,17 @@ impl ToolCatalog {
                     .filter(|name| allowed.contains(name))
                     .filter_map(|name| lookup_env(name).map(|value| (name.clone(), value)))
                     .collect();
+                // Checked to be a directory at load; canonical so Landlock's rule names the inode
+                // the operator meant even if a symlink on the way changes later.
+                let home = operator
+                    .and_then(|tool| tool.home.as_deref())
+                    .map(|home| std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf()));
                 let entry = ToolEntry {
                     description,
                     binary,
                     timeout,
                     env,
+                    home,
                 };
                 (entry.description.name.clone(), entry)
             })

@@ -230,6 +230,7 @@ impl JobService {
                 env: entry.env.clone(),
                 timeout: entry.timeout,
                 needs_network: entry.description.needs_network,
+                home: entry.home.clone(),
             },
             planned,
         };

@@ -22,6 +22,9 @@ const MEMHOG_STEP: usize = 64 * 1024 * 1024;
 /// How long the sleeping modes sleep when not told otherwise: far beyond any test timeout.
 const LONG_SLEEP: Duration = Duration::from_secs(600);
 
+/// How many policies the fake terrascan claims when it finds none under `$HOME`.
+const DOWNLOADED_POLICIES: usize = 8;
+
 const TERRASCAN_RESULT: &str = r#"{
   "results": {
     "violations": [
@@ -325,8 +328,26 @@ fn wait_for(path: &Path) {
     }
 }
 
+/// Like terrascan, reads its policies from `$HOME/.terrascan/pkg/policies/opa/rego` and reports
+/// how many it validated (`*.rego` files there). Where that directory is missing the real
+/// terrascan would download the policies; the fake pretends it did (8 policies).
 fn fake_terrascan() -> i32 {
-    print!("{TERRASCAN_RESULT}");
+    let policies = std::env::var_os("HOME")
+        .map(|home| Path::new(&home).join(".terrascan/pkg/policies/opa/rego"))
+        .and_then(|dir| std::fs::read_dir(dir).ok())
+        .map_or(DOWNLOADED_POLICIES, |entries| {
+            entries
+                .flatten()
+                .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "rego"))
+                .count()
+        });
+    print!(
+        "{}",
+        TERRASCAN_RESULT.replace(
+            "\"policies_validated\": 8",
+            &format!("\"policies_validated\": {policies}")
+        )
+    );
     3
 }
 

@@ -57,6 +57,7 @@ pub fn spec(binary: &Path, timeout: Duration) -> RunSpec {
         env: Vec::new(),
         timeout,
         needs_network: false,
+        home: None,
     }
 }
 
