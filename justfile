@@ -32,6 +32,14 @@ build-test-plugins: _wasm-target
 serve *ARGS: build
     ./target/release/toolgate serve {{ARGS}}
 
+# Run the daemon with stand-in scanners (the tests' fake terrascan and prowler, fixed reports),
+# to try every call of the README without installing the real ones.
+demo: build
+    cargo build --release -p toolgate-tests --bin toolgate-fake-tool
+    mkdir -p target/demo-tools
+    for tool in terrascan prowler; do cp target/release/toolgate-fake-tool "target/demo-tools/$tool"; done
+    ./target/release/toolgate serve --config toolgate.demo.toml
+
 # Run every test: unit, plugin, sandbox and black-box daemon tests.
 test: build-plugins build-test-plugins
     cargo build --workspace --all-targets

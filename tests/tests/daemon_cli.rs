@@ -200,13 +200,15 @@ fn plugin_commands_list_describe_and_dry_run_without_running_anything() {
 
 /// The documented example configuration (every key) must stay valid as the schema evolves.
 #[test]
-fn the_example_configuration_in_the_repository_is_valid() {
-    let output = toolgate(&["config", "check", "toolgate.example.toml"]);
-    assert!(
-        output.status.success(),
-        "toolgate.example.toml is invalid: {}{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    assert!(text(&output.stdout).contains("OK"));
+fn the_example_and_demo_configurations_in_the_repository_are_valid() {
+    for file in ["toolgate.example.toml", "toolgate.demo.toml"] {
+        let output = toolgate(&["config", "check", file]);
+        assert!(
+            output.status.success(),
+            "{file} is invalid: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        assert!(text(&output.stdout).contains("OK"));
+    }
 }
