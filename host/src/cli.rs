@@ -1,7 +1,9 @@
 //! The command line: `serve`, `config check`, and the `plugin` inspection commands.
 //!
-//! Invariants: every command that takes a configuration validates it exactly as `serve` does
-//! (so `config check` passing means `serve` accepts the file); `plugin dry-run` executes nothing:
+//! Invariants: every command that takes a configuration validates it exactly as `serve` does,
+//! and `config check` also asks the host for the hardening the file requires (so it passing
+//! means `serve` accepts the file, barring what only starting can tell: a port in use, a
+//! data_dir that cannot be written); `plugin dry-run` executes nothing:
 //! it plans and has the sandbox check the plan in a throwaway job whose directories it removes.
 
 use std::net::SocketAddr;
@@ -137,6 +139,10 @@ fn check(file: &Path) -> ExitCode {
     let checked = Config::load(file)
         .map_err(DaemonError::from)
         .and_then(|config| {
+            let host = daemon::host_problems(&config);
+            if !host.is_empty() {
+                return Err(ConfigError::Invalid { problems: host }.into());
+            }
             let (plugins, report) = daemon::load_plugins(&config, PluginCache::None)?;
             for skipped in &report.skipped {
                 eprintln!(

@@ -212,3 +212,41 @@ fn the_example_and_demo_configurations_in_the_repository_are_valid() {
         assert!(text(&output.stdout).contains("OK"));
     }
 }
+
+#[test]
+fn config_check_asks_the_host_for_the_hardening_the_file_requires() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run `config check` as an unprivileged user");
+        return;
+    }
+    let path =
+        std::env::temp_dir().join(format!("toolgate-host-check-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[sandbox]\nlandlock = \"required\"\nnetwork_isolation = \"required\"\nrun_as_uid = 1000\nrun_as_gid = 1000\n",
+    )
+    .expect("write");
+    // As root, this host offers all three.
+    let output = toolgate(&["config", "check", path.to_str().expect("utf-8")]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // As nobody, a network namespace and a change of identity are out of reach; Landlock is not.
+    let output = Command::new(toolgate_binary())
+        .args(["config", "check", path.to_str().expect("utf-8")])
+        .current_dir(repo_root())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run toolgate as nobody");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+    assert!(
+        stderr.contains("error at `sandbox.network_isolation`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error at `sandbox.run_as_uid`"), "{stderr}");
+    assert!(!stderr.contains("sandbox.landlock"), "{stderr}");
+}

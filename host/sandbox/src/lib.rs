@@ -183,21 +183,14 @@ impl Sandbox {
 
         let running_as_root = capabilities::running_as_root();
         if policy.run_as.is_some() && !running_as_root {
-            return Err(policy_error(
-                "run_as",
-                &format!("{:?}", policy.run_as),
-                "switching identity needs a root daemon",
-            ));
+            return Err(run_as_needs_root(&policy));
         }
         let landlock = match policy.landlock {
             Hardening::Off => Enforcement::Off,
             _ => landlock_rules::probe(),
         };
         if policy.landlock == Hardening::Required && landlock == Enforcement::NotEnforced {
-            return Err(SandboxError::HardeningUnavailable {
-                what: "landlock",
-                detail: "the kernel does not enforce Landlock".into(),
-            });
+            return Err(landlock_unavailable());
         }
         let empty_network = match policy.network_isolation {
             Hardening::Off => None,
@@ -205,10 +198,7 @@ impl Sandbox {
         };
         let network_namespace = empty_network.is_some();
         if policy.network_isolation == Hardening::Required && !network_namespace {
-            return Err(SandboxError::HardeningUnavailable {
-                what: "network_isolation",
-                detail: "the daemon may not create a network namespace".into(),
-            });
+            return Err(network_isolation_unavailable());
         }
         let (cgroup, cgroup_unavailable) = match &policy.cgroup_root {
             None => (None, Some("no cgroup_root configured".to_string())),
@@ -598,6 +588,50 @@ const _: () = {
     const fn shareable<T: Send + Sync>() {}
     shareable::<Sandbox>();
 };
+
+/// What `policy` asks of this host that it cannot give, each as the error [`Sandbox::new`] would
+/// return, found without creating anything (for `toolgate config check`): a `run_as` identity
+/// without a root daemon, and `landlock` or `network_isolation` set to `required` where the
+/// kernel or the daemon's privileges do not offer them.
+pub fn host_shortfalls(policy: &SandboxPolicy) -> Vec<SandboxError> {
+    let mut shortfalls = Vec::new();
+    if policy.run_as.is_some() && !capabilities::running_as_root() {
+        shortfalls.push(run_as_needs_root(policy));
+    }
+    if policy.landlock == Hardening::Required && landlock_rules::probe() == Enforcement::NotEnforced
+    {
+        shortfalls.push(landlock_unavailable());
+    }
+    // The probe's namespace is dropped at once: nothing stays behind.
+    if policy.network_isolation == Hardening::Required
+        && capabilities::create_empty_network_namespace().is_none()
+    {
+        shortfalls.push(network_isolation_unavailable());
+    }
+    shortfalls
+}
+
+fn run_as_needs_root(policy: &SandboxPolicy) -> SandboxError {
+    policy_error(
+        "run_as",
+        &format!("{:?}", policy.run_as),
+        "switching identity needs a root daemon",
+    )
+}
+
+fn landlock_unavailable() -> SandboxError {
+    SandboxError::HardeningUnavailable {
+        what: "landlock",
+        detail: "the kernel does not enforce Landlock".into(),
+    }
+}
+
+fn network_isolation_unavailable() -> SandboxError {
+    SandboxError::HardeningUnavailable {
+        what: "network_isolation",
+        detail: "the daemon may not create a network namespace".into(),
+    }
+}
 
 fn policy_error(field: &'static str, value: &str, reason: &str) -> SandboxError {
     SandboxError::Policy {
