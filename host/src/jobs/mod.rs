@@ -245,6 +245,7 @@ impl JobService {
                 run.planned.prepared.discard();
                 return Err(error.into());
             }
+            service.inner.registry.mark_recorded(&run.id);
             service.run(run, &ticket, free_slot, token).await
         });
         Ok(StartedJob { id, cancel, task })

@@ -1,7 +1,9 @@
 //! The registry of live jobs: what is queued or running now, and how to cancel it.
 //!
-//! Invariant: an entry exists exactly while its job task is alive (inserted before the task is
-//! spawned, removed by the task's guard), so cancelling by id reaches a job that can still react.
+//! Invariants: an entry exists exactly while its job task is alive (inserted before the task is
+//! spawned, removed by the task's guard), so cancelling by id (or all, at shutdown) reaches a job
+//! that can still react; a job is shown (`get`, `list`, by pid) only once its record is written,
+//! so every job the process endpoints show can also be read from the jobs API.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +40,8 @@ struct Entry {
     created_at: String,
     admitted: Instant,
     pid: Option<u32>,
+    /// Whether the job's record is written (it is shown only then).
+    recorded: bool,
     cancel: CancellationToken,
 }
 
@@ -77,12 +81,20 @@ impl JobRegistry {
                 created_at: created_at.to_string(),
                 admitted: Instant::now(),
                 pid: None,
+                recorded: false,
                 cancel,
             },
         );
         Registration {
             registry: self.clone(),
             id: id.to_string(),
+        }
+    }
+
+    /// Shows the job: its record is written.
+    pub fn mark_recorded(&self, id: &str) {
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.recorded = true;
         }
     }
 
@@ -130,7 +142,10 @@ impl JobRegistry {
     }
 
     pub fn get(&self, id: &str) -> Option<ActiveJobInfo> {
-        self.lock().get(id).map(|entry| info(id, entry))
+        self.lock()
+            .get(id)
+            .filter(|entry| entry.recorded)
+            .map(|entry| info(id, entry))
     }
 
     /// Live jobs, oldest first.
@@ -138,6 +153,7 @@ impl JobRegistry {
         let mut jobs: Vec<_> = self
             .lock()
             .iter()
+            .filter(|(_, entry)| entry.recorded)
             .map(|(id, entry)| info(id, entry))
             .collect();
         jobs.sort_by(|a, b| b.elapsed_secs.total_cmp(&a.elapsed_secs));
@@ -173,6 +189,7 @@ mod tests {
         let token = CancellationToken::new();
         let registration =
             registry.register("a", "terrascan", "terrascan scan", "t", token.clone());
+        registry.mark_recorded("a");
         registry.mark_running("a");
         assert_eq!(
             registry.get("a").map(|j| j.status),
@@ -197,6 +214,7 @@ mod tests {
         let token = CancellationToken::new();
         let registration = registry.register("a", "t", "c", "t", token.clone());
         let _other = registry.register("b", "t", "c", "t", CancellationToken::new());
+        registry.mark_recorded("a");
         assert_eq!(registry.job_of_pid(4242), None, "queued: no pid yet");
         registry.set_pid("a", Some(4242));
         assert_eq!(registry.get("a").and_then(|job| job.pid), Some(4242));
@@ -209,6 +227,23 @@ mod tests {
         registry.set_pid("a", Some(4242));
         drop(registration);
         assert_eq!(registry.job_of_pid(4242), None, "the job ended");
+    }
+
+    #[test]
+    fn a_job_is_shown_once_recorded_and_cancellable_before() {
+        let registry = JobRegistry::default();
+        let token = CancellationToken::new();
+        let _registration = registry.register("a", "t", "c", "t", token.clone());
+        assert!(registry.get("a").is_none());
+        assert!(registry.list().is_empty());
+        assert!(
+            registry.cancel("a"),
+            "shutdown reaches it before its record is written"
+        );
+        assert!(token.is_cancelled());
+        registry.mark_recorded("a");
+        assert_eq!(registry.list().len(), 1);
+        assert!(registry.get("a").is_some());
     }
 
     #[test]
