@@ -17,9 +17,9 @@ fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
-/// Starts a daemon whose terrascan sleeps `env.port` seconds (a per-test marker) with one slot
-/// and no queue.
-fn slow_daemon(env: &TestEnv, extra_limits: &str) -> Daemon {
+/// Starts a daemon whose terrascan sleeps `env.port` seconds (a per-test marker), configured
+/// otherwise by `options`.
+fn with_slow_terrascan(env: &TestEnv, options: EnvOptions) -> Daemon {
     let slow = install_slow_tool(
         &env.tools_dir(),
         "terrascan",
@@ -28,9 +28,19 @@ fn slow_daemon(env: &TestEnv, extra_limits: &str) -> Daemon {
     );
     env.start(&EnvOptions {
         terrascan: Some(slow),
-        limits: format!("max_concurrent_jobs = 1\nmax_queued_jobs = 0\n{extra_limits}"),
-        ..EnvOptions::default()
+        ..options
     })
+}
+
+/// [`with_slow_terrascan`] with one slot and no queue.
+fn slow_daemon(env: &TestEnv, extra_limits: &str) -> Daemon {
+    with_slow_terrascan(
+        env,
+        EnvOptions {
+            limits: format!("max_concurrent_jobs = 1\nmax_queued_jobs = 0\n{extra_limits}"),
+            ..EnvOptions::default()
+        },
+    )
 }
 
 /// Waits until exactly one job is running and returns its id.
@@ -159,18 +169,14 @@ fn a_caller_that_disconnects_cancels_its_job() {
 #[test]
 fn a_tool_that_outlives_its_timeout_is_killed_and_reported_timed_out() {
     let env = TestEnv::new("jobs-timeout");
-    let slow = install_slow_tool(
-        &env.tools_dir(),
-        "terrascan",
-        u32::from(env.port),
-        SlowTool::Child,
+    let daemon = with_slow_terrascan(
+        &env,
+        EnvOptions {
+            terrascan_extra: "timeout_secs = 1".into(),
+            sandbox: "kill_grace_secs = 1".into(),
+            ..EnvOptions::default()
+        },
     );
-    let daemon = env.start(&EnvOptions {
-        terrascan: Some(slow),
-        terrascan_extra: "timeout_secs = 1".into(),
-        sandbox: "kill_grace_secs = 1".into(),
-        ..EnvOptions::default()
-    });
     let response = daemon.request("POST", "/api/tools/terrascan", Some("{}"));
     assert_eq!(response.status, 200, "{}", response.body);
     let body = json(&response.body);
@@ -193,17 +199,13 @@ fn a_tool_that_outlives_its_timeout_is_killed_and_reported_timed_out() {
 #[test]
 fn a_job_beyond_the_running_slots_waits_in_the_queue_and_can_be_cancelled_there() {
     let env = TestEnv::new("jobs-queue");
-    let slow = install_slow_tool(
-        &env.tools_dir(),
-        "terrascan",
-        u32::from(env.port),
-        SlowTool::Child,
+    let daemon = with_slow_terrascan(
+        &env,
+        EnvOptions {
+            limits: "max_concurrent_jobs = 1\nmax_queued_jobs = 1\n".into(),
+            ..EnvOptions::default()
+        },
     );
-    let daemon = env.start(&EnvOptions {
-        terrascan: Some(slow),
-        limits: "max_concurrent_jobs = 1\nmax_queued_jobs = 1\n".into(),
-        ..EnvOptions::default()
-    });
     let first = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
     let running = running_job(&daemon);
     let second = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));

@@ -231,28 +231,26 @@ pub fn build(
     if let Some(dir) = readable
         && !covered(dir, rights.read, shared.rules.iter().map(|r| &r.grant))
     {
-        // Canonical (resolved at start-up); a symlink swapped in since is refused, not followed.
-        let fd = open_beneath(
-            None,
-            dir,
-            libc::O_PATH | libc::O_DIRECTORY,
-            libc::RESOLVE_NO_SYMLINKS,
-        )
-        .map_err(|e| held_error(dir, e))?;
-        add(&ruleset, dir, fd.as_fd(), rights.read)?;
+        add_dir(&ruleset, dir, rights.read)?;
     }
     for &dir in writable {
-        // The sandbox created these with canonical, symlink-free paths; refuse anything else.
-        let fd = open_beneath(
-            None,
-            dir,
-            libc::O_PATH | libc::O_DIRECTORY,
-            libc::RESOLVE_NO_SYMLINKS,
-        )
-        .map_err(|e| held_error(dir, e))?;
-        add(&ruleset, dir, fd.as_fd(), rights.all)?;
+        add_dir(&ruleset, dir, rights.all)?;
     }
     Ok(ruleset)
+}
+
+/// Grants `access` beneath `dir`, which must be canonical: the tool's home was resolved at
+/// start-up and the sandbox created the job's directories symlink-free, so a symlink found on
+/// the way now is refused, never followed.
+fn add_dir(ruleset: &OwnedFd, dir: &Path, access: u64) -> Result<(), SandboxError> {
+    let fd = open_beneath(
+        None,
+        dir,
+        libc::O_PATH | libc::O_DIRECTORY,
+        libc::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(|e| held_error(dir, e))?;
+    add(ruleset, dir, fd.as_fd(), access)
 }
 
 /// Most rulesets kept by `RulesetCache`: (tools × pooled private slots) in practice, a few
