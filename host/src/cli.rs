@@ -136,14 +136,18 @@ fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> Result<ExitCode, Cl
 }
 
 fn check(file: &Path) -> ExitCode {
-    let checked = Config::load(file)
-        .map_err(DaemonError::from)
-        .and_then(|config| {
-            let host = daemon::host_problems(&config);
-            if !host.is_empty() {
-                return Err(ConfigError::Invalid { problems: host }.into());
-            }
-            let (plugins, report) = daemon::load_plugins(&config, PluginCache::None)?;
+    let config = match Config::load(file) {
+        Ok(config) => config,
+        Err(ConfigError::Invalid { problems }) => return report_problems(file, &problems),
+        Err(other) => {
+            eprintln!("{other}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The file parses: what the host offers and the plugins provide come next, all reported.
+    let mut problems = daemon::host_problems(&config);
+    let tools = match daemon::load_plugins(&config, PluginCache::None) {
+        Ok((plugins, report)) => {
             for skipped in &report.skipped {
                 eprintln!(
                     "note: plugin {} skipped: {}",
@@ -151,37 +155,42 @@ fn check(file: &Path) -> ExitCode {
                     skipped.reason
                 );
             }
-            Ok((config, plugins.tools()))
-        });
-    match checked {
-        Ok((config, tools)) => {
-            let names: Vec<String> = tools.into_iter().map(|tool| tool.name).collect();
-            println!(
-                "{}: OK (listen {}, {} allowed dir(s), plugins from {}: {})",
-                file.display(),
-                config.listen,
-                config.sandbox.allowed_dirs.len(),
-                config.plugins_dir.display(),
-                if names.is_empty() {
-                    "none loaded".to_string()
-                } else {
-                    names.join(", ")
-                }
-            );
-            ExitCode::SUCCESS
+            plugins.tools()
         }
-        Err(DaemonError::Config(ConfigError::Invalid { problems })) => {
-            eprintln!("{}: {} problem(s)", file.display(), problems.len());
-            for problem in problems {
-                eprintln!("error at `{}`: {}", problem.key, problem.message);
-            }
-            ExitCode::FAILURE
+        Err(DaemonError::Config(ConfigError::Invalid { problems: more })) => {
+            problems.extend(more);
+            Vec::new()
         }
         Err(other) => {
             eprintln!("{other}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    if !problems.is_empty() {
+        return report_problems(file, &problems);
     }
+    let names: Vec<String> = tools.into_iter().map(|tool| tool.name).collect();
+    println!(
+        "{}: OK (listen {}, {} allowed dir(s), plugins from {}: {})",
+        file.display(),
+        config.listen,
+        config.sandbox.allowed_dirs.len(),
+        config.plugins_dir.display(),
+        if names.is_empty() {
+            "none loaded".to_string()
+        } else {
+            names.join(", ")
+        }
+    );
+    ExitCode::SUCCESS
+}
+
+fn report_problems(file: &Path, problems: &[crate::config::ConfigProblem]) -> ExitCode {
+    eprintln!("{}: {} problem(s)", file.display(), problems.len());
+    for problem in problems {
+        eprintln!("error at `{}`: {}", problem.key, problem.message);
+    }
+    ExitCode::FAILURE
 }
 
 fn catalog(

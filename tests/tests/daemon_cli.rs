@@ -225,12 +225,15 @@ fn config_check_asks_the_host_for_the_hardening_the_file_requires() {
         std::env::temp_dir().join(format!("toolgate-host-check-{}.toml", std::process::id()));
     std::fs::write(
         &path,
-        "[sandbox]\nlandlock = \"required\"\nnetwork_isolation = \"required\"\nrun_as_uid = 1000\nrun_as_gid = 1000\n",
+        "[sandbox]\nlandlock = \"required\"\nnetwork_isolation = \"required\"\nrun_as_uid = 1000\nrun_as_gid = 1000\n\
+         [tools.terascan]\ntimeout_secs = 1\n",
     )
     .expect("write");
-    // As root, this host offers all three.
+    // As root, this host offers all three: only the tool section no plugin provides is wrong.
     let output = toolgate(&["config", "check", path.to_str().expect("utf-8")]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("1 problem(s)"), "{stderr}");
+    assert!(stderr.contains("error at `tools.terascan`"), "{stderr}");
     // As nobody, a network namespace and a change of identity are out of reach; Landlock is not.
     let output = Command::new(toolgate_binary())
         .args(["config", "check", path.to_str().expect("utf-8")])
@@ -242,7 +245,8 @@ fn config_check_asks_the_host_for_the_hardening_the_file_requires() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+    assert!(stderr.contains("3 problem(s)"), "{stderr}");
+    assert!(stderr.contains("error at `tools.terascan`"), "{stderr}");
     assert!(
         stderr.contains("error at `sandbox.network_isolation`"),
         "{stderr}"
