@@ -366,8 +366,9 @@ impl Sandbox {
         // Run sequence (parent side; the child side is in child.rs):
         //  1. check the binary            5. create the job cgroup (cgroup mode)
         //  2. rebuild the environment     6. clone + exec on a spawner thread
-        //  3. compute the rlimits         7. watch the leader (pidfd), take the pipes
-        //  4. build the Landlock ruleset  8. supervise + drain concurrently; kill, sweep, reap
+        //  3. compute the rlimits         7. watch the leader (pidfd), take the pipes, tell
+        //  4. build the Landlock ruleset     `spawned` its pid
+        //                                 8. supervise + drain concurrently; kill, sweep, reap
         //                                 9. remove the job cgroup, empty the private dirs, report
         let started = Instant::now();
         // 1. The binary resolved at start-up must still be there.
