@@ -145,7 +145,7 @@ fn check(file: &Path) -> ExitCode {
         }
     };
     // The file parses: what the host offers and the plugins provide come next, all reported.
-    let mut problems = daemon::host_problems(&config);
+    let mut problems = crate::config::host_problems(&config);
     let tools = match daemon::load_plugins(&config, PluginCache::None) {
         Ok((plugins, report)) => {
             for skipped in &report.skipped {

@@ -15,7 +15,7 @@ use toolgate_plugin_runtime::{LoadReport, PluginRuntime, RuntimeError};
 use toolgate_sandbox::{Sandbox, SandboxError};
 
 use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, StartupFacts};
-use crate::config::{Config, ConfigError, ConfigProblem, tool_problems};
+use crate::config::{Config, ConfigError, tool_problems};
 use crate::jobs::{JobLimits, JobService, ToolCatalog};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -72,27 +72,6 @@ pub fn load_plugins(
         return Err(ConfigError::Invalid { problems }.into());
     }
     Ok((runtime, report))
-}
-
-/// What `config`'s sandbox section asks of this host that it cannot give (Landlock or a network
-/// namespace `required`, `run_as` without root), each tied to its key; creates nothing.
-pub fn host_problems(config: &Config) -> Vec<ConfigProblem> {
-    toolgate_sandbox::host_shortfalls(&config.sandbox.policy(config.jobs_dir()))
-        .into_iter()
-        .map(|shortfall| {
-            let key = match &shortfall {
-                SandboxError::HardeningUnavailable { what, .. } => format!("sandbox.{what}"),
-                SandboxError::Policy { field, .. } if *field == "run_as" => {
-                    "sandbox.run_as_uid".to_string()
-                }
-                _ => "sandbox".to_string(),
-            };
-            ConfigProblem {
-                key,
-                message: shortfall.to_string(),
-            }
-        })
-        .collect()
 }
 
 /// Builds the sandbox of `config`.

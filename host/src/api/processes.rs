@@ -74,8 +74,7 @@ async fn process_status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> (StatusCode, Json<ProcessStatus>) {
-    let live = state.jobs.live_job_id(&id);
-    match live.and_then(|job_id| state.jobs.registry().get(&job_id)) {
+    match state.jobs.live_job(&id) {
         Some(process) => (
             StatusCode::OK,
             Json(ProcessStatus {
@@ -104,13 +103,13 @@ async fn terminate_process(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> (StatusCode, Json<TerminateResult>) {
-    let live = state.jobs.live_job_id(&id);
-    if let Some(job_id) = live.filter(|job_id| state.jobs.cancel(job_id)) {
+    let live = state.jobs.live_job(&id);
+    if let Some(job) = live.filter(|job| state.jobs.cancel(&job.job_id)) {
         (
             StatusCode::OK,
             Json(TerminateResult {
                 success: true,
-                message: format!("job {job_id} is being terminated"),
+                message: format!("job {} is being terminated", job.job_id),
             }),
         )
     } else {

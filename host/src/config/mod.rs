@@ -18,7 +18,7 @@ use serde::Deserialize;
 use toolgate_plugin_runtime::RuntimeConfig;
 
 pub use sandbox::SandboxConfig;
-pub use validate::{ConfigProblem, tool_problems};
+pub use validate::{ConfigProblem, host_problems, tool_problems};
 
 /// Default listen address: loopback only, HexStrike's port.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
@@ -282,10 +282,10 @@ fn parse(text: &str) -> Result<Parsed, ConfigError> {
             }
             Err(error) => error,
         };
+        let key = error.path().to_string();
         let path: Vec<serde_path_to_error::Segment> = error.path().iter().cloned().collect();
         let mut inner = error.into_inner();
         inner.set_input(Some(text));
-        let key = dotted(&path);
         problems.push(ConfigProblem::schema(&key, &inner));
         let removed = remove_key(document.get_mut(), &path);
         if removed.is_none() || problems.len() >= MAX_SCHEMA_PROBLEMS {
@@ -293,24 +293,6 @@ fn parse(text: &str) -> Result<Parsed, ConfigError> {
         }
         dropped.extend(removed);
     }
-}
-
-/// `sandbox.allowed_dirs[0]`-style key of a deserialization path.
-fn dotted(path: &[serde_path_to_error::Segment]) -> String {
-    let mut key = String::new();
-    for segment in path {
-        match segment {
-            serde_path_to_error::Segment::Map { key: name } => {
-                if !key.is_empty() {
-                    key.push('.');
-                }
-                key.push_str(name);
-            }
-            serde_path_to_error::Segment::Seq { index } => key.push_str(&format!("[{index}]")),
-            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
-        }
-    }
-    key
 }
 
 /// Removes the table entry that `path` names or lies inside (an array element takes its whole

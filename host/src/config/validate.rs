@@ -6,6 +6,7 @@
 use std::fmt;
 
 use toolgate_plugin_runtime::ToolDescription;
+use toolgate_sandbox::SandboxError;
 
 use super::Config;
 
@@ -211,6 +212,24 @@ pub fn tool_problems(
         }
     }
     problems
+}
+
+/// What `config`'s sandbox section asks of this host that it cannot give (Landlock or a network
+/// namespace `required`, `run_as` without root), each tied to its key; creates nothing.
+pub fn host_problems(config: &Config) -> Vec<ConfigProblem> {
+    toolgate_sandbox::host_shortfalls(&config.sandbox.policy(config.jobs_dir()))
+        .into_iter()
+        .map(|shortfall| {
+            let key = match &shortfall {
+                SandboxError::HardeningUnavailable { what, .. } => format!("sandbox.{what}"),
+                SandboxError::Policy { field, .. } if *field == "run_as" => {
+                    "sandbox.run_as_uid".to_string()
+                }
+                _ => "sandbox".to_string(),
+            };
+            ConfigProblem::new(key, shortfall.to_string())
+        })
+        .collect()
 }
 
 fn listed(names: &[&str]) -> String {

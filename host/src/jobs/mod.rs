@@ -545,13 +545,13 @@ impl JobService {
         self.inner.registry.cancel(id)
     }
 
-    /// The id of the live job `reference` names: a job id, or (as HexStrike's process
-    /// endpoints take) the process id of a running job's tool.
-    pub fn live_job_id(&self, reference: &str) -> Option<String> {
+    /// The live job `reference` names: a job id, or (as HexStrike's process endpoints take) the
+    /// process id of a running job's tool.
+    pub fn live_job(&self, reference: &str) -> Option<ActiveJobInfo> {
         let registry = &self.inner.registry;
         match reference.parse::<u32>() {
-            Ok(pid) => registry.job_of_pid(pid),
-            Err(_) => registry.get(reference).map(|job| job.job_id),
+            Ok(pid) => registry.get_by_pid(pid),
+            Err(_) => registry.get(reference),
         }
     }
 

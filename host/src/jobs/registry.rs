@@ -114,11 +114,11 @@ impl JobRegistry {
 
     /// The live job whose tool runs as `pid`, if any: a pid never reaches a process that is
     /// not a live job's tool.
-    pub fn job_of_pid(&self, pid: u32) -> Option<String> {
+    pub fn get_by_pid(&self, pid: u32) -> Option<ActiveJobInfo> {
         self.lock()
             .iter()
-            .find(|(_, entry)| entry.pid == Some(pid))
-            .map(|(id, _)| id.clone())
+            .find(|(_, entry)| entry.recorded && entry.pid == Some(pid))
+            .map(|(id, entry)| info(id, entry))
     }
 
     /// Cancels a live job; false when no such job is live.
@@ -215,18 +215,34 @@ mod tests {
         let registration = registry.register("a", "t", "c", "t", token.clone());
         let _other = registry.register("b", "t", "c", "t", CancellationToken::new());
         registry.mark_recorded("a");
-        assert_eq!(registry.job_of_pid(4242), None, "queued: no pid yet");
+        assert_eq!(
+            registry.get_by_pid(4242).map(|job| job.job_id),
+            None,
+            "queued: no pid yet"
+        );
         registry.set_pid("a", Some(4242));
         assert_eq!(registry.get("a").and_then(|job| job.pid), Some(4242));
         let table = [(4242, Some("a")), (4243, None), (1, None)];
         for (pid, job) in table {
-            assert_eq!(registry.job_of_pid(pid).as_deref(), job, "{pid}");
+            assert_eq!(
+                registry.get_by_pid(pid).map(|job| job.job_id).as_deref(),
+                job,
+                "{pid}"
+            );
         }
         registry.set_pid("a", None);
-        assert_eq!(registry.job_of_pid(4242), None, "the tool ended");
+        assert_eq!(
+            registry.get_by_pid(4242).map(|job| job.job_id),
+            None,
+            "the tool ended"
+        );
         registry.set_pid("a", Some(4242));
         drop(registration);
-        assert_eq!(registry.job_of_pid(4242), None, "the job ended");
+        assert_eq!(
+            registry.get_by_pid(4242).map(|job| job.job_id),
+            None,
+            "the job ended"
+        );
     }
 
     #[test]

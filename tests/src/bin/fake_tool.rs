@@ -47,7 +47,7 @@ const TERRASCAN_RESULT: &str = r#"{
       "file/folder": "/fake/iac",
       "iac_type": "terraform",
       "scanned_at": "2026-01-01 00:00:00.000000 +0000 UTC",
-      "policies_validated": 8,
+      "policies_validated": POLICIES_VALIDATED,
       "violated_policies": 1,
       "low": 0,
       "medium": 1,
@@ -343,10 +343,7 @@ fn fake_terrascan() -> i32 {
         });
     print!(
         "{}",
-        TERRASCAN_RESULT.replace(
-            "\"policies_validated\": 8",
-            &format!("\"policies_validated\": {policies}")
-        )
+        TERRASCAN_RESULT.replace("POLICIES_VALIDATED", &policies.to_string())
     );
     3
 }
