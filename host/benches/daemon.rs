@@ -201,7 +201,9 @@ fn main() {
             share
         );
     }
-    println!("daemon / direct throughput target: >= 70%");
+    println!(
+        "daemon / direct throughput target: >= 70% on kept connections (as the HexStrike MCP client, wrk and hey call); a new connection per request is reported (aim >= 70%)"
+    );
     println!(
         "daemon RSS idle: {:.1} MB (target < 40 MB)",
         idle_rss as f64 / 1024.0
