@@ -17,8 +17,7 @@ mod registry;
 mod report;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -76,12 +75,14 @@ struct Inner {
     admission: Admission,
     limits: JobLimits,
     tracker: TaskTracker,
-    closing: AtomicBool,
+    /// Set by `drain`. `start` holds it for reading from its check until the job's task is in
+    /// the tracker, so `drain` cannot find the tracker empty in between and leave that job
+    /// unawaited (and its tool unkilled) at shutdown.
+    closing: RwLock<bool>,
 }
 
 /// A job that was admitted and is queued or running in its own task.
 pub struct StartedJob {
-    pub id: String,
     /// Cancels this job (used by the disconnect guard).
     pub cancel: CancellationToken,
     task: JoinHandle<Result<ToolRunResponse, JobError>>,
@@ -122,7 +123,7 @@ impl JobService {
                 admission: Admission::new(limits.max_concurrent_jobs, limits.max_queued_jobs),
                 limits,
                 tracker: TaskTracker::new(),
-                closing: AtomicBool::new(false),
+                closing: RwLock::new(false),
             }),
         }
     }
@@ -150,7 +151,9 @@ impl JobService {
             inner.metrics.record_rejection(reason);
             error
         };
-        if inner.closing.load(Ordering::Acquire) {
+        // Held until the job's task is tracked; nothing below awaits.
+        let closing = inner.closing.read().unwrap_or_else(PoisonError::into_inner);
+        if *closing {
             return Err(refused(Rejection::ShuttingDown, JobError::ShuttingDown));
         }
         let Some(entry) = inner.catalog.get(tool) else {
@@ -248,7 +251,8 @@ impl JobService {
             service.inner.registry.mark_recorded(&run.id);
             service.run(run, &ticket, free_slot, token).await
         });
-        Ok(StartedJob { id, cancel, task })
+        drop(closing);
+        Ok(StartedJob { cancel, task })
     }
 
     /// Waits for a running slot (unless `free_slot` is one, taken and recorded at admission),
@@ -559,7 +563,10 @@ impl JobService {
     /// until every job is recorded.
     pub async fn drain(&self, grace: Duration) {
         let inner = &self.inner;
-        inner.closing.store(true, Ordering::Release);
+        *inner
+            .closing
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = true;
         inner.tracker.close();
         if tokio::time::timeout(grace, inner.tracker.wait())
             .await

@@ -47,11 +47,6 @@ impl JobStatus {
             JobStatus::Interrupted => "interrupted",
         }
     }
-
-    /// Whether the job is still owned by a live daemon.
-    pub fn is_active(self) -> bool {
-        matches!(self, JobStatus::Queued | JobStatus::Running)
-    }
 }
 
 impl fmt::Display for JobStatus {
