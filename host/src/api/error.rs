@@ -55,8 +55,15 @@ pub enum ApiError {
     BodyUnreadable(String),
     #[error("invalid query: {0}")]
     BadQuery(String),
+    /// A path parameter that cannot be decoded; axum's message names the parameter.
+    #[error("{0}")]
+    BadPath(String),
     #[error("{0}")]
     NotFound(String),
+    #[error(
+        "method {method} is not allowed here; the Allow header lists the methods this endpoint takes (see /openapi.json)"
+    )]
+    MethodNotAllowed { method: String },
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]
@@ -71,9 +78,11 @@ impl ApiError {
             ApiError::MalformedJson(_)
             | ApiError::BodyNotAnObject
             | ApiError::BadQuery(_)
+            | ApiError::BadPath(_)
             | ApiError::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Job(job) => match job {

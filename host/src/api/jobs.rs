@@ -1,13 +1,14 @@
 //! `/api/jobs`: the job history (from the store) and cancellation (through the registry).
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::{JobFilter, JobRecord, JobStatus};
 
@@ -92,7 +93,7 @@ async fn list_jobs(
         (status = 404, description = "No such job", body = ErrorBody)))]
 async fn get_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
 ) -> Result<Json<JobRecord>, ApiError> {
     state
         .jobs
@@ -111,7 +112,7 @@ async fn get_job(
         (status = 409, description = "The job already ended", body = ErrorBody)))]
 async fn cancel_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
     if state.jobs.cancel(&id) {
         return Ok((

@@ -3,12 +3,14 @@
 //! Invariants: every route is listed in [`ROUTES`] and documented in the OpenAPI document (a unit
 //! test walks the list); every error is an [`ApiError`] rendered as JSON; request bodies are
 //! bounded by `limits.max_body_bytes`; every request is counted by method, matched route and
-//! status (never by raw path, which would let callers create unbounded metric series).
+//! status (never by raw path or an unknown method, which would let callers create unbounded
+//! metric series).
 
 mod docs;
 mod error;
 mod health;
 mod jobs;
+mod path_segment;
 mod processes;
 mod tools;
 
@@ -17,6 +19,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use serde::Serialize;
@@ -94,6 +97,7 @@ pub fn app(state: AppState) -> Router {
         .merge(tools::router())
         .merge(jobs::router())
         .merge(processes::router())
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -104,20 +108,44 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint; see /openapi.json".into())
 }
 
+/// A known path with a method it does not take; axum adds the `Allow` header.
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.as_str().chars().take(32).collect(),
+    }
+}
+
 /// Counts each request by method, matched route template and status.
 async fn count_request(
     State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
     let response = next.run(request).await;
-    metrics.record_request(&method, &route, response.status().as_u16());
+    metrics.record_request(method, &route, response.status().as_u16());
     response
+}
+
+/// The method as a metric label: a caller can send any token as a method, and each new label
+/// value would be a new series kept for the daemon's life, so only the standard ones are named.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
 #[cfg(test)]

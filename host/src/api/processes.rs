@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,6 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::path_segment::PathSegment;
 use crate::jobs::ActiveJobInfo;
 
 pub fn router() -> Router<AppState> {
@@ -72,7 +73,7 @@ async fn list_processes(State(state): State<AppState>) -> Json<ProcessList> {
         (status = 404, description = "No live job with this id", body = ProcessStatus)))]
 async fn process_status(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
 ) -> (StatusCode, Json<ProcessStatus>) {
     match state.jobs.live_job(&id) {
         Some(process) => (
@@ -101,7 +102,7 @@ async fn process_status(
         (status = 404, description = "No live job with this id", body = TerminateResult)))]
 async fn terminate_process(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
 ) -> (StatusCode, Json<TerminateResult>) {
     let live = state.jobs.live_job(&id);
     if let Some(job) = live.filter(|job| state.jobs.cancel(&job.job_id)) {

@@ -153,6 +153,34 @@ async fn error_paths_answer_json_with_the_right_status() {
             StatusCode::NOT_FOUND,
             "no such endpoint",
         ),
+        (
+            Method::DELETE,
+            "/api/jobs/x",
+            "",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method DELETE is not allowed here",
+        ),
+        (
+            Method::GET,
+            "/api/tools/%FF",
+            "",
+            StatusCode::BAD_REQUEST,
+            "Invalid UTF-8 in `tool`",
+        ),
+        (
+            Method::GET,
+            "/api/jobs/%C0%AF",
+            "",
+            StatusCode::BAD_REQUEST,
+            "Invalid UTF-8 in `id`",
+        ),
+        (
+            Method::POST,
+            "/api/processes/terminate/%FF",
+            "",
+            StatusCode::BAD_REQUEST,
+            "Invalid UTF-8 in `id`",
+        ),
     ];
     for (method, uri, body, status, needle) in table {
         let (got, _, json) = call(&fx.state, method.clone(), uri, body.to_string()).await;
@@ -163,6 +191,15 @@ async fn error_paths_answer_json_with_the_right_status() {
             "{method} {uri}: {error:?} lacks {needle:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_method_not_allowed_lists_the_allowed_ones() {
+    let fx = fixture("");
+    let (status, headers, json) = call(&fx.state, Method::PUT, "/api/tools/nmap", "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{json}");
+    let allow = headers[header::ALLOW].to_str().expect("ascii");
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
 }
 
 #[tokio::test]
@@ -299,6 +336,10 @@ async fn requests_are_counted_by_matched_route() {
     let fx = fixture("");
     call(&fx.state, Method::GET, "/api/jobs/abc", "").await;
     call(&fx.state, Method::GET, "/api/jobs/def", "").await;
+    for made_up in ["FOO1", "FOO2"] {
+        let method = Method::from_bytes(made_up.as_bytes()).expect("a valid token");
+        call(&fx.state, method, "/health", "").await;
+    }
     let (status, headers, body) = call(&fx.state, Method::GET, "/metrics", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -313,6 +354,14 @@ async fn requests_are_counted_by_matched_route() {
         ),
         "{text}"
     );
+    // A made-up method is one series, not one per method a caller invents.
+    assert!(
+        text.contains(
+            "toolgate_http_requests_total{method=\"other\",route=\"/health\",status=\"405\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("FOO"), "{text}");
     for family in [
         "toolgate_jobs_running",
         "toolgate_jobs_queued",

@@ -5,8 +5,8 @@
 //! job when `limits.cancel_on_disconnect` is set (a drop guard on the handler future).
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
+use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
 use crate::jobs::{ToolEntry, ToolRunResponse};
 use crate::metrics::Rejection;
@@ -97,7 +98,7 @@ async fn list_tools(State(state): State<AppState>) -> Json<ToolList> {
         (status = 404, description = "Unknown tool", body = ErrorBody)))]
 async fn describe_tool(
     State(state): State<AppState>,
-    Path(tool): Path<String>,
+    PathSegment(tool): PathSegment,
 ) -> Result<Json<ToolInfo>, ApiError> {
     state
         .jobs
@@ -116,12 +117,13 @@ async fn describe_tool(
         (status = 400, description = "Malformed JSON, invalid parameters or a refused plan", body = ErrorBody),
         (status = 404, description = "Unknown tool", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 429, description = "Too many jobs; see Retry-After", body = ErrorBody),
+        (status = 429, description = "Too many jobs", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 502, description = "The plugin failed", body = ErrorBody),
         (status = 503, description = "Tool binary not installed, or shutting down", body = ErrorBody)))]
 async fn run_tool(
     State(state): State<AppState>,
-    Path(tool): Path<String>,
+    PathSegment(tool): PathSegment,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ToolRunResponse>, ApiError> {
     let params = read_params(&state, body)?;
