@@ -216,6 +216,56 @@ fn each_job_is_one_structured_event_with_tenant_tool_argv_exit_and_duration() {
 }
 
 #[test]
+fn a_job_whose_tool_cannot_start_is_recorded_and_logged_as_failed() {
+    let env = TestEnv::new("life-failed");
+    let fake = install_fake_tool(&env.tools_dir(), "terrascan");
+    let mut daemon = env.start(&EnvOptions {
+        terrascan: Some(fake.clone()),
+        ..EnvOptions::default()
+    });
+    // Gone after start-up, when the catalog found it: the sandbox fails the job.
+    std::fs::remove_file(&fake).expect("remove the tool");
+    let answer = daemon.request(
+        "POST",
+        "/api/tools/terrascan",
+        Some("{\"iac_dir\": \"terraform\"}"),
+    );
+    assert_eq!(answer.status, 500, "{}", answer.body);
+    assert!(
+        json(&answer.body)["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("the sandbox could not run the tool")),
+        "{}",
+        answer.body
+    );
+    let jobs = json(&daemon.get("/api/jobs").body);
+    let jobs = jobs["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = &jobs[0];
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(job["finished_at"].is_string(), "{job}");
+    assert!(
+        job["error"].as_str().is_some_and(|error| !error.is_empty()),
+        "{job}"
+    );
+    let id = job["id"].as_str().expect("id").to_string();
+    daemon.signal_and_wait(libc::SIGTERM, WAIT);
+    let log = daemon.log();
+    let event = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|event| event["job_id"] == id.as_str() && event["status"] == "failed")
+        .unwrap_or_else(|| panic!("no failed event for {id}: {log}"));
+    assert_eq!(event["tool"], "terrascan", "{event}");
+    assert!(
+        event["argv"]
+            .as_str()
+            .is_some_and(|argv| argv.contains("\"scan\"")),
+        "{event}"
+    );
+}
+
+#[test]
 fn a_client_that_never_finishes_its_request_does_not_hold_the_shutdown() {
     use std::io::Write;
     let env = TestEnv::new("life-stalled");

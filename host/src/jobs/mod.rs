@@ -279,11 +279,15 @@ impl JobService {
             return self.record_cancelled_while_queued(job).await;
         };
         inner.registry.mark_running(&job.id);
-        if !recorded_running {
-            inner
+        if !recorded_running
+            && let Err(error) = inner
                 .store
                 .mark_running(job.id.clone(), crate::time::now_rfc3339())
-                .await?;
+                .await
+        {
+            return Err(self
+                .record_failure(&job.id, &job.tool, &job.planned.argv, None, error.into())
+                .await);
         }
         inner.metrics.job_started();
         let output_dir = job.planned.prepared.output_dir.clone();
@@ -299,9 +303,9 @@ impl JobService {
         let result = match ran {
             Ok(result) => result,
             Err(error) => {
-                self.record_sandbox_failure(&job.id, &job.tool, &job.planned.argv, &error)
-                    .await;
-                return Err(error.into());
+                return Err(self
+                    .record_failure(&job.id, &job.tool, &job.planned.argv, None, error.into())
+                    .await);
             }
         };
         self.interpret(
@@ -328,8 +332,16 @@ impl JobService {
         let inner = &self.inner;
         // A job that was given no output directory has none (`prepare_planned`): nothing to read.
         let files = if output_directory.is_some() {
-            tokio::task::spawn_blocking(move || output_files::read_output_files(&output_dir))
-                .await?
+            match tokio::task::spawn_blocking(move || output_files::read_output_files(&output_dir))
+                .await
+            {
+                Ok(files) => files,
+                Err(error) => {
+                    return Err(self
+                        .record_failure(id, tool, &result.argv, Some(result.duration), error.into())
+                        .await);
+                }
+            }
         } else {
             Vec::new()
         };
@@ -344,7 +356,14 @@ impl JobService {
             output_truncated,
             files,
         };
-        let (parsed, outcome) = self.parse(tool, outcome).await?;
+        let (parsed, outcome) = match self.parse(tool, outcome).await {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                return Err(self
+                    .record_failure(id, tool, &result.argv, Some(result.duration), error)
+                    .await);
+            }
+        };
         let (classification, findings, message, parse_error) = match parsed {
             Ok(ParseResult {
                 classification,
@@ -385,7 +404,11 @@ impl JobService {
             output_directory: output_directory.map(|dir| dir.display().to_string()),
             error: parse_error,
         };
-        self.record_finished(id, &response).await?;
+        if let Err(error) = self.record_finished(id, &response).await {
+            return Err(self
+                .record_failure(id, tool, &result.argv, Some(result.duration), error)
+                .await);
+        }
         inner
             .metrics
             .record_job(tool, status.as_str(), Some(result.duration));
@@ -512,17 +535,28 @@ impl JobService {
         Ok(response)
     }
 
-    async fn record_sandbox_failure(
+    /// Records as failed, and logs, a job the daemon could not see through once it was recorded
+    /// (the sandbox could not start its tool, the store or a blocking task failed), so that no
+    /// record is left queued or running with nothing behind it; returns the error for the caller.
+    async fn record_failure(
         &self,
         id: &str,
         tool: &str,
         argv: &[String],
-        error: &toolgate_sandbox::SandboxError,
-    ) {
+        ran: Option<Duration>,
+        error: JobError,
+    ) -> JobError {
+        // The sandbox's reason is the caller's to read; a store or task failure is the daemon's
+        // and stays in its log.
+        let reason = match &error {
+            JobError::Sandbox(sandbox) => sandbox.to_string(),
+            _ => "the daemon could not finish this job; see its log".to_string(),
+        };
         let done = FinishedJob {
             status: Some(JobStatus::Failed),
             finished_at: crate::time::now_rfc3339(),
-            error: Some(error.to_string()),
+            duration_secs: ran.map(|ran| ran.as_secs_f64()),
+            error: Some(reason),
             ..FinishedJob::default()
         };
         if let Err(store_error) = self.inner.store.finish(id.to_string(), done).await {
@@ -530,18 +564,19 @@ impl JobService {
         }
         self.inner
             .metrics
-            .record_job(tool, JobStatus::Failed.as_str(), None);
+            .record_job(tool, JobStatus::Failed.as_str(), ran);
         tracing::error!(
             target: "toolgate::job",
             tenant = "default",
             job_id = id,
             tool,
             argv = ?argv,
-            duration_ms = 0u64,
+            duration_ms = ran.map_or(0, |ran| ran.as_millis() as u64),
             error = %error,
             status = "failed",
-            "the sandbox could not run the job"
+            "job failed"
         );
+        error
     }
 
     /// Cancels a live job; false when it is not live.
