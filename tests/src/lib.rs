@@ -410,7 +410,7 @@ impl TestEnv {
         for sub in ["workspace/terraform", "tools", "data"] {
             std::fs::create_dir_all(root.join(sub)).expect("mkdir");
         }
-        let sample = repo_root().join("../shared/fixtures/iac/aws_ami_violation/main.tf");
+        let sample = repo_root().join("examples/terraform/aws_ami/main.tf");
         std::fs::copy(&sample, root.join("workspace/terraform/main.tf"))
             .unwrap_or_else(|e| panic!("copy {}: {e}", sample.display()));
         TestEnv {
