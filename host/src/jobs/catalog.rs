@@ -58,7 +58,7 @@ impl ToolCatalog {
                 let binary = toolgate_sandbox::resolve_binary(
                     configured,
                     &description.executable,
-                    &config.sandbox.path,
+                    &lookup_path(&config.sandbox.path, lookup_env("PATH")),
                 )
                 .map_err(|error| error.to_string());
                 let timeout = effective_timeout(
@@ -118,6 +118,17 @@ fn effective_timeout(operator_secs: Option<u64>, plugin_secs: u32, cap_secs: u64
         wanted.min(cap_secs)
     };
     Duration::from_secs(secs)
+}
+
+/// Where a tool's executable is looked up when `[tools.<name>] binary` is not set: the sandbox's
+/// PATH, then the daemon's own, so that a scanner installed where the operator's shell finds it
+/// (`~/go/bin`, `~/.local/bin`) is found. Relative entries are skipped by the lookup (they would
+/// depend on the daemon's working directory). The tool still runs with `sandbox.path` as its PATH.
+fn lookup_path(sandbox_path: &str, daemon_path: Option<String>) -> String {
+    match daemon_path {
+        Some(daemon_path) if !daemon_path.is_empty() => format!("{sandbox_path}:{daemon_path}"),
+        _ => sandbox_path.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -184,6 +195,53 @@ mod tests {
             entry.env,
             vec![("AWS_PROFILE".to_string(), "audit".to_string())]
         );
+    }
+
+    #[test]
+    fn a_tool_is_found_on_the_daemons_path_after_the_sandboxes_and_never_on_a_relative_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("examples")).expect("mkdir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir");
+        let tool = bin.join("terrascan-definitely-not-installed");
+        std::fs::write(&tool, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let config = Config::from_toml_in("", dir.path()).expect("config");
+        // The same directory named relative to this process's working directory.
+        let cwd = std::env::current_dir().expect("cwd");
+        let up = "../".repeat(cwd.components().count() - 1);
+        let relative = format!("{up}{}", bin.display().to_string().trim_start_matches('/'));
+        assert!(
+            std::path::Path::new(&relative)
+                .join("terrascan-definitely-not-installed")
+                .is_file()
+        );
+        let table: &[(Option<String>, bool)] = &[
+            (Some(format!("/nonexistent:{}", bin.display())), true),
+            (None, false),
+            (Some(String::new()), false),
+            (Some(relative), false),
+        ];
+        for (daemon_path, found) in table {
+            let catalog =
+                ToolCatalog::build(vec![description("terrascan", &[])], &config, |name| {
+                    (name == "PATH").then(|| daemon_path.clone()).flatten()
+                });
+            let entry = catalog.get("terrascan").expect("listed");
+            assert_eq!(
+                entry.binary.is_ok(),
+                *found,
+                "PATH {daemon_path:?}: {:?}",
+                entry.binary
+            );
+            if *found {
+                assert_eq!(
+                    entry.binary.as_ref().ok(),
+                    tool.canonicalize().ok().as_ref()
+                );
+            }
+        }
     }
 
     #[test]
