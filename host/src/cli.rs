@@ -279,7 +279,11 @@ fn dry_run(config: &Config, tool: &str, params: &str) -> Result<ExitCode, CliErr
             ExitCode::from(EXIT_INVALID_INPUT)
         }
         Err(error @ JobError::PlanRejected { .. }) => {
-            let body = serde_json::json!({ "error": error.to_string() });
+            let mut body = serde_json::json!({ "error": error.to_string() });
+            let errors = error.field_errors();
+            if !errors.is_empty() {
+                body["errors"] = serde_json::json!(errors);
+            }
             println!("{}", serde_json::to_string_pretty(&body)?);
             ExitCode::from(EXIT_INVALID_INPUT)
         }

@@ -166,7 +166,7 @@ fn request_errors_are_json_with_the_promised_status() {
             "/api/tools/prowler",
             Some("{\"output_dir\": \"/etc/cron.d\"}"),
             400,
-            "",
+            "invalid parameters for prowler",
         ),
         (
             "GET",
@@ -199,6 +199,32 @@ fn request_errors_are_json_with_the_promised_status() {
         assert!(
             message.contains(needle),
             "{method} {path}: {message:?} lacks {needle:?}"
+        );
+    }
+    // Refusals name the field: the plugin's checks, and the host's check of the plan, traced
+    // back to the parameter the refused path came from.
+    for (tool, body, field) in [
+        ("prowler", "{\"output_dir\": \"/etc/cron.d\"}", "output_dir"),
+        ("terrascan", "{\"iac_dir\": \"/etc\"}", "iac_dir"),
+        (
+            "terrascan",
+            "{\"iac_dir\": \"terraform/../../..\"}",
+            "iac_dir",
+        ),
+    ] {
+        let answer = json(
+            &daemon
+                .request("POST", &format!("/api/tools/{tool}"), Some(body))
+                .body,
+        );
+        let errors = answer["errors"].as_array().expect("errors");
+        assert_eq!(errors.len(), 1, "{body}: {answer}");
+        assert_eq!(errors[0]["field"], field, "{body}: {answer}");
+        assert!(
+            errors[0]["message"]
+                .as_str()
+                .is_some_and(|message| !message.is_empty()),
+            "{body}: {answer}"
         );
     }
     // Field errors name the field.

@@ -131,9 +131,9 @@ impl IntoResponse for ApiError {
         let message = self.public_message();
         let retry_after = matches!(self, ApiError::Job(JobError::QueueFull { .. }));
         let errors = match self {
-            ApiError::Job(JobError::InvalidParams { errors, .. }) => {
-                Some(errors.into_iter().map(FieldErrorBody::from).collect())
-            }
+            ApiError::Job(job) => Some(job.field_errors())
+                .filter(|errors| !errors.is_empty())
+                .map(|errors| errors.into_iter().map(FieldErrorBody::from).collect()),
             _ => None,
         };
         let mut response = (

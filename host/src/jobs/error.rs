@@ -22,6 +22,8 @@ pub enum JobError {
     PlanRejected {
         tool: String,
         rejection: PlanRejected,
+        /// The caller's parameter the refused argument came from, when the host could tell.
+        field: Option<String>,
     },
     #[error(
         "tool {tool:?} is not available: {reason}; install it or set `tools.{tool}.binary` in the configuration"
@@ -39,4 +41,23 @@ pub enum JobError {
     Store(#[from] StoreError),
     #[error("the job task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+impl JobError {
+    /// The caller's field errors: the plugin's, or the parameter a refused plan argument came
+    /// from; empty when the error is not about one parameter.
+    pub fn field_errors(self) -> Vec<FieldError> {
+        match self {
+            JobError::InvalidParams { errors, .. } => errors,
+            JobError::PlanRejected {
+                rejection,
+                field: Some(field),
+                ..
+            } => vec![FieldError {
+                field,
+                message: format!("{:?} {}", rejection.value, rejection.reason),
+            }],
+            _ => Vec::new(),
+        }
+    }
 }

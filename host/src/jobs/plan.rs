@@ -38,6 +38,35 @@ pub fn map_arg(arg: &runtime::Arg) -> sandbox::Arg {
     }
 }
 
+/// The caller-given text of an argument (none for the host's own output directory).
+fn arg_value(arg: &runtime::Arg) -> Option<&str> {
+    match arg {
+        runtime::Arg::Literal(value)
+        | runtime::Arg::InputPath(value)
+        | runtime::Arg::RequestedOutputDir(value) => Some(value),
+        runtime::Arg::OutputDir => None,
+    }
+}
+
+/// The caller's parameter a refused argument came from: the one top-level string parameter that
+/// is that value or has it among its whitespace-separated words (as `additional_args` does). A
+/// plan (WIT 0.1.0) does not say where an argument came from, so the host looks, to name the
+/// field the caller must fix; `None` when no parameter, or more than one, matches.
+fn source_field(params_json: &str, value: &str) -> Option<String> {
+    let params: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(params_json).ok()?;
+    let mut matching = params.iter().filter(|(_, given)| {
+        given.as_str().is_some_and(|given| {
+            given == value || given.split_whitespace().any(|word| word == value)
+        })
+    });
+    let (field, _) = matching.next()?;
+    matching
+        .next()
+        .is_none()
+        .then(|| field.chars().take(64).collect())
+}
+
 /// Asks the plugin for a plan and has the sandbox check and prepare it under `job_id`.
 pub fn plan_job(
     plugins: &PluginRuntime,
@@ -64,12 +93,17 @@ pub fn plan_job(
     })?;
     let args: Vec<sandbox::Arg> = plan.args.iter().map(map_arg).collect();
     // The output directory is created only for plans that pass it to the tool.
-    let prepared =
-        jail.prepare_planned(job_id, &args)
-            .map_err(|rejection| JobError::PlanRejected {
-                tool: name.clone(),
-                rejection,
-            })?;
+    let prepared = jail.prepare_planned(job_id, &args).map_err(|rejection| {
+        let field = rejection
+            .arg_index
+            .and_then(|index| plan.args.get(index))
+            .and_then(|arg| source_field(params_json, arg_value(arg)?));
+        JobError::PlanRejected {
+            tool: name.clone(),
+            rejection,
+            field,
+        }
+    })?;
     let program = match &tool.binary {
         Ok(path) => path.display().to_string(),
         Err(_) => tool.description.executable.clone(),
@@ -90,6 +124,40 @@ pub fn plan_job(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_value_is_traced_to_the_one_parameter_that_carries_it() {
+        let table: &[(&str, &str, Option<&str>)] = &[
+            (
+                r#"{"iac_dir": "/etc", "scan_type": "all"}"#,
+                "/etc",
+                Some("iac_dir"),
+            ),
+            (
+                r#"{"additional_args": "-d /etc --verbose"}"#,
+                "/etc",
+                Some("additional_args"),
+            ),
+            // Two parameters carry it: naming either could mislead.
+            (
+                r#"{"iac_dir": "/etc", "additional_args": "-d /etc"}"#,
+                "/etc",
+                None,
+            ),
+            // Only part of a word: not this parameter's value.
+            (r#"{"iac_dir": "/etc/x"}"#, "/etc", None),
+            (r#"{"iac_dir": "terraform"}"#, "/etc", None),
+            (r#"{"n": 5}"#, "5", None),
+            ("not json", "/etc", None),
+        ];
+        for (params, value, field) in table {
+            assert_eq!(
+                source_field(params, value).as_deref(),
+                *field,
+                "{params} {value}"
+            );
+        }
+    }
 
     #[test]
     fn every_runtime_arg_maps_to_its_sandbox_twin() {
