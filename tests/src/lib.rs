@@ -138,12 +138,21 @@ impl Daemon {
     /// Starts `toolgate serve --config CONFIG` (the config must listen on `port`) and waits
     /// until `/health` answers.
     pub fn start(config: &Path, port: u16, log: &Path) -> Daemon {
-        let log_file = std::fs::File::create(log).expect("log file");
-        let child = Command::new(toolgate_binary())
+        let mut serve = Command::new(toolgate_binary());
+        serve
             .arg("serve")
             .arg("--config")
             .arg(config)
-            .current_dir(repo_root())
+            .current_dir(repo_root());
+        Daemon::spawn(serve, port, log)
+    }
+
+    /// Runs `serve`, a `toolgate serve ...` command the caller set up (arguments, working
+    /// directory, environment), with its output to `log`, and waits until `/health` answers
+    /// on `port`.
+    pub fn spawn(mut serve: Command, port: u16, log: &Path) -> Daemon {
+        let log_file = std::fs::File::create(log).expect("log file");
+        let child = serve
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log"))
             .stderr(log_file)

@@ -1,10 +1,12 @@
-//! Black-box tests of the `toolgate` command line: `config check`, the listen refusal, and the
-//! `plugin` inspection commands (which never run a tool).
+//! Black-box tests of the `toolgate` command line: `serve` on the embedded default, `config
+//! check`, the listen refusal, and the `plugin` inspection commands (which never run a tool).
 
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use toolgate_tests::{EnvOptions, TestEnv, install_fake_tool, repo_root, toolgate_binary};
+use toolgate_tests::{
+    Daemon, EnvOptions, TestEnv, install_fake_tool, plugins_dir, repo_root, toolgate_binary,
+};
 
 fn toolgate(args: &[&str]) -> Output {
     Command::new(toolgate_binary())
@@ -100,6 +102,65 @@ fn serve_refuses_a_tool_section_no_plugin_provides() {
         stderr.contains("tools.terascan") && stderr.contains("loaded: prowler, terrascan"),
         "{stderr}"
     );
+}
+
+#[test]
+fn serve_without_a_config_file_runs_on_the_embedded_default_in_its_working_directory() {
+    let env = TestEnv::new("cli-default");
+    // Shaped like the repository root `just serve` runs in: target/plugins and examples/.
+    let root = env.root.join("repo");
+    let sample = root.join("examples/terraform/aws_ami");
+    std::fs::create_dir_all(&sample).expect("mkdir");
+    std::fs::create_dir_all(root.join("target")).expect("mkdir");
+    std::os::unix::fs::symlink(plugins_dir(), root.join("target/plugins")).expect("symlink");
+    std::fs::copy(
+        repo_root().join("examples/terraform/aws_ami/main.tf"),
+        sample.join("main.tf"),
+    )
+    .expect("copy sample");
+    // A scanner installed where the operator's shell finds it, not on the sandbox's PATH.
+    let bin = env.root.join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    install_fake_tool(&bin, "terrascan");
+    let mut serve = Command::new(toolgate_binary());
+    serve
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", env.port)])
+        .current_dir(&root)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    let daemon = Daemon::spawn(serve, env.port, &env.root.join("daemon.log"));
+    let health: Value = serde_json::from_str(&daemon.get("/health").body).expect("json");
+    assert_eq!(health["tools_status"]["terrascan"], true, "{health}");
+    let answer = daemon.request(
+        "POST",
+        "/api/tools/terrascan",
+        Some("{\"iac_dir\": \"terraform/aws_ami\"}"),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body: Value = serde_json::from_str(&answer.body).expect("json");
+    // The allowed directory is ./examples, and the tool is the one found on the daemon's PATH.
+    let command = body["command"].as_str().expect("command");
+    assert!(
+        command.contains(&format!("{}/examples/terraform/aws_ami", root.display()))
+            && command.contains(&bin.join("terrascan").display().to_string()),
+        "{command}"
+    );
+    assert!(body["summary"]["total"].as_u64() > Some(0), "{body}");
+    // The store is ./data's.
+    assert!(root.join("data/toolgate.sqlite3").is_file());
+    // Outside ./examples is refused.
+    let refused = daemon.request(
+        "POST",
+        "/api/tools/terrascan",
+        Some("{\"iac_dir\": \"../target\"}"),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
 }
 
 #[test]
