@@ -444,3 +444,30 @@ fn a_tool_reads_the_home_its_operator_prepared() {
         "{described}"
     );
 }
+
+#[test]
+fn output_beyond_the_cap_is_cut_and_the_answer_says_so() {
+    let env = TestEnv::new("api-truncated");
+    let daemon = env.start(&EnvOptions {
+        sandbox: "max_output_bytes = 256".into(),
+        ..with_fake_tools(&env)
+    });
+    let response = daemon.request(
+        "POST",
+        "/api/tools/terrascan",
+        Some(HEXSTRIKE_TERRASCAN_BODY),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = json(&response.body);
+    assert_eq!(body["truncated"], true, "{body}");
+    assert_eq!(body["partial_results"], true, "{body}");
+    let stdout = body["stdout"].as_str().expect("stdout");
+    assert!(
+        !stdout.is_empty() && stdout.len() <= 256,
+        "{} bytes",
+        stdout.len()
+    );
+    let id = body["job_id"].as_str().expect("job id");
+    let record = json(&daemon.get(&format!("/api/jobs/{id}")).body);
+    assert_eq!(record["truncated"], true, "{record}");
+}

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use toolgate_tests::{
-    EnvOptions, SlowTool, TestEnv, install_fake_tool, install_slow_tool, processes_matching,
-    read_response, send_only, wait_for,
+    Daemon, EnvOptions, SlowTool, TestEnv, install_fake_tool, install_slow_tool,
+    processes_matching, read_response, send_only, wait_for,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -213,6 +213,50 @@ fn each_job_is_one_structured_event_with_tenant_tool_argv_exit_and_duration() {
         "{fields}"
     );
     assert_eq!(fields["status"], "succeeded", "{fields}");
+}
+
+#[test]
+fn the_human_log_carries_the_same_job_event() {
+    let env = TestEnv::new("life-human-log");
+    let fake = install_fake_tool(&env.tools_dir(), "terrascan");
+    let config = env.write_config(&EnvOptions {
+        terrascan: Some(fake),
+        ..EnvOptions::default()
+    });
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace("log_format = \"json\"", "log_format = \"human\""),
+    )
+    .expect("config");
+    let mut daemon = Daemon::start(&config, env.port, &env.root.join("daemon.log"));
+    let answer = daemon.request(
+        "POST",
+        "/api/tools/terrascan",
+        Some("{\"iac_dir\": \"terraform\"}"),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let id = json(&answer.body)["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    daemon.signal_and_wait(libc::SIGTERM, WAIT);
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains(&id) && line.contains("job finished"))
+        .unwrap_or_else(|| panic!("no job event for {id}: {log}"));
+    assert!(serde_json::from_str::<Value>(line).is_err(), "{line}");
+    for field in [
+        "tenant=\"default\"",
+        "tool=\"terrascan\"",
+        "argv=",
+        "exit_code=3",
+        "duration_ms=",
+        "status=\"succeeded\"",
+    ] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
 }
 
 #[test]
