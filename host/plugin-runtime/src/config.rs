@@ -73,12 +73,27 @@ impl Default for RuntimeConfig {
 impl RuntimeConfig {
     /// Checks every field against its allowed range, naming the first bad field.
     pub fn validate(&self) -> Result<(), RuntimeError> {
+        self.problems().into_iter().next().map_or(Ok(()), Err)
+    }
+
+    /// Every field out of its allowed range, in declaration order (for reporting them all).
+    pub fn problems(&self) -> Vec<RuntimeError> {
+        let mut problems = Vec::new();
+        let mut check = |field: &'static str, value: String, ok: bool, allowed: String| {
+            if !ok {
+                problems.push(RuntimeError::InvalidConfig {
+                    field,
+                    value,
+                    allowed,
+                });
+            }
+        };
         check(
             "memory_limit_bytes",
-            self.memory_limit_bytes,
+            self.memory_limit_bytes.to_string(),
             (MIN_MEMORY_LIMIT_BYTES..=MAX_MEMORY_LIMIT_BYTES).contains(&self.memory_limit_bytes),
             format!("{MIN_MEMORY_LIMIT_BYTES}..={MAX_MEMORY_LIMIT_BYTES}"),
-        )?;
+        );
         for (field, value) in [
             ("describe_timeout_ms", self.describe_timeout_ms),
             ("plan_timeout_ms", self.plan_timeout_ms),
@@ -86,43 +101,32 @@ impl RuntimeConfig {
         ] {
             check(
                 field,
-                value,
+                value.to_string(),
                 (1..=MAX_TIMEOUT_MS).contains(&value),
                 format!("1..={MAX_TIMEOUT_MS}"),
-            )?;
+            );
         }
         if let Some(fuel) = self.fuel {
-            check("fuel", fuel, fuel > 0, "a positive budget or null".into())?;
+            check(
+                "fuel",
+                fuel.to_string(),
+                fuel > 0,
+                "a positive budget or null".into(),
+            );
         }
         check(
             "max_instances",
-            self.max_instances,
+            self.max_instances.to_string(),
             (1..=MAX_INSTANCES_LIMIT).contains(&self.max_instances),
             format!("1..={MAX_INSTANCES_LIMIT}"),
-        )?;
+        );
         check(
             "log_capacity_bytes",
-            self.log_capacity_bytes,
+            self.log_capacity_bytes.to_string(),
             self.log_capacity_bytes <= MAX_LOG_CAPACITY_BYTES,
             format!("0..={MAX_LOG_CAPACITY_BYTES}"),
-        )
-    }
-}
-
-fn check(
-    field: &'static str,
-    value: impl ToString,
-    ok: bool,
-    allowed: String,
-) -> Result<(), RuntimeError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(RuntimeError::InvalidConfig {
-            field,
-            value: value.to_string(),
-            allowed,
-        })
+        );
+        problems
     }
 }
 
@@ -133,6 +137,25 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         RuntimeConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn every_bad_field_is_a_problem() {
+        let config = RuntimeConfig {
+            plan_timeout_ms: 0,
+            max_instances: 0,
+            fuel: Some(0),
+            ..RuntimeConfig::default()
+        };
+        let fields: Vec<&str> = config
+            .problems()
+            .iter()
+            .filter_map(|problem| match problem {
+                RuntimeError::InvalidConfig { field, .. } => Some(*field),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fields, ["plan_timeout_ms", "fuel", "max_instances"]);
     }
 
     #[test]

@@ -125,7 +125,8 @@ fn unknown_key_error_names_the_key_itself() {
 fn every_problem_is_reported_at_once() {
     let base = base_with_examples();
     let keys = problem_keys(load_in(
-        "listen = \"0.0.0.0:1\"\n[limits]\nmax_concurrent_jobs = 0\n[sandbox]\ntimeout_secs = 0",
+        "listen = \"0.0.0.0:1\"\n[limits]\nmax_concurrent_jobs = 0\n[sandbox]\ntimeout_secs = 0\n\
+         [plugins]\nplan_timeout_ms = 0\nmax_instances = 0",
         base.path(),
     ));
     assert_eq!(
@@ -133,7 +134,9 @@ fn every_problem_is_reported_at_once() {
         vec![
             "listen",
             "limits.max_concurrent_jobs",
-            "sandbox.timeout_secs"
+            "sandbox.timeout_secs",
+            "plugins.plan_timeout_ms",
+            "plugins.max_instances"
         ]
     );
 }

@@ -110,16 +110,18 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
             "run_as_uid and run_as_gid must be set together",
         ));
     }
-    if let Err(toolgate_plugin_runtime::RuntimeError::InvalidConfig {
-        field,
-        value,
-        allowed,
-    }) = config.plugins.validate()
-    {
-        problems.push(ConfigProblem::new(
-            format!("plugins.{field}"),
-            format!("{} is out of range; allowed: {allowed}", quoted(&value)),
-        ));
+    for problem in config.plugins.problems() {
+        if let toolgate_plugin_runtime::RuntimeError::InvalidConfig {
+            field,
+            value,
+            allowed,
+        } = problem
+        {
+            problems.push(ConfigProblem::new(
+                format!("plugins.{field}"),
+                format!("{} is out of range; allowed: {allowed}", quoted(&value)),
+            ));
+        }
     }
     for (name, tool) in &config.tools {
         if !is_tool_name(name) {
