@@ -1,12 +1,13 @@
 //! `/api/jobs`: the job history (from the store) and cancellation (through the registry).
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
@@ -17,11 +18,11 @@ const DEFAULT_LIST_LIMIT: usize = 50;
 /// Most jobs listed at once: keeps one response (and one query) small.
 const MAX_LIST_LIMIT: usize = 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/jobs", get(list_jobs))
-        .route("/api/jobs/{id}", get(get_job))
-        .route("/api/jobs/{id}/cancel", post(cancel_job))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(cancel_job))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

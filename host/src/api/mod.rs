@@ -1,10 +1,10 @@
 //! The HTTP API: one router per resource, merged here, sharing one cloneable [`AppState`].
 //!
-//! Invariants: every route is listed in [`ROUTES`] and documented in the OpenAPI document (a unit
-//! test walks the list); every error is an [`ApiError`] rendered as JSON; request bodies are
-//! bounded by `limits.max_body_bytes`; every request is counted by method, matched route and
-//! status (never by raw path or an unknown method, which would let callers create unbounded
-//! metric series).
+//! Invariants: every route is registered with its OpenAPI operation (`utoipa_axum::routes!`), so
+//! the document served at `/openapi.json` is generated from the routes themselves; every error is
+//! an [`ApiError`] rendered as JSON; request bodies are bounded by `limits.max_body_bytes`; every
+//! request is counted by method, matched route and status (never by raw path or an unknown
+//! method, which would let callers create unbounded metric series).
 
 mod docs;
 mod error;
@@ -23,29 +23,14 @@ use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
 
 pub use docs::ApiDoc;
 pub use error::{ApiError, ErrorBody, RETRY_AFTER_SECS};
 
 use crate::jobs::JobService;
 use crate::metrics::Metrics;
-
-/// Every (method, path template) the router serves; the OpenAPI test walks this list.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/health"),
-    ("GET", "/metrics"),
-    ("GET", "/openapi.json"),
-    ("GET", "/api/tools"),
-    ("GET", "/api/tools/{tool}"),
-    ("POST", "/api/tools/{tool}"),
-    ("GET", "/api/jobs"),
-    ("GET", "/api/jobs/{id}"),
-    ("POST", "/api/jobs/{id}/cancel"),
-    ("GET", "/api/processes/list"),
-    ("GET", "/api/processes/status/{id}"),
-    ("POST", "/api/processes/terminate/{id}"),
-];
 
 /// A loaded plugin, as `/health` lists it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -87,16 +72,28 @@ pub struct AppState {
     pub settings: ApiSettings,
 }
 
-/// The whole HTTP application.
-pub fn app(state: AppState) -> Router {
-    let metrics = Arc::clone(&state.metrics);
-    let max_body_bytes = state.settings.max_body_bytes;
-    Router::new()
+/// Every route, each registered together with its OpenAPI operation, so that the document
+/// covers exactly the routes served.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(docs::router())
         .merge(tools::router())
         .merge(jobs::router())
         .merge(processes::router())
+}
+
+/// The OpenAPI 3.1 document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let metrics = Arc::clone(&state.metrics);
+    let max_body_bytes = state.settings.max_body_bytes;
+    let (router, _) = routes().split_for_parts();
+    router
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state)

@@ -5,22 +5,23 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::path_segment::PathSegment;
 use crate::jobs::ActiveJobInfo;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/processes/list", get(list_processes))
-        .route("/api/processes/status/{id}", get(process_status))
-        .route("/api/processes/terminate/{id}", post(terminate_process))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_processes))
+        .routes(routes!(process_status))
+        .routes(routes!(terminate_process))
 }
 
 /// `GET /api/processes/list` body.

@@ -4,26 +4,27 @@
 //! empty body means "all defaults"; a caller that disconnects from a running call cancels its
 //! job when `limits.cancel_on_disconnect` is set (a drop guard on the handler future).
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
 use crate::jobs::{ToolEntry, ToolRunResponse};
 use crate::metrics::Rejection;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/tools", get(list_tools))
-        .route("/api/tools/{tool}", get(describe_tool).post(run_tool))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tools))
+        .routes(routes!(describe_tool, run_tool))
 }
 
 /// A tool as the daemon would run it.
