@@ -2,7 +2,7 @@
 //! request error the API promises, and the self-description endpoints.
 
 use serde_json::Value;
-use toolgate_tests::{EnvOptions, TestEnv, install_fake_tool};
+use toolgate_tests::{Daemon, EnvOptions, TestEnv, install_fake_tool};
 
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
@@ -20,17 +20,22 @@ fn with_fake_tools(env: &TestEnv) -> EnvOptions {
 const HEXSTRIKE_TERRASCAN_BODY: &str = r#"{"scan_type":"all","iac_dir":"terraform","policy_type":"","output_format":"json","severity":"","additional_args":""}"#;
 const HEXSTRIKE_PROWLER_BODY: &str = r#"{"provider":"aws","profile":"default","region":"","checks":"","output_dir":"/tmp/prowler_output","output_format":"json","additional_args":""}"#;
 
-#[test]
-fn terrascan_call_in_hexstrike_shape_returns_findings_and_is_recorded() {
-    let env = TestEnv::new("api-terrascan");
-    let daemon = env.start(&with_fake_tools(&env));
+/// The HexStrike client's terrascan call; its 200 body.
+fn hexstrike_terrascan_call(daemon: &Daemon) -> Value {
     let response = daemon.request(
         "POST",
         "/api/tools/terrascan",
         Some(HEXSTRIKE_TERRASCAN_BODY),
     );
     assert_eq!(response.status, 200, "{}", response.body);
-    let body = json(&response.body);
+    json(&response.body)
+}
+
+#[test]
+fn terrascan_call_in_hexstrike_shape_returns_findings_and_is_recorded() {
+    let env = TestEnv::new("api-terrascan");
+    let daemon = env.start(&with_fake_tools(&env));
+    let body = hexstrike_terrascan_call(&daemon);
     // HexStrike's fields.
     for key in [
         "stdout",
@@ -452,13 +457,7 @@ fn output_beyond_the_cap_is_cut_and_the_answer_says_so() {
         sandbox: "max_output_bytes = 256".into(),
         ..with_fake_tools(&env)
     });
-    let response = daemon.request(
-        "POST",
-        "/api/tools/terrascan",
-        Some(HEXSTRIKE_TERRASCAN_BODY),
-    );
-    assert_eq!(response.status, 200, "{}", response.body);
-    let body = json(&response.body);
+    let body = hexstrike_terrascan_call(&daemon);
     assert_eq!(body["truncated"], true, "{body}");
     assert_eq!(body["partial_results"], true, "{body}");
     let stdout = body["stdout"].as_str().expect("stdout");

@@ -174,14 +174,8 @@ fn sigint_stops_accepting_and_lets_a_job_that_ends_within_the_grace_finish() {
     assert_eq!(job["exit_code"], 0, "{job}");
 }
 
-#[test]
-fn each_job_is_one_structured_event_with_tenant_tool_argv_exit_and_duration() {
-    let env = TestEnv::new("life-log");
-    let fake = install_fake_tool(&env.tools_dir(), "terrascan");
-    let mut daemon = env.start(&EnvOptions {
-        terrascan: Some(fake),
-        ..EnvOptions::default()
-    });
+/// Runs one terrascan scan, stops the daemon, and returns the job's id and the daemon's log.
+fn scan_once_and_stop(daemon: &mut Daemon) -> (String, String) {
     let answer = daemon.request(
         "POST",
         "/api/tools/terrascan",
@@ -193,7 +187,18 @@ fn each_job_is_one_structured_event_with_tenant_tool_argv_exit_and_duration() {
         .expect("id")
         .to_string();
     daemon.signal_and_wait(libc::SIGTERM, WAIT);
-    let log = daemon.log();
+    (id, daemon.log())
+}
+
+#[test]
+fn each_job_is_one_structured_event_with_tenant_tool_argv_exit_and_duration() {
+    let env = TestEnv::new("life-log");
+    let fake = install_fake_tool(&env.tools_dir(), "terrascan");
+    let mut daemon = env.start(&EnvOptions {
+        terrascan: Some(fake),
+        ..EnvOptions::default()
+    });
+    let (id, log) = scan_once_and_stop(&mut daemon);
     let events: Vec<Value> = log
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -230,18 +235,7 @@ fn the_human_log_carries_the_same_job_event() {
     )
     .expect("config");
     let mut daemon = Daemon::start(&config, env.port, &env.root.join("daemon.log"));
-    let answer = daemon.request(
-        "POST",
-        "/api/tools/terrascan",
-        Some("{\"iac_dir\": \"terraform\"}"),
-    );
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    let id = json(&answer.body)["job_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    daemon.signal_and_wait(libc::SIGTERM, WAIT);
-    let log = daemon.log();
+    let (id, log) = scan_once_and_stop(&mut daemon);
     let line = log
         .lines()
         .find(|line| line.contains(&id) && line.contains("job finished"))
