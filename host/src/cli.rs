@@ -136,16 +136,23 @@ fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> Result<ExitCode, Cl
 }
 
 fn check(file: &Path) -> ExitCode {
-    let config = match Config::load(file) {
-        Ok(config) => config,
+    let (config, mut problems) = match Config::load_checked(file) {
+        Ok(checked) => checked,
         Err(ConfigError::Invalid { problems }) => return report_problems(file, &problems),
         Err(other) => {
             eprintln!("{other}");
             return ExitCode::FAILURE;
         }
     };
-    // The file parses: what the host offers and the plugins provide come next, all reported.
-    let mut problems = crate::config::host_problems(&config);
+    // What the host offers and the plugins provide are checked in the same run, against the
+    // rest of the file; the plugins only when their own keys are sound.
+    problems.extend(crate::config::host_problems(&config));
+    if problems
+        .iter()
+        .any(|problem| problem.key.starts_with("plugins"))
+    {
+        return report_problems(file, &problems);
+    }
     let tools = match daemon::load_plugins(&config, PluginCache::None) {
         Ok((plugins, report)) => {
             for skipped in &report.skipped {
@@ -188,7 +195,11 @@ fn check(file: &Path) -> ExitCode {
 fn report_problems(file: &Path, problems: &[crate::config::ConfigProblem]) -> ExitCode {
     eprintln!("{}: {} problem(s)", file.display(), problems.len());
     for problem in problems {
-        eprintln!("error at `{}`: {}", problem.key, problem.message);
+        if problem.key == "." {
+            eprintln!("error: {}", problem.message);
+        } else {
+            eprintln!("error at `{}`: {}", problem.key, problem.message);
+        }
     }
     ExitCode::FAILURE
 }

@@ -89,6 +89,27 @@ fn config_check_reports_every_bad_key_in_one_run() {
 }
 
 #[test]
+fn config_check_reports_the_files_the_hosts_and_the_plugins_problems_in_one_run() {
+    let env = TestEnv::new("cli-check-stages");
+    let config = env.write_config(&EnvOptions::default());
+    let generated = std::fs::read_to_string(&config).expect("config");
+    // A bad listen address and an unknown key (the file), a tool no plugin provides and an
+    // undeclared variable (the plugins).
+    let broken = generated.replace("listen = ", "lisen = \"x\"\nlisten = \"0.0.0.0:1\"\n# ")
+        + "[tools.nmap]\nenv_passthrough = [\"FOO\"]\n";
+    std::fs::write(&config, broken).expect("write");
+    let output = toolgate(&["config", "check", config.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    for key in ["lisen", "listen", "tools.nmap"] {
+        assert!(
+            stderr.contains(&format!("error at `{key}`")),
+            "{key}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn serve_refuses_a_tool_section_no_plugin_provides() {
     let env = TestEnv::new("cli-unknown-tool");
     let config = env.write_config(&EnvOptions::default());

@@ -178,6 +178,27 @@ impl Config {
 
     /// Like [`Config::from_toml`] with an explicit base directory for relative paths.
     pub fn from_toml_in(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let (config, problems) = Self::checked_in(text, base)?;
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid { problems })
+        }
+    }
+
+    /// For `config check`: the file's configuration with every key that has a problem at its
+    /// default, and those problems, so that what depends on the rest (the host, the plugins)
+    /// can be checked in the same run. Fails only when the file cannot be read or parsed.
+    pub fn load_checked(path: &Path) -> Result<(Self, Vec<ConfigProblem>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cwd = std::env::current_dir().map_err(ConfigError::WorkingDirectory)?;
+        Self::checked_in(&text, &cwd)
+    }
+
+    fn checked_in(text: &str, base: &Path) -> Result<(Self, Vec<ConfigProblem>), ConfigError> {
         let Parsed {
             mut config,
             mut problems,
@@ -195,11 +216,7 @@ impl Config {
                 .into_iter()
                 .filter(|problem| !about_dropped(&problem.key)),
         );
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid { problems })
-        }
+        Ok((config, problems))
     }
 
     /// Replaces `listen` (the `--listen` flag) and validates again.

@@ -218,6 +218,23 @@ fn schema_problems_keep_their_source_line() {
     assert!(text.contains("line 6"), "{text}");
 }
 
+#[test]
+fn type_errors_say_what_toml_value_is_expected_not_the_rust_type() {
+    let base = base_with_examples();
+    let text = load_in(
+        "[limits]\nmax_concurrent_jobs = -1\n[sandbox]\ntimeout_secs = \"five minutes\"",
+        base.path(),
+    )
+    .expect_err("bad types")
+    .to_string();
+    assert_eq!(
+        text.matches("expected a whole number of 0 or more").count(),
+        2,
+        "{text}"
+    );
+    assert!(!text.contains("usize") && !text.contains("u64"), "{text}");
+}
+
 fn plugin(name: &str, env_vars: &[&str]) -> toolgate_plugin_runtime::ToolDescription {
     toolgate_plugin_runtime::ToolDescription {
         name: name.into(),

@@ -43,8 +43,28 @@ impl ConfigProblem {
     /// A schema error (unknown key, wrong type) at `path`.
     pub(super) fn schema(path: &str, error: &toml::de::Error) -> Self {
         let key = if path.is_empty() { "." } else { path };
-        Self::new(key, error.to_string().trim_end().to_string())
+        Self::new(key, in_plain_words(error.to_string().trim_end()))
     }
+}
+
+/// serde names what it expected by Rust type (`expected u64`); an operator reads TOML.
+fn in_plain_words(message: &str) -> String {
+    const TYPES: &[(&str, &str)] = &[
+        ("u8", "a whole number of 0 or more"),
+        ("u16", "a whole number of 0 or more"),
+        ("u32", "a whole number of 0 or more"),
+        ("u64", "a whole number of 0 or more"),
+        ("usize", "a whole number of 0 or more"),
+        ("i32", "a whole number"),
+        ("i64", "a whole number"),
+        ("f64", "a number"),
+    ];
+    for (rust, words) in TYPES {
+        if let Some(head) = message.strip_suffix(&format!("expected {rust}")) {
+            return format!("{head}expected {words}");
+        }
+    }
+    message.to_string()
 }
 
 fn quoted(value: &str) -> String {
