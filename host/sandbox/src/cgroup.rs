@@ -36,9 +36,10 @@ pub struct CgroupSupport {
     pub kill_file: bool,
 }
 
-/// Checks that `root` is a writable cgroup v2 directory and enables the memory and pids
-/// controllers for its children when the parent offers them.
-pub fn detect(root: &Path) -> Result<CgroupSupport, SandboxError> {
+/// The controllers `root` offers its children (`cgroup.controllers`), after checking that it is
+/// a cgroup v2 directory. Reads only: `config check` uses it to tell, with no side effects,
+/// whether the limits a configuration sets can be applied.
+pub fn controllers(root: &Path) -> Result<String, SandboxError> {
     let err = |step, source| SandboxError::Cgroup {
         step,
         path: root.to_path_buf(),
@@ -55,8 +56,19 @@ pub fn detect(root: &Path) -> Result<CgroupSupport, SandboxError> {
     if stat.f_type as libc::c_long != CGROUP2_SUPER_MAGIC {
         return Err(err("statfs", io::Error::other("not a cgroup v2 directory")));
     }
-    let controllers = fs::read_to_string(root.join("cgroup.controllers"))
-        .map_err(|e| err("read cgroup.controllers", e))?;
+    fs::read_to_string(root.join("cgroup.controllers"))
+        .map_err(|e| err("read cgroup.controllers", e))
+}
+
+/// Checks that `root` is a writable cgroup v2 directory and enables the memory and pids
+/// controllers for its children when the parent offers them.
+pub fn detect(root: &Path) -> Result<CgroupSupport, SandboxError> {
+    let err = |step, source| SandboxError::Cgroup {
+        step,
+        path: root.to_path_buf(),
+        source,
+    };
+    let controllers = controllers(root)?;
     let has = |name: &str| controllers.split_whitespace().any(|c| c == name);
     let wanted: Vec<String> = ["memory", "pids"]
         .iter()

@@ -200,27 +200,20 @@ impl Sandbox {
         if policy.network_isolation == Hardening::Required && !network_namespace {
             return Err(network_isolation_unavailable());
         }
+        // A cgroup_root or a limit the operator set is required: the daemon refuses to start
+        // rather than run jobs with less containment than configured.
         let (cgroup, cgroup_unavailable) = match &policy.cgroup_root {
             None => (None, Some("no cgroup_root configured".to_string())),
-            Some(root) => match cgroup::detect(root) {
-                Ok(support) => (Some(support), None),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cgroup containment unavailable");
-                    (None, Some(e.to_string()))
-                }
-            },
+            Some(root) => (Some(cgroup::detect(root)?), None),
         };
-        let limits_unapplied = cgroup.as_ref().map_or(
-            policy.memory_max_bytes.is_some() || policy.pids_max.is_some(),
-            |c| {
-                (policy.memory_max_bytes.is_some() && !c.memory_controller)
-                    || (policy.pids_max.is_some() && !c.pids_controller)
-            },
-        );
-        if limits_unapplied {
-            tracing::warn!(
-                "memory_max_bytes/pids_max configured but the cgroup controller is unavailable"
-            );
+        let controllers = cgroup
+            .as_ref()
+            .map(|c| (c.memory_controller, c.pids_controller));
+        if let Some(shortfall) = cgroup_limits_unavailable(&policy, controllers)
+            .into_iter()
+            .next()
+        {
+            return Err(shortfall);
         }
         let landlock_shared = match landlock {
             Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => Some(
@@ -609,7 +602,51 @@ pub fn host_shortfalls(policy: &SandboxPolicy) -> Vec<SandboxError> {
     {
         shortfalls.push(network_isolation_unavailable());
     }
+    // Read only (`cgroup::detect` would enable controllers and create a probe group).
+    let controllers = match &policy.cgroup_root {
+        None => Some(None),
+        Some(root) => match cgroup::controllers(root) {
+            Ok(list) => {
+                let has = |name: &str| list.split_whitespace().any(|c| c == name);
+                Some(Some((has("memory"), has("pids"))))
+            }
+            Err(unusable) => {
+                shortfalls.push(unusable);
+                None
+            }
+        },
+    };
+    if let Some(controllers) = controllers {
+        shortfalls.extend(cgroup_limits_unavailable(policy, controllers));
+    }
     shortfalls
+}
+
+/// The cgroup limits `policy` sets that cannot be applied: `controllers` are the memory and pids
+/// controllers `cgroup_root` offers, `None` when no cgroup_root is configured.
+fn cgroup_limits_unavailable(
+    policy: &SandboxPolicy,
+    controllers: Option<(bool, bool)>,
+) -> Vec<SandboxError> {
+    let (memory, pids) = controllers.unwrap_or((false, false));
+    let why = |controller: &str| match controllers {
+        None => "it needs a cgroup_root (a delegated cgroup v2 directory)".to_string(),
+        Some(_) => format!("the cgroup_root does not offer the {controller} controller"),
+    };
+    let mut unavailable = Vec::new();
+    if policy.memory_max_bytes.is_some() && !memory {
+        unavailable.push(SandboxError::HardeningUnavailable {
+            what: "memory_max_bytes",
+            detail: why("memory"),
+        });
+    }
+    if policy.pids_max.is_some() && !pids {
+        unavailable.push(SandboxError::HardeningUnavailable {
+            what: "pids_max",
+            detail: why("pids"),
+        });
+    }
+    unavailable
 }
 
 fn run_as_needs_root(policy: &SandboxPolicy) -> SandboxError {

@@ -247,6 +247,7 @@ pub fn host_problems(config: &Config) -> Vec<ConfigProblem> {
                 SandboxError::Policy { field, .. } if *field == "run_as" => {
                     "sandbox.run_as_uid".to_string()
                 }
+                SandboxError::Cgroup { .. } => "sandbox.cgroup_root".to_string(),
                 _ => "sandbox".to_string(),
             };
             ConfigProblem::new(key, shortfall.to_string())
