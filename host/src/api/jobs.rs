@@ -59,7 +59,13 @@ async fn list_jobs(
     State(state): State<AppState>,
     query: Result<Query<JobsQuery>, QueryRejection>,
 ) -> Result<Json<JobList>, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::BadQuery(rejection.body_text()))?;
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::BadQuery(format!(
+            "{}; allowed: limit (1..={MAX_LIST_LIMIT}), tool (a tool name), status ({})",
+            rejection.body_text(),
+            JobStatus::ALL.map(JobStatus::as_str).join(", ")
+        ))
+    })?;
     let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(ApiError::BadQuery(format!(

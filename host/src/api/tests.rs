@@ -136,7 +136,7 @@ async fn error_paths_answer_json_with_the_right_status() {
             "/api/jobs?limit=abc",
             "",
             StatusCode::BAD_REQUEST,
-            "invalid query",
+            "allowed: limit (1..=1000), tool (a tool name), status (queued, running,",
         ),
         (
             Method::GET,
