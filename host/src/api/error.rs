@@ -123,7 +123,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // A missing tool or a shutdown is the operator's state, not a failure of the daemon.
+        let unavailable = matches!(
+            self,
+            ApiError::Job(JobError::BinaryMissing { .. } | JobError::ShuttingDown)
+        );
+        if unavailable {
+            tracing::warn!(status = status.as_u16(), error = %self, "request refused");
+        } else if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request refused");
