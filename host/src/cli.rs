@@ -104,7 +104,7 @@ pub fn run() -> Result<ExitCode, CliError> {
         } => Ok(check(&file)),
         Command::Plugin { config, command } => {
             let config = load(config.as_deref())?;
-            crate::logging::init(config.log_format);
+            crate::logging::init(config.log_format, crate::logging::COMMAND_FILTER);
             match command {
                 PluginCommand::List => list(&config),
                 PluginCommand::Describe { tool } => describe(&config, &tool),
@@ -126,7 +126,7 @@ fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> Result<ExitCode, Cl
     if let Some(listen) = listen {
         config.override_listen(listen)?;
     }
-    crate::logging::init(config.log_format);
+    crate::logging::init(config.log_format, crate::logging::DAEMON_FILTER);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
