@@ -125,10 +125,15 @@ fn effective_timeout(operator_secs: Option<u64>, plugin_secs: u32, cap_secs: u64
 /// (`~/go/bin`, `~/.local/bin`) is found. Relative entries are skipped by the lookup (they would
 /// depend on the daemon's working directory). The tool still runs with `sandbox.path` as its PATH.
 fn lookup_path(sandbox_path: &str, daemon_path: Option<String>) -> String {
-    match daemon_path {
-        Some(daemon_path) if !daemon_path.is_empty() => format!("{sandbox_path}:{daemon_path}"),
-        _ => sandbox_path.to_string(),
+    let daemon_path = daemon_path.unwrap_or_default();
+    let mut dirs: Vec<&str> = Vec::new();
+    // Each directory once, so the "not found on PATH" error stays readable.
+    for dir in sandbox_path.split(':').chain(daemon_path.split(':')) {
+        if !dir.is_empty() && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
     }
+    dirs.join(":")
 }
 
 #[cfg(test)]
