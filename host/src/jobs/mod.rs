@@ -2,10 +2,11 @@
 //! parsed by its plugin and recorded.
 //!
 //! Invariants: a job is recorded (queued) before it can run and recorded again when it ends,
-//! whatever the ending (exit, timeout, cancel, sandbox error); the job runs in its own task so a
-//! caller that goes away can cancel it but never abandons it half-recorded; every live job is in
-//! the registry (cancellable) and in the task tracker (awaited at shutdown); plugin `parse` runs
-//! on a blocking thread because big reports take a while.
+//! whatever the ending (exit, timeout, cancel, a sandbox or daemon failure); the job runs in its
+//! own task so a caller that goes away can cancel it but never abandons it half-recorded; every
+//! admitted job is in the registry (cancellable) and in the task tracker (awaited at shutdown),
+//! and none is admitted once the drain has begun; plugin `parse` runs on a blocking thread
+//! because big reports take a while.
 
 mod admission;
 mod catalog;
