@@ -36,10 +36,17 @@ pub struct CgroupSupport {
     pub kill_file: bool,
 }
 
+/// The limit controllers a cgroup directory offers its children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Controllers {
+    pub memory: bool,
+    pub pids: bool,
+}
+
 /// The controllers `root` offers its children (`cgroup.controllers`), after checking that it is
 /// a cgroup v2 directory. Reads only: `config check` uses it to tell, with no side effects,
 /// whether the limits a configuration sets can be applied.
-pub fn controllers(root: &Path) -> Result<String, SandboxError> {
+pub fn controllers(root: &Path) -> Result<Controllers, SandboxError> {
     let err = |step, source| SandboxError::Cgroup {
         step,
         path: root.to_path_buf(),
@@ -56,8 +63,13 @@ pub fn controllers(root: &Path) -> Result<String, SandboxError> {
     if stat.f_type as libc::c_long != CGROUP2_SUPER_MAGIC {
         return Err(err("statfs", io::Error::other("not a cgroup v2 directory")));
     }
-    fs::read_to_string(root.join("cgroup.controllers"))
-        .map_err(|e| err("read cgroup.controllers", e))
+    let listed = fs::read_to_string(root.join("cgroup.controllers"))
+        .map_err(|e| err("read cgroup.controllers", e))?;
+    let has = |name: &str| listed.split_whitespace().any(|c| c == name);
+    Ok(Controllers {
+        memory: has("memory"),
+        pids: has("pids"),
+    })
 }
 
 /// Checks that `root` is a writable cgroup v2 directory and enables the memory and pids
@@ -68,12 +80,10 @@ pub fn detect(root: &Path) -> Result<CgroupSupport, SandboxError> {
         path: root.to_path_buf(),
         source,
     };
-    let controllers = controllers(root)?;
-    let has = |name: &str| controllers.split_whitespace().any(|c| c == name);
-    let wanted: Vec<String> = ["memory", "pids"]
-        .iter()
-        .filter(|c| has(c))
-        .map(|c| format!("+{c}"))
+    let offered = controllers(root)?;
+    let wanted: Vec<&str> = [(offered.memory, "+memory"), (offered.pids, "+pids")]
+        .into_iter()
+        .filter_map(|(has, enable)| has.then_some(enable))
         .collect();
     if !wanted.is_empty() {
         fs::write(root.join("cgroup.subtree_control"), wanted.join(" "))
@@ -86,8 +96,8 @@ pub fn detect(root: &Path) -> Result<CgroupSupport, SandboxError> {
     fs::remove_dir(&probe).map_err(|e| err("remove probe cgroup", e))?;
     Ok(CgroupSupport {
         root: root.to_path_buf(),
-        memory_controller: has("memory"),
-        pids_controller: has("pids"),
+        memory_controller: offered.memory,
+        pids_controller: offered.pids,
         kill_file,
     })
 }

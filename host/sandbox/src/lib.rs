@@ -206,10 +206,11 @@ impl Sandbox {
             None => (None, Some("no cgroup_root configured".to_string())),
             Some(root) => (Some(cgroup::detect(root)?), None),
         };
-        let controllers = cgroup
-            .as_ref()
-            .map(|c| (c.memory_controller, c.pids_controller));
-        if let Some(shortfall) = cgroup_limits_unavailable(&policy, controllers)
+        let offered = cgroup.as_ref().map(|c| cgroup::Controllers {
+            memory: c.memory_controller,
+            pids: c.pids_controller,
+        });
+        if let Some(shortfall) = cgroup_limits_unavailable(&policy, offered)
             .into_iter()
             .next()
         {
@@ -585,8 +586,9 @@ const _: () = {
 
 /// What `policy` asks of this host that it cannot give, each as the error [`Sandbox::new`] would
 /// return, found without creating anything (for `toolgate config check`): a `run_as` identity
-/// without a root daemon, and `landlock` or `network_isolation` set to `required` where the
-/// kernel or the daemon's privileges do not offer them.
+/// without a root daemon, `landlock` or `network_isolation` set to `required` where the kernel
+/// or the daemon's privileges do not offer them, and a `cgroup_root` or cgroup limit that
+/// cannot be used.
 pub fn host_shortfalls(policy: &SandboxPolicy) -> Vec<SandboxError> {
     let mut shortfalls = Vec::new();
     if policy.run_as.is_some() && !capabilities::running_as_root() {
@@ -603,33 +605,24 @@ pub fn host_shortfalls(policy: &SandboxPolicy) -> Vec<SandboxError> {
         shortfalls.push(network_isolation_unavailable());
     }
     // Read only (`cgroup::detect` would enable controllers and create a probe group).
-    let controllers = match &policy.cgroup_root {
-        None => Some(None),
+    match &policy.cgroup_root {
+        None => shortfalls.extend(cgroup_limits_unavailable(policy, None)),
         Some(root) => match cgroup::controllers(root) {
-            Ok(list) => {
-                let has = |name: &str| list.split_whitespace().any(|c| c == name);
-                Some(Some((has("memory"), has("pids"))))
-            }
-            Err(unusable) => {
-                shortfalls.push(unusable);
-                None
-            }
+            Ok(offered) => shortfalls.extend(cgroup_limits_unavailable(policy, Some(offered))),
+            Err(unusable) => shortfalls.push(unusable),
         },
-    };
-    if let Some(controllers) = controllers {
-        shortfalls.extend(cgroup_limits_unavailable(policy, controllers));
     }
     shortfalls
 }
 
-/// The cgroup limits `policy` sets that cannot be applied: `controllers` are the memory and pids
-/// controllers `cgroup_root` offers, `None` when no cgroup_root is configured.
+/// The cgroup limits `policy` sets that cannot be applied: `offered` is what `cgroup_root`
+/// offers, `None` when no cgroup_root is configured.
 fn cgroup_limits_unavailable(
     policy: &SandboxPolicy,
-    controllers: Option<(bool, bool)>,
+    offered: Option<cgroup::Controllers>,
 ) -> Vec<SandboxError> {
-    let (memory, pids) = controllers.unwrap_or((false, false));
-    let why = |controller: &str| match controllers {
+    let (memory, pids) = offered.map_or((false, false), |c| (c.memory, c.pids));
+    let why = |controller: &str| match offered {
         None => "it needs a cgroup_root (a delegated cgroup v2 directory)".to_string(),
         Some(_) => format!("the cgroup_root does not offer the {controller} controller"),
     };
