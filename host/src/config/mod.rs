@@ -158,11 +158,7 @@ impl Default for HttpConfig {
 impl Config {
     /// Reads, parses, resolves and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml(&text)
+        Self::load_checked(path).and_then(valid)
     }
 
     /// The embedded default configuration (every key at its default).
@@ -178,12 +174,7 @@ impl Config {
 
     /// Like [`Config::from_toml`] with an explicit base directory for relative paths.
     pub fn from_toml_in(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let (config, problems) = Self::checked_in(text, base)?;
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid { problems })
-        }
+        Self::checked_in(text, base).and_then(valid)
     }
 
     /// For `config check`: the file's configuration with every key that has a problem at its
@@ -262,6 +253,15 @@ impl Config {
     /// Root of the private per-job directories.
     pub fn jobs_dir(&self) -> PathBuf {
         self.data_dir.join("jobs")
+    }
+}
+
+/// The configuration when it has no problem.
+fn valid((config, problems): (Config, Vec<ConfigProblem>)) -> Result<Config, ConfigError> {
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid { problems })
     }
 }
 

@@ -14,6 +14,14 @@ fn base_with_examples() -> tempfile::TempDir {
     dir
 }
 
+/// The error `text` is refused with, as the operator reads it.
+fn refusal(text: &str) -> String {
+    let base = base_with_examples();
+    load_in(text, base.path())
+        .expect_err("a refused document")
+        .to_string()
+}
+
 fn problem_keys(result: Result<Config, ConfigError>) -> Vec<String> {
     match result {
         Err(ConfigError::Invalid { problems }) => problems.into_iter().map(|p| p.key).collect(),
@@ -114,9 +122,7 @@ fn refused_documents_name_the_key() {
 
 #[test]
 fn unknown_key_error_names_the_key_itself() {
-    let base = base_with_examples();
-    let error = load_in("[sandbox]\ntimeout = 3", base.path()).expect_err("unknown key");
-    let text = error.to_string();
+    let text = refusal("[sandbox]\ntimeout = 3");
     assert!(text.contains("timeout"), "{text}");
     assert!(text.contains("line 2"), "{text}");
 }
@@ -207,26 +213,15 @@ fn a_bad_key_is_reported_once_not_again_by_the_semantic_checks() {
 
 #[test]
 fn schema_problems_keep_their_source_line() {
-    let base = base_with_examples();
-    let error = load_in(
-        "[limits]\nmax_queued_jobs = 1\n\n[sandbox]\ntimeout = 3\nkill_grace = 1",
-        base.path(),
-    )
-    .expect_err("unknown keys");
-    let text = error.to_string();
+    let text = refusal("[limits]\nmax_queued_jobs = 1\n\n[sandbox]\ntimeout = 3\nkill_grace = 1");
     assert!(text.contains("line 5"), "{text}");
     assert!(text.contains("line 6"), "{text}");
 }
 
 #[test]
 fn type_errors_say_what_toml_value_is_expected_not_the_rust_type() {
-    let base = base_with_examples();
-    let text = load_in(
-        "[limits]\nmax_concurrent_jobs = -1\n[sandbox]\ntimeout_secs = \"five minutes\"",
-        base.path(),
-    )
-    .expect_err("bad types")
-    .to_string();
+    let text =
+        refusal("[limits]\nmax_concurrent_jobs = -1\n[sandbox]\ntimeout_secs = \"five minutes\"");
     assert_eq!(
         text.matches("expected a whole number of 0 or more").count(),
         2,

@@ -237,7 +237,8 @@ pub fn tool_problems(
 }
 
 /// What `config`'s sandbox section asks of this host that it cannot give (Landlock or a network
-/// namespace `required`, `run_as` without root), each tied to its key; creates nothing.
+/// namespace `required`, `run_as` without root, a `cgroup_root` or cgroup limit that cannot be
+/// used), each tied to its key; creates nothing.
 pub fn host_problems(config: &Config) -> Vec<ConfigProblem> {
     toolgate_sandbox::host_shortfalls(&config.sandbox.policy(config.jobs_dir()))
         .into_iter()
