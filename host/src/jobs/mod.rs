@@ -309,18 +309,27 @@ impl JobService {
                     .await);
             }
         };
-        self.interpret(
-            &job.id,
-            &job.tool,
-            &job.planned.command,
-            output_dir.clone(),
-            job.planned.output_directory,
-            result,
-        )
-        .await
+        let ran_for = result.duration;
+        let interpreted = self
+            .interpret(
+                &job.id,
+                &job.tool,
+                &job.planned.command,
+                output_dir.clone(),
+                job.planned.output_directory,
+                result,
+            )
+            .await;
+        match interpreted {
+            Ok(response) => Ok(response),
+            Err(error) => Err(self
+                .record_failure(&job.id, &job.tool, &job.planned.argv, Some(ran_for), error)
+                .await),
+        }
     }
 
-    /// Reads output files, asks the plugin to parse, records and logs the job.
+    /// Reads output files, asks the plugin to parse, records and logs the job; on an error the
+    /// caller records the job as failed.
     async fn interpret(
         &self,
         id: &str,
@@ -333,16 +342,8 @@ impl JobService {
         let inner = &self.inner;
         // A job that was given no output directory has none (`prepare_planned`): nothing to read.
         let files = if output_directory.is_some() {
-            match tokio::task::spawn_blocking(move || output_files::read_output_files(&output_dir))
-                .await
-            {
-                Ok(files) => files,
-                Err(error) => {
-                    return Err(self
-                        .record_failure(id, tool, &result.argv, Some(result.duration), error.into())
-                        .await);
-                }
-            }
+            tokio::task::spawn_blocking(move || output_files::read_output_files(&output_dir))
+                .await?
         } else {
             Vec::new()
         };
@@ -357,14 +358,7 @@ impl JobService {
             output_truncated,
             files,
         };
-        let (parsed, outcome) = match self.parse(tool, outcome).await {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                return Err(self
-                    .record_failure(id, tool, &result.argv, Some(result.duration), error)
-                    .await);
-            }
-        };
+        let (parsed, outcome) = self.parse(tool, outcome).await?;
         let (classification, findings, message, parse_error) = match parsed {
             Ok(ParseResult {
                 classification,
@@ -405,11 +399,7 @@ impl JobService {
             output_directory: output_directory.map(|dir| dir.display().to_string()),
             error: parse_error,
         };
-        if let Err(error) = self.record_finished(id, &response).await {
-            return Err(self
-                .record_failure(id, tool, &result.argv, Some(result.duration), error)
-                .await);
-        }
+        self.record_finished(id, &response).await?;
         inner
             .metrics
             .record_job(tool, status.as_str(), Some(result.duration));
