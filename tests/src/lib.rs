@@ -488,6 +488,19 @@ impl TestEnv {
         path
     }
 
+    /// Writes the configuration, then rewrites it through `edit` (for what `EnvOptions` does
+    /// not cover), and returns its path.
+    pub fn write_config_edited(
+        &self,
+        options: &EnvOptions,
+        edit: impl FnOnce(String) -> String,
+    ) -> PathBuf {
+        let path = self.write_config(options);
+        let text = std::fs::read_to_string(&path).expect("read config");
+        std::fs::write(&path, edit(text)).expect("write config");
+        path
+    }
+
     /// Writes the configuration and starts a daemon on it.
     pub fn start(&self, options: &EnvOptions) -> Daemon {
         let config = self.write_config(options);

@@ -1,6 +1,7 @@
 //! Black-box tests of the `toolgate` command line: `serve` on the embedded default, `config
 //! check`, the listen refusal, and the `plugin` inspection commands (which never run a tool).
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -18,6 +19,20 @@ fn toolgate(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `config check` on `path`, which must fail naming each of `keys`; its stderr.
+fn check_names_each_key(path: &Path, keys: &[&str]) -> String {
+    let output = toolgate(&["config", "check", path.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    for key in keys {
+        assert!(
+            stderr.contains(&format!("error at `{key}`")),
+            "{key}: {stderr}"
+        );
+    }
+    stderr
 }
 
 #[test]
@@ -71,51 +86,36 @@ fn config_check_reports_every_bad_key_in_one_run() {
         "lisen = \"127.0.0.1:1\"\n[sandbox]\ntimeout = 3\nlandlok = \"auto\"\n[limits]\nmax_queued = 1\n",
     )
     .expect("write");
-    let output = toolgate(&["config", "check", path.to_str().expect("utf-8")]);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = text(&output.stderr);
+    let stderr = check_names_each_key(
+        &path,
+        &[
+            "lisen",
+            "sandbox.timeout",
+            "sandbox.landlok",
+            "limits.max_queued",
+        ],
+    );
     assert!(stderr.contains("4 problem(s)"), "{stderr}");
-    for key in [
-        "lisen",
-        "sandbox.timeout",
-        "sandbox.landlok",
-        "limits.max_queued",
-    ] {
-        assert!(
-            stderr.contains(&format!("error at `{key}`")),
-            "{key}: {stderr}"
-        );
-    }
 }
 
 #[test]
 fn config_check_reports_the_files_the_hosts_and_the_plugins_problems_in_one_run() {
     let env = TestEnv::new("cli-check-stages");
-    let config = env.write_config(&EnvOptions::default());
-    let generated = std::fs::read_to_string(&config).expect("config");
     // A bad listen address and an unknown key (the file), a tool no plugin provides and an
     // undeclared variable (the plugins).
-    let broken = generated.replace("listen = ", "lisen = \"x\"\nlisten = \"0.0.0.0:1\"\n# ")
-        + "[tools.nmap]\nenv_passthrough = [\"FOO\"]\n";
-    std::fs::write(&config, broken).expect("write");
-    let output = toolgate(&["config", "check", config.to_str().expect("utf-8")]);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = text(&output.stderr);
-    for key in ["lisen", "listen", "tools.nmap"] {
-        assert!(
-            stderr.contains(&format!("error at `{key}`")),
-            "{key}: {stderr}"
-        );
-    }
+    let config = env.write_config_edited(&EnvOptions::default(), |generated| {
+        generated.replace("listen = ", "lisen = \"x\"\nlisten = \"0.0.0.0:1\"\n# ")
+            + "[tools.nmap]\nenv_passthrough = [\"FOO\"]\n"
+    });
+    check_names_each_key(&config, &["lisen", "listen", "tools.nmap"]);
 }
 
 #[test]
 fn serve_refuses_a_tool_section_no_plugin_provides() {
     let env = TestEnv::new("cli-unknown-tool");
-    let config = env.write_config(&EnvOptions::default());
-    let mut text_config = std::fs::read_to_string(&config).expect("read config");
-    text_config.push_str("\n[tools.terascan]\ntimeout_secs = 60\n");
-    std::fs::write(&config, text_config).expect("write config");
+    let config = env.write_config_edited(&EnvOptions::default(), |text| {
+        text + "\n[tools.terascan]\ntimeout_secs = 60\n"
+    });
     let output = toolgate(&["serve", "--config", config.to_str().expect("utf-8")]);
     assert!(!output.status.success());
     let stderr = text(&output.stderr);

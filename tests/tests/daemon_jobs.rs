@@ -3,6 +3,7 @@
 //! the caller disconnects. A shell script that sleeps in a child process stands in for a slow
 //! tool, so a correct cancel must kill the whole process group.
 
+use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -54,6 +55,13 @@ fn running_job(daemon: &Daemon) -> String {
             .map(|(k, v)| (k.clone(), v.clone()))?;
         (info["status"] == "running").then_some(id)
     })
+}
+
+/// Sends a terrascan call without reading its answer and waits until its job runs: the
+/// caller's (still waiting) connection and the job id.
+fn scan_running(env: &TestEnv, daemon: &Daemon) -> (TcpStream, String) {
+    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
+    (caller, running_job(daemon))
 }
 
 fn job_status(daemon: &Daemon, id: &str) -> String {
@@ -126,8 +134,7 @@ fn a_full_queue_is_429_with_retry_after_and_cancel_ends_the_running_job() {
 fn hexstrike_terminate_cancels_a_running_job() {
     let env = TestEnv::new("jobs-terminate");
     let daemon = slow_daemon(&env, "");
-    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
-    let id = running_job(&daemon);
+    let (caller, id) = scan_running(&env, &daemon);
     let terminate = daemon.request("POST", &format!("/api/processes/terminate/{id}"), None);
     assert_eq!(terminate.status, 200, "{}", terminate.body);
     let body = json(&terminate.body);
@@ -150,8 +157,7 @@ fn hexstrike_terminate_cancels_a_running_job() {
 fn a_caller_that_disconnects_cancels_its_job() {
     let env = TestEnv::new("jobs-disconnect");
     let daemon = slow_daemon(&env, "cancel_on_disconnect = true");
-    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
-    let id = running_job(&daemon);
+    let (caller, id) = scan_running(&env, &daemon);
     drop(caller);
     wait_for(
         WAIT,
@@ -206,8 +212,7 @@ fn a_job_beyond_the_running_slots_waits_in_the_queue_and_can_be_cancelled_there(
             ..EnvOptions::default()
         },
     );
-    let first = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
-    let running = running_job(&daemon);
+    let (first, running) = scan_running(&env, &daemon);
     let second = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
     let queued = wait_for(WAIT, "a queued job", || {
         let list = json(&daemon.get("/api/processes/list").body);
@@ -269,8 +274,7 @@ fn a_job_beyond_the_running_slots_waits_in_the_queue_and_can_be_cancelled_there(
 fn hexstrike_process_endpoints_take_the_tool_pid_as_its_mcp_client_sends_it() {
     let env = TestEnv::new("jobs-pid");
     let daemon = slow_daemon(&env, "");
-    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
-    let id = running_job(&daemon);
+    let (caller, id) = scan_running(&env, &daemon);
     let pid = wait_for(WAIT, "the running job's pid", || {
         let list = json(&daemon.get("/api/processes/list").body);
         list["active_processes"][id.as_str()]["pid"].as_u64()
@@ -321,8 +325,7 @@ fn hexstrike_process_endpoints_take_the_tool_pid_as_its_mcp_client_sends_it() {
 fn with_cancel_on_disconnect_off_a_caller_going_away_leaves_its_job_running() {
     let env = TestEnv::new("jobs-keep");
     let daemon = slow_daemon(&env, "cancel_on_disconnect = false");
-    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
-    let id = running_job(&daemon);
+    let (caller, id) = scan_running(&env, &daemon);
     drop(caller);
     // The daemon notices a closed connection within milliseconds; give it ample time.
     std::thread::sleep(Duration::from_millis(500));

@@ -224,16 +224,13 @@ fn each_job_is_one_structured_event_with_tenant_tool_argv_exit_and_duration() {
 fn the_human_log_carries_the_same_job_event() {
     let env = TestEnv::new("life-human-log");
     let fake = install_fake_tool(&env.tools_dir(), "terrascan");
-    let config = env.write_config(&EnvOptions {
+    let options = EnvOptions {
         terrascan: Some(fake),
         ..EnvOptions::default()
+    };
+    let config = env.write_config_edited(&options, |text| {
+        text.replace("log_format = \"json\"", "log_format = \"human\"")
     });
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replace("log_format = \"json\"", "log_format = \"human\""),
-    )
-    .expect("config");
     let mut daemon = Daemon::start(&config, env.port, &env.root.join("daemon.log"));
     let (id, log) = scan_once_and_stop(&mut daemon);
     let line = log

@@ -94,14 +94,20 @@ fn symlink_to_etc_and_parent_traversal_are_refused() {
     assert_eq!(outside.reason, RejectReason::OutsideOutputRoot);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn landlock_denies_reads_outside_and_writes_to_inputs() {
+/// The default sandbox, which on our machines (Landlock ABI >= 6) fully enforces Landlock.
+fn landlock_fixture() -> Fixture {
     let f = fixture(|_| {});
     assert_eq!(
         f.sandbox.capabilities().landlock,
         Enforcement::FullyEnforced,
         "this machine (Landlock ABI >= 6) must fully enforce"
     );
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landlock_denies_reads_outside_and_writes_to_inputs() {
+    let f = landlock_fixture();
     let outside = f.tmp.path().join("outside-secret");
     std::fs::write(&outside, "secret").unwrap();
     std::fs::write(f.workspace.join("input.tf"), "ok").unwrap();
@@ -153,12 +159,7 @@ async fn landlock_denies_reads_outside_and_writes_to_inputs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_home_is_the_tools_home_readable_but_not_writable() {
-    let f = fixture(|_| {});
-    assert_eq!(
-        f.sandbox.capabilities().landlock,
-        Enforcement::FullyEnforced,
-        "this machine (Landlock ABI >= 6) must fully enforce"
-    );
+    let f = landlock_fixture();
     let home = f.tmp.path().join("terrascan-home");
     std::fs::create_dir_all(home.join(".terrascan")).unwrap();
     std::fs::write(home.join(".terrascan/policy.rego"), "package p").unwrap();
