@@ -59,7 +59,7 @@ fn calls(c: &mut Criterion) {
     });
 
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/terrascan/aws_db_instance_json.json");
+        .join("../../tests/fixtures/terrascan/aws_db_instance_json.json");
     let stdout = std::fs::read(&fixture).unwrap();
     eprintln!(
         "parse fixture {}: {} bytes",

@@ -287,7 +287,7 @@ mod tests {
 
     fn fixture() -> Vec<u8> {
         let path = format!(
-            "{}/../../../shared/fixtures/prowler/aws_s3_iam.ocsf.json",
+            "{}/../../tests/fixtures/prowler/aws_s3_iam.ocsf.json",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))

@@ -29,10 +29,10 @@ fn built_file(dir: &str, file: &str, recipe: &str) -> PathBuf {
     path
 }
 
-/// A real-size fixture from the shared fixtures directory beside the repository.
+/// A real-size fixture from the repository's `tests/fixtures/` (provenance in its README).
 pub fn fixture(relative: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
+        .join("../../tests/fixtures")
         .join(relative);
     assert!(path.is_file(), "fixture {} is missing", path.display());
     path
