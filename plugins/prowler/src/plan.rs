@@ -43,7 +43,11 @@ const OUTPUT_FORMATS: &[&str] = &["json", "json-ocsf", "csv", "html", "json-asff
 const OCSF_FORMAT: &str = "json-ocsf";
 const SEVERITIES: &[&str] = &["critical", "high", "medium", "low", "informational"];
 const STATUSES: &[&str] = &["PASS", "FAIL", "MANUAL"];
-const LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+/// `--log-level` words. DEBUG is refused: prowler sets the root logger to it, so botocore logs
+/// request headers (`x-amz-security-token`) and response bodies (STS answers carrying
+/// `SecretAccessKey` and `SessionToken`) to stderr, which the caller reads. INFO and above log
+/// no credential values (botocore says only where it found them).
+const LOG_LEVELS: &[&str] = &["INFO", "WARNING", "ERROR", "CRITICAL"];
 /// Lists in fields may be separated by commas or spaces (prowler takes separate tokens).
 const LIST_SEPARATORS: &[char] = &[',', ' '];
 
@@ -457,6 +461,15 @@ mod tests {
         let table: &[(&str, &[&str])] = &[
             (r#"{"provider":"oraclecloud"}"#, &["provider"]),
             (r#"{"provider":"iac"}"#, &["provider"]),
+            // DEBUG makes botocore print session tokens and STS secrets on stderr.
+            (
+                r#"{"additional_args":"--log-level DEBUG"}"#,
+                &["additional_args"],
+            ),
+            (
+                r#"{"additional_args":"--log-level=debug"}"#,
+                &["additional_args"],
+            ),
             (r#"{"provider":"azure","profile":"prod"}"#, &["profile"]),
             (r#"{"provider":"gcp","region":"us-east-1"}"#, &["region"]),
             (

@@ -58,7 +58,11 @@ const SCAN_TYPES: &[&str] = &[
 ];
 const OUTPUT_FORMATS: &[&str] = &["json", "yaml", "xml", "junit-xml", "sarif", "human"];
 const SEVERITIES: &[&str] = &["low", "medium", "high"];
-const LOG_LEVELS: &[&str] = &["debug", "info", "warn", "error", "panic", "fatal"];
+/// `--log-level` words. `debug` is refused as prowler's DEBUG is: at that level terrascan logs
+/// the configuration it loaded and the URLs it fetches, which may carry tokens (a notifier's
+/// webhook token in an operator's config, credentials in a module source URL). The host's
+/// redaction of passed-through variables is the second line, not the only one.
+const LOG_LEVELS: &[&str] = &["info", "warn", "error", "panic", "fatal"];
 /// terrascan's fixed category list (`pkg/utils/category.go`, compared upper-cased).
 const CATEGORIES: &[&str] = &[
     "LOGGING AND MONITORING",
@@ -411,8 +415,8 @@ mod tests {
                 "scan -d <in:.> -o json --skip-rules AC_AWS_0001",
             ),
             (
-                r#"{"additional_args":"-l debug"}"#,
-                "scan -d <in:.> -o json --log-level debug",
+                r#"{"additional_args":"-l info"}"#,
+                "scan -d <in:.> -o json --log-level info",
             ),
             (
                 r#"{"additional_args":"--log-level=warn"}"#,
@@ -479,6 +483,12 @@ mod tests {
             (r#"{"additional_args":"-v -v"}"#, &["additional_args"]),
             (
                 r#"{"additional_args":"--log-level trace"}"#,
+                &["additional_args"],
+            ),
+            // A debug log may print tokens from the configuration or a fetched URL.
+            (r#"{"additional_args":"-l debug"}"#, &["additional_args"]),
+            (
+                r#"{"additional_args":"--log-level=debug"}"#,
                 &["additional_args"],
             ),
             (
