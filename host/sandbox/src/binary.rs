@@ -1,9 +1,12 @@
 //! Tool binary resolution, done once at daemon start so a later change of PATH or of the
 //! current directory cannot change which file runs.
 //!
-//! Invariant: a resolved binary is an absolute, canonical path to a regular file with an
+//! Invariants: a resolved binary is an absolute, canonical path to a regular file with an
 //! execute bit. A missing tool is an error value (the daemon reports "tool unavailable"),
-//! never a panic.
+//! never a panic. A name looked up on PATH never resolves to a shell, an interpreter or a
+//! command runner (by the name asked for or by the file it leads to): those run whatever their
+//! arguments say, so a plugin naming one would choose the program itself. Only the operator
+//! can pick such a file, by its path.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -36,12 +39,51 @@ pub fn resolve_binary(
             "a tool name must be a plain file name to look up on PATH".into(),
         ));
     }
-    search_path
+    if runs_anything(name) {
+        return Err(unavailable(format!(
+            "{name:?} is a shell, interpreter or command runner, which is never looked up by \
+             name; give the file's path in the configuration if it is really the tool"
+        )));
+    }
+    let found = search_path
         .split(':')
         .map(Path::new)
         .filter(|dir| dir.is_absolute())
         .find_map(|dir| executable_file(&dir.join(name)).ok())
-        .ok_or_else(|| unavailable(format!("not found on PATH {search_path:?}")))
+        .ok_or_else(|| unavailable(format!("not found on PATH {search_path:?}")))?;
+    // A link named like a scanner may lead to a shell (`/usr/bin/sh -> dash`).
+    let file_name = found.file_name().unwrap_or_default().to_string_lossy();
+    if runs_anything(&file_name) {
+        return Err(unavailable(format!(
+            "{name:?} on PATH is {}, a shell, interpreter or command runner, which is never \
+             looked up by name; give the file's path in the configuration if it is really the tool",
+            found.display()
+        )));
+    }
+    Ok(found)
+}
+
+/// Programs that run whatever their arguments or input say: shells, language interpreters and
+/// command runners. Matched on the file name without a version suffix (`python3.12`,
+/// `perl5.36`).
+const RUNS_ANYTHING: &[&str] = &[
+    // shells
+    "sh", "ash", "bash", "dash", "rbash", "zsh", "ksh", "mksh", "pdksh", "csh", "tcsh", "fish",
+    "yash", "busybox", "toybox", "pwsh",
+    // interpreters
+    "python", "pypy", "perl", "ruby", "node", "nodejs", "deno", "bun", "php", "lua", "luajit",
+    "tclsh", "wish", "expect", "awk", "gawk", "mawk", "nawk", "java", "jshell", "rscript",
+    "julia", "guile", "racket", "sbcl", "osascript", "gdb",
+    // command runners
+    "env", "xargs", "sudo", "su", "doas", "pkexec", "nsenter", "unshare", "chroot", "setsid",
+    "nohup", "timeout", "stdbuf", "nice", "ionice", "taskset", "chrt", "setpriv", "runuser",
+    "script", "strace", "ltrace", "flock", "watch", "socat", "find",
+];
+
+/// Whether `file_name` (its version suffix ignored) is one of [`RUNS_ANYTHING`].
+fn runs_anything(file_name: &str) -> bool {
+    let base = file_name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    RUNS_ANYTHING.contains(&base.to_ascii_lowercase().as_str())
 }
 
 /// Canonical path of `path` when it is a regular file with an execute bit.
@@ -67,6 +109,16 @@ mod tests {
     use std::fs;
 
     #[test]
+    fn runs_anything_table() {
+        for name in ["sh", "bash", "dash", "python3", "python3.12", "perl5.36", "env", "BusyBox"] {
+            assert!(runs_anything(name), "{name}");
+        }
+        for name in ["terrascan", "prowler", "checkov", "shellcheck", "envoy", "trivy", "pythonic"] {
+            assert!(!runs_anything(name), "{name}");
+        }
+    }
+
+    #[test]
     fn resolution_table() {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("tool");
@@ -74,6 +126,7 @@ mod tests {
         fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
         let plain = dir.path().join("plain");
         fs::write(&plain, "data").unwrap();
+        std::os::unix::fs::symlink("/bin/sh", dir.path().join("scanner")).unwrap();
         let dir_path = dir.path().to_str().unwrap().to_string();
         let canonical_exe = exe.canonicalize().unwrap();
 
@@ -99,6 +152,19 @@ mod tests {
             (None, "missing", dir_path.clone(), None),
             (None, "../tool", dir_path.clone(), None),
             (None, "", dir_path.clone(), None),
+            // Shells and interpreters are never looked up by name, even when on PATH.
+            (None, "sh", "/usr/bin:/bin".into(), None),
+            (None, "python3", "/usr/bin:/bin".into(), None),
+            (None, "env", "/usr/bin:/bin".into(), None),
+            // ...nor through a link with a scanner's name.
+            (None, "scanner", dir_path.clone(), None),
+            // The operator may still name one by its path.
+            (
+                Some(PathBuf::from("/bin/sh")),
+                "sh",
+                String::new(),
+                Some(PathBuf::from("/bin/sh").canonicalize().unwrap()),
+            ),
         ];
         for (configured, name, path, expected) in cases {
             let got = resolve_binary(configured.as_deref(), name, &path);
