@@ -38,7 +38,8 @@ async fn terrascan_and_prowler_personalities() {
     let args = [
         Arg::Literal("aws".into()),
         Arg::Literal("--output-directory".into()),
-        Arg::RequestedOutputDir("prowler/run1".into()),
+        // One new directory directly below the output root (a nested path is refused).
+        Arg::RequestedOutputDir("prowler-run1".into()),
     ];
     let result = f
         .run_spec(&args, spec(&prowler, Duration::from_secs(20)))
@@ -49,7 +50,7 @@ async fn terrascan_and_prowler_personalities() {
         "{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    assert!(result.output_dir.ends_with("prowler/run1"));
+    assert!(result.output_dir.ends_with("prowler-run1"));
     let written: Vec<_> = std::fs::read_dir(&result.output_dir)
         .unwrap()
         .flatten()

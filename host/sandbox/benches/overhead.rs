@@ -181,7 +181,8 @@ async fn time_job(sandbox: &Sandbox, binary: &Path, i: usize) -> (Duration, Dura
         home: None,
     };
     let started = Instant::now();
-    let job = sandbox.prepare_planned(&job_id(i), &[]).unwrap();
+    let mut job = sandbox.prepare_planned(&job_id(i), &[]).unwrap();
+    sandbox.provide_dirs(&mut job).unwrap();
     let prepared = started.elapsed();
     let started = Instant::now();
     let result = sandbox

@@ -1,8 +1,9 @@
 //! Typed arguments and their resolution into the argv a tool receives.
 //!
-//! Invariants: every argument is checked before anything runs; a literal never contains NUL;
-//! an input path is inside an allowed directory (see `paths.rs`); output arguments all name
-//! the job's single output directory. There is no shell anywhere: argv goes to execve as is,
+//! Invariants: every argument is checked before anything runs, and checking creates nothing; a
+//! literal never contains NUL; an input path is inside an allowed directory (see `paths.rs`);
+//! output arguments all name the job's single output directory, and a requested one is a free
+//! name directly below the output root that is not reserved for a job (see `job_dirs.rs`). There is no shell anywhere: argv goes to execve as is,
 //! and `shell_quote` exists only to display a command.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PlanRejected, RejectReason};
-use crate::paths::{HeldDir, ensure_dir_beneath, resolve_input};
+use crate::job_dirs::is_reserved_output_name;
+use crate::paths::{HeldDir, check_absent, name_below_root, resolve_input};
 
 /// One argument of a tool's argv, as a plugin typed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,30 +24,33 @@ pub enum Arg {
     InputPath(String),
     /// The job's output directory.
     OutputDir,
-    /// An output directory the caller asked for; must lie inside the output root.
+    /// An output directory the caller asked for: a new directory directly below the output
+    /// root (a bare name, or an absolute path whose parent is the root).
     RequestedOutputDir(String),
 }
 
-/// Finds the (single) requested output directory, creating it under `output_root`.
+/// Finds the (single) requested output directory and checks it, creating nothing: one name
+/// directly below `output_root`, not in the reserved job-id form, and free right now. Returns
+/// the argument's index and that name.
 pub fn requested_output_dir(
     output_root: &HeldDir,
     args: &[Arg],
-) -> Result<Option<PathBuf>, PlanRejected> {
-    let mut found: Option<PathBuf> = None;
+) -> Result<Option<(usize, PathBuf)>, PlanRejected> {
+    let mut found: Option<(usize, PathBuf)> = None;
     for (index, arg) in args.iter().enumerate() {
         let Arg::RequestedOutputDir(value) = arg else {
             continue;
         };
+        let refused = |reason| PlanRejected::arg(index, value, reason);
         if found.is_some() {
-            return Err(PlanRejected::arg(
-                index,
-                value,
-                RejectReason::SecondOutputDir,
-            ));
+            return Err(refused(RejectReason::SecondOutputDir));
         }
-        let dir = ensure_dir_beneath(output_root, value)
-            .map_err(|reason| PlanRejected::arg(index, value, reason))?;
-        found = Some(dir);
+        let name = name_below_root(output_root, value).map_err(refused)?;
+        if is_reserved_output_name(name.as_os_str()) {
+            return Err(refused(RejectReason::ReservedOutputName));
+        }
+        check_absent(&output_root.fd, &name).map_err(refused)?;
+        found = Some((index, name));
     }
     Ok(found)
 }
@@ -172,6 +177,49 @@ mod tests {
                 }
             }
         }
+        let requested = |value: &str| {
+            [
+                Arg::Literal("-o".into()),
+                Arg::RequestedOutputDir(value.into()),
+            ]
+        };
+        fs::create_dir(output_root.path.join("other-job")).unwrap();
+        let root = output_root.path.to_str().unwrap().to_string();
+        let cases: Vec<(String, Result<&str, RejectReason>)> = vec![
+            ("mine".into(), Ok("mine")),
+            (format!("{root}/mine"), Ok("mine")),
+            (root.clone(), Err(RejectReason::OutputRootItself)),
+            (".".into(), Err(RejectReason::OutputRootItself)),
+            ("sub/dir".into(), Err(RejectReason::NestedOutputDir)),
+            (
+                format!("{root}/other-job/x"),
+                Err(RejectReason::NestedOutputDir),
+            ),
+            (
+                format!("{root}/other-job"),
+                Err(RejectReason::OutputDirExists),
+            ),
+            (
+                "0193f5a2-7c1e-7abc-9def-0123456789ab".into(),
+                Err(RejectReason::ReservedOutputName),
+            ),
+            (
+                "/tmp/prowler_output".into(),
+                Err(RejectReason::OutsideOutputRoot),
+            ),
+        ];
+        for (value, expected) in cases {
+            let got = requested_output_dir(&output_root, &requested(&value));
+            match expected {
+                Ok(name) => assert_eq!(got.unwrap(), Some((1, PathBuf::from(name))), "{value:?}"),
+                Err(reason) => {
+                    let err = got.unwrap_err();
+                    assert_eq!((err.arg_index, err.reason), (Some(1), reason), "{value:?}");
+                }
+            }
+        }
+        // Checking creates nothing.
+        assert!(!output_root.path.join("mine").exists());
         let two = [
             Arg::RequestedOutputDir("a".into()),
             Arg::RequestedOutputDir("b".into()),
@@ -181,16 +229,9 @@ mod tests {
             (err.arg_index, err.reason),
             (Some(1), RejectReason::SecondOutputDir)
         );
-        let one = [
-            Arg::Literal("-o".into()),
-            Arg::RequestedOutputDir("sub/dir".into()),
-        ];
         assert_eq!(
-            requested_output_dir(&output_root, &one).unwrap(),
-            Some(output_root.path.join("sub/dir"))
+            requested_output_dir(&output_root, &[Arg::OutputDir]).unwrap(),
+            None
         );
-        let outside = [Arg::RequestedOutputDir("/tmp/prowler_output".into())];
-        let err = requested_output_dir(&output_root, &outside).unwrap_err();
-        assert_eq!(err.reason, RejectReason::OutsideOutputRoot);
     }
 }

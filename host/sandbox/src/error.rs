@@ -72,6 +72,10 @@ pub enum SandboxError {
     Pidfd { pid: i32, source: io::Error },
     #[error("waiting for pid {pid}: {source}")]
     Wait { pid: i32, source: io::Error },
+    #[error(
+        "job {job_id:?} was never given its directories: call Sandbox::provide_dirs once it is admitted"
+    )]
+    DirsNotProvided { job_id: String },
 }
 
 /// Why an argument or a job id was refused.
@@ -93,8 +97,18 @@ pub enum RejectReason {
     EscapesBeneath,
     #[error("is outside the output root")]
     OutsideOutputRoot,
-    #[error("a component is a symlink or not a directory")]
-    NotADirectory,
+    #[error("names the output root itself; give the name of a new directory below it")]
+    OutputRootItself,
+    #[error(
+        "is a nested path; an output directory is one new directory directly below the output root"
+    )]
+    NestedOutputDir,
+    #[error("is reserved: names in the job-id (UUID) form belong to the jobs' own directories")]
+    ReservedOutputName,
+    #[error(
+        "already exists (it may be another job's); an output directory must be a new name below the output root"
+    )]
+    OutputDirExists,
     #[error("only one requested output directory is allowed per job")]
     SecondOutputDir,
     #[error("job id must be 1-64 characters of [A-Za-z0-9_.-], not `.` or `..`")]

@@ -12,9 +12,11 @@
 //!   `spawner`: the dedicated spawning thread
 //! - `run` + `reaper`: timeout, kill escalation, orphan sweep, reaping; `output`: capped capture
 //!
-//! Invariant of the public API: `prepare` refuses a bad plan before anything runs (a
-//! `PlanRejected` naming the argument); `run` never starts a tool without every planned
-//! protection in place (a `SandboxError` naming the failed step).
+//! Invariant of the public API: `prepare_planned` refuses a bad plan before anything runs (a
+//! `PlanRejected` naming the argument) and has no side effect; `provide_dirs` (for a job the
+//! caller admitted) creates the job's output directory and leases its private ones; `prepare`
+//! does both. `run` never starts a tool without its directories and every planned protection in
+//! place (a `SandboxError` naming the failed step).
 
 mod args;
 mod binary;
@@ -67,36 +69,39 @@ use reaper::Leader;
 /// smuggled to a process outside the job can hold a pipe open that long.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
-/// A job whose arguments were checked and whose directories exist. Dropping it without running
-/// it returns its private directories to the pool.
+/// A job whose arguments were checked; its directories exist once `Sandbox::provide_dirs` (or
+/// `prepare`) gave them. Dropping it without running it returns its private directories to the
+/// pool.
 #[derive(Debug)]
 pub struct PreparedJob {
     pub job_id: String,
     /// The resolved arguments, without argv[0].
     pub argv: Vec<String>,
-    /// The job's output directory; it exists exactly when `has_output_dir()` says so.
+    /// The job's output directory when `has_output_dir()`: a new directory directly below the
+    /// output root, created by this job in `provide_dirs`.
     pub output_dir: PathBuf,
-    output_dir_created: bool,
-    private: PrivateDirs,
+    output: job_dirs::OutputDir,
+    /// Leased by `provide_dirs`.
+    private: Option<PrivateDirs>,
 }
 
 impl PreparedJob {
-    /// Whether `output_dir` was created (and is writable by the tool under Landlock).
+    /// Whether the job has an output directory (an argument names it): created by
+    /// `provide_dirs`, and then writable by the tool under Landlock.
     pub fn has_output_dir(&self) -> bool {
-        self.output_dir_created
+        self.output.is_used()
     }
 
-    /// The job's private HOME.
-    pub fn home_dir(&self) -> &std::path::Path {
-        &self.private.home
+    /// The job's private HOME, once `provide_dirs` gave it.
+    pub fn home_dir(&self) -> Option<&std::path::Path> {
+        self.private.as_ref().map(|private| private.home.as_path())
     }
 
-    /// A job that will not run: removes its output directory if it was created for it and is
-    /// still empty; the private directories go back to the pool.
+    /// A job that will not run: removes its output directory if this job created it and it is
+    /// still the same, empty directory (never one it found); the private directories go back
+    /// to the pool.
     pub fn discard(self) {
-        if self.output_dir_created {
-            let _ = std::fs::remove_dir(&self.output_dir);
-        }
+        self.output.remove();
     }
 }
 
@@ -268,71 +273,93 @@ impl Sandbox {
         &self.policy
     }
 
-    /// Checks every argument and provides the job's directories: the output directory
-    /// (`output_root/<job_id>` unless a `RequestedOutputDir` names one inside the root) and
+    /// Checks every argument and provides the job's directories at once (`prepare_planned`
+    /// with an output directory, then `provide_dirs`): the output directory (a new
+    /// `output_root/<job_id>` unless a `RequestedOutputDir` names a new one below the root) and
     /// empty private `home` and `tmp` from the pool.
     pub fn prepare(&self, job_id: &str, args: &[Arg]) -> Result<PreparedJob, PlanRejected> {
-        self.prepare_job(job_id, args, true)
+        let mut job = self.plan(job_id, args, true)?;
+        self.provide_dirs(&mut job)?;
+        Ok(job)
     }
 
-    /// Like `prepare`, but creates the output directory only when an argument names it
-    /// (`OutputDir` or `RequestedOutputDir`): a tool that is given no output directory gets
-    /// none, and Landlock grants it no writable directory besides its home and tmp.
+    /// Checks every argument without creating anything; the job gets an output directory only
+    /// when an argument names it (`OutputDir` or `RequestedOutputDir`): a tool that is given
+    /// none gets none, and Landlock grants it no writable directory besides its home and tmp.
+    /// Call `provide_dirs` once the job is admitted, before `run`.
     pub fn prepare_planned(&self, job_id: &str, args: &[Arg]) -> Result<PreparedJob, PlanRejected> {
         let names_output_dir = args
             .iter()
             .any(|arg| matches!(arg, Arg::OutputDir | Arg::RequestedOutputDir(_)));
-        self.prepare_job(job_id, args, names_output_dir)
+        self.plan(job_id, args, names_output_dir)
     }
 
-    fn prepare_job(
+    /// The checks of `prepare_planned`: the job id, the output directory's name (requested: one
+    /// free, unreserved name directly below the root; default: the job id, free) and every
+    /// argument. Nothing is created.
+    fn plan(
         &self,
         job_id: &str,
         args: &[Arg],
-        create_output_dir: bool,
+        has_output_dir: bool,
     ) -> Result<PreparedJob, PlanRejected> {
         job_dirs::check_job_id(job_id)?;
-        let (output_dir, created_default) =
-            match args::requested_output_dir(&self.output_root, args)? {
-                Some(dir) => (dir, false),
-                None if create_output_dir => (
-                    paths::ensure_dir_beneath(&self.output_root, job_id)
-                        .map_err(|reason| PlanRejected::job(job_id, reason))?,
-                    true,
-                ),
-                // No argument refers to it, so the path is only reported, never created or used.
-                None => (self.output_root.path.join(job_id), false),
-            };
-        // A refusal from here on leaves no directory of this job behind.
-        let refused = |rejection: PlanRejected| {
-            if created_default {
-                let _ = std::fs::remove_dir(&output_dir);
+        let output = match args::requested_output_dir(&self.output_root, args)? {
+            Some((index, name)) => job_dirs::OutputDir::Planned {
+                name,
+                arg_index: Some(index),
+            },
+            None if has_output_dir => {
+                let name = PathBuf::from(job_id);
+                paths::check_absent(&self.output_root.fd, &name)
+                    .map_err(|reason| PlanRejected::job(job_id, reason))?;
+                job_dirs::OutputDir::Planned {
+                    name,
+                    arg_index: None,
+                }
             }
-            rejection
+            // No argument refers to it, so the path is only reported, never created or used.
+            None => job_dirs::OutputDir::Unused,
         };
-        let argv = args::resolve_args(&self.allowed, &output_dir, args).map_err(refused)?;
-        let owner = self.dedicated_identity();
-        let private = self.private_dirs.lease().map_err(|e| {
-            refused(PlanRejected::job(
-                job_id,
-                RejectReason::Internal(e.to_string()),
-            ))
-        })?;
-        if let Some(owner) = owner.filter(|_| create_output_dir) {
-            job_dirs::chown(&output_dir, owner).map_err(|e| {
-                refused(PlanRejected::job(
-                    job_id,
-                    RejectReason::Internal(e.to_string()),
-                ))
-            })?;
-        }
+        let output_dir = match &output {
+            job_dirs::OutputDir::Planned { name, .. } => self.output_root.path.join(name),
+            _ => self.output_root.path.join(job_id),
+        };
+        let argv = args::resolve_args(&self.allowed, &output_dir, args)?;
         Ok(PreparedJob {
             job_id: job_id.to_string(),
             argv,
             output_dir,
-            output_dir_created: create_output_dir,
-            private,
+            output,
+            private: None,
         })
+    }
+
+    /// Gives a planned job its directories, for a job the caller admitted: creates its output
+    /// directory (when it has one) with `mkdirat`, handing it to the dedicated identity, and
+    /// leases its private `home` and `tmp`. A name taken since planning is refused
+    /// (`OutputDirExists`, naming the requesting argument), never reused. On a refusal the job
+    /// holds nothing it did not hold before; calling it again after success does nothing.
+    pub fn provide_dirs(&self, job: &mut PreparedJob) -> Result<(), PlanRejected> {
+        let internal = |e: std::io::Error| {
+            PlanRejected::job(&job.job_id, RejectReason::Internal(e.to_string()))
+        };
+        let private = match job.private.take() {
+            Some(private) => private,
+            None => self.private_dirs.lease().map_err(internal)?,
+        };
+        let arg_index = match &job.output {
+            job_dirs::OutputDir::Planned { arg_index, .. } => *arg_index,
+            _ => None,
+        };
+        job.output
+            .create(&self.output_root, self.dedicated_identity())
+            .map_err(|reason| match arg_index {
+                Some(index) => PlanRejected::arg(index, &job.output_dir.to_string_lossy(), reason),
+                None => PlanRejected::job(&job.job_id, reason),
+            })?;
+        job.private = Some(private);
+        Ok(())
     }
 
     /// Runs a prepared job to completion, timeout or cancellation. Every process of the job is
@@ -352,12 +379,13 @@ impl Sandbox {
     /// until `run` returns.
     pub async fn run_reporting_pid(
         &self,
-        job: PreparedJob,
+        mut job: PreparedJob,
         spec: RunSpec,
         cancel: CancellationToken,
         spawned: impl FnOnce(u32) + Send,
     ) -> Result<RunResult, SandboxError> {
         // Run sequence (parent side; the child side is in child.rs):
+        //  0. the job's directories were provided (`provide_dirs`)
         //  1. check the binary            5. create the job cgroup (cgroup mode)
         //  2. rebuild the environment     6. clone + exec on a spawner thread
         //  3. compute the rlimits         7. watch the leader (pidfd), take the pipes, tell
@@ -365,6 +393,10 @@ impl Sandbox {
         //                                 8. supervise + drain concurrently; kill, sweep, reap
         //                                 9. remove the job cgroup, empty the private dirs, report
         let started = Instant::now();
+        // 0. Only a job given its directories runs (`provide_dirs`).
+        let Some(private) = job.private.take().filter(|_| !job.output.awaits_creation()) else {
+            return Err(SandboxError::DirsNotProvided { job_id: job.job_id });
+        };
         // 1. The binary resolved at start-up must still be there.
         if !spec.binary.is_absolute() {
             return Err(SandboxError::BinaryUnavailable {
@@ -385,8 +417,8 @@ impl Sandbox {
         let policy = &self.policy;
         let env = env::build_env(
             &policy.path_env,
-            spec.home.as_deref().unwrap_or(&job.private.home),
-            &job.private.tmp,
+            spec.home.as_deref().unwrap_or(&private.home),
+            &private.tmp,
             &spec.env,
         )?;
         // 3. rlimits.
@@ -395,8 +427,9 @@ impl Sandbox {
         // 4. Landlock ruleset (the child only restricts itself with it).
         let landlock_fd = match &self.landlock_shared {
             Some(shared) => {
-                let private = [job.private.home.as_path(), job.private.tmp.as_path()];
-                let output = job.output_dir_created.then_some(job.output_dir.as_path());
+                let private = [private.home.as_path(), private.tmp.as_path()];
+                // Only a directory this job created is ever granted.
+                let output = job.output.is_created().then_some(job.output_dir.as_path());
                 let writable: Vec<&std::path::Path> = output.into_iter().chain(private).collect();
                 // An output directory is new for every job; home and tmp come from the pool.
                 let readable = spec.home.as_deref();
@@ -523,7 +556,7 @@ impl Sandbox {
         // Only a job whose processes are all dead gets its slot checked now: a slot returned
         // unchecked is checked again before its next lease.
         if outcome.is_ok()
-            && let Err(private) = job.private.release_if_clean()
+            && let Err(private) = private.release_if_clean()
         {
             drop(tokio::task::spawn_blocking(move || private.clear()));
         }

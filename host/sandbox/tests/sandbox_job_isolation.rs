@@ -24,7 +24,10 @@ struct Job {
 
 impl Job {
     fn of(prepared: &PreparedJob) -> Self {
-        let home = prepared.home_dir().to_path_buf();
+        let home = prepared
+            .home_dir()
+            .expect("prepare provides the private dirs")
+            .to_path_buf();
         let tmp = home.parent().unwrap().join("tmp");
         Self {
             output: prepared.output_dir.clone(),

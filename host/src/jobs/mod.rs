@@ -166,7 +166,7 @@ impl JobService {
             ));
         };
         let id = new_job_id();
-        let planned = plan_job(
+        let mut planned = plan_job(
             &inner.plugins,
             &inner.jail,
             &inner.metrics,
@@ -204,6 +204,11 @@ impl JobService {
                 },
             ));
         };
+        // Only an admitted job gets directories: a refused call leaves none behind.
+        if let Err(error) = planned.provide_dirs(&inner.jail) {
+            planned.prepared.discard();
+            return Err(refused(Rejection::PlanRejected, error));
+        }
         let created_at = crate::time::now_rfc3339();
         // A job that can start at once is recorded as running straight away (one write).
         let free_slot = ticket.try_run_slot();

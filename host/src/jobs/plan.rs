@@ -1,9 +1,11 @@
 //! Turning a caller's parameters into a checked, prepared invocation: plugin `plan`, mapping of
 //! the runtime's typed argv onto the sandbox's, and the sandbox's own check (`prepare`).
 //!
-//! Invariants: nothing runs here; the plugin's proposal is only ever executed after the sandbox
-//! accepted every argument (this is what stops a hostile plugin asking for `/etc/shadow`); the
-//! two crates' `Arg` types are mapped one to one, with no interpretation in between.
+//! Invariants: nothing runs and nothing is created here (the job's directories are provided by
+//! `PlannedJob::provide_dirs` once the job is admitted, so a refused call leaves none behind);
+//! the plugin's proposal is only ever executed after the sandbox accepted every argument (this
+//! is what stops a hostile plugin asking for `/etc/shadow`); the two crates' `Arg` types are
+//! mapped one to one, with no interpretation in between.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,8 +26,30 @@ pub struct PlannedJob {
     pub argv: Vec<String>,
     /// `argv` shell-quoted for display; nothing is ever run through a shell.
     pub command: String,
-    /// The output directory the caller should know about (when the plan has one).
+    /// The output directory the caller should know about (when the plan has one); it exists
+    /// once `provide_dirs` succeeded.
     pub output_directory: Option<PathBuf>,
+    /// The plugin's name, for a refusal at `provide_dirs`.
+    tool_name: String,
+    /// The caller's parameter a requested output directory came from: the only argument a
+    /// refusal at `provide_dirs` can name.
+    output_dir_field: Option<String>,
+}
+
+impl PlannedJob {
+    /// Creates the job's directories, for a job the daemon admitted. A requested output
+    /// directory whose name was taken since planning is refused like a refused plan, naming the
+    /// caller's parameter; nothing of this job is left behind then.
+    pub fn provide_dirs(&mut self, jail: &Sandbox) -> Result<(), JobError> {
+        jail.provide_dirs(&mut self.prepared)
+            .map_err(|rejection| JobError::PlanRejected {
+                tool: self.tool_name.clone(),
+                field: rejection
+                    .arg_index
+                    .and_then(|_| self.output_dir_field.clone()),
+                rejection,
+            })
+    }
 }
 
 /// Maps the runtime's argument onto the sandbox's.
@@ -92,12 +116,14 @@ pub fn plan_job(
         errors,
     })?;
     let args: Vec<sandbox::Arg> = plan.args.iter().map(map_arg).collect();
-    // The output directory is created only for plans that pass it to the tool.
+    let field_of = |arg: &runtime::Arg| source_field(params_json, arg_value(arg)?);
+    // Checks only: the output directory (for plans that pass one to the tool) is created by
+    // `provide_dirs`.
     let prepared = jail.prepare_planned(job_id, &args).map_err(|rejection| {
         let field = rejection
             .arg_index
             .and_then(|index| plan.args.get(index))
-            .and_then(|arg| source_field(params_json, arg_value(arg)?));
+            .and_then(field_of);
         JobError::PlanRejected {
             tool: name.clone(),
             rejection,
@@ -111,6 +137,11 @@ pub fn plan_job(
     let argv: Vec<String> = std::iter::once(program)
         .chain(prepared.argv.iter().cloned())
         .collect();
+    let output_dir_field = plan
+        .args
+        .iter()
+        .find(|arg| matches!(arg, runtime::Arg::RequestedOutputDir(_)))
+        .and_then(field_of);
     Ok(PlannedJob {
         command: sandbox::shell_quote(&argv),
         output_directory: prepared
@@ -118,6 +149,8 @@ pub fn plan_job(
             .then(|| prepared.output_dir.clone()),
         argv,
         prepared,
+        tool_name: name.clone(),
+        output_dir_field,
     })
 }
 
