@@ -68,14 +68,20 @@ impl std::fmt::Debug for PluginRuntime {
 }
 
 impl PluginRuntime {
-    /// Builds the engine, links WASI and starts the epoch ticker. `cache_dir` (created if
-    /// missing) holds precompiled artefacts; `None` compiles every plugin on every load.
+    /// Builds the engine, links WASI and starts the epoch ticker. `cache_dir` (created 0700 if
+    /// missing) holds precompiled artefacts, tagged with a secret kept beside it in
+    /// `<cache_dir>.key`; a cache directory or secret not private to this uid is not used (a
+    /// warning says why, and plugins are compiled in memory). `None` compiles every plugin on
+    /// every load. Fails when `cache_dir` cannot be created.
     pub fn new(config: RuntimeConfig, cache_dir: Option<PathBuf>) -> Result<Self, RuntimeError> {
         config.validate()?;
         let engine = engine::build_engine(&config)?;
         let mut linker = Linker::new(&engine);
         wasi::link_wasi(&mut linker).map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
-        let cache = cache_dir.map(ArtefactCache::open).transpose()?;
+        let cache = match cache_dir {
+            Some(dir) => ArtefactCache::open(dir)?,
+            None => None,
+        };
         let ticker = EpochTicker::start(&engine)?;
         Ok(PluginRuntime {
             config,

@@ -3,9 +3,11 @@
 
 mod common;
 
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use common::{quick_config, test_plugin};
+use sha2::{Digest, Sha256};
 use toolgate_plugin_runtime::{CallFailure, LoadError, LoadReport, PluginRuntime};
 
 fn copy_plugin(file: &str, dir: &Path, as_name: &str) {
@@ -117,14 +119,33 @@ fn description_is_checked_and_parsed() {
     assert_eq!(runtime.describe("absent"), None);
 }
 
+/// The artefacts (`*.cwasm`) in a cache directory.
+fn artefacts(cache: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect()
+}
+
+/// The files beside an artefact that record what it must match (its tag, or a digest).
+fn records_of(artefact: &Path) -> Vec<PathBuf> {
+    let stem = artefact.file_stem().unwrap().to_owned();
+    std::fs::read_dir(artefact.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p != artefact && p.file_stem() == Some(stem.as_os_str()))
+        .collect()
+}
+
 #[test]
 fn restart_loads_from_the_cache_and_a_corrupt_entry_falls_back_to_compiling() {
     let plugins = tempfile::tempdir().unwrap();
     copy_plugin("hostile.wasm", plugins.path(), "hostile.wasm");
-    let cache = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("plugins");
     let load = || {
-        let mut runtime =
-            PluginRuntime::new(quick_config(), Some(cache.path().to_owned())).unwrap();
+        let mut runtime = PluginRuntime::new(quick_config(), Some(cache.clone())).unwrap();
         let report = runtime.load_dir(plugins.path());
         assert_eq!(report.loaded, vec!["hostile".to_string()], "{report:?}");
         common::assert_ok_plan(&runtime);
@@ -134,11 +155,7 @@ fn restart_loads_from_the_cache_and_a_corrupt_entry_falls_back_to_compiling() {
     assert_eq!(load(), (1, 0), "first start compiles");
     assert_eq!(load(), (0, 1), "restart loads the precompiled artefact");
 
-    let artefacts: Vec<_> = std::fs::read_dir(cache.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
-        .collect();
+    let artefacts = artefacts(&cache);
     assert_eq!(artefacts.len(), 1);
     let mut corrupted = std::fs::read(&artefacts[0]).unwrap();
     let middle = corrupted.len() / 2;
@@ -152,7 +169,7 @@ fn restart_loads_from_the_cache_and_a_corrupt_entry_falls_back_to_compiling() {
 }
 
 #[test]
-fn cache_dir_is_created() {
+fn cache_dir_is_created_private_with_its_secret_outside() {
     let root = tempfile::tempdir().unwrap();
     let cache = root.path().join("cache/plugins");
     let mut runtime = PluginRuntime::new(quick_config(), Some(cache.clone())).unwrap();
@@ -160,6 +177,105 @@ fn cache_dir_is_created() {
     assert_eq!(
         std::fs::read_dir(&cache).unwrap().count(),
         2,
-        "artefact and digest"
+        "artefact and tag"
     );
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&cache), 0o700);
+    assert_eq!(mode(&root.path().join("cache/plugins.key")), 0o600);
+    for file in std::fs::read_dir(&cache).unwrap() {
+        assert_eq!(mode(&file.unwrap().path()), 0o600);
+    }
+}
+
+/// The attack the tag stops: whoever can write the cache swaps in native code of their choice
+/// (here a genuine artefact of another component, so the old code would even have run it) and
+/// rewrites the record beside it to match, as a plain sha256 of the new bytes (all the old
+/// cache checked). The artefact is recompiled, not loaded.
+#[test]
+fn an_artefact_swapped_with_its_digest_rewritten_to_match_is_recompiled_not_loaded() {
+    let plugins = tempfile::tempdir().unwrap();
+    copy_plugin("hostile.wasm", plugins.path(), "hostile.wasm");
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("plugins");
+    let load = || {
+        let mut runtime = PluginRuntime::new(quick_config(), Some(cache.clone())).unwrap();
+        let report = runtime.load_dir(plugins.path());
+        (report.loaded.clone(), report.compiled, report.from_cache)
+    };
+    let hostile = || (vec!["hostile".to_string()], 1, 0);
+    assert_eq!(load(), hostile(), "first start compiles");
+
+    // The attacker's native code: a genuine artefact of another component.
+    let elsewhere = root.path().join("elsewhere");
+    PluginRuntime::new(quick_config(), Some(elsewhere.clone()))
+        .unwrap()
+        .load_file(&test_plugin("trap-at-load.wasm"))
+        .unwrap_err();
+    let injected = std::fs::read(&artefacts(&elsewhere)[0]).unwrap();
+
+    let artefact = artefacts(&cache).remove(0);
+    let records = records_of(&artefact);
+    assert!(!records.is_empty());
+    let forge = |bytes: &[u8]| {
+        std::fs::write(&artefact, bytes).unwrap();
+        let digest = hex::encode(Sha256::digest(bytes));
+        for record in &records {
+            std::fs::write(record, &digest).unwrap();
+        }
+        // The old cache's record, too.
+        std::fs::write(artefact.with_extension("sha256"), &digest).unwrap();
+    };
+    forge(&injected);
+    assert_eq!(load(), hostile(), "a swapped artefact is recompiled");
+    assert_eq!(load().2, 1, "and the rewritten entry is used");
+
+    // A tampered copy of the genuine artefact, with a matching digest: recompiled as well.
+    let mut tampered = std::fs::read(&artefact).unwrap();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0xff;
+    forge(&tampered);
+    assert_eq!(load(), hostile(), "a tampered artefact is recompiled");
+}
+
+/// A cache directory others may write, or that another user owns, is not used: every start
+/// compiles and nothing is written to it.
+#[test]
+fn a_cache_dir_open_to_others_or_owned_by_another_user_is_not_used() {
+    let plugins = tempfile::tempdir().unwrap();
+    copy_plugin("hostile.wasm", plugins.path(), "hostile.wasm");
+    type Spoil = fn(&Path) -> bool;
+    let cases: &[(&str, Spoil)] = &[
+        ("mode 0777", |dir| {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            true
+        }),
+        ("mode 0750", |dir| {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+            true
+        }),
+        // Possible only as root (the tests run as root on the reference machine).
+        ("another owner", |dir| {
+            std::os::unix::fs::chown(dir, Some(65534), Some(65534)).is_ok()
+        }),
+    ];
+    for (name, spoil) in cases {
+        let root = tempfile::tempdir().unwrap();
+        let cache = root.path().join("plugins");
+        std::fs::create_dir(&cache).unwrap();
+        if !spoil(&cache) {
+            eprintln!("{name}: skipped (needs root)");
+            continue;
+        }
+        for start in ["first", "second"] {
+            let mut runtime = PluginRuntime::new(quick_config(), Some(cache.clone())).unwrap();
+            let report = runtime.load_dir(plugins.path());
+            assert_eq!(
+                (report.loaded.len(), report.compiled, report.from_cache),
+                (1, 1, 0),
+                "{name}, {start} start: {report:?}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0, "{name}");
+        assert!(!root.path().join("plugins.key").exists(), "{name}");
+    }
 }
