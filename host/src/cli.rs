@@ -3,8 +3,9 @@
 //! Invariants: every command that takes a configuration validates it exactly as `serve` does,
 //! and `config check` also asks the host for the hardening the file requires (so it passing
 //! means `serve` accepts the file, barring what only starting can tell: a port in use, a
-//! data_dir that cannot be written); `plugin dry-run` executes nothing:
-//! it plans and has the sandbox check the plan in a throwaway job whose directories it removes.
+//! data_dir that cannot be written); `plugin dry-run` executes nothing and creates nothing (no
+//! data_dir, plugin cache, root, job or output directory): it compiles the plugins in memory,
+//! plans, and has the sandbox's own checks judge the plan (`PlanCheck`), as `serve` would.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,11 +13,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde::Serialize;
+use toolgate_sandbox::PlanCheck;
 
 use crate::config::{Config, ConfigError};
 use crate::daemon::{self, DaemonError, PluginCache};
-use crate::jobs::{JobError, ToolCatalog, plan_job};
-use crate::metrics::Metrics;
+use crate::jobs::{JobError, ToolCatalog, dry_run_job};
 
 /// Exit code for invalid input to `plugin dry-run` (field errors or a refused plan).
 const EXIT_INVALID_INPUT: u8 = 2;
@@ -206,14 +207,15 @@ fn report_problems(file: &Path, problems: &[crate::config::ConfigProblem]) -> Ex
 
 fn catalog(
     config: &Config,
+    cache: PluginCache,
 ) -> Result<(toolgate_plugin_runtime::PluginRuntime, ToolCatalog), CliError> {
-    let (plugins, _report) = daemon::load_plugins(config, PluginCache::DataDir)?;
+    let (plugins, _report) = daemon::load_plugins(config, cache)?;
     let catalog = ToolCatalog::build(plugins.tools(), config, |name| std::env::var(name).ok());
     Ok((plugins, catalog))
 }
 
 fn list(config: &Config) -> Result<ExitCode, CliError> {
-    let (_plugins, catalog) = catalog(config)?;
+    let (_plugins, catalog) = catalog(config, PluginCache::DataDir)?;
     if catalog.is_empty() {
         println!("no plugins loaded from {}", config.plugins_dir.display());
     }
@@ -240,7 +242,7 @@ struct DescribeOutput<'a> {
 }
 
 fn describe(config: &Config, tool: &str) -> Result<ExitCode, CliError> {
-    let (_plugins, catalog) = catalog(config)?;
+    let (_plugins, catalog) = catalog(config, PluginCache::DataDir)?;
     let entry = catalog
         .get(tool)
         .ok_or_else(|| CliError::UnknownTool(tool.to_string()))?;
@@ -261,15 +263,17 @@ struct DryRunOutput {
     output_directory: Option<String>,
 }
 
+/// Plans a call and checks the plan as `serve` would, creating nothing on disk: the plugins are
+/// compiled in memory (`PluginCache::None`) and the plan is checked by `PlanCheck`, which opens
+/// the existing directories of the policy and creates none.
 fn dry_run(config: &Config, tool: &str, params: &str) -> Result<ExitCode, CliError> {
-    let (plugins, catalog) = catalog(config)?;
+    let (plugins, catalog) = catalog(config, PluginCache::None)?;
     let entry = catalog
         .get(tool)
         .ok_or_else(|| CliError::UnknownTool(tool.to_string()))?;
-    let jail = daemon::build_sandbox(config).map_err(DaemonError::from)?;
+    let check = PlanCheck::new(daemon::sandbox_policy(config)).map_err(DaemonError::from)?;
     let job_id = format!("dry-run-{}", crate::jobs::new_job_id());
-    let planned = plan_job(&plugins, &jail, &Metrics::new(), entry, &job_id, params);
-    let result = match planned {
+    let result = match dry_run_job(&plugins, &check, entry, &job_id, params) {
         Ok(planned) => {
             let output = DryRunOutput {
                 output_directory: planned
@@ -279,8 +283,6 @@ fn dry_run(config: &Config, tool: &str, params: &str) -> Result<ExitCode, CliErr
                 argv: planned.argv,
                 command: planned.command,
             };
-            // Leave nothing behind: a dry run never runs.
-            planned.prepared.discard();
             println!("{}", serde_json::to_string_pretty(&output)?);
             ExitCode::SUCCESS
         }

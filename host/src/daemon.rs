@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use toolgate_plugin_runtime::{LoadReport, PluginRuntime, RuntimeError};
-use toolgate_sandbox::{Sandbox, SandboxError};
+use toolgate_sandbox::{Sandbox, SandboxError, SandboxPolicy};
 
 use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, StartupFacts};
 use crate::config::{Config, ConfigError, tool_problems};
@@ -76,7 +76,13 @@ pub fn load_plugins(
 
 /// Builds the sandbox of `config`.
 pub fn build_sandbox(config: &Config) -> Result<Sandbox, SandboxError> {
-    Sandbox::new(config.sandbox.policy(config.jobs_dir()))
+    Sandbox::new(sandbox_policy(config))
+}
+
+/// The sandbox policy of `config`: what `build_sandbox` builds, and `plugin dry-run` checks
+/// plans against.
+pub fn sandbox_policy(config: &Config) -> SandboxPolicy {
+    config.sandbox.policy(config.jobs_dir())
 }
 
 /// Everything the API needs, built from a configuration.

@@ -280,6 +280,118 @@ fn plugin_commands_list_describe_and_dry_run_without_running_anything() {
     assert!(!unknown.status.success());
 }
 
+/// Every entry below `dir`, sorted, each with its kind, size and mode: what a command must leave
+/// as it found it.
+fn tree(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(dir: &Path, base: &Path, into: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            let name = path
+                .strip_prefix(base)
+                .expect("below")
+                .display()
+                .to_string();
+            into.push(format!("{name} {:o} {}", meta.mode(), meta.len()));
+            if meta.is_dir() {
+                walk(&path, base, into);
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    walk(dir, dir, &mut entries);
+    entries.sort();
+    entries
+}
+
+/// `plugin dry-run` is documented to run nothing; it must also create nothing. Run in an empty
+/// working directory whose configuration puts data_dir (so the store, the plugin cache, the
+/// jobs root and the output root) and the allowed directory inside it, every plan, accepted or
+/// refused by the plugin or by the host's path checks, leaves the tree entry for entry as it
+/// was (the old dry run left `data/` with the plugin cache, `jobs/` and `output/` behind).
+#[test]
+fn plugin_dry_run_creates_nothing_on_disk_whether_the_plan_is_accepted_or_refused() {
+    let env = TestEnv::new("cli-dry-run-nothing");
+    let cwd = env.root.join("cwd");
+    std::fs::create_dir_all(cwd.join("examples/terraform")).expect("mkdir");
+    std::fs::copy(
+        repo_root().join("examples/terraform/aws_ami/main.tf"),
+        cwd.join("examples/terraform/main.tf"),
+    )
+    .expect("copy sample");
+    std::fs::write(
+        cwd.join("toolgate.toml"),
+        format!(
+            "data_dir = \"data\"\nplugins_dir = {:?}\n[sandbox]\nallowed_dirs = [\"examples\"]\n",
+            plugins_dir().display().to_string()
+        ),
+    )
+    .expect("write config");
+    let output_root = cwd.canonicalize().expect("canonical").join("data/output");
+    let root = output_root.to_str().expect("utf-8");
+    let before = tree(&cwd);
+    // (tool, params, exit code, what stdout must contain)
+    let table = [
+        (
+            "terrascan",
+            "{\"iac_dir\": \"terraform\"}".to_string(),
+            0,
+            "\"argv\"",
+        ),
+        (
+            "prowler",
+            format!("{{\"output_dir\": \"{root}/reports\"}}"),
+            0,
+            "/data/output/reports\"",
+        ),
+        ("prowler", "{}".to_string(), 0, "/data/output/dry-run-"),
+        // Refused by the plugin.
+        (
+            "terrascan",
+            "{\"scan_type\": \"everything\"}".to_string(),
+            2,
+            "scan_type",
+        ),
+        // Refused by the host's path checks.
+        (
+            "terrascan",
+            "{\"iac_dir\": \"/etc\"}".to_string(),
+            2,
+            "iac_dir",
+        ),
+        (
+            "prowler",
+            format!("{{\"output_dir\": \"{root}/a/b\"}}"),
+            2,
+            "output_dir",
+        ),
+    ];
+    for (tool, params, code, needle) in table {
+        let output = Command::new(toolgate_binary())
+            .args([
+                "plugin",
+                "dry-run",
+                tool,
+                &params,
+                "--config",
+                "toolgate.toml",
+            ])
+            .current_dir(&cwd)
+            .output()
+            .expect("run toolgate");
+        let stdout = text(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{tool} {params}: {stdout}{}",
+            text(&output.stderr)
+        );
+        assert!(stdout.contains(needle), "{tool} {params}: {stdout}");
+        assert_eq!(tree(&cwd), before, "{tool} {params} changed the tree");
+    }
+}
+
 /// The documented example configuration (every key) must stay valid as the schema evolves.
 #[test]
 fn the_example_and_demo_configurations_in_the_repository_are_valid() {

@@ -11,6 +11,8 @@
 //! - `exec`: clone(CLONE_VM|CLONE_VFORK) + execve; `child`: the clone-to-exec sequence;
 //!   `spawner`: the dedicated spawning thread
 //! - `run` + `reaper`: timeout, kill escalation, orphan sweep, reaping; `output`: capped capture
+//! - `check_only`: `PlanCheck`, the checks of `Sandbox::new` and `prepare_planned` without a
+//!   sandbox, creating nothing (`toolgate plugin dry-run`)
 //!
 //! Invariant of the public API: `prepare_planned` refuses a bad plan before anything runs (a
 //! `PlanRejected` naming the argument) and has no side effect; `provide_dirs` (for a job the
@@ -22,6 +24,7 @@ mod args;
 mod binary;
 mod capabilities;
 mod cgroup;
+mod check_only;
 mod child;
 mod env;
 mod error;
@@ -51,6 +54,7 @@ pub use args::{Arg, shell_quote};
 pub use binary::resolve_binary;
 pub use capabilities::{Capabilities, Containment, Protections};
 pub use cgroup::CgroupSupport;
+pub use check_only::{CheckedPlan, PlanCheck};
 pub use child::ChildStep;
 pub use error::{PlanRejected, RejectReason, SandboxError};
 pub use landlock_rules::Enforcement;

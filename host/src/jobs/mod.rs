@@ -31,7 +31,7 @@ pub use admission::Admission;
 pub use catalog::{ToolCatalog, ToolEntry};
 pub use error::JobError;
 pub use id::new_job_id;
-pub use plan::{PlannedJob, map_arg, plan_job};
+pub use plan::{DryRunJob, PlannedJob, dry_run_job, map_arg, plan_job};
 pub use registry::{ActiveJobInfo, JobRegistry};
 pub use report::{FindingSummary, KILLED_RETURN_CODE, ToolRunResponse};
 

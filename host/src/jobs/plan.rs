@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use toolgate_plugin_runtime::{self as runtime, PlanContext, PluginRuntime};
-use toolgate_sandbox::{self as sandbox, PreparedJob, Sandbox};
+use toolgate_sandbox::{self as sandbox, PlanCheck, PreparedJob, Sandbox};
 
 use super::catalog::ToolEntry;
 use super::error::JobError;
@@ -151,6 +151,63 @@ pub fn plan_job(
         prepared,
         tool_name: name.clone(),
         output_dir_field,
+    })
+}
+
+/// What `plugin dry-run` prints: the invocation `plan_job` would prepare.
+#[derive(Debug)]
+pub struct DryRunJob {
+    /// The full argv (argv[0] is the binary, or the executable name when it is not installed).
+    pub argv: Vec<String>,
+    /// `argv` shell-quoted for display.
+    pub command: String,
+    /// The output directory a run would create (when the plan has one).
+    pub output_directory: Option<PathBuf>,
+}
+
+/// `plan_job` for `plugin dry-run`: the same plugin call and the sandbox's same checks, through
+/// `PlanCheck`, which creates nothing (no output directory, no private directory, no root).
+pub fn dry_run_job(
+    plugins: &PluginRuntime,
+    check: &PlanCheck,
+    tool: &ToolEntry,
+    job_id: &str,
+    params_json: &str,
+) -> Result<DryRunJob, JobError> {
+    let name = &tool.description.name;
+    let policy = check.policy();
+    let context = PlanContext {
+        output_dir: policy.output_root.join(job_id),
+        workspace: policy.allowed_dirs.first().cloned().unwrap_or_default(),
+        output_root: policy.output_root.clone(),
+    };
+    let plan = plugins
+        .plan(name, params_json, &context)?
+        .map_err(|errors| JobError::InvalidParams {
+            tool: name.clone(),
+            errors,
+        })?;
+    let args: Vec<sandbox::Arg> = plan.args.iter().map(map_arg).collect();
+    let checked = check.check_planned(job_id, &args).map_err(|rejection| {
+        let field = rejection
+            .arg_index
+            .and_then(|index| plan.args.get(index))
+            .and_then(|arg| source_field(params_json, arg_value(arg)?));
+        JobError::PlanRejected {
+            tool: name.clone(),
+            rejection,
+            field,
+        }
+    })?;
+    let program = match &tool.binary {
+        Ok(path) => path.display().to_string(),
+        Err(_) => tool.description.executable.clone(),
+    };
+    let argv: Vec<String> = std::iter::once(program).chain(checked.argv).collect();
+    Ok(DryRunJob {
+        command: sandbox::shell_quote(&argv),
+        output_directory: checked.has_output_dir.then_some(checked.output_dir),
+        argv,
     })
 }
 
