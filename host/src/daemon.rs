@@ -4,7 +4,13 @@
 //! Invariants: the listener is bound only after everything else is ready, so a caller that can
 //! connect gets answers; on SIGTERM/SIGINT the daemon stops accepting, lets running jobs finish
 //! for `http.shutdown_grace_secs`, then cancels them (the sandbox kills their process groups)
-//! and waits until each one is recorded before exiting, so no tool outlives the daemon.
+//! and waits until each one is recorded before exiting, so no tool outlives the daemon. The soft
+//! open-file limit is raised to the hard one before anything opens a file, and connections are
+//! capped and timed well inside it (`connections`, `waits`), so slow or many clients cannot take
+//! the descriptors tool calls need.
+
+mod connections;
+mod waits;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 use toolgate_plugin_runtime::{LoadReport, PluginRuntime, RuntimeError};
 use toolgate_sandbox::{Sandbox, SandboxError, SandboxPolicy};
 
+use self::connections::ConnectionLimits;
+use self::waits::ClientWaits;
 use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, StartupFacts};
-use crate::config::{Config, ConfigError, tool_problems};
+use crate::config::{Config, ConfigError, HttpConfig, tool_problems};
 use crate::jobs::{JobLimits, JobService, ToolCatalog};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -162,6 +170,9 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
 
 /// Serves the API until SIGTERM/SIGINT, then shuts down gracefully.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    if let Some(open_files) = raise_open_file_limit() {
+        warn_if_connections_crowd_descriptors(&config.http, open_files);
+    }
     let state = build_state(&config)?;
     let jobs = state.jobs.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -188,15 +199,19 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             drained.cancel();
         }
     };
-    let server = axum::serve(listener, api::app(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = connections::serve(
+        listener,
+        api::app(state),
+        connection_limits(&config.http),
+        shutdown.clone(),
+    );
     let stop_drain_on_server_exit = shutdown.clone();
     let serving = async move {
         // Every job is recorded and its caller answered once the drain ends; a connection still
         // open after that (a client that never finishes sending its request) does not hold the
         // daemon beyond CONNECTION_CLOSE_GRACE.
-        let served = tokio::select! {
-            served = server => served,
+        tokio::select! {
+            () = server => {}
             () = async {
                 drained.cancelled().await;
                 tokio::time::sleep(CONNECTION_CLOSE_GRACE).await;
@@ -205,17 +220,91 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
                     grace_secs = CONNECTION_CLOSE_GRACE.as_secs(),
                     "connections still open after every job ended; closing them"
                 );
-                Ok(())
             }
-        };
+        }
         stop_drain_on_server_exit.cancel();
-        served
     };
-    let (served, ()) = tokio::join!(serving, drain);
+    tokio::join!(serving, drain);
     signals.abort();
-    served.map_err(DaemonError::Serve)?;
     tracing::info!("toolgate stopped");
     Ok(())
+}
+
+/// The `[http]` bounds on connections.
+fn connection_limits(http: &HttpConfig) -> ConnectionLimits {
+    ConnectionLimits {
+        max_connections: http.max_connections,
+        waits: ClientWaits {
+            idle: Duration::from_secs(http.idle_timeout_secs),
+            header_read: Duration::from_secs(http.header_read_timeout_secs),
+            body_read: Duration::from_secs(http.body_read_timeout_secs),
+        },
+    }
+}
+
+/// Where Linux keeps the most descriptors a process may have, the ceiling of an unlimited hard
+/// `RLIMIT_NOFILE`.
+const NR_OPEN_PATH: &str = "/proc/sys/fs/nr_open";
+
+/// Raises the soft open-file limit to the hard one and logs both: connections, tools' pipes
+/// and pidfds, the store and the plugins all draw on it, and the common soft default (1,024) is
+/// far below what a busy daemon holds. Returns the soft limit now in force, `None` when it
+/// cannot be read.
+fn raise_open_file_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the open-file limit (RLIMIT_NOFILE)");
+            return None;
+        }
+    };
+    // An unlimited hard limit cannot be the soft one: the kernel caps both at fs.nr_open.
+    let target = if hard == libc::RLIM_INFINITY {
+        std::fs::read_to_string(NR_OPEN_PATH)
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .unwrap_or(soft)
+    } else {
+        hard
+    };
+    if target <= soft {
+        tracing::info!(
+            soft,
+            hard,
+            "open-file limit (RLIMIT_NOFILE) already at its maximum"
+        );
+        return Some(soft);
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
+        Ok(()) => {
+            tracing::info!(
+                soft = target,
+                hard,
+                previous_soft = soft,
+                "raised the soft open-file limit (RLIMIT_NOFILE) to the hard limit"
+            );
+            Some(target)
+        }
+        Err(error) => {
+            tracing::warn!(%error, soft, hard, "cannot raise the soft open-file limit (RLIMIT_NOFILE)");
+            Some(soft)
+        }
+    }
+}
+
+/// Warns when `http.max_connections` would leave less than half the open-file limit for what
+/// is not a connection: then descriptors, not the cap, would stop callers first.
+fn warn_if_connections_crowd_descriptors(http: &HttpConfig, open_files: u64) {
+    let connections = u64::try_from(http.max_connections).unwrap_or(u64::MAX);
+    if connections.saturating_mul(2) > open_files {
+        tracing::warn!(
+            max_connections = http.max_connections,
+            open_files,
+            "http.max_connections is more than half the open-file limit: tool calls may run out \
+             of descriptors before connections are refused; lower it or raise the limit"
+        );
+    }
 }
 
 /// SIGTERM and SIGINT streams, installed before serving so a failure stops start-up.

@@ -3,13 +3,18 @@
 //!
 //! Invariant: internal details (database, sandbox, task errors) are logged, not returned; the
 //! caller gets a clear, safe message. Caller mistakes are returned verbatim because they only
-//! echo (truncated) caller input and what is allowed.
+//! echo (truncated) caller input and what is allowed. A job that failed because the daemon ran
+//! out of file descriptors (EMFILE, ENFILE) is answered 503 with `Retry-After`, never 500 or
+//! 400: the condition passes as connections and jobs end, and the caller's input is not at fault.
+
+use std::io;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use toolgate_plugin_runtime::FieldError;
+use toolgate_sandbox::{RejectReason, SandboxError};
 use utoipa::ToSchema;
 
 use crate::jobs::JobError;
@@ -73,7 +78,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// True when the daemon ran out of file descriptors on the way (see [`out_of_descriptors`]).
+    fn out_of_descriptors(&self) -> bool {
+        matches!(self, ApiError::Job(job) if out_of_descriptors(job))
+    }
+
     fn status(&self) -> StatusCode {
+        if self.out_of_descriptors() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match self {
             ApiError::MalformedJson(_)
             | ApiError::BodyNotAnObject
@@ -104,6 +117,11 @@ impl ApiError {
 
     /// The message the caller sees.
     fn public_message(&self) -> String {
+        if self.out_of_descriptors() {
+            return "Service unavailable: the daemon is out of file descriptors (too many open \
+                    connections or running tools); retry later"
+                .into();
+        }
         match self {
             ApiError::Store(_) => {
                 "Server error: the job database failed; see the daemon log".into()
@@ -136,8 +154,13 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = status.as_u16(), error = %self, "request refused");
         }
         let message = self.public_message();
-        let retry_after = matches!(self, ApiError::Job(JobError::QueueFull { .. }));
+        let out_of_descriptors = self.out_of_descriptors();
+        let retry_after =
+            out_of_descriptors || matches!(self, ApiError::Job(JobError::QueueFull { .. }));
         let errors = match self {
+            // A refused path that could not be opened for want of a descriptor is no fault of
+            // the parameter that named it.
+            ApiError::Job(_) if out_of_descriptors => None,
             ApiError::Job(job) => Some(job.field_errors())
                 .filter(|errors| !errors.is_empty())
                 .map(|errors| errors.into_iter().map(FieldErrorBody::from).collect()),
@@ -157,5 +180,142 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         response
+    }
+}
+
+/// Whether `job` failed because this process (EMFILE) or the system (ENFILE) ran out of file
+/// descriptors: an I/O error of the sandbox with either code, or a plan refused because a path
+/// could not be opened for that reason (the sandbox keeps only the error's text there, which
+/// std renders as `... (os error N)`).
+fn out_of_descriptors(job: &JobError) -> bool {
+    match job {
+        JobError::Sandbox(error) => sandbox_io_error(error)
+            .is_some_and(|error| matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))),
+        JobError::PlanRejected { rejection, .. } => match &rejection.reason {
+            RejectReason::NotFound(detail) | RejectReason::Internal(detail) => {
+                [libc::EMFILE, libc::ENFILE].iter().any(|code| {
+                    detail
+                        .strip_suffix(')')
+                        .and_then(|rest| rest.rsplit_once("(os error "))
+                        .is_some_and(|(_, number)| number == code.to_string())
+                })
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The I/O error a sandbox error carries: the variants that hold one bare, or the `source` of
+/// the others (so a new variant with a `source` is covered without a change here).
+fn sandbox_io_error(error: &SandboxError) -> Option<&io::Error> {
+    match error {
+        SandboxError::Spawn(error)
+        | SandboxError::SpawnerThread(error)
+        | SandboxError::Subreaper(error)
+        | SandboxError::Dumpable(error)
+        | SandboxError::LastCapability(error)
+        | SandboxError::BoundingSet(error) => Some(error),
+        other => std::error::Error::source(other)?.downcast_ref::<io::Error>(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use toolgate_sandbox::PlanRejected;
+
+    use super::*;
+
+    fn emfile() -> io::Error {
+        io::Error::from_raw_os_error(libc::EMFILE)
+    }
+
+    /// Status, `Retry-After` and message of the answer to `error`.
+    async fn answer(error: JobError) -> (StatusCode, Option<String>, String) {
+        let response = ApiError::Job(error).into_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let body = to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .expect("body");
+        (
+            status,
+            retry_after,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn running_out_of_descriptors_is_503_with_retry_after_never_500_or_400() {
+        let plan_refused = |reason: RejectReason| JobError::PlanRejected {
+            tool: "terrascan".into(),
+            rejection: PlanRejected::arg(2, "terraform", reason),
+            field: Some("iac_dir".into()),
+        };
+        let out_of_fds = [
+            JobError::Sandbox(SandboxError::Pipe {
+                what: "stderr",
+                source: emfile(),
+            }),
+            JobError::Sandbox(SandboxError::Pipe {
+                what: "stdout",
+                source: io::Error::from_raw_os_error(libc::ENFILE),
+            }),
+            JobError::Sandbox(SandboxError::Spawn(emfile())),
+            JobError::Sandbox(SandboxError::Pidfd {
+                pid: 1,
+                source: emfile(),
+            }),
+            plan_refused(RejectReason::NotFound(emfile().to_string())),
+            plan_refused(RejectReason::Internal(emfile().to_string())),
+        ];
+        for error in out_of_fds {
+            let shown = error.to_string();
+            let (status, retry_after, body) = answer(error).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{shown}: {body}");
+            assert_eq!(
+                retry_after.as_deref(),
+                Some(RETRY_AFTER_SECS.to_string().as_str()),
+                "{shown}"
+            );
+            assert!(
+                body.contains("out of file descriptors") && !body.contains("\"errors\""),
+                "{shown}: {body}"
+            );
+        }
+        // Other I/O failures keep their status and have no Retry-After.
+        let others = [
+            (
+                JobError::Sandbox(SandboxError::Pipe {
+                    what: "stderr",
+                    source: io::Error::from_raw_os_error(libc::EIO),
+                }),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (
+                plan_refused(RejectReason::NotFound(
+                    io::Error::from_raw_os_error(libc::ENOENT).to_string(),
+                )),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                plan_refused(RejectReason::NotFound(
+                    "an EMFILE look-alike (os error 240)".into(),
+                )),
+                StatusCode::BAD_REQUEST,
+            ),
+        ];
+        for (error, expected) in others {
+            let shown = error.to_string();
+            let (status, retry_after, body) = answer(error).await;
+            assert_eq!(status, expected, "{shown}: {body}");
+            assert_eq!(retry_after, None, "{shown}");
+            assert!(!body.contains("file descriptors"), "{shown}: {body}");
+        }
     }
 }

@@ -121,7 +121,8 @@ async fn describe_tool(
         (status = 429, description = "Too many jobs", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 502, description = "The plugin failed", body = ErrorBody),
-        (status = 503, description = "Tool binary not installed, or shutting down", body = ErrorBody)))]
+        (status = 503, description = "Tool binary not installed, shutting down, or out of file descriptors (then with Retry-After)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying (out of file descriptors)")))))]
 async fn run_tool(
     State(state): State<AppState>,
     PathSegment(tool): PathSegment,

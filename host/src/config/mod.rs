@@ -145,12 +145,24 @@ impl Default for LimitsConfig {
 pub struct HttpConfig {
     /// On SIGTERM/SIGINT, how long running jobs may finish before they are cancelled.
     pub shutdown_grace_secs: u64,
+    /// Connections open at once (each holds a file descriptor); one more is answered 503.
+    pub max_connections: usize,
+    /// How long a connection, new or kept alive after an answer, waits for a request to begin.
+    pub idle_timeout_secs: u64,
+    /// How long a request's head may take to arrive, from its first byte.
+    pub header_read_timeout_secs: u64,
+    /// How long a request's body may take to arrive, from when the daemon starts reading it.
+    pub body_read_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             shutdown_grace_secs: 10,
+            max_connections: 512,
+            idle_timeout_secs: 5,
+            header_read_timeout_secs: 5,
+            body_read_timeout_secs: 10,
         }
     }
 }

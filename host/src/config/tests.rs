@@ -46,6 +46,10 @@ fn empty_document_yields_the_documented_defaults() {
     assert_eq!(config.limits.max_body_bytes, 1024 * 1024);
     assert!(config.limits.cancel_on_disconnect);
     assert_eq!(config.log_format, LogFormat::Human);
+    assert_eq!(config.http.max_connections, 512);
+    assert_eq!(config.http.idle_timeout_secs, 5);
+    assert_eq!(config.http.header_read_timeout_secs, 5);
+    assert_eq!(config.http.body_read_timeout_secs, 10);
 }
 
 #[test]
@@ -59,6 +63,8 @@ fn accepted_documents() {
         "[limits]\nmax_concurrent_jobs = 1\nmax_queued_jobs = 0",
         "[sandbox]\nlandlock = \"required\"\nnetwork_isolation = \"off\"\nrun_as_uid = 1000\nrun_as_gid = 1000",
         "[http]\nshutdown_grace_secs = 0",
+        "[http]\nmax_connections = 1\nidle_timeout_secs = 1\nheader_read_timeout_secs = 1\nbody_read_timeout_secs = 1",
+        "[http]\nmax_connections = 1048576\nidle_timeout_secs = 3600\nheader_read_timeout_secs = 3600\nbody_read_timeout_secs = 3600",
         "[tools.terrascan]\nhome = \"examples\"",
     ];
     for text in table {
@@ -110,12 +116,56 @@ fn refused_documents_name_the_key() {
         ("[tools.x]\ntimeout_secs = 0", "tools.x.timeout_secs"),
         ("[tools.x]\nhome = \"/does/not/exist\"", "tools.x.home"),
         ("listen = ", "."),
+        ("[http]\nmax_connections = 0", "http.max_connections"),
+        ("[http]\nmax_connections = 1048577", "http.max_connections"),
+        ("[http]\nmax_connections = -1", "http.max_connections"),
+        ("[http]\nidle_timeout_secs = 0", "http.idle_timeout_secs"),
+        ("[http]\nidle_timeout_secs = 3601", "http.idle_timeout_secs"),
+        (
+            "[http]\nheader_read_timeout_secs = 0",
+            "http.header_read_timeout_secs",
+        ),
+        (
+            "[http]\nheader_read_timeout_secs = 3601",
+            "http.header_read_timeout_secs",
+        ),
+        (
+            "[http]\nbody_read_timeout_secs = 0",
+            "http.body_read_timeout_secs",
+        ),
+        (
+            "[http]\nbody_read_timeout_secs = 86400",
+            "http.body_read_timeout_secs",
+        ),
+        (
+            "[http]\nheader_timeout_secs = 5",
+            "http.header_timeout_secs",
+        ),
     ];
     for (text, key) in table {
         let keys = problem_keys(load_in(text, base.path()));
         assert!(
             keys.iter().any(|k| k == key),
             "{text:?}: expected a problem at {key:?}, got {keys:?}"
+        );
+    }
+}
+
+#[test]
+fn out_of_range_http_keys_are_all_reported_with_what_is_allowed() {
+    let text = refusal(
+        "[http]\nmax_connections = 0\nidle_timeout_secs = 0\nheader_read_timeout_secs = 0\n\
+         body_read_timeout_secs = 3601",
+    );
+    for expected in [
+        "http.max_connections: 0 is out of range; allowed: 1 to 1048576",
+        "http.idle_timeout_secs: 0 is out of range; allowed: 1 to 3600 seconds",
+        "http.header_read_timeout_secs: 0 is out of range; allowed: 1 to 3600 seconds",
+        "http.body_read_timeout_secs: 3601 is out of range; allowed: 1 to 3600 seconds",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
         );
     }
 }

@@ -13,6 +13,14 @@ use super::Config;
 /// Longest value quoted back in an error message.
 const MAX_QUOTED_VALUE_CHARS: usize = 80;
 
+/// Longest wait on a client `[http]` allows: beyond an hour a stalled client holds its
+/// connection as good as forever, which is what the three timeouts exist to prevent.
+const MAX_CLIENT_WAIT_SECS: u64 = 3600;
+
+/// Most connections `http.max_connections` allows: Linux's default `fs.nr_open`, the most
+/// descriptors one process can ever hold (each connection holds one).
+const MAX_CONNECTIONS: usize = 1 << 20;
+
 /// One thing wrong with a configuration, tied to its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -101,6 +109,7 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
             "0 would refuse every request; allowed: 1 or more",
         ));
     }
+    problems.extend(http_problems(&config.http));
     if config.sandbox.timeout_secs == 0 {
         problems.push(ConfigProblem::new(
             "sandbox.timeout_secs",
@@ -181,6 +190,38 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
                 ));
             }
         }
+    }
+    problems
+}
+
+/// Out-of-range `[http]` keys: a timeout of 0 would drop every connection at once, and a cap
+/// of 0 would refuse every one.
+fn http_problems(http: &super::HttpConfig) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    let waits = [
+        ("http.idle_timeout_secs", http.idle_timeout_secs),
+        (
+            "http.header_read_timeout_secs",
+            http.header_read_timeout_secs,
+        ),
+        ("http.body_read_timeout_secs", http.body_read_timeout_secs),
+    ];
+    for (key, secs) in waits {
+        if !(1..=MAX_CLIENT_WAIT_SECS).contains(&secs) {
+            problems.push(ConfigProblem::new(
+                key,
+                format!("{secs} is out of range; allowed: 1 to {MAX_CLIENT_WAIT_SECS} seconds"),
+            ));
+        }
+    }
+    if !(1..=MAX_CONNECTIONS).contains(&http.max_connections) {
+        problems.push(ConfigProblem::new(
+            "http.max_connections",
+            format!(
+                "{} is out of range; allowed: 1 to {MAX_CONNECTIONS}",
+                http.max_connections
+            ),
+        ));
     }
     problems
 }
