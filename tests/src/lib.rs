@@ -404,6 +404,8 @@ pub struct EnvOptions {
     pub sandbox: String,
     /// Extra lines for `[tools.terrascan]`.
     pub terrascan_extra: String,
+    /// Extra lines for `[tools.prowler]` (which is granted the network its plugin asks for).
+    pub prowler_extra: String,
 }
 
 impl TestEnv {
@@ -465,6 +467,8 @@ impl TestEnv {
              {terrascan_extra}\n\
              [tools.prowler]\n\
              binary = {prowler:?}\n\
+             allow_network = true\n\
+             {prowler_extra}\n\
              [limits]\n\
              {limits}\n\
              [http]\n\
@@ -480,6 +484,7 @@ impl TestEnv {
                 .to_string(),
             terrascan_extra = options.terrascan_extra,
             prowler = binary(&options.prowler, "prowler").display().to_string(),
+            prowler_extra = options.prowler_extra,
             limits = options.limits,
             http = options.http,
         );

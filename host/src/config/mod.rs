@@ -67,7 +67,9 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     pub log_format: LogFormat,
     pub sandbox: SandboxConfig,
-    /// Per-tool operator settings, keyed by tool name.
+    /// Per-tool operator settings, keyed by tool name. A plugin's tool runs only when it is
+    /// named here (a plugin never chooses to run by being dropped in `plugins_dir`); the embedded
+    /// default names the bundled tools.
     pub tools: BTreeMap<String, ToolConfig>,
     pub limits: LimitsConfig,
     /// The plugin runtime's own section.
@@ -85,7 +87,7 @@ impl Default for Config {
             plugins_dir: PathBuf::from("target/plugins"),
             log_format: LogFormat::Human,
             sandbox: SandboxConfig::default(),
-            tools: BTreeMap::new(),
+            tools: bundled_tools(),
             limits: LimitsConfig::default(),
             plugins: RuntimeConfig::default(),
             http: HttpConfig::default(),
@@ -109,6 +111,29 @@ pub struct ToolConfig {
     /// (e.g. terrascan's policies from `terrascan init`); when absent the tool gets an empty
     /// private home per job.
     pub home: Option<PathBuf>,
+    /// Grants the network to a tool whose plugin asks for it (prowler calls cloud APIs). A
+    /// plugin that asks without this grant leaves its tool unavailable; one that does not ask
+    /// runs in the empty network namespace whatever this says.
+    pub allow_network: bool,
+    /// Set for the sections the embedded default supplies (the bundled tools), never from a
+    /// file: a missing bundled plugin is then no configuration error.
+    #[serde(skip)]
+    pub implicit: bool,
+}
+
+/// The tools the embedded default names, so that `just serve` runs them with no file: the
+/// plugins this repository builds, each with the one grant its tool needs. A configuration
+/// file with a `[tools]` table names its tools itself and gets none of these.
+fn bundled_tools() -> BTreeMap<String, ToolConfig> {
+    let bundled = |allow_network| ToolConfig {
+        allow_network,
+        implicit: true,
+        ..ToolConfig::default()
+    };
+    BTreeMap::from([
+        ("terrascan".to_string(), bundled(false)),
+        ("prowler".to_string(), bundled(true)),
+    ])
 }
 
 /// Admission and retention limits (`[limits]`).

@@ -239,6 +239,9 @@ pub fn tool_problems(
     let names: Vec<&str> = loaded.iter().map(|tool| tool.name.as_str()).collect();
     for (name, tool) in &config.tools {
         let Some(plugin) = loaded.iter().find(|plugin| &plugin.name == name) else {
+            if tool.implicit {
+                continue;
+            }
             let skipped = if skipped_plugins == 0 {
                 String::new()
             } else {

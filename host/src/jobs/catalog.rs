@@ -5,15 +5,17 @@
 //! cannot change which file runs, and `/health` answers without touching the disk; a tool whose
 //! binary is missing stays listed (unavailable) so callers get a 503 that names the config key;
 //! the environment a tool receives is the intersection of what its plugin declares and what the
-//! operator allows, with the daemon's own values.
+//! operator allows, with the daemon's own values, and those values are redacted from its output.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use toolgate_plugin_runtime::ToolDescription;
 
-use crate::config::Config;
+use super::redact::Redactor;
+use crate::config::{Config, ToolConfig};
 
 /// One tool as the daemon will run it.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct ToolEntry {
     pub env: Vec<(String, String)>,
     /// The operator-provided home the tool reads (canonical), when configured.
     pub home: Option<PathBuf>,
+    /// The secret values of `env`, redacted from everything the tool outputs.
+    pub redactor: Arc<Redactor>,
 }
 
 impl ToolEntry {
@@ -54,20 +58,14 @@ impl ToolCatalog {
             .into_iter()
             .map(|description| {
                 let operator = config.tools.get(&description.name);
-                let configured = operator.and_then(|tool| tool.binary.as_deref());
-                let binary = toolgate_sandbox::resolve_binary(
-                    configured,
-                    &description.executable,
-                    &lookup_path(&config.sandbox.path, lookup_env("PATH")),
-                )
-                .map_err(|error| error.to_string());
+                let binary = decide_binary(&description, operator, config, &lookup_env);
                 let timeout = effective_timeout(
                     operator.and_then(|tool| tool.timeout_secs),
                     description.default_timeout_secs,
                     config.sandbox.timeout_secs,
                 );
                 let allowed: &[String] = operator.map_or(&[], |tool| &tool.env_passthrough);
-                let env = description
+                let env: Vec<(String, String)> = description
                     .env_vars
                     .iter()
                     .filter(|name| allowed.contains(name))
@@ -78,12 +76,14 @@ impl ToolCatalog {
                 let home = operator
                     .and_then(|tool| tool.home.as_deref())
                     .map(|home| std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf()));
+                let redactor = Arc::new(Redactor::for_env(&env));
                 let entry = ToolEntry {
                     description,
                     binary,
                     timeout,
                     env,
                     home,
+                    redactor,
                 };
                 (entry.description.name.clone(), entry)
             })
@@ -106,6 +106,40 @@ impl ToolCatalog {
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
     }
+}
+
+/// The file a tool runs, or why it cannot run. The plugin proposes an executable name and
+/// whether it needs the network; the operator decides: a tool runs only when its
+/// `[tools.<name>]` section exists, the network only when that section grants it, and the file
+/// is the operator's `binary` or, failing that, the plugin's name looked up on PATH (where the
+/// sandbox refuses shells and interpreters). Every reason names the key that changes it.
+fn decide_binary(
+    description: &ToolDescription,
+    operator: Option<&ToolConfig>,
+    config: &Config,
+    lookup_env: impl Fn(&str) -> Option<String>,
+) -> Result<PathBuf, String> {
+    let name = &description.name;
+    let Some(operator) = operator else {
+        return Err(format!(
+            "the configuration does not name it, so its plugin's executable is never looked up; \
+             add a `[tools.{name}]` section to run it"
+        ));
+    };
+    if description.needs_network && !operator.allow_network {
+        return Err(format!(
+            "its plugin asks for the network, which the configuration does not grant; set \
+             `tools.{name}.allow_network = true` to run it with the network"
+        ));
+    }
+    toolgate_sandbox::resolve_binary(
+        operator.binary.as_deref(),
+        &description.executable,
+        &lookup_path(&config.sandbox.path, lookup_env("PATH")),
+    )
+    .map_err(|error| {
+        format!("{error}; install it or set `tools.{name}.binary` in the configuration")
+    })
 }
 
 /// The operator's override wins over the plugin's default; both are capped; a plugin default of
@@ -268,5 +302,60 @@ mod tests {
             let entry = catalog.get(name).expect("listed");
             assert!(!entry.is_available(), "{name}");
         }
+    }
+
+    /// The plugin proposes an executable and the network; the operator's configuration decides.
+    /// (config, plugin's executable, plugin needs the network, runs, the reason names)
+    #[test]
+    fn a_plugin_runs_only_what_the_operator_named_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("examples")).expect("mkdir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir");
+        let scanner = bin.join("scanner");
+        std::fs::write(&scanner, "#!/bin/true\n").expect("write");
+        std::fs::set_permissions(&scanner, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let daemon_path = format!("{}:/usr/bin:/bin", bin.display());
+        let table: &[(&str, &str, bool, bool, &str)] = &[
+            // Named, found: runs.
+            ("[tools.x]", "scanner", false, true, ""),
+            // Dropped into the plugins directory with no section: never looked up.
+            ("[tools.other]", "scanner", false, false, "[tools.x]"),
+            // A shell by name, with or without a section.
+            ("[tools.x]", "sh", false, false, "tools.x.binary"),
+            ("[tools.x]\nallow_network = true", "sh", true, false, "never looked up"),
+            // The network is the operator's to grant.
+            ("[tools.x]", "scanner", true, false, "tools.x.allow_network"),
+            ("[tools.x]\nallow_network = true", "scanner", true, true, ""),
+        ];
+        for (toml, executable, needs_network, runs, names) in table {
+            let config = Config::from_toml_in(toml, dir.path()).expect("config");
+            let mut plugin = description("x", &[]);
+            plugin.executable = executable.to_string();
+            plugin.needs_network = *needs_network;
+            let catalog = ToolCatalog::build(vec![plugin], &config, |name| {
+                (name == "PATH").then(|| daemon_path.clone())
+            });
+            let entry = catalog.get("x").expect("listed");
+            assert_eq!(entry.is_available(), *runs, "{toml} {executable}: {:?}", entry.binary);
+            if let Err(reason) = &entry.binary {
+                assert!(reason.contains(names), "{toml} {executable}: {reason}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_embedded_default_names_the_bundled_tools_and_grants_prowler_the_network() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("examples")).expect("mkdir");
+        let config = Config::from_toml_in("", dir.path()).expect("config");
+        let names: Vec<&str> = config.tools.keys().map(String::as_str).collect();
+        assert_eq!(names, ["prowler", "terrascan"]);
+        assert!(config.tools["prowler"].allow_network);
+        assert!(!config.tools["terrascan"].allow_network);
+        // A file that names its tools gets only those.
+        let config = Config::from_toml_in("[tools.terrascan]", dir.path()).expect("config");
+        assert_eq!(config.tools.keys().collect::<Vec<_>>(), ["terrascan"]);
     }
 }

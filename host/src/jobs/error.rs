@@ -25,9 +25,8 @@ pub enum JobError {
         /// The caller's parameter the refused argument came from, when the host could tell.
         field: Option<String>,
     },
-    #[error(
-        "tool {tool:?} is not available: {reason}; install it or set `tools.{tool}.binary` in the configuration"
-    )]
+    /// The tool cannot run here; `reason` ends with the configuration key that changes that.
+    #[error("tool {tool:?} is not available: {reason}")]
     BinaryMissing { tool: String, reason: String },
     #[error("the plugin failed: {0}")]
     Plugin(#[from] CallError),
