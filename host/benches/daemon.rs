@@ -7,6 +7,8 @@
 //!   machine's speed drifts by ±20% over tens of seconds here, more than the differences
 //!   measured);
 //! - daemon RSS while idle and (peak) during the run, from /proc/<pid>/status;
+//! - the daemon's peak memory (VmHWM) around one call whose tool prints 1 GiB, as copies of the
+//!   capped output held at once;
 //! - start-to-/health time, cold (empty plugin cache) and warm (precompiled cache).
 //!
 //! Run: `just build-plugins && cargo build --release -p toolgate-tests --bin toolgate-fake-tool
@@ -70,23 +72,7 @@ fn main() {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
-    let config = root.join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nplugins_dir = {plugins:?}\n\
-             [sandbox]\nallowed_dirs = [{ws:?}]\noutput_root = {out:?}\n{sandbox_extra}\n\
-             [tools.terrascan]\nbinary = {bin:?}\n\
-             [limits]\nmax_concurrent_jobs = {clients}\nmax_queued_jobs = {clients}\njob_retention = 100\n",
-            data = root.join("data").display().to_string(),
-            plugins = plugins.display().to_string(),
-            ws = root.join("workspace").display().to_string(),
-            out = root.join("data/output").display().to_string(),
-            bin = terrascan.display().to_string(),
-        ),
-    )
-    .expect("config");
-
+    let config = write_config(&root, port, &plugins, &sandbox_extra, clients, &terrascan);
     let (cold_daemon, cold) = start(&daemon_binary, &config, port, &root);
     stop(cold_daemon);
     let (daemon, warm) = start(&daemon_binary, &config, port, &root);
@@ -168,6 +154,7 @@ fn main() {
     sampler.join().expect("sampler");
     let peak_rss = *peak.lock().expect("lock");
     stop(daemon);
+    let flood = flood_peak(&daemon_binary, &fake, &root, port, &plugins, &sandbox_extra);
     let _ = std::fs::remove_dir_all(&root);
 
     println!(
@@ -213,6 +200,13 @@ fn main() {
         peak_rss as f64 / 1024.0
     );
     println!(
+        "one call whose tool prints 1 GiB (capped at {} MiB): RSS {:.1} MB before, peak {:.1} MB; the output is held {:.1} times at the peak (target <= ~2)",
+        DEFAULT_OUTPUT_CAP >> 20,
+        flood.before_kib as f64 / 1024.0,
+        flood.peak_kib as f64 / 1024.0,
+        flood.copies()
+    );
+    println!(
         "start to /health ready, cold (empty plugin cache): {:.0} ms (target <= 2000 ms)",
         cold.as_secs_f64() * 1000.0
     );
@@ -220,6 +214,90 @@ fn main() {
         "start to /health ready, warm (precompiled cache): {:.0} ms (target <= 150 ms)",
         warm.as_secs_f64() * 1000.0
     );
+}
+
+/// The daemon's configuration for the benchmark, with `terrascan` as the terrascan binary.
+fn write_config(
+    root: &Path,
+    port: u16,
+    plugins: &Path,
+    sandbox_extra: &str,
+    clients: usize,
+    terrascan: &Path,
+) -> PathBuf {
+    let config = root.join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nplugins_dir = {plugins:?}\n\
+             [sandbox]\nallowed_dirs = [{ws:?}]\noutput_root = {out:?}\n{sandbox_extra}\n\
+             [tools.terrascan]\nbinary = {bin:?}\n\
+             [limits]\nmax_concurrent_jobs = {clients}\nmax_queued_jobs = {clients}\njob_retention = 100\n",
+            data = root.join("data").display().to_string(),
+            plugins = plugins.display().to_string(),
+            ws = root.join("workspace").display().to_string(),
+            out = root.join("data/output").display().to_string(),
+            bin = terrascan.display().to_string(),
+        ),
+    )
+    .expect("config");
+    config
+}
+
+/// `sandbox.max_output_bytes` by default: what one stream of a flooding tool is cut to.
+const DEFAULT_OUTPUT_CAP: u64 = 16 << 20;
+
+/// The daemon's memory around one call whose tool floods its stdout.
+struct FloodPeak {
+    before_kib: u64,
+    peak_kib: u64,
+}
+
+impl FloodPeak {
+    /// How many copies of the capped output the daemon held at its peak.
+    fn copies(&self) -> f64 {
+        (self.peak_kib.saturating_sub(self.before_kib) * 1024) as f64 / DEFAULT_OUTPUT_CAP as f64
+    }
+}
+
+/// Starts the daemon with the fake tool as `terrascan-flood` (1 GiB on stdout), warms it with
+/// one call, then measures one more: RSS before it and the high-water mark (VmHWM, exact, no
+/// sampling) after it.
+fn flood_peak(
+    daemon_binary: &Path,
+    fake: &Path,
+    root: &Path,
+    port: u16,
+    plugins: &Path,
+    sandbox_extra: &str,
+) -> FloodPeak {
+    let flooder = root.join("tools/terrascan-flood");
+    std::fs::copy(fake, &flooder).expect("copy fake tool");
+    let config = write_config(root, port, plugins, sandbox_extra, 1, &flooder);
+    let (daemon, _) = start(daemon_binary, &config, port, root);
+    let pid = daemon.id();
+    // The first call warms what every call uses (plugin instance, store statements).
+    let first = post(port, "/api/tools/terrascan", BODY);
+    std::thread::sleep(Duration::from_millis(300));
+    let before_kib = rss_kib(pid);
+    reset_peak_rss(pid);
+    let second = post(port, "/api/tools/terrascan", BODY);
+    let peak_kib = status_kib(pid, "VmHWM:");
+    stop(daemon);
+    assert!(
+        first.is_some() && second.is_some(),
+        "the flooding calls failed; see {}",
+        root.join("daemon.log").display()
+    );
+    FloodPeak {
+        before_kib,
+        peak_kib,
+    }
+}
+
+/// Resets the high-water mark VmHWM to the current RSS (`echo 5 > /proc/PID/clear_refs`).
+fn reset_peak_rss(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset VmHWM");
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -337,12 +415,17 @@ fn stop(mut child: Child) {
 }
 
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` figure of /proc/PID/status, e.g. `VmRSS:` or `VmHWM:`.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })

@@ -110,8 +110,8 @@ async fn run_one(store: &Store, n: usize, run_time: Duration) {
                 .to_string(),
         ),
         findings: Some(json!([finding("AC_AWS_0207"), finding("AC_AWS_0497")]).to_string()),
-        stdout: Some("x".repeat(757)),
-        stderr: Some(String::new()),
+        stdout: Some(std::sync::Arc::new("x".repeat(757))),
+        stderr: Some(std::sync::Arc::default()),
         protections: Some(
             json!({"no_new_privs": true, "new_session": true, "parent_death_signal": true,
             "only_std_fds": true, "capabilities_dropped": true, "landlock": "fully_enforced",

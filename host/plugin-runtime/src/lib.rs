@@ -39,6 +39,7 @@ pub use types::{
     ParseResult, Plan, PlanContext, Severity, ToolDescription,
 };
 
+use bindings::wit;
 use cache::{ArtefactCache, Origin};
 use calls::{CallTarget, invoke};
 use engine::EpochTicker;
@@ -192,14 +193,31 @@ impl PluginRuntime {
         checked.map_err(|what| too_large(tool, "plan", what))
     }
 
-    /// Asks `tool` to classify a finished run and extract its findings.
+    /// Asks `tool` to classify a finished run and extract its findings. The outcome is copied
+    /// for the call; [`PluginRuntime::parse_owned`] lends it instead.
     pub fn parse(&self, tool: &str, outcome: &Outcome) -> Result<ParseResult, CallError> {
-        let outcome = limits::wit_outcome(outcome);
+        self.parse_wit(tool, &limits::wit_outcome(outcome))
+    }
+
+    /// [`PluginRuntime::parse`], lending the outcome to the call and handing it back after: a
+    /// large output is then held once by the host during the call (and once by the guest, which
+    /// needs its own copy in its memory) instead of twice.
+    pub fn parse_owned(
+        &self,
+        tool: &str,
+        outcome: Outcome,
+    ) -> (Result<ParseResult, CallError>, Outcome) {
+        let lent = limits::into_wit_outcome(outcome);
+        let parsed = self.parse_wit(tool, &lent);
+        (parsed, limits::from_wit_outcome(lent))
+    }
+
+    fn parse_wit(&self, tool: &str, outcome: &wit::Outcome) -> Result<ParseResult, CallError> {
         let answer = self.call(
             tool,
             "parse",
             self.config.parse_timeout_ms,
-            |plugin, store| plugin.call_parse(store, &outcome),
+            |plugin, store| plugin.call_parse(store, outcome),
         )?;
         limits::checked_parse_result(answer).map_err(|what| too_large(tool, "parse", what))
     }

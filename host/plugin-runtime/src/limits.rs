@@ -7,7 +7,8 @@
 
 use crate::bindings::wit;
 use crate::types::{
-    Arg, Classification, FieldError, Finding, Outcome, ParseResult, Plan, PlanContext, Severity,
+    Arg, Classification, FieldError, Finding, Outcome, OutputFile, ParseResult, Plan, PlanContext,
+    Severity,
 };
 
 /// Most argv tokens a plan may have: far above any real tool invocation, far below what would
@@ -124,6 +125,46 @@ pub(crate) fn wit_outcome(outcome: &Outcome) -> wit::Outcome {
             .map(|file| wit::OutputFile {
                 name: file.name.clone(),
                 content: file.content.clone(),
+                truncated: file.truncated,
+            })
+            .collect(),
+    }
+}
+
+/// The WIT outcome, moved: nothing is copied.
+pub(crate) fn into_wit_outcome(outcome: Outcome) -> wit::Outcome {
+    wit::Outcome {
+        exit_code: outcome.exit_code,
+        timed_out: outcome.timed_out,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+        output_truncated: outcome.output_truncated,
+        files: outcome
+            .files
+            .into_iter()
+            .map(|file| wit::OutputFile {
+                name: file.name,
+                content: file.content,
+                truncated: file.truncated,
+            })
+            .collect(),
+    }
+}
+
+/// The outcome lent to a call by [`into_wit_outcome`], moved back.
+pub(crate) fn from_wit_outcome(outcome: wit::Outcome) -> Outcome {
+    Outcome {
+        exit_code: outcome.exit_code,
+        timed_out: outcome.timed_out,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+        output_truncated: outcome.output_truncated,
+        files: outcome
+            .files
+            .into_iter()
+            .map(|file| OutputFile {
+                name: file.name,
+                content: file.content,
                 truncated: file.truncated,
             })
             .collect(),

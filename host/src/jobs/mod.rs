@@ -14,6 +14,7 @@ mod error;
 mod id;
 mod output_files;
 mod plan;
+mod redact;
 mod registry;
 mod report;
 
@@ -37,6 +38,7 @@ pub use report::{FindingSummary, KILLED_RETURN_CODE, ToolRunResponse};
 
 use crate::metrics::{Metrics, Rejection};
 use crate::store::{FinishedJob, JobStatus, NewJob, Store};
+use redact::Redactor;
 use report::{Ending, classification_name};
 
 /// Largest tool output (stdout, stderr and files) parsed on the async worker itself: parse runs
@@ -51,6 +53,15 @@ fn outcome_size(outcome: &Outcome) -> usize {
             .iter()
             .map(|file| file.content.len())
             .sum::<usize>()
+}
+
+/// A stream's bytes as text for the response and the record: valid UTF-8 (what tools print)
+/// is taken as it is, without a copy; anything else is read lossily.
+fn into_text(bytes: Vec<u8>) -> Arc<String> {
+    match String::from_utf8(bytes) {
+        Ok(text) => Arc::new(text),
+        Err(invalid) => Arc::new(String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
+    }
 }
 
 /// Limits that shape job admission.
@@ -102,6 +113,8 @@ struct JobRun {
     tool: String,
     planned: PlannedJob,
     spec: RunSpec,
+    /// The secrets of `spec.env`, redacted from the tool's output.
+    redactor: Arc<Redactor>,
 }
 
 impl JobService {
@@ -238,9 +251,11 @@ impl JobService {
                 binary,
                 env: entry.env.clone(),
                 timeout: entry.timeout,
+                // Granted by the operator, or the tool would be unavailable (catalog).
                 needs_network: entry.description.needs_network,
                 home: entry.home.clone(),
             },
+            redactor: Arc::clone(&entry.redactor),
             planned,
         };
         let service = self.clone();
@@ -296,7 +311,6 @@ impl JobService {
                 .await);
         }
         inner.metrics.job_started();
-        let output_dir = job.planned.prepared.output_dir.clone();
         let registry = &inner.registry;
         let ran = inner
             .jail
@@ -320,9 +334,9 @@ impl JobService {
                 &job.id,
                 &job.tool,
                 &job.planned.command,
-                output_dir.clone(),
                 job.planned.output_directory,
                 result,
+                &job.redactor,
             )
             .await;
         match interpreted {
@@ -340,13 +354,14 @@ impl JobService {
         id: &str,
         tool: &str,
         command: &str,
-        output_dir: PathBuf,
         output_directory: Option<PathBuf>,
         result: RunResult,
+        redactor: &Redactor,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
         // A job that was given no output directory has none (`prepare_planned`): nothing to read.
-        let files = if output_directory.is_some() {
+        let mut files = if output_directory.is_some() {
+            let output_dir = result.output_dir.clone();
             tokio::task::spawn_blocking(move || output_files::read_output_files(&output_dir))
                 .await?
         } else {
@@ -355,15 +370,40 @@ impl JobService {
         let files_truncated = files.iter().any(|file| file.truncated);
         let output_truncated = result.stdout_truncated || result.stderr_truncated;
         let has_output = !result.stdout.is_empty() || !files.is_empty();
+        let RunResult {
+            argv,
+            exit_code,
+            signal,
+            timed_out,
+            cancelled,
+            mut stdout,
+            mut stderr,
+            stdout_truncated,
+            stderr_truncated,
+            duration,
+            protections,
+            output_dir: _,
+        } = result;
+        // Before parse sees them: the response, the record and the logs are built from these.
+        redactor.redact(&mut stdout, stdout_truncated);
+        redactor.redact(&mut stderr, stderr_truncated);
+        for file in &mut files {
+            redactor.redact(&mut file.content, file.truncated);
+        }
         let outcome = Outcome {
-            exit_code: result.exit_code,
-            timed_out: result.timed_out,
-            stdout: result.stdout,
-            stderr: result.stderr,
+            exit_code,
+            timed_out,
+            stdout,
+            stderr,
             output_truncated,
             files,
         };
         let (parsed, outcome) = self.parse(tool, outcome).await?;
+        // The files were parse's alone; the streams become the response's text without a copy
+        // (the record shares them), so a flood of output is held about twice at its peak.
+        let Outcome { stdout, stderr, .. } = outcome;
+        let stdout = into_text(stdout);
+        let stderr = into_text(stderr);
         let (classification, findings, message, parse_error) = match parsed {
             Ok(ParseResult {
                 classification,
@@ -373,24 +413,24 @@ impl JobService {
             Err(error) => (None, Vec::new(), None, Some(error.to_string())),
         };
         let ending = Ending {
-            exited: result.exit_code.is_some(),
-            timed_out: result.timed_out,
-            cancelled: result.cancelled,
+            exited: exit_code.is_some(),
+            timed_out,
+            cancelled,
             classification,
         };
         let status = ending.status();
         let truncated = output_truncated || files_truncated;
         let summary = FindingSummary::of(&findings);
         let response = ToolRunResponse {
-            stdout: String::from_utf8_lossy(&outcome.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&outcome.stderr).into_owned(),
-            return_code: result.exit_code.unwrap_or(KILLED_RETURN_CODE),
-            signal: result.signal,
+            stdout,
+            stderr,
+            return_code: exit_code.unwrap_or(KILLED_RETURN_CODE),
+            signal,
             success: ending.success(),
-            timed_out: result.timed_out,
-            cancelled: result.cancelled,
-            partial_results: (result.timed_out || truncated) && has_output,
-            execution_time: result.duration.as_secs_f64(),
+            timed_out,
+            cancelled,
+            partial_results: (timed_out || truncated) && has_output,
+            execution_time: duration.as_secs_f64(),
             timestamp: crate::time::now_rfc3339(),
             command: command.to_string(),
             job_id: id.to_string(),
@@ -400,23 +440,21 @@ impl JobService {
             summary,
             findings,
             truncated,
-            sandbox: Some(result.protections),
+            sandbox: Some(protections),
             output_directory: output_directory.map(|dir| dir.display().to_string()),
             error: parse_error,
         };
         self.record_finished(id, &response).await?;
-        inner
-            .metrics
-            .record_job(tool, status.as_str(), Some(result.duration));
+        inner.metrics.record_job(tool, status.as_str(), Some(duration));
         tracing::info!(
             target: "toolgate::job",
             tenant = "default",
             job_id = id,
             tool,
-            argv = ?result.argv,
-            exit_code = result.exit_code,
-            signal = result.signal,
-            duration_ms = result.duration.as_millis() as u64,
+            argv = ?argv,
+            exit_code,
+            signal,
+            duration_ms = duration.as_millis() as u64,
             status = status.as_str(),
             classification = classification.map(classification_name),
             findings = response.summary.total,
@@ -443,7 +481,7 @@ impl JobService {
         let inline = outcome_size(&outcome) <= INLINE_PARSE_MAX_BYTES;
         let parse = move || {
             let started = Instant::now();
-            let parsed = plugins.parse(&tool, &outcome);
+            let (parsed, outcome) = plugins.parse_owned(&tool, outcome);
             metrics.record_plugin_call(&tool, "parse", started.elapsed());
             (parsed, outcome)
         };
@@ -472,8 +510,8 @@ impl JobService {
             message: response.message.clone(),
             summary: serde_json::to_string(&response.summary).ok(),
             findings: serde_json::to_string(&response.findings).ok(),
-            stdout: Some(response.stdout.clone()),
-            stderr: Some(response.stderr.clone()),
+            stdout: Some(Arc::clone(&response.stdout)),
+            stderr: Some(Arc::clone(&response.stderr)),
             truncated: response.truncated,
             protections: response
                 .sandbox
@@ -492,8 +530,8 @@ impl JobService {
         let inner = &self.inner;
         job.planned.prepared.discard();
         let response = ToolRunResponse {
-            stdout: String::new(),
-            stderr: String::new(),
+            stdout: Arc::default(),
+            stderr: Arc::default(),
             return_code: KILLED_RETURN_CODE,
             signal: None,
             success: false,

@@ -5,6 +5,8 @@
 //! when the tool did not exit by itself (signal, timeout, cancel), as HexStrike reports it;
 //! `partial_results` is a real boolean.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use toolgate_plugin_runtime::{Classification, Finding, Severity};
 use utoipa::ToSchema;
@@ -46,9 +48,14 @@ impl FindingSummary {
 /// `POST /api/tools/{tool}` response (HTTP 200, also when the tool failed).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ToolRunResponse {
-    /// The tool's standard output (lossy UTF-8, size-bounded).
-    pub stdout: String,
-    pub stderr: String,
+    /// The tool's standard output (lossy UTF-8, size-bounded, secrets redacted). Shared with
+    /// the job record's write, so a large output is held once, not once per use.
+    #[schema(value_type = String)]
+    #[serde(serialize_with = "shared_text")]
+    pub stdout: Arc<String>,
+    #[schema(value_type = String)]
+    #[serde(serialize_with = "shared_text")]
+    pub stderr: Arc<String>,
     /// Exit code, or -1 when killed by a signal, timed out or cancelled.
     pub return_code: i32,
     /// The signal that ended the tool, if any.
@@ -88,6 +95,11 @@ pub struct ToolRunResponse {
     /// Why the result could not be interpreted (plugin failure), if so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Serializes text shared with the job record's write as the string it is.
+fn shared_text<S: serde::Serializer>(text: &Arc<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(text)
 }
 
 /// How a run ended, as far as status and success are concerned.

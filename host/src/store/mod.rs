@@ -139,7 +139,7 @@ impl Store {
         let retention = self.retention;
         self.with_reader(move |conn| {
             let sql = format!(
-                "SELECT {JOB_COLUMNS}, job_output.stdout, job_output.stderr, {OUTPUT_DROPPED} \
+                "SELECT {JOB_COLUMNS}, CAST(job_output.stdout AS TEXT), CAST(job_output.stderr AS TEXT), {OUTPUT_DROPPED} \
                  {FROM_JOBS_AND_OUTPUT} WHERE jobs.id = ?2"
             );
             let row = conn

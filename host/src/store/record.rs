@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -101,8 +102,9 @@ pub struct FinishedJob {
     pub summary: Option<String>,
     /// JSON text, as `summary`.
     pub findings: Option<String>,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
+    /// Shared with the response being answered, so a large output is not copied to be stored.
+    pub stdout: Option<Arc<String>>,
+    pub stderr: Option<Arc<String>>,
     pub truncated: bool,
     /// JSON text, as `summary`.
     pub protections: Option<String>,

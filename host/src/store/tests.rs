@@ -20,8 +20,8 @@ fn finished(status: JobStatus) -> FinishedJob {
         finished_at: crate::time::now_rfc3339(),
         exit_code: Some(3),
         success: true,
-        stdout: Some("out".into()),
-        stderr: Some("err".into()),
+        stdout: Some(std::sync::Arc::new("out".into())),
+        stderr: Some(std::sync::Arc::new("err".into())),
         summary: Some(r#"{"total": 0}"#.into()),
         ..FinishedJob::default()
     }
@@ -52,6 +52,36 @@ async fn a_job_moves_from_queued_to_its_terminal_status() {
     assert_eq!(done.stdout.as_deref(), Some("out"));
     assert_eq!(done.params["iac_dir"], ".");
     assert!(store.get("missing".into()).await.expect("get").is_none());
+}
+
+/// Outputs on both sides of the size where they are written in place instead of bound come
+/// back as they were (multi-byte UTF-8 across the write included); a missing one stays missing.
+#[tokio::test]
+async fn outputs_of_every_size_come_back_as_they_were_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = Store::open(&dir.path().join("db.sqlite3"), 10).expect("open");
+    let large = "é-x".repeat(100_000);
+    // (stdout, stderr)
+    let table: &[(Option<&str>, Option<&str>)] = &[
+        (Some("small"), Some("")),
+        (Some(&large), Some("small beside large")),
+        (Some(""), Some(&large)),
+        (Some(&large), None),
+        (None, None),
+    ];
+    for (index, (stdout, stderr)) in table.iter().enumerate() {
+        let id = format!("job-{index}");
+        store.insert(new_job(&id, "terrascan"), None).await.expect("insert");
+        let done = FinishedJob {
+            stdout: stdout.map(|text| std::sync::Arc::new(text.to_string())),
+            stderr: stderr.map(|text| std::sync::Arc::new(text.to_string())),
+            ..finished(JobStatus::Succeeded)
+        };
+        store.finish(id.clone(), done).await.expect("finish");
+        let record = store.get(id).await.expect("get").expect("exists");
+        assert_eq!(record.stdout.as_deref(), *stdout, "row {index} stdout");
+        assert_eq!(record.stderr.as_deref(), *stderr, "row {index} stderr");
+    }
 }
 
 #[tokio::test]

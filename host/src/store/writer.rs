@@ -12,6 +12,7 @@
 //! retention sweep runs once per batch that finished a job; a finished job's output row is
 //! written in the same transaction as its outcome.
 
+use std::io::Write as _;
 use std::sync::mpsc;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -185,11 +186,48 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
                 .optional()?;
             // An unknown id updates nothing and has no output to keep.
             if let Some(job) = job {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO job_output (job, stdout, stderr) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![job, done.stdout, done.stderr])?;
+                write_output(tx, job, done.stdout.as_deref(), done.stderr.as_deref())?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Outputs up to this size are bound as text, the cheapest way for the small outputs most
+/// tools print; a larger one is written in place (see `write_output`).
+const STREAMED_OUTPUT_BYTES: usize = 64 << 10;
+
+/// Stores a finished job's stdout and stderr. A large output is stored as a BLOB of its UTF-8
+/// bytes: its room is reserved with `zeroblob` and the bytes are written into the row through
+/// SQLite's incremental blob I/O. Bound as text, SQLite would copy it twice (the bound value,
+/// then the record it builds), so a flood of output cut at 16 MiB would cost the daemon 48 MiB
+/// while it is stored instead of 16. Readers `CAST` the columns to text, which reads both kinds.
+fn write_output(
+    tx: &Transaction<'_>,
+    job: i64,
+    stdout: Option<&String>,
+    stderr: Option<&String>,
+) -> rusqlite::Result<()> {
+    let large = |text: Option<&String>| text.is_some_and(|text| text.len() > STREAMED_OUTPUT_BYTES);
+    if !large(stdout) && !large(stderr) {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO job_output (job, stdout, stderr) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![job, stdout, stderr])?;
+        return Ok(());
+    }
+    let length = |text: Option<&String>| text.map(|text| text.len() as i64);
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO job_output (job, stdout, stderr) VALUES (?1, \
+         CASE WHEN ?2 IS NULL THEN NULL ELSE zeroblob(?2) END, \
+         CASE WHEN ?3 IS NULL THEN NULL ELSE zeroblob(?3) END)",
+    )?
+    .execute(params![job, length(stdout), length(stderr)])?;
+    for (column, text) in [("stdout", stdout), ("stderr", stderr)] {
+        if let Some(text) = text.filter(|text| !text.is_empty()) {
+            let mut blob = tx.blob_open(rusqlite::MAIN_DB, "job_output", column, job, false)?;
+            blob.write_all(text.as_bytes())
+                .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
         }
     }
     Ok(())

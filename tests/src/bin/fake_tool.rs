@@ -4,7 +4,8 @@
 //! Behaviour is picked by argv[1] (see `usage`), or by the basename of argv[0]: copied or
 //! symlinked as `terrascan` it prints a small terrascan JSON result and exits 3 ("violations
 //! found"); as `prowler` it writes a small `*.ocsf.json` into the directory after
-//! `-o`/`--output-directory` and exits 3.
+//! `-o`/`--output-directory` and exits 3 (as `terrascan-flood` it prints 1 GiB instead); given `AWS_SESSION_TOKEN`, the fake prowler echoes it
+//! on stderr, stdout and in its report, as prowler at DEBUG does.
 //!
 //! The hostile modes never outlive their job on purpose except through the sandbox's failure:
 //! `forkbomb` refuses to start as root without an RLIMIT_NPROC, so a misconfigured test cannot
@@ -17,6 +18,8 @@ use std::time::Duration;
 
 /// Chunk written by the flood modes.
 const FLOOD_CHUNK: usize = 64 * 1024;
+/// What the fake `terrascan-flood` prints.
+const FLOODING_SCANNER_BYTES: u64 = 1 << 30;
 /// Allocation step of `memhog`.
 const MEMHOG_STEP: usize = 64 * 1024 * 1024;
 /// How long the sleeping modes sleep when not told otherwise: far beyond any test timeout.
@@ -69,6 +72,9 @@ fn main() {
         .unwrap_or("");
     let code = match program {
         "terrascan" => fake_terrascan(),
+        // A scanner gone wrong: 1 GiB of output, far past any capture cap (the daemon
+        // benchmark's memory row).
+        "terrascan-flood" => flood(std::io::stdout(), FLOODING_SCANNER_BYTES),
         "prowler" => fake_prowler(&args[1..]),
         _ => run_mode(&args[1..]),
     };
@@ -358,7 +364,21 @@ fn fake_prowler(args: &[String]) -> i32 {
         return 2;
     };
     let file = Path::new(&dir).join("prowler-output-123456789012-20260101000000.ocsf.json");
-    if let Err(e) = std::fs::write(&file, PROWLER_FINDINGS) {
+    // Like prowler at DEBUG (botocore's request headers and STS answers), it echoes the
+    // credentials it was given everywhere: stderr, stdout and its report.
+    let token = std::env::var("AWS_SESSION_TOKEN").ok();
+    let report = match &token {
+        Some(token) => {
+            eprintln!("DEBUG botocore.endpoint: headers {{'x-amz-security-token': b'{token}'}}");
+            println!("<SessionToken>{token}</SessionToken>");
+            PROWLER_FINDINGS.replace(
+                "sets a password expiration period for IAM users.",
+                &format!("sets a password expiration period for IAM users (session {token})."),
+            )
+        }
+        None => PROWLER_FINDINGS.to_string(),
+    };
+    if let Err(e) = std::fs::write(&file, report) {
         return fail("prowler (fake) write", e);
     }
     println!(
