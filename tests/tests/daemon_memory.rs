@@ -42,7 +42,12 @@ fn a_tool_flooding_its_output_costs_about_two_copies_of_the_cap() {
     let pid = daemon.pid();
     let call = || {
         let response = daemon.request("POST", "/api/tools/terrascan", Some("{}"));
-        assert_eq!(response.status, 200, "{}", &response.body[..response.body.len().min(500)]);
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            &response.body[..response.body.len().min(500)]
+        );
         assert!(
             response.body.contains("\"truncated\":true"),
             "the output was not cut at the cap"

@@ -5,9 +5,7 @@
 use std::process::Command;
 
 use serde_json::Value;
-use toolgate_tests::{
-    Daemon, EnvOptions, TestEnv, install_fake_tool, repo_root, toolgate_binary,
-};
+use toolgate_tests::{Daemon, EnvOptions, TestEnv, install_fake_tool, repo_root, toolgate_binary};
 
 /// A session token shaped like STS's, unlike anything else the daemon writes.
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLEtokenQ7vJ2f0sessionSECRET";
@@ -74,15 +72,27 @@ fn a_passed_through_credential_is_redacted_from_every_surface() {
         "the report's finding: {}",
         body["findings"]
     );
-    assert!(!response.body.contains(SESSION_TOKEN), "response: {}", response.body);
+    assert!(
+        !response.body.contains(SESSION_TOKEN),
+        "response: {}",
+        response.body
+    );
 
     let id = body["job_id"].as_str().expect("job_id");
     let record = daemon.get(&format!("/api/jobs/{id}"));
     assert_eq!(record.status, 200, "{}", record.body);
     assert!(record.body.contains(marker), "{}", record.body);
-    assert!(!record.body.contains(SESSION_TOKEN), "job record: {}", record.body);
+    assert!(
+        !record.body.contains(SESSION_TOKEN),
+        "job record: {}",
+        record.body
+    );
     let list = daemon.get("/api/jobs");
-    assert!(!list.body.contains(SESSION_TOKEN), "job list: {}", list.body);
+    assert!(
+        !list.body.contains(SESSION_TOKEN),
+        "job list: {}",
+        list.body
+    );
 
     // The store (database, its journal) and the daemon's own log, once it has stopped.
     daemon.signal_and_wait(libc::SIGTERM, std::time::Duration::from_secs(30));
@@ -91,13 +101,23 @@ fn a_passed_through_credential_is_redacted_from_every_surface() {
         .filter(|(path, _)| !path.starts_with(env.output_root()))
         .collect();
     assert!(
-        stored.iter().any(|(path, _)| path.to_string_lossy().contains("sqlite")),
+        stored
+            .iter()
+            .any(|(path, _)| path.to_string_lossy().contains("sqlite")),
         "no database file under {}: {:?}",
         env.data_dir().display(),
         stored.iter().map(|(p, _)| p).collect::<Vec<_>>()
     );
     for (path, bytes) in &stored {
-        assert!(!contains(bytes, SESSION_TOKEN), "{} holds the token", path.display());
+        assert!(
+            !contains(bytes, SESSION_TOKEN),
+            "{} holds the token",
+            path.display()
+        );
     }
-    assert!(!daemon.log().contains(SESSION_TOKEN), "log:\n{}", daemon.log());
+    assert!(
+        !daemon.log().contains(SESSION_TOKEN),
+        "log:\n{}",
+        daemon.log()
+    );
 }

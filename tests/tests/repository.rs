@@ -67,7 +67,12 @@ fn offenders(root: &Path, files: &[PathBuf]) -> Vec<String> {
                 .map(|bytes| String::from_utf8_lossy(&bytes).contains(&needle))
                 .unwrap_or(false)
         })
-        .map(|path| path.strip_prefix(root).unwrap_or(path).display().to_string())
+        .map(|path| {
+            path.strip_prefix(root)
+                .unwrap_or(path)
+                .display()
+                .to_string()
+        })
         .collect()
 }
 
@@ -92,7 +97,11 @@ fn nothing_outside_the_documentation_reads_beside_the_checkout() {
 fn the_check_finds_a_reference_outside_the_documentation() {
     let dir = tempfile::tempdir().unwrap();
     let mention = format!("{}/fixtures/x.json", outside_folder());
-    std::fs::write(dir.path().join("reads.rs"), format!("let p = \"{mention}\";")).unwrap();
+    std::fs::write(
+        dir.path().join("reads.rs"),
+        format!("let p = \"{mention}\";"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("notes.md"), format!("came from {mention}")).unwrap();
     std::fs::write(dir.path().join("clean.rs"), "let p = \"tests/fixtures\";").unwrap();
     let files = walk(dir.path());

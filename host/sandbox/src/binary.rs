@@ -68,16 +68,77 @@ pub fn resolve_binary(
 /// `perl5.36`).
 const RUNS_ANYTHING: &[&str] = &[
     // shells
-    "sh", "ash", "bash", "dash", "rbash", "zsh", "ksh", "mksh", "pdksh", "csh", "tcsh", "fish",
-    "yash", "busybox", "toybox", "pwsh",
+    "sh",
+    "ash",
+    "bash",
+    "dash",
+    "rbash",
+    "zsh",
+    "ksh",
+    "mksh",
+    "pdksh",
+    "csh",
+    "tcsh",
+    "fish",
+    "yash",
+    "busybox",
+    "toybox",
+    "pwsh",
     // interpreters
-    "python", "pypy", "perl", "ruby", "node", "nodejs", "deno", "bun", "php", "lua", "luajit",
-    "tclsh", "wish", "expect", "awk", "gawk", "mawk", "nawk", "java", "jshell", "rscript",
-    "julia", "guile", "racket", "sbcl", "osascript", "gdb",
+    "python",
+    "pypy",
+    "perl",
+    "ruby",
+    "node",
+    "nodejs",
+    "deno",
+    "bun",
+    "php",
+    "lua",
+    "luajit",
+    "tclsh",
+    "wish",
+    "expect",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "java",
+    "jshell",
+    "rscript",
+    "julia",
+    "guile",
+    "racket",
+    "sbcl",
+    "osascript",
+    "gdb",
     // command runners
-    "env", "xargs", "sudo", "su", "doas", "pkexec", "nsenter", "unshare", "chroot", "setsid",
-    "nohup", "timeout", "stdbuf", "nice", "ionice", "taskset", "chrt", "setpriv", "runuser",
-    "script", "strace", "ltrace", "flock", "watch", "socat", "find",
+    "env",
+    "xargs",
+    "sudo",
+    "su",
+    "doas",
+    "pkexec",
+    "nsenter",
+    "unshare",
+    "chroot",
+    "setsid",
+    "nohup",
+    "timeout",
+    "stdbuf",
+    "nice",
+    "ionice",
+    "taskset",
+    "chrt",
+    "setpriv",
+    "runuser",
+    "script",
+    "strace",
+    "ltrace",
+    "flock",
+    "watch",
+    "socat",
+    "find",
 ];
 
 /// Whether `file_name` (its version suffix ignored) is one of [`RUNS_ANYTHING`].
@@ -110,10 +171,27 @@ mod tests {
 
     #[test]
     fn runs_anything_table() {
-        for name in ["sh", "bash", "dash", "python3", "python3.12", "perl5.36", "env", "BusyBox"] {
+        for name in [
+            "sh",
+            "bash",
+            "dash",
+            "python3",
+            "python3.12",
+            "perl5.36",
+            "env",
+            "BusyBox",
+        ] {
             assert!(runs_anything(name), "{name}");
         }
-        for name in ["terrascan", "prowler", "checkov", "shellcheck", "envoy", "trivy", "pythonic"] {
+        for name in [
+            "terrascan",
+            "prowler",
+            "checkov",
+            "shellcheck",
+            "envoy",
+            "trivy",
+            "pythonic",
+        ] {
             assert!(!runs_anything(name), "{name}");
         }
     }

@@ -314,8 +314,11 @@ mod tests {
         std::fs::create_dir(&bin).expect("mkdir");
         let scanner = bin.join("scanner");
         std::fs::write(&scanner, "#!/bin/true\n").expect("write");
-        std::fs::set_permissions(&scanner, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
+        std::fs::set_permissions(
+            &scanner,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
         let daemon_path = format!("{}:/usr/bin:/bin", bin.display());
         let table: &[(&str, &str, bool, bool, &str)] = &[
             // Named, found: runs.
@@ -324,7 +327,13 @@ mod tests {
             ("[tools.other]", "scanner", false, false, "[tools.x]"),
             // A shell by name, with or without a section.
             ("[tools.x]", "sh", false, false, "tools.x.binary"),
-            ("[tools.x]\nallow_network = true", "sh", true, false, "never looked up"),
+            (
+                "[tools.x]\nallow_network = true",
+                "sh",
+                true,
+                false,
+                "never looked up",
+            ),
             // The network is the operator's to grant.
             ("[tools.x]", "scanner", true, false, "tools.x.allow_network"),
             ("[tools.x]\nallow_network = true", "scanner", true, true, ""),
@@ -338,7 +347,12 @@ mod tests {
                 (name == "PATH").then(|| daemon_path.clone())
             });
             let entry = catalog.get("x").expect("listed");
-            assert_eq!(entry.is_available(), *runs, "{toml} {executable}: {:?}", entry.binary);
+            assert_eq!(
+                entry.is_available(),
+                *runs,
+                "{toml} {executable}: {:?}",
+                entry.binary
+            );
             if let Err(reason) = &entry.binary {
                 assert!(reason.contains(names), "{toml} {executable}: {reason}");
             }

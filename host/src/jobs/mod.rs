@@ -445,7 +445,9 @@ impl JobService {
             error: parse_error,
         };
         self.record_finished(id, &response).await?;
-        inner.metrics.record_job(tool, status.as_str(), Some(duration));
+        inner
+            .metrics
+            .record_job(tool, status.as_str(), Some(duration));
         tracing::info!(
             target: "toolgate::job",
             tenant = "default",

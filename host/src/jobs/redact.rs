@@ -158,11 +158,7 @@ mod tests {
                 "[redacted AWS_SECRET_ACCESS_KEY][redacted AWS_SECRET_ACCESS_KEY] and [redacted AWS_SESSION_TOKEN]",
             ),
             // Not secrets: a region appears in findings; a 3-byte value is too short.
-            (
-                "region us-east-1 abc".into(),
-                false,
-                "region us-east-1 abc",
-            ),
+            ("region us-east-1 abc".into(), false, "region us-east-1 abc"),
             // A capture cut in the middle of a secret.
             (
                 format!("SessionToken: {}", &TOKEN[..10]),
@@ -188,10 +184,7 @@ mod tests {
 
     #[test]
     fn a_secret_containing_another_is_replaced_whole() {
-        let redactor = Redactor::for_env(&env(&[
-            ("INNER", "abcdefgh"),
-            ("OUTER", "xxabcdefghyy"),
-        ]));
+        let redactor = Redactor::for_env(&env(&[("INNER", "abcdefgh"), ("OUTER", "xxabcdefghyy")]));
         let mut bytes = b"1 xxabcdefghyy 2 abcdefgh".to_vec();
         redactor.redact(&mut bytes, false);
         assert_eq!(bytes, b"1 [redacted OUTER] 2 [redacted INNER]");

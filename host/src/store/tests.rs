@@ -71,7 +71,10 @@ async fn outputs_of_every_size_come_back_as_they_were_stored() {
     ];
     for (index, (stdout, stderr)) in table.iter().enumerate() {
         let id = format!("job-{index}");
-        store.insert(new_job(&id, "terrascan"), None).await.expect("insert");
+        store
+            .insert(new_job(&id, "terrascan"), None)
+            .await
+            .expect("insert");
         let done = FinishedJob {
             stdout: stdout.map(|text| std::sync::Arc::new(text.to_string())),
             stderr: stderr.map(|text| std::sync::Arc::new(text.to_string())),
