@@ -80,8 +80,11 @@ fn calls(c: &mut Criterion) {
 
 fn loading(c: &mut Criterion) {
     let (dir, _, _) = subject();
-    let cache = tempfile::tempdir().unwrap();
-    let mut warm = PluginRuntime::new(RuntimeConfig::default(), Some(cache.path().into())).unwrap();
+    // A directory the runtime creates (0700) in a temporary one, its secret beside it: a
+    // temporary directory itself may be open to others (0755), and is then not used as a cache.
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("plugins");
+    let mut warm = PluginRuntime::new(RuntimeConfig::default(), Some(cache.clone())).unwrap();
     assert!(warm.load_dir(&dir).compiled > 0, "the cache starts empty");
     drop(warm);
     let mut group = c.benchmark_group("load_dir");
@@ -96,7 +99,7 @@ fn loading(c: &mut Criterion) {
     group.bench_function("precompiled_cache", |b| {
         b.iter(|| {
             let mut runtime =
-                PluginRuntime::new(RuntimeConfig::default(), Some(cache.path().into())).unwrap();
+                PluginRuntime::new(RuntimeConfig::default(), Some(cache.clone())).unwrap();
             let report = runtime.load_dir(&dir);
             assert_eq!(report.from_cache, report.loaded.len());
         })

@@ -32,7 +32,9 @@
 //! What it does not stop: code running as the daemon's uid outside Landlock (`landlock = "off"`
 //! or a kernel without it, and no `run_as`) can read the secret as the daemon does, and so forge
 //! tags; such a tool can reach every other file of the daemon's too (GUARANTEES.md, "What is not
-//! provided"). Under Landlock a tool cannot reach `data_dir`; with `run_as` it has another uid.
+//! provided"). Under Landlock a tool reaches its allowed directories, the system read paths and
+//! its own job directories, not the cache (unless `data_dir` lies in an allowed directory);
+//! with `run_as` it has another uid.
 //!
 //! A cache directory or secret that fails these checks is not used, and start-up goes on: a
 //! warning names the path and what is wrong, and every plugin is compiled in memory at every
