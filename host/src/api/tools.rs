@@ -8,7 +8,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -127,7 +128,7 @@ async fn run_tool(
     State(state): State<AppState>,
     PathSegment(tool): PathSegment,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<ToolRunResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let params = read_params(&state, body)?;
     let started = state.jobs.start(&tool, params).await?;
     let guard = CancelOnDrop {
@@ -138,7 +139,35 @@ async fn run_tool(
     };
     let outcome = started.outcome().await;
     guard.disarm();
-    Ok(Json(outcome?))
+    Ok(sized_json(&outcome?))
+}
+
+/// Room for everything of a tool run's answer besides its two streams: findings, the command,
+/// the sandbox record. A larger answer still works; its buffer then grows.
+const ANSWER_BESIDES_STREAMS_BYTES: usize = 16 << 10;
+
+/// The answer as JSON in a buffer sized for it up front. `Json` starts small and doubles, and
+/// below glibc's mmap threshold each doubling copies: a 16 MiB stdout would then be held a
+/// third time while its encoding grows past it.
+fn sized_json(answer: &ToolRunResponse) -> Response {
+    let estimate = answer.stdout.len() + answer.stderr.len() + ANSWER_BESIDES_STREAMS_BYTES;
+    let mut body = Vec::with_capacity(estimate);
+    match serde_json::to_writer(&mut body, answer) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        // Serializing plain strings, numbers and maps cannot fail; answered as axum's `Json`
+        // would answer it.
+        Err(error) => {
+            tracing::error!(%error, "cannot encode a tool run's answer");
+            (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
+        }
+    }
 }
 
 fn read_params(
