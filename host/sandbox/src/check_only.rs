@@ -56,23 +56,7 @@ impl PlanCheck {
     /// Checks `policy` as `Sandbox::new` would, opening its existing directories and creating
     /// none. `policy()` then reports canonical paths, like `Sandbox::policy`.
     pub fn new(mut policy: SandboxPolicy) -> Result<Self, SandboxError> {
-        if policy.allowed_dirs.is_empty() {
-            return Err(crate::policy_error(
-                "allowed_dirs",
-                "[]",
-                "at least the workspace is required",
-            ));
-        }
-        let allowed = policy
-            .allowed_dirs
-            .iter()
-            .map(|dir| {
-                HeldDir::open(dir).map_err(|source| SandboxError::OpenDir {
-                    path: dir.clone(),
-                    source,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let allowed = crate::open_allowed_dirs(&policy)?;
         let output_root = match HeldDir::open(&policy.output_root) {
             Ok(root) => OutputRoot::Exists(root),
             Err(error) if is_missing(&policy.output_root, &error) => {

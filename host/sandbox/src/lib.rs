@@ -158,6 +158,28 @@ pub struct Sandbox {
     daemon_pid: libc::pid_t,
 }
 
+/// Opens (and so canonicalizes) the policy's allowed directories, of which there must be at
+/// least one: the workspace.
+fn open_allowed_dirs(policy: &SandboxPolicy) -> Result<Vec<HeldDir>, SandboxError> {
+    if policy.allowed_dirs.is_empty() {
+        return Err(policy_error(
+            "allowed_dirs",
+            "[]",
+            "at least the workspace is required",
+        ));
+    }
+    policy
+        .allowed_dirs
+        .iter()
+        .map(|dir| {
+            HeldDir::open(dir).map_err(|source| SandboxError::OpenDir {
+                path: dir.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
 impl Sandbox {
     /// Validates and canonicalizes the policy, creates the roots, detects the hardening the
     /// machine offers, makes the daemon a child subreaper and starts the spawner threads.
@@ -167,23 +189,7 @@ impl Sandbox {
             what: "occupying fds 0-2 with /dev/null",
             source,
         })?;
-        if policy.allowed_dirs.is_empty() {
-            return Err(policy_error(
-                "allowed_dirs",
-                "[]",
-                "at least the workspace is required",
-            ));
-        }
-        let allowed = policy
-            .allowed_dirs
-            .iter()
-            .map(|dir| {
-                HeldDir::open(dir).map_err(|source| SandboxError::OpenDir {
-                    path: dir.clone(),
-                    source,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let allowed = open_allowed_dirs(&policy)?;
         let output_root = create_root(&policy.output_root)?;
         let jobs_root = create_root(&policy.jobs_root)?;
         policy.allowed_dirs = allowed.iter().map(|d| d.path.clone()).collect();

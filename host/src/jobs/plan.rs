@@ -91,6 +91,65 @@ fn source_field(params_json: &str, value: &str) -> Option<String> {
         .then(|| field.chars().take(64).collect())
 }
 
+/// What a plugin is told about where a job under `policy` runs: the host's output directory
+/// for `job_id` (unless the plan requests one), the workspace and the output root.
+fn plan_context(policy: &sandbox::SandboxPolicy, job_id: &str) -> PlanContext {
+    PlanContext {
+        output_dir: policy.output_root.join(job_id),
+        workspace: policy.allowed_dirs.first().cloned().unwrap_or_default(),
+        output_root: policy.output_root.clone(),
+    }
+}
+
+/// The plugin's plan for `params_json`, or its field errors as `InvalidParams`.
+fn plugin_plan(
+    plugins: &PluginRuntime,
+    metrics: Option<&Metrics>,
+    tool: &ToolEntry,
+    context: &PlanContext,
+    params_json: &str,
+) -> Result<runtime::Plan, JobError> {
+    let name = &tool.description.name;
+    let started = Instant::now();
+    let planned = plugins.plan(name, params_json, context);
+    if let Some(metrics) = metrics {
+        metrics.record_plugin_call(name, "plan", started.elapsed());
+    }
+    planned?.map_err(|errors| JobError::InvalidParams {
+        tool: name.clone(),
+        errors,
+    })
+}
+
+/// The sandbox's refusal of `plan`, traced to the caller's parameter that carries the refused
+/// argument when there is exactly one.
+fn plan_rejected(
+    tool: &ToolEntry,
+    plan: &runtime::Plan,
+    params_json: &str,
+    rejection: sandbox::PlanRejected,
+) -> JobError {
+    let field = rejection
+        .arg_index
+        .and_then(|index| plan.args.get(index))
+        .and_then(|arg| source_field(params_json, arg_value(arg)?));
+    JobError::PlanRejected {
+        tool: tool.description.name.clone(),
+        rejection,
+        field,
+    }
+}
+
+/// The full argv: the resolved binary (or, for a tool not installed, its executable's name)
+/// and the checked arguments.
+fn full_argv(tool: &ToolEntry, args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let program = match &tool.binary {
+        Ok(path) => path.display().to_string(),
+        Err(_) => tool.description.executable.clone(),
+    };
+    std::iter::once(program).chain(args).collect()
+}
+
 /// Asks the plugin for a plan and has the sandbox check and prepare it under `job_id`.
 pub fn plan_job(
     plugins: &PluginRuntime,
@@ -100,48 +159,20 @@ pub fn plan_job(
     job_id: &str,
     params_json: &str,
 ) -> Result<PlannedJob, JobError> {
-    let name = &tool.description.name;
-    let policy = jail.policy();
-    let context = PlanContext {
-        // Where `prepare` creates the job's output directory unless the plan requests one.
-        output_dir: policy.output_root.join(job_id),
-        workspace: policy.allowed_dirs.first().cloned().unwrap_or_default(),
-        output_root: policy.output_root.clone(),
-    };
-    let started = Instant::now();
-    let planned = plugins.plan(name, params_json, &context);
-    metrics.record_plugin_call(name, "plan", started.elapsed());
-    let plan = planned?.map_err(|errors| JobError::InvalidParams {
-        tool: name.clone(),
-        errors,
-    })?;
+    let context = plan_context(jail.policy(), job_id);
+    let plan = plugin_plan(plugins, Some(metrics), tool, &context, params_json)?;
     let args: Vec<sandbox::Arg> = plan.args.iter().map(map_arg).collect();
-    let field_of = |arg: &runtime::Arg| source_field(params_json, arg_value(arg)?);
     // Checks only: the output directory (for plans that pass one to the tool) is created by
     // `provide_dirs`.
-    let prepared = jail.prepare_planned(job_id, &args).map_err(|rejection| {
-        let field = rejection
-            .arg_index
-            .and_then(|index| plan.args.get(index))
-            .and_then(field_of);
-        JobError::PlanRejected {
-            tool: name.clone(),
-            rejection,
-            field,
-        }
-    })?;
-    let program = match &tool.binary {
-        Ok(path) => path.display().to_string(),
-        Err(_) => tool.description.executable.clone(),
-    };
-    let argv: Vec<String> = std::iter::once(program)
-        .chain(prepared.argv.iter().cloned())
-        .collect();
+    let prepared = jail
+        .prepare_planned(job_id, &args)
+        .map_err(|rejection| plan_rejected(tool, &plan, params_json, rejection))?;
+    let argv = full_argv(tool, prepared.argv.iter().cloned());
     let output_dir_field = plan
         .args
         .iter()
         .find(|arg| matches!(arg, runtime::Arg::RequestedOutputDir(_)))
-        .and_then(field_of);
+        .and_then(|arg| source_field(params_json, arg_value(arg)?));
     Ok(PlannedJob {
         command: sandbox::shell_quote(&argv),
         output_directory: prepared
@@ -149,7 +180,7 @@ pub fn plan_job(
             .then(|| prepared.output_dir.clone()),
         argv,
         prepared,
-        tool_name: name.clone(),
+        tool_name: tool.description.name.clone(),
         output_dir_field,
     })
 }
@@ -174,36 +205,13 @@ pub fn dry_run_job(
     job_id: &str,
     params_json: &str,
 ) -> Result<DryRunJob, JobError> {
-    let name = &tool.description.name;
-    let policy = check.policy();
-    let context = PlanContext {
-        output_dir: policy.output_root.join(job_id),
-        workspace: policy.allowed_dirs.first().cloned().unwrap_or_default(),
-        output_root: policy.output_root.clone(),
-    };
-    let plan = plugins
-        .plan(name, params_json, &context)?
-        .map_err(|errors| JobError::InvalidParams {
-            tool: name.clone(),
-            errors,
-        })?;
+    let context = plan_context(check.policy(), job_id);
+    let plan = plugin_plan(plugins, None, tool, &context, params_json)?;
     let args: Vec<sandbox::Arg> = plan.args.iter().map(map_arg).collect();
-    let checked = check.check_planned(job_id, &args).map_err(|rejection| {
-        let field = rejection
-            .arg_index
-            .and_then(|index| plan.args.get(index))
-            .and_then(|arg| source_field(params_json, arg_value(arg)?));
-        JobError::PlanRejected {
-            tool: name.clone(),
-            rejection,
-            field,
-        }
-    })?;
-    let program = match &tool.binary {
-        Ok(path) => path.display().to_string(),
-        Err(_) => tool.description.executable.clone(),
-    };
-    let argv: Vec<String> = std::iter::once(program).chain(checked.argv).collect();
+    let checked = check
+        .check_planned(job_id, &args)
+        .map_err(|rejection| plan_rejected(tool, &plan, params_json, rejection))?;
+    let argv = full_argv(tool, checked.argv);
     Ok(DryRunJob {
         command: sandbox::shell_quote(&argv),
         output_directory: checked.has_output_dir.then_some(checked.output_dir),
