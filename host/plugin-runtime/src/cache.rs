@@ -45,10 +45,10 @@
 //! a missing, truncated, corrupted, swapped or forged entry is recompiled instead of loaded; a
 //! cache that cannot be read or written costs a compile, never a plugin.
 
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions, Permissions};
 use std::hash::Hasher;
 use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -391,11 +391,28 @@ fn check_private(
     Ok(())
 }
 
-/// The cache directory itself (not a symlink to one) must be private to `euid`.
+/// Mode bits that let other users change a directory's entries.
+const GROUP_OTHER_WRITE_BITS: u32 = 0o022;
+
+/// The cache directory itself (not a symlink to one) must be private to `euid`. One of the
+/// daemon's that only others' read or search bits keep from being private (what versions
+/// before the HMAC tags created, 0755) is made private: nobody else could have written to it,
+/// and its old entries carry no tag, so they are recompiled, never loaded.
 fn check_private_dir(dir: &Path, euid: u32) -> Result<(), Unusable> {
-    let metadata = std::fs::symlink_metadata(dir).map_err(Unusable::Inspect)?;
+    let mut metadata = std::fs::symlink_metadata(dir).map_err(Unusable::Inspect)?;
     if metadata.file_type().is_symlink() {
         return Err(Unusable::Symlink);
+    }
+    let mode = metadata.mode() & 0o7777;
+    if metadata.is_dir()
+        && metadata.uid() == euid
+        && mode & GROUP_OTHER_BITS != 0
+        && mode & GROUP_OTHER_WRITE_BITS == 0
+    {
+        std::fs::set_permissions(dir, Permissions::from_mode(mode & !GROUP_OTHER_BITS))
+            .map_err(Unusable::Inspect)?;
+        tracing::info!(dir = %dir.display(), "plugin cache directory made private (mode {:04o} -> {:04o})", mode, mode & !GROUP_OTHER_BITS);
+        metadata = std::fs::symlink_metadata(dir).map_err(Unusable::Inspect)?;
     }
     check_private(&metadata, metadata.is_dir(), "directory", euid)
 }
@@ -725,6 +742,7 @@ mod tests {
                 },
                 Some("mode 0777"),
             ),
+            // Others may read or search but not write: made private (older versions' 0755).
             (
                 "0755",
                 |d| {
@@ -732,7 +750,7 @@ mod tests {
                     chmod(d, 0o755);
                     true
                 },
-                Some("mode 0755"),
+                None,
             ),
             (
                 "0701",
@@ -741,7 +759,16 @@ mod tests {
                     chmod(d, 0o701);
                     true
                 },
-                Some("mode 0701"),
+                None,
+            ),
+            (
+                "0775",
+                |d| {
+                    std::fs::create_dir(d).unwrap();
+                    chmod(d, 0o775);
+                    true
+                },
+                Some("mode 0775"),
             ),
             (
                 "0770",
@@ -790,7 +817,7 @@ mod tests {
                 continue;
             }
             match (check_private_dir(&dir, effective_uid()), expected) {
-                (Ok(()), None) => {}
+                (Ok(()), None) => assert_eq!(mode(&dir) & GROUP_OTHER_BITS, 0, "{name}"),
                 (Err(problem), Some(needle)) => {
                     assert!(problem.to_string().contains(needle), "{name}: {problem}");
                 }

@@ -249,8 +249,8 @@ fn a_cache_dir_open_to_others_or_owned_by_another_user_is_not_used() {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
             true
         }),
-        ("mode 0750", |dir| {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        ("mode 0770", |dir| {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770)).unwrap();
             true
         }),
         // Possible only as root (the tests run as root on the reference machine).
