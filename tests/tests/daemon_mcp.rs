@@ -166,7 +166,7 @@ fn an_agent_lists_calls_is_refused_and_reads_jobs_over_stdio() {
 }
 
 /// A cancelled MCP request cancels its job: the tool's process is gone and the job is recorded
-/// as cancelled.
+/// as cancelled. `cancel_on_disconnect` is off, so only the MCP cancellation can have done it.
 fn cancelled_call_over(transport: Transport) {
     let env = TestEnv::new(&format!("mcp-cancel-{transport:?}").to_lowercase());
     // A distinctive duration, so the leftover check cannot see another test's sleep.
@@ -181,6 +181,7 @@ fn cancelled_call_over(transport: Transport) {
             secs,
             SlowTool::Child,
         )),
+        limits: "cancel_on_disconnect = false".into(),
         ..EnvOptions::default()
     };
     let daemon = env.start(&options);
