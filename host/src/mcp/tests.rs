@@ -412,4 +412,46 @@ async fn the_transport_refuses_foreign_origins_unknown_sessions_oversized_and_ma
         status.is_client_error(),
         "malformed JSON: {status} {answer}"
     );
+
+    let mut wrong_version = request(
+        json!({"jsonrpc": "2.0", "id": 11, "method": "tools/list"}).to_string(),
+        Some(&session.id),
+        None,
+    );
+    wrong_version.headers_mut().insert(
+        "mcp-protocol-version",
+        axum::http::HeaderValue::from_static("1999-01-01"),
+    );
+    let (status, _, answer) = post(&session.app, wrong_version, None).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "unsupported protocol version: {answer}"
+    );
+}
+
+#[tokio::test]
+async fn an_initialize_with_an_unknown_protocol_version_gets_one_the_server_speaks() {
+    let fx = fixture(true, "");
+    let app = app(fx.state.clone(), CancellationToken::new());
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {
+            "protocolVersion": "1999-01-01",
+            "capabilities": {},
+            "clientInfo": {"name": "toolgate-tests", "version": "0"}
+        }
+    });
+    // No MCP-Protocol-Version header: none is negotiated yet.
+    let mut initialize = request(initialize.to_string(), None, None);
+    initialize.headers_mut().remove("mcp-protocol-version");
+    let (status, _, answer) = post(&app, initialize, Some(0)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let offered = answer["result"]["protocolVersion"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        offered != "1999-01-01" && !offered.is_empty(),
+        "the server must answer with a version it supports: {answer}"
+    );
 }
