@@ -455,3 +455,92 @@ async fn an_initialize_with_an_unknown_protocol_version_gets_one_the_server_spea
         "the server must answer with a version it supports: {answer}"
     );
 }
+
+/// Replaces the fixture's terrascan with a script that sleeps for `secs` seconds.
+fn make_terrascan_slow(fx: &Fixture, secs: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = fx._dir.path().join("tools/terrascan");
+    let _ = std::fs::remove_file(&path);
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\necho started\nexec sleep {secs}\n"),
+    )
+    .expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Starts a slow call in a session, closes the session (DELETE) once the job runs; returns
+/// the fixture and the job's id.
+async fn close_the_session_of_a_running_call(limits: &str) -> (Fixture, String) {
+    let fx = fixture(true, limits);
+    make_terrascan_slow(&fx, 3603);
+    let session = Session::open(&fx.state).await;
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "terrascan", "arguments": {"iac_dir": "terraform"}}});
+    // The call's response stream is dropped at once: the call keeps running in the session.
+    let response = session
+        .app
+        .clone()
+        .oneshot(request(call.to_string(), Some(&session.id), None))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(response);
+    let running = async {
+        loop {
+            let live = fx.state.jobs.registry().list();
+            if live
+                .iter()
+                .any(|job| job.status == crate::store::JobStatus::Running)
+            {
+                return live[0].job_id.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let job_id = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the job runs");
+    let delete = Request::delete("/mcp")
+        .header(header::HOST, "127.0.0.1:8888")
+        .header("mcp-session-id", session.id.as_str())
+        .header("mcp-protocol-version", PROTOCOL_VERSION)
+        .body(Body::empty())
+        .expect("request");
+    let response = session
+        .app
+        .clone()
+        .oneshot(delete)
+        .await
+        .expect("infallible");
+    assert!(response.status().is_success(), "{}", response.status());
+    (fx, job_id)
+}
+
+#[tokio::test]
+async fn closing_the_session_of_a_running_call_cancels_its_job_when_cancel_on_disconnect_is_set() {
+    let (fx, job_id) = close_the_session_of_a_running_call("").await;
+    let ended = async {
+        loop {
+            if let Ok(Some(job)) = fx.state.jobs.store().get(job_id.clone()).await
+                && job.status == crate::store::JobStatus::Cancelled
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), ended)
+        .await
+        .expect("the job is recorded cancelled once its session is closed");
+}
+
+#[tokio::test]
+async fn closing_the_session_of_a_running_call_leaves_its_job_running_when_cancel_on_disconnect_is_off()
+ {
+    let (fx, job_id) = close_the_session_of_a_running_call("cancel_on_disconnect = false").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let live = fx.state.jobs.live_job(&job_id).expect("still live");
+    assert_eq!(live.status, crate::store::JobStatus::Running);
+    assert!(fx.state.jobs.cancel(&job_id), "cancel the leftover job");
+}
