@@ -5,6 +5,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 wasm_target := "wasm32-wasip2"
 plugins := "terrascan prowler"
+# The MCP client the black-box MCP tests drive toolgate with (tests/tests/daemon_mcp.rs).
+mcp_python_sdk := "mcp==2.3.0"
 
 # List the recipes.
 default:
@@ -40,8 +42,8 @@ demo: build
     for tool in terrascan prowler; do cp target/release/toolgate-fake-tool "target/demo-tools/$tool"; done
     ./target/release/toolgate serve --config toolgate.demo.toml
 
-# Run every test: unit, plugin, sandbox and black-box daemon tests.
-test: build-plugins build-test-plugins
+# Run every test: unit, plugin, sandbox and black-box daemon tests (MCP ones included).
+test: build-plugins build-test-plugins _mcp-venv
     cargo build --workspace --all-targets
     cargo test --workspace
 
@@ -63,6 +65,18 @@ lint: _wasm-target
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy --target {{wasm_target}} {{ prepend("-p toolgate-plugin-", plugins) }} -p toolgate-hostile-plugin -- -D warnings
+
+# The official Python MCP SDK, pinned, in target/venv-mcp: installed only when missing or when
+# the pin changed (about 20 s once; nothing after).
+_mcp-venv:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    venv=target/venv-mcp
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.pinned" 2>/dev/null)" = "{{mcp_python_sdk}}" ]; then exit 0; fi
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "{{mcp_python_sdk}}"
+    echo "{{mcp_python_sdk}}" > "$venv/.pinned"
 
 _wasm-target:
     @rustup target list --installed | grep -qx {{wasm_target}} || rustup target add {{wasm_target}}

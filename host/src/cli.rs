@@ -1,4 +1,5 @@
-//! The command line: `serve`, `config check`, and the `plugin` inspection commands.
+//! The command line: `serve`, `config check`, the `plugin` inspection commands, and `mcp` (a
+//! stdio MCP server relaying to a running daemon).
 //!
 //! Invariants: every command that takes a configuration validates it exactly as `serve` does,
 //! and `config check` also asks the host for the hardening the file requires (so it passing
@@ -49,6 +50,13 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Serve MCP on stdin/stdout for agent hosts that launch stdio servers, relaying every
+    /// message to a running daemon's /mcp endpoint.
+    Mcp {
+        /// The running daemon's base URL.
+        #[arg(long, env = "TOOLGATE_URL", default_value = "http://127.0.0.1:8888")]
+        url: String,
+    },
     /// Inspect the loaded plugins.
     Plugin {
         /// Configuration file (TOML); the embedded defaults when absent.
@@ -94,6 +102,8 @@ pub enum CliError {
     Output(#[from] serde_json::Error),
     #[error(transparent)]
     Job(#[from] JobError),
+    #[error(transparent)]
+    McpRelay(#[from] crate::mcp::stdio::RelayError),
 }
 
 /// Parses the command line and runs the command.
@@ -103,6 +113,7 @@ pub fn run() -> Result<ExitCode, CliError> {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => Ok(check(&file)),
+        Command::Mcp { url } => mcp(&url),
         Command::Plugin { config, command } => {
             let config = load(config.as_deref())?;
             crate::logging::init(config.log_format, crate::logging::COMMAND_FILTER);
@@ -133,6 +144,22 @@ fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> Result<ExitCode, Cl
         .build()
         .map_err(CliError::AsyncRuntime)?;
     runtime.block_on(daemon::serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `toolgate mcp`: relays stdin/stdout to the daemon at `url` (logs on stderr only, since
+/// stdout carries JSON-RPC).
+fn mcp(url: &str) -> Result<ExitCode, CliError> {
+    crate::logging::init(
+        crate::config::LogFormat::Human,
+        crate::logging::COMMAND_FILTER,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::AsyncRuntime)?;
+    runtime.block_on(crate::mcp::stdio::relay(url))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -201,7 +201,8 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     };
     let server = connections::serve(
         listener,
-        api::app(state),
+        // MCP sessions (and their SSE streams) end once every job is recorded, not before.
+        api::app(state, drained.child_token()),
         connection_limits(&config.http),
         shutdown.clone(),
     );

@@ -1,4 +1,5 @@
-//! toolgate, the daemon: configuration, job store, job execution, HTTP API, metrics and CLI.
+//! toolgate, the daemon: configuration, job store, job execution, HTTP API, MCP server, metrics
+//! and CLI.
 //! Plugins (the runtime crate) propose; the sandbox crate checks and runs; this crate decides
 //! what may run, when, and records what happened.
 
@@ -8,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod jobs;
 pub mod logging;
+pub mod mcp;
 pub mod metrics;
 pub mod store;
 pub mod time;

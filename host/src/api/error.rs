@@ -138,8 +138,12 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// Logs the error as its status deserves and returns what the caller sees: the message,
+    /// the field errors (empty when the error is not about parameters) and the seconds to wait
+    /// before retrying, when the condition passes by itself. The JSON body of the HTTP API and
+    /// the text of a refused MCP call are both built from this.
+    pub(crate) fn into_public_parts(self) -> (String, Vec<FieldErrorBody>, Option<u64>) {
         let status = self.status();
         // A missing tool or a shutdown is the operator's state, not a failure of the daemon.
         let unavailable = matches!(
@@ -155,29 +159,40 @@ impl IntoResponse for ApiError {
         }
         let message = self.public_message();
         let out_of_descriptors = self.out_of_descriptors();
-        let retry_after =
-            out_of_descriptors || matches!(self, ApiError::Job(JobError::QueueFull { .. }));
+        let retry_after = (out_of_descriptors
+            || matches!(self, ApiError::Job(JobError::QueueFull { .. })))
+        .then_some(RETRY_AFTER_SECS);
         let errors = match self {
             // A refused path that could not be opened for want of a descriptor is no fault of
             // the parameter that named it.
-            ApiError::Job(_) if out_of_descriptors => None,
-            ApiError::Job(job) => Some(job.field_errors())
-                .filter(|errors| !errors.is_empty())
-                .map(|errors| errors.into_iter().map(FieldErrorBody::from).collect()),
-            _ => None,
+            ApiError::Job(_) if out_of_descriptors => Vec::new(),
+            ApiError::Job(job) => job
+                .field_errors()
+                .into_iter()
+                .map(FieldErrorBody::from)
+                .collect(),
+            _ => Vec::new(),
         };
+        (message, errors, retry_after)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (message, errors, retry_after) = self.into_public_parts();
         let mut response = (
             status,
             Json(ErrorBody {
                 error: message,
-                errors,
+                errors: Some(errors).filter(|errors| !errors.is_empty()),
             }),
         )
             .into_response();
-        if retry_after {
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

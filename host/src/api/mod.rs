@@ -23,11 +23,14 @@ use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use docs::ApiDoc;
-pub use error::{ApiError, ErrorBody, RETRY_AFTER_SECS};
+pub use error::{ApiError, ErrorBody, FieldErrorBody, RETRY_AFTER_SECS};
+pub(crate) use tools::CancelOnDrop;
+pub use tools::ToolInfo;
 
 use crate::jobs::JobService;
 use crate::metrics::Metrics;
@@ -88,12 +91,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().split_for_parts().1
 }
 
-/// The whole HTTP application.
-pub fn app(state: AppState) -> Router {
+/// The whole HTTP application: the API, and the MCP endpoint (`/mcp`, whose sessions end when
+/// `shutdown` is cancelled).
+pub fn app(state: AppState, shutdown: CancellationToken) -> Router {
     let metrics = Arc::clone(&state.metrics);
     let max_body_bytes = state.settings.max_body_bytes;
     let (router, _) = routes().split_for_parts();
     router
+        .route_service(
+            crate::mcp::MCP_PATH,
+            crate::mcp::http_service(state.clone(), shutdown),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state)

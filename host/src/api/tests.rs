@@ -39,7 +39,7 @@ async fn call(
         .header(header::CONTENT_TYPE, "application/json")
         .body(body.into())
         .expect("request");
-    let response = app(state.clone())
+    let response = app(state.clone(), tokio_util::sync::CancellationToken::new())
         .oneshot(request)
         .await
         .expect("infallible");

@@ -209,12 +209,13 @@ fn read_params(
 }
 
 /// Cancels the job if the handler future is dropped before the job ended (client went away).
-struct CancelOnDrop {
-    token: Option<CancellationToken>,
+/// Shared with the MCP endpoint, whose dropped requests follow the same setting.
+pub(crate) struct CancelOnDrop {
+    pub(crate) token: Option<CancellationToken>,
 }
 
 impl CancelOnDrop {
-    fn disarm(mut self) {
+    pub(crate) fn disarm(mut self) {
         self.token = None;
     }
 }

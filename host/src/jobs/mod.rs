@@ -95,6 +95,8 @@ struct Inner {
 
 /// A job that was admitted and is queued or running in its own task.
 pub struct StartedJob {
+    /// The job's id (its record's key), known from admission on.
+    pub id: String,
     /// Cancels this job (used by the disconnect guard).
     pub cancel: CancellationToken,
     task: JoinHandle<Result<ToolRunResponse, JobError>>,
@@ -273,7 +275,7 @@ impl JobService {
             service.run(run, &ticket, free_slot, token).await
         });
         drop(closing);
-        Ok(StartedJob { cancel, task })
+        Ok(StartedJob { id, cancel, task })
     }
 
     /// Waits for a running slot (unless `free_slot` is one, taken and recorded at admission),

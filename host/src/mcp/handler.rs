@@ -1,0 +1,423 @@
+//! The MCP `ServerHandler`: `tools/list`, `tools/call`, and the job resources, over the same
+//! `AppState` as the HTTP API.
+//!
+//! Invariants: a plugin tool is listed only while its binary is available, and called only
+//! through `JobService::start` (so a call of an unavailable tool is refused with the config key
+//! to set, as `POST /api/tools/{tool}` refuses it); the built-in job tools (`list_jobs`,
+//! `get_job`, `cancel_job`) take precedence over a plugin of the same name; an MCP
+//! cancellation always cancels the job, a dropped request only when
+//! `limits.cancel_on_disconnect` is set; progress is reported only when the request carries a
+//! `progressToken`, and at most once per step (queued, running, done).
+
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListResourceTemplatesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+use super::render::{self, JOB_URI_PREFIX, object};
+use crate::api::{AppState, CancelOnDrop};
+use crate::store::{JobFilter, JobStatus};
+
+/// How often a waiting call looks whether its queued job has started running.
+const RUNNING_POLL: Duration = Duration::from_millis(100);
+/// Jobs `list_jobs` returns when the caller gives no limit, and the most it returns.
+const DEFAULT_LIST_LIMIT: usize = 20;
+const MAX_LIST_LIMIT: usize = 1000;
+/// Progress steps of a tool call: queued, running, done.
+const PROGRESS_STEPS: f64 = 3.0;
+
+/// The built-in tools, which are not plugins.
+const LIST_JOBS: &str = "list_jobs";
+const GET_JOB: &str = "get_job";
+const CANCEL_JOB: &str = "cancel_job";
+
+/// One MCP session's handler; cheap to clone (the state is shared).
+#[derive(Clone)]
+pub struct McpHandler {
+    state: AppState,
+}
+
+impl McpHandler {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    /// Every tool `tools/list` shows: the available plugin tools, then the job tools.
+    pub fn tools(&self) -> Vec<Tool> {
+        let mut tools: Vec<Tool> = self
+            .state
+            .jobs
+            .catalog()
+            .iter()
+            .filter(|entry| entry.binary.is_ok() && !is_builtin(&entry.description.name))
+            .map(render::plugin_tool)
+            .collect();
+        tools.extend(builtin_tools());
+        tools
+    }
+
+    /// Runs a plugin tool as a job and waits for it, reporting progress and honouring
+    /// cancellation.
+    async fn call_plugin(
+        &self,
+        tool: &str,
+        params: serde_json::Value,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let started = match self.state.jobs.start(tool, params).await {
+            Ok(started) => started,
+            Err(error) => return render::refused(error),
+        };
+        let progress = Progress {
+            token: context.meta.get_progress_token(),
+            context,
+        };
+        progress
+            .report(1.0, format!("queued: job {}", started.id))
+            .await;
+        let id = started.id.clone();
+        let cancel = started.cancel.clone();
+        let guard = CancelOnDrop {
+            token: self
+                .state
+                .settings
+                .cancel_on_disconnect
+                .then(|| cancel.clone()),
+        };
+        let outcome = started.outcome();
+        tokio::pin!(outcome);
+        let mut poll = tokio::time::interval(RUNNING_POLL);
+        let mut running_reported = progress.token.is_none();
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut outcome => break outcome,
+                () = context.ct.cancelled(), if !cancel.is_cancelled() => {
+                    tracing::info!(job_id = id, "MCP request cancelled; cancelling its job");
+                    cancel.cancel();
+                }
+                _ = poll.tick(), if !running_reported => {
+                    let running = self
+                        .state
+                        .jobs
+                        .live_job(&id)
+                        .is_some_and(|job| job.status == JobStatus::Running);
+                    if running {
+                        running_reported = true;
+                        progress.report(2.0, format!("running: job {id}")).await;
+                    }
+                }
+            }
+        };
+        guard.disarm();
+        match outcome {
+            Ok(response) => {
+                progress
+                    .report(PROGRESS_STEPS, format!("done: job {id}"))
+                    .await;
+                render::finished(tool, &response)
+            }
+            Err(error) => render::refused(error),
+        }
+    }
+
+    async fn list_jobs(&self, arguments: serde_json::Value) -> Result<CallToolResult, McpError> {
+        let query: ListJobsArgs = match serde_json::from_value(arguments) {
+            Ok(query) => query,
+            Err(error) => return Ok(render::caller_error(list_jobs_usage(&error.to_string()))),
+        };
+        let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+            return Ok(render::caller_error(list_jobs_usage(&format!(
+                "limit {limit} is out of range"
+            ))));
+        }
+        let status = match query.status.as_deref().map(str::parse::<JobStatus>) {
+            None => None,
+            Some(Ok(status)) => Some(status),
+            Some(Err(error)) => return Ok(render::caller_error(error.to_string())),
+        };
+        let jobs = self
+            .state
+            .jobs
+            .store()
+            .list(JobFilter {
+                tool: query.tool,
+                status,
+                limit,
+            })
+            .await
+            .map_err(store_failed)?;
+        let count = jobs.len();
+        json_result(
+            &json!({ "jobs": jobs, "count": count }),
+            format!("{count} jobs, newest first"),
+        )
+    }
+
+    async fn get_job(&self, arguments: serde_json::Value) -> Result<CallToolResult, McpError> {
+        let id = match job_id(arguments) {
+            Ok(id) => id,
+            Err(result) => return Ok(result),
+        };
+        match self
+            .state
+            .jobs
+            .store()
+            .get(id.clone())
+            .await
+            .map_err(store_failed)?
+        {
+            Some(job) => json_result(&job, format!("job {id}: {}", job.status.as_str())),
+            None => Ok(render::caller_error(no_such_job(&id))),
+        }
+    }
+
+    async fn cancel_job(&self, arguments: serde_json::Value) -> Result<CallToolResult, McpError> {
+        let id = match job_id(arguments) {
+            Ok(id) => id,
+            Err(result) => return Ok(result),
+        };
+        if self.state.jobs.cancel(&id) {
+            return json_result(
+                &json!({ "job_id": id, "status": "cancelling" }),
+                format!("job {id}: cancelling"),
+            );
+        }
+        match self
+            .state
+            .jobs
+            .store()
+            .get(id.clone())
+            .await
+            .map_err(store_failed)?
+        {
+            Some(job) => Ok(render::caller_error(format!(
+                "job {id} already ended with status {}",
+                job.status.as_str()
+            ))),
+            None => Ok(render::caller_error(no_such_job(&id))),
+        }
+    }
+}
+
+impl ServerHandler for McpHandler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new("toolgate", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "Each tool runs a security scanner in toolgate's sandbox as a job and returns its \
+             findings. A refused call lists every invalid field with what is allowed. Jobs are \
+             resources toolgate://jobs/{id}.",
+        )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.tools()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
+        let result = match request.name.as_ref() {
+            LIST_JOBS => self.list_jobs(arguments).await?,
+            GET_JOB => self.get_job(arguments).await?,
+            CANCEL_JOB => self.cancel_job(arguments).await?,
+            tool if self.state.jobs.catalog().get(tool).is_some() => {
+                self.call_plugin(tool, arguments, &context).await
+            }
+            unknown => {
+                return Err(McpError::invalid_params(
+                    format!(
+                        "unknown tool {:?}; tools/list shows the tools",
+                        unknown.chars().take(64).collect::<String>()
+                    ),
+                    None,
+                ));
+            }
+        };
+        Ok(result.into())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(format!("{JOB_URI_PREFIX}{{id}}"), "job")
+                .with_title("A toolgate job")
+                .with_description(
+                    "A job's record: tool, parameters, argv, status, findings, stdout and stderr",
+                )
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let uri = request.uri;
+        let Some(id) = uri.strip_prefix(JOB_URI_PREFIX) else {
+            return Err(McpError::resource_not_found(
+                format!(
+                    "no resource {:?}; jobs are {JOB_URI_PREFIX}{{id}}",
+                    uri.chars().take(128).collect::<String>()
+                ),
+                None,
+            ));
+        };
+        let job = self
+            .state
+            .jobs
+            .store()
+            .get(id.to_string())
+            .await
+            .map_err(store_failed)?
+            .ok_or_else(|| McpError::resource_not_found(no_such_job(id), None))?;
+        let text = serde_json::to_string(&job)
+            .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, uri.clone()).with_mime_type("application/json"),
+        ])
+        .into())
+    }
+}
+
+/// Progress notifications of one request; silent without a progress token.
+struct Progress<'a> {
+    token: Option<ProgressToken>,
+    context: &'a RequestContext<RoleServer>,
+}
+
+impl Progress<'_> {
+    async fn report(&self, step: f64, message: String) {
+        let Some(token) = &self.token else { return };
+        let notification = ProgressNotificationParam::new(token.clone(), step)
+            .with_total(PROGRESS_STEPS)
+            .with_message(message);
+        if let Err(error) = self.context.peer.notify_progress(notification).await {
+            tracing::debug!(%error, "cannot send an MCP progress notification");
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListJobsArgs {
+    limit: Option<usize>,
+    tool: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobIdArgs {
+    id: String,
+}
+
+fn is_builtin(name: &str) -> bool {
+    matches!(name, LIST_JOBS | GET_JOB | CANCEL_JOB)
+}
+
+fn builtin_tools() -> Vec<Tool> {
+    let statuses: Vec<&str> = JobStatus::ALL.map(JobStatus::as_str).to_vec();
+    let id_schema = || {
+        Arc::new(object(json!({
+            "type": "object",
+            "properties": {"id": {"type": "string", "description": "The job id"}},
+            "required": ["id"],
+            "additionalProperties": false
+        })))
+    };
+    vec![
+        Tool::new(
+            LIST_JOBS,
+            "List recent jobs, newest first (without stdout/stderr)",
+            Arc::new(object(json!({
+                "type": "object",
+                "properties": {
+                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT,
+                              "description": format!("Most jobs returned (default {DEFAULT_LIST_LIMIT})")},
+                    "tool": {"type": "string", "description": "Only this tool's jobs"},
+                    "status": {"type": "string", "enum": statuses}
+                },
+                "additionalProperties": false
+            }))),
+        ),
+        Tool::new(
+            GET_JOB,
+            "A job's record, with stdout and stderr",
+            id_schema(),
+        ),
+        Tool::new(
+            CANCEL_JOB,
+            "Cancel a queued or running job (the sandbox kills its tool)",
+            id_schema(),
+        ),
+    ]
+}
+
+fn job_id(arguments: serde_json::Value) -> Result<String, CallToolResult> {
+    serde_json::from_value::<JobIdArgs>(arguments)
+        .map(|args| args.id)
+        .map_err(|error| {
+            render::caller_error(format!(
+                "invalid arguments: {error}; allowed: {{\"id\": \"<job id>\"}}"
+            ))
+        })
+}
+
+fn list_jobs_usage(problem: &str) -> String {
+    format!(
+        "invalid arguments: {problem}; allowed: limit (1..={MAX_LIST_LIMIT}), tool (a tool \
+         name), status ({})",
+        JobStatus::ALL.map(JobStatus::as_str).join(", ")
+    )
+}
+
+fn no_such_job(id: &str) -> String {
+    format!(
+        "no job with id {:?}",
+        id.chars().take(64).collect::<String>()
+    )
+}
+
+fn store_failed(error: crate::store::StoreError) -> McpError {
+    tracing::error!(%error, "job store failed during an MCP request");
+    McpError::internal_error("the job database failed; see the daemon log", None)
+}
+
+/// A built-in tool's answer: the JSON as structured content and as text, with a summary.
+fn json_result(value: &impl serde::Serialize, summary: String) -> Result<CallToolResult, McpError> {
+    let value = serde_json::to_value(value)
+        .map_err(|error| McpError::internal_error(error.to_string(), None))?;
+    let mut result = CallToolResult::success(vec![
+        ContentBlock::text(summary),
+        ContentBlock::text(value.to_string()),
+    ]);
+    result.structured_content = Some(value);
+    Ok(result)
+}
