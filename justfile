@@ -73,6 +73,15 @@ _mcp-venv:
     set -euo pipefail
     venv=target/venv-mcp
     if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.pinned" 2>/dev/null)" = "{{mcp_python_sdk}}" ]; then exit 0; fi
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        # Debian splits venv's pip bootstrap into its own package.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get update -qq && apt-get install -y -qq python3-venv
+        else
+            echo "python3 with venv is needed for the MCP tests (Debian: apt-get install python3-venv)" >&2
+            exit 1
+        fi
+    fi
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "{{mcp_python_sdk}}"
