@@ -4,7 +4,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 wasm_target := "wasm32-wasip2"
-plugins := "terrascan prowler"
+plugins := "terrascan prowler checkov"
 
 # List the recipes.
 default:
