@@ -4,7 +4,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 wasm_target := "wasm32-wasip2"
-plugins := "terrascan prowler"
+plugins := "terrascan prowler checkov"
 # The MCP client the black-box MCP tests drive toolgate with (tests/tests/daemon_mcp.rs).
 mcp_python_sdk := "mcp==2.3.0"
 

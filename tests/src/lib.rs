@@ -54,17 +54,37 @@ pub fn fake_tool_binary() -> PathBuf {
     )
 }
 
-/// The real plugins built by `just build-plugins`.
+/// The plugins the daemon tests configure (`[tools.terrascan]`, `[tools.prowler]`).
+pub const TESTED_PLUGINS: &[&str] = &["terrascan", "prowler"];
+
+/// A plugin directory holding only `TESTED_PLUGINS`, copied from the real plugins built by
+/// `just build-plugins`. The daemon tests count tools and expect every loaded one to be
+/// configured, so another plugin built into `target/plugins` (checkov) must not reach them.
+/// Copied once per test process (the test threads share it); each file is copied under a name
+/// private to the process and renamed into place, so test processes running at once never see a
+/// half-written plugin.
 pub fn plugins_dir() -> PathBuf {
-    let dir = repo_root().join("target/plugins");
-    for tool in ["terrascan", "prowler"] {
-        assert!(
-            dir.join(format!("{tool}.wasm")).is_file(),
-            "{}/{tool}.wasm is missing: run `just build-plugins` first",
-            dir.display()
-        );
-    }
-    dir
+    static PREPARED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PREPARED
+        .get_or_init(|| {
+            let built = repo_root().join("target/plugins");
+            let dir = repo_root().join("target/plugins-for-daemon-tests");
+            std::fs::create_dir_all(&dir).expect("create the tests' plugin directory");
+            for tool in TESTED_PLUGINS {
+                let source = built.join(format!("{tool}.wasm"));
+                assert!(
+                    source.is_file(),
+                    "{} is missing: run `just build-plugins` first",
+                    source.display()
+                );
+                let staged = dir.join(format!(".{tool}.wasm.{}", std::process::id()));
+                std::fs::copy(&source, &staged).expect("copy a plugin");
+                std::fs::rename(&staged, dir.join(format!("{tool}.wasm")))
+                    .expect("rename a plugin");
+            }
+            dir
+        })
+        .clone()
 }
 
 /// A port nothing listens on right now.

@@ -11,9 +11,10 @@ fn runtime_with_real_plugins() -> PluginRuntime {
         .expect("a plugin file has a directory")
         .to_owned();
     real_plugin("prowler.wasm");
+    real_plugin("checkov.wasm");
     let mut runtime = PluginRuntime::new(RuntimeConfig::default(), None).unwrap();
     let report = runtime.load_dir(&dir);
-    for tool in ["prowler", "terrascan"] {
+    for tool in ["checkov", "prowler", "terrascan"] {
         assert!(
             report.loaded.iter().any(|t| t == tool),
             "{tool} not loaded: {report:#?}"
@@ -30,7 +31,7 @@ fn real_plugins_load_and_plan_an_empty_params_object() {
         names.windows(2).all(|w| w[0] < w[1]),
         "tools() sorted: {names:?}"
     );
-    for tool in ["prowler", "terrascan"] {
+    for tool in ["checkov", "prowler", "terrascan"] {
         let description = runtime.describe(tool).unwrap();
         assert_eq!(description.executable, tool);
         let answer = runtime.plan(tool, "{}", &plan_context());
@@ -52,6 +53,62 @@ fn real_terrascan_parses_its_golden_output() {
     let result = runtime.parse("terrascan", &outcome).unwrap();
     assert_eq!(result.classification, Classification::Findings);
     assert!(!result.findings.is_empty());
+}
+
+/// checkov's component plans with the config-safe directory spelling and reads all three report
+/// shapes (one object, a list of reports, the bare summary) across the WIT boundary.
+#[test]
+fn real_checkov_plans_and_parses_every_report_shape() {
+    let runtime = runtime_with_real_plugins();
+    let plan = runtime
+        .plan(
+            "checkov",
+            r#"{"directory":"terraform/public_bucket_open_ssh","framework":"terraform"}"#,
+            &plan_context(),
+        )
+        .unwrap()
+        .unwrap();
+    let rendered = format!("{:?}", plan.args);
+    assert!(rendered.contains("\"--director\""), "{rendered}");
+    assert!(!rendered.contains("\"--directory\""), "{rendered}");
+    assert!(
+        rendered.contains("terraform/public_bucket_open_ssh"),
+        "{rendered}"
+    );
+    let refused = runtime
+        .plan(
+            "checkov",
+            r#"{"additional_args":"--external-checks-dir /tmp"}"#,
+            &plan_context(),
+        )
+        .unwrap();
+    assert!(refused.is_err(), "{refused:?}");
+    // (fixture, exit code, classification, findings)
+    let table = [
+        (
+            "checkov/public_bucket_open_ssh_quiet.json",
+            1,
+            Classification::Findings,
+            11,
+        ),
+        (
+            "checkov/aws_db_instance_full.json",
+            1,
+            Classification::Findings,
+            71,
+        ),
+        ("checkov/nothing_scanned.json", 0, Classification::Clean, 0),
+    ];
+    for (name, exit_code, classification, findings) in table {
+        let outcome = Outcome {
+            exit_code: Some(exit_code),
+            stdout: std::fs::read(fixture(name)).unwrap(),
+            ..Outcome::default()
+        };
+        let result = runtime.parse("checkov", &outcome).unwrap();
+        assert_eq!(result.classification, classification, "{name}");
+        assert_eq!(result.findings.len(), findings, "{name}");
+    }
 }
 
 /// A prowler OCSF report of at least `min_bytes`, made by repeating the real fixture's entries.
