@@ -54,6 +54,7 @@ bench: build-plugins
     cargo bench -p toolgate-plugin-runtime --bench runtime
     cargo bench -p toolgate-sandbox --bench overhead
     cargo bench -p toolgate --bench daemon
+    cargo bench -p toolgate --bench mcp
     cargo bench -p toolgate --bench store
 
 # Format the code.
