@@ -18,15 +18,16 @@
 //! && cargo bench -p toolgate --bench mcp`. Tunables: TOOLGATE_BENCH_SECS (default 10),
 //! TOOLGATE_BENCH_CLIENTS (default 32).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rmcp::ServiceExt;
+
+mod common;
+use common::{KEPT, LoadResult, env_number, load, post_kept, start, stop};
 use rmcp::model::{CallToolRequestParams, ClientRequest, ListToolsRequest};
 use rmcp::service::{Peer, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -39,8 +40,6 @@ const PLUGINS: usize = 20;
 const SLICE: Duration = Duration::from_secs(1);
 /// `tools/list` requests timed, one after another on one session.
 const LIST_SAMPLES: usize = 300;
-/// Longest the daemon may take to become ready.
-const START_LIMIT: Duration = Duration::from_secs(60);
 
 fn main() {
     let secs = env_number("TOOLGATE_BENCH_SECS", 10);
@@ -72,7 +71,7 @@ fn main() {
     let names = write_plugins(&terrascan_wasm, &root.join("plugins"));
     let port = free_port();
     let config = write_config(&root, port, clients, &names, &terrascan);
-    let daemon = start(&toolgate, &config, port, &root);
+    let (daemon, _) = start(&toolgate, &config, port, &root);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -99,6 +98,8 @@ fn main() {
         mcp.add(runtime.block_on(mcp_load(&peers, &tool, SLICE)));
         http.add(http_load(clients, SLICE, port, &path));
     }
+    mcp.latencies.sort_unstable();
+    http.latencies.sort_unstable();
     runtime.block_on(async {
         for session in sessions {
             let _ = session.cancel().await;
@@ -262,115 +263,10 @@ async fn mcp_load(peers: &[Peer<RoleClient>], tool: &str, duration: Duration) ->
 
 /// `clients` threads, each on its own kept connection, POST `path` in a loop for `duration`.
 fn http_load(clients: usize, duration: Duration, port: u16, path: &str) -> LoadResult {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                scope.spawn(|| {
-                    let (mut ok, mut errors, mut kept) = (Vec::new(), 0, None);
-                    while Instant::now() < deadline {
-                        let t = Instant::now();
-                        match post_kept(&mut kept, port, path) {
-                            true => ok.push(t.elapsed()),
-                            false => errors += 1,
-                        }
-                    }
-                    (ok, errors)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("client thread"))
-            .collect()
-    });
-    let mut latencies: Vec<Duration> = results.iter().flat_map(|(ok, _)| ok.clone()).collect();
-    latencies.sort_unstable();
-    LoadResult {
-        latencies,
-        errors: results.iter().map(|(_, e)| e).sum(),
-        elapsed: started.elapsed(),
-    }
-}
-
-/// One request on a kept connection; true for a 200 whose tool succeeded.
-fn post_kept(kept: &mut Option<TcpStream>, port: u16, path: &str) -> bool {
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    if kept.is_none() {
-        *kept = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).ok();
-    }
-    let response = kept.as_mut().and_then(|stream| {
-        stream.write_all(request.as_bytes()).ok()?;
-        read_response(stream)
-    });
-    if response.is_none() {
-        *kept = None;
-    }
-    response.is_some_and(|r| r.starts_with("HTTP/1.1 200") && r.contains("\"success\":true"))
-}
-
-/// Reads one response with a `Content-Length` body.
-fn read_response(stream: &mut TcpStream) -> Option<String> {
-    let mut bytes = Vec::with_capacity(16 * 1024);
-    let mut chunk = [0u8; 16 * 1024];
-    let header_end = loop {
-        let read = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
-        bytes.extend_from_slice(&chunk[..read]);
-        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4;
-        }
-    };
-    let head = std::str::from_utf8(&bytes[..header_end]).ok()?;
-    let length: usize = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("content-length")
-            .then(|| value.trim().parse().ok())
-            .flatten()
-    })?;
-    while bytes.len() < header_end + length {
-        let read = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
-        bytes.extend_from_slice(&chunk[..read]);
-    }
-    String::from_utf8(bytes).ok()
-}
-
-#[derive(Default)]
-struct LoadResult {
-    latencies: Vec<Duration>,
-    errors: usize,
-    elapsed: Duration,
-}
-
-impl LoadResult {
-    fn add(&mut self, slice: LoadResult) {
-        self.latencies.extend(slice.latencies);
-        self.latencies.sort_unstable();
-        self.errors += slice.errors;
-        self.elapsed += slice.elapsed;
-    }
-
-    fn rate(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((p / 100.0) * (self.latencies.len() - 1) as f64).round() as usize;
-        self.latencies[index].as_secs_f64() * 1000.0
-    }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    load(clients, duration, &|| {
+        KEPT.with_borrow_mut(|kept| post_kept(kept, port, path, BODY))
+            .is_some_and(|body| body.contains("\"success\":true"))
+    })
 }
 
 fn free_port() -> u16 {
@@ -378,37 +274,4 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port()
-}
-
-fn start(toolgate: &Path, config: &Path, port: u16, root: &Path) -> Child {
-    let log = std::fs::File::create(root.join("daemon.log")).expect("log");
-    let started = Instant::now();
-    let mut child = Command::new(toolgate)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn toolgate");
-    loop {
-        if TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
-            return child;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "toolgate exited during start ({status}); see {}",
-                root.join("daemon.log").display()
-            );
-        }
-        assert!(started.elapsed() < START_LIMIT, "toolgate not ready");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn stop(mut child: Child) {
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) on our own child; no memory involved.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let _ = child.wait();
 }

@@ -1,0 +1,198 @@
+//! What the benchmarks share: starting and stopping the daemon, loading it from client threads
+//! on kept HTTP/1.1 connections, and the latency record of a run.
+#![allow(dead_code)] // each benchmark uses its own part
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest the daemon may take to become ready before a benchmark gives up.
+pub const START_LIMIT: Duration = Duration::from_secs(60);
+
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Default)]
+pub struct LoadResult {
+    pub latencies: Vec<Duration>,
+    pub errors: usize,
+    pub elapsed: Duration,
+}
+
+impl LoadResult {
+    pub fn add(&mut self, slice: LoadResult) {
+        self.latencies.extend(slice.latencies);
+        self.errors += slice.errors;
+        self.elapsed += slice.elapsed;
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((p / 100.0) * (self.latencies.len() - 1) as f64).round() as usize;
+        self.latencies[index].as_secs_f64() * 1000.0
+    }
+}
+
+/// Runs `call` from `clients` threads for `duration`; successes are timed, failures counted.
+pub fn load(clients: usize, duration: Duration, call: &(impl Fn() -> bool + Sync)) -> LoadResult {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut ok, mut errors) = (Vec::new(), 0);
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        if call() {
+                            ok.push(t.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    (ok, errors)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut latencies: Vec<Duration> = results
+        .iter()
+        .flat_map(|(ok, _)| ok.iter().copied())
+        .collect();
+    latencies.sort_unstable();
+    LoadResult {
+        latencies,
+        errors: results.iter().map(|(_, e)| e).sum(),
+        elapsed,
+    }
+}
+
+/// Starts the daemon and returns it with the time until `/health` answered 200.
+pub fn start(toolgate: &Path, config: &Path, port: u16, root: &Path) -> (Child, Duration) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("daemon.log"))
+        .expect("log");
+    let started = Instant::now();
+    let mut child = Command::new(toolgate)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn toolgate");
+    loop {
+        if get(port, "/health").is_some() {
+            return (child, started.elapsed());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "toolgate exited during start ({status}); see {}",
+                root.join("daemon.log").display()
+            );
+        }
+        assert!(
+            started.elapsed() < START_LIMIT,
+            "toolgate not ready in {START_LIMIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+pub fn stop(mut child: Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child; no memory involved.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = child.wait();
+}
+
+thread_local! {
+    /// Each client thread's persistent connection, opened on first use and after a failure.
+    pub static KEPT: std::cell::RefCell<Option<TcpStream>> = const { std::cell::RefCell::new(None) };
+}
+
+/// One request on the thread's persistent connection (HTTP/1.1 keep-alive, as a
+/// `requests.Session` makes them); the body when the status is 200. A failed exchange drops
+/// the connection so the next request opens a new one.
+pub fn post_kept(
+    kept: &mut Option<TcpStream>,
+    port: u16,
+    path: &str,
+    body: &str,
+) -> Option<String> {
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if kept.is_none() {
+        *kept = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).ok();
+    }
+    let response = kept.as_mut().and_then(|stream| {
+        stream.write_all(request.as_bytes()).ok()?;
+        read_response(stream)
+    });
+    if response.is_none() {
+        *kept = None;
+    }
+    response.filter(|r| r.starts_with("HTTP/1.1 200"))
+}
+
+/// Reads one response with a `Content-Length` body from a kept connection.
+pub fn read_response(stream: &mut TcpStream) -> Option<String> {
+    let mut bytes = Vec::with_capacity(16 * 1024);
+    let mut chunk = [0u8; 16 * 1024];
+    let header_end = loop {
+        let read = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        bytes.extend_from_slice(&chunk[..read]);
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    let head = std::str::from_utf8(&bytes[..header_end]).ok()?;
+    let length: usize = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })?;
+    while bytes.len() < header_end + length {
+        let read = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        bytes.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8(bytes).ok()
+}
+
+pub fn get(port: u16, path: &str) -> Option<String> {
+    exchange(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// One exchange; the body when the status is 200.
+pub fn exchange(port: u16, request: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.starts_with("HTTP/1.1 200").then_some(response)
+}
