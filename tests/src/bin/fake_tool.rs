@@ -71,7 +71,7 @@ fn main() {
         .and_then(|n| n.to_str())
         .unwrap_or("");
     let code = match program {
-        "terrascan" => fake_terrascan(),
+        "terrascan" => fake_terrascan(&args[1..]),
         // A scanner gone wrong: 1 GiB of output, far past any capture cap (the daemon
         // benchmark's memory row).
         "terrascan-flood" => flood(std::io::stdout(), FLOODING_SCANNER_BYTES),
@@ -337,7 +337,86 @@ fn wait_for(path: &Path) {
 /// Like terrascan, reads its policies from `$HOME/.terrascan/pkg/policies/opa/rego` and reports
 /// how many it validated (`*.rego` files there). Where that directory is missing the real
 /// terrascan would download the policies; the fake pretends it did (8 policies).
-fn fake_terrascan() -> i32 {
+/// What a fake terrascan scan of a directory does, read off markers in the scanned files, so a
+/// test decides a scan's outcome and pace by what it uploads.
+#[derive(Debug, Default)]
+struct TerrascanMarkers {
+    /// `toolgate-fake-terrascan: clean`: report no violation (exit 0).
+    clean: bool,
+    /// `toolgate-fake-terrascan: sleep N`: take N seconds first.
+    sleep_secs: u64,
+}
+
+/// Most bytes of a scanned tree the fake reads looking for markers.
+const MARKER_SCAN_MAX_BYTES: u64 = 1 << 20;
+
+fn terrascan_markers(args: &[String]) -> TerrascanMarkers {
+    let mut markers = TerrascanMarkers::default();
+    let target = args
+        .windows(2)
+        .find(|w| w[0] == "-d" || w[0] == "--iac-dir" || w[0] == "-f" || w[0] == "--iac-file")
+        .map(|w| std::path::PathBuf::from(&w[1]));
+    let mut pending: Vec<std::path::PathBuf> = target.into_iter().collect();
+    let mut budget = MARKER_SCAN_MAX_BYTES;
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                pending.extend(entries.flatten().map(|entry| entry.path()));
+            }
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        budget = budget.saturating_sub(text.len() as u64);
+        for line in text.lines() {
+            let Some((_, marker)) = line.split_once("toolgate-fake-terrascan:") else {
+                continue;
+            };
+            let mut words = marker.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("clean"), _) => markers.clean = true,
+                (Some("sleep"), Some(secs)) => {
+                    markers.sleep_secs = secs.parse().unwrap_or(0);
+                }
+                _ => {}
+            }
+        }
+        if budget == 0 {
+            break;
+        }
+    }
+    markers
+}
+
+const TERRASCAN_CLEAN_RESULT: &str = r#"{
+  "results": {
+    "violations": null,
+    "skipped_violations": null,
+    "scan_summary": {
+      "file/folder": "/fake/iac",
+      "iac_type": "terraform",
+      "scanned_at": "2026-01-01 00:00:00.000000 +0000 UTC",
+      "policies_validated": POLICIES_VALIDATED,
+      "violated_policies": 0,
+      "low": 0,
+      "medium": 0,
+      "high": 0
+    }
+  }
+}
+"#;
+
+fn fake_terrascan(args: &[String]) -> i32 {
+    let markers = terrascan_markers(args);
+    if markers.sleep_secs > 0 {
+        std::thread::sleep(Duration::from_secs(markers.sleep_secs));
+    }
+    let (result, code) = if markers.clean {
+        (TERRASCAN_CLEAN_RESULT, 0)
+    } else {
+        (TERRASCAN_RESULT, 3)
+    };
     let policies = std::env::var_os("HOME")
         .map(|home| Path::new(&home).join(".terrascan/pkg/policies/opa/rego"))
         .and_then(|dir| std::fs::read_dir(dir).ok())
@@ -349,9 +428,9 @@ fn fake_terrascan() -> i32 {
         });
     print!(
         "{}",
-        TERRASCAN_RESULT.replace("POLICIES_VALIDATED", &policies.to_string())
+        result.replace("POLICIES_VALIDATED", &policies.to_string())
     );
-    3
+    code
 }
 
 fn fake_prowler(args: &[String]) -> i32 {
