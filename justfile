@@ -51,6 +51,7 @@ test: build-plugins build-test-plugins _mcp-venv
 # throughput, the job store's cost per job.
 bench: build-plugins
     cargo build --release -p toolgate -p toolgate-tests --bins
+    cargo build --release -p toolgate --example naive_server
     cargo bench -p toolgate-plugin-runtime --bench runtime
     cargo bench -p toolgate-sandbox --bench overhead
     cargo bench -p toolgate --bench daemon

@@ -1,7 +1,8 @@
 //! Daemon benchmark, side by side in one run:
 //! - requests/s and p50/p99 latency through `POST /api/tools/terrascan` at 32 concurrent clients
 //!   (the fast fake tool as terrascan) versus spawning the same binary directly with the same
-//!   concurrency. The daemon is called two ways: each client on one persistent connection, as
+//!   concurrency, and versus the server a user could write instead (`examples/naive_server.rs`:
+//!   axum and `tokio::process::Command`, no validation, sandbox or store) on kept connections. The daemon is called two ways: each client on one persistent connection, as
 //!   the HexStrike MCP client does (a `requests.Session`), and on a new connection per request,
 //!   as a script with plain `curl` would. The sides alternate in one-second slices (the
 //!   machine's speed drifts by ±20% over tens of seconds here, more than the differences
@@ -12,11 +13,12 @@
 //! - start-to-/health time, cold (empty plugin cache) and warm (precompiled cache).
 //!
 //! Run: `just build-plugins && cargo build --release -p toolgate-tests --bin toolgate-fake-tool
-//! && cargo bench -p toolgate --bench daemon`. Tunables: TOOLGATE_BENCH_SECS (default 10),
+//! && cargo build --release -p toolgate --example naive_server && cargo bench -p toolgate --bench
+//! daemon` (`just bench` does all of it). Tunables: TOOLGATE_BENCH_SECS (default 10),
 //! TOOLGATE_BENCH_CLIENTS (default 32), TOOLGATE_BENCH_SANDBOX (extra `[sandbox]` lines, e.g.
 //! `network_isolation = "off"` to measure what one hardening layer costs), TOOLGATE_BENCH_DAEMON
 //! (path of another toolgate binary to run instead, e.g. a saved baseline build),
-//! TOOLGATE_BENCH_ONLY (`direct`, `kept` or `new`: load one side only, to profile it).
+//! TOOLGATE_BENCH_ONLY (`direct`, `kept`, `new` or `naive`: load one side only, to profile it).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -26,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod common;
-use common::{KEPT, LoadResult, env_number, exchange, load, post_kept, start, stop};
+use common::{KEPT, KEPT_OTHER, LoadResult, env_number, exchange, load, post_kept, start, stop};
 
 /// Request body: a terrascan scan of the sample directory.
 const BODY: &str = r#"{"iac_dir": "terraform"}"#;
@@ -117,6 +119,28 @@ fn main() {
             .is_some_and(|body| body.contains("\"success\":true"))
     };
 
+    let naive_binary = profile_dir.join("examples/naive_server");
+    assert!(
+        naive_binary.is_file(),
+        "{} missing: cargo build --release -p toolgate --example naive_server",
+        naive_binary.display()
+    );
+    let naive_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let naive = start_naive(
+        &naive_binary,
+        naive_port,
+        &terrascan,
+        &root.join("workspace"),
+    );
+    let naive_keep_alive = || {
+        KEPT_OTHER
+            .with_borrow_mut(|kept| post_kept(kept, naive_port, "/api/tools/terrascan", BODY))
+            .is_some_and(|body| body.contains("\"success\":true"))
+    };
+
     let peak = Arc::new(Mutex::new(idle_rss));
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
@@ -134,6 +158,7 @@ fn main() {
     let mut direct = LoadResult::default();
     let mut kept_run = LoadResult::default();
     let mut per_request_run = LoadResult::default();
+    let mut naive_run = LoadResult::default();
     let only = std::env::var("TOOLGATE_BENCH_ONLY").ok();
     let runs = |side: &str| only.as_deref().is_none_or(|only| only == side);
     for _ in 0..secs {
@@ -146,14 +171,23 @@ fn main() {
         if runs("new") {
             per_request_run.add(load(clients, SLICE, &new_connection_each));
         }
+        if runs("naive") {
+            naive_run.add(load(clients, SLICE, &naive_keep_alive));
+        }
     }
-    for result in [&mut direct, &mut kept_run, &mut per_request_run] {
+    for result in [
+        &mut direct,
+        &mut kept_run,
+        &mut per_request_run,
+        &mut naive_run,
+    ] {
         result.latencies.sort_unstable();
     }
     sampling.store(false, Ordering::Relaxed);
     sampler.join().expect("sampler");
     let peak_rss = *peak.lock().expect("lock");
     stop(daemon);
+    stop(naive);
     let flood = flood_peak(&daemon_binary, &fake, &root, port, &plugins, &sandbox_extra);
     let _ = std::fs::remove_dir_all(&root);
 
@@ -161,7 +195,7 @@ fn main() {
         "toolgate daemon benchmark ({clients} concurrent clients, {secs} s per side in alternating 1 s slices, fake terrascan)"
     );
     println!(
-        "{:<44} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "{:<48} {:>8} {:>8} {:>8} {:>8} {:>9}",
         "", "req/s", "p50 ms", "p99 ms", "errors", "/ direct"
     );
     for (name, result) in [
@@ -171,6 +205,7 @@ fn main() {
             "POST /api/tools/terrascan, new connection",
             &per_request_run,
         ),
+        ("naive server (axum + Command), kept connection", &naive_run),
     ] {
         // A side left out with TOOLGATE_BENCH_ONLY has no rate to compare with.
         let share = if result.latencies.is_empty() || direct.latencies.is_empty() {
@@ -179,7 +214,7 @@ fn main() {
             format!("{:.1}%", 100.0 * result.rate() / direct.rate())
         };
         println!(
-            "{:<44} {:>8.1} {:>8.2} {:>8.2} {:>8} {:>9}",
+            "{:<48} {:>8.1} {:>8.2} {:>8.2} {:>8} {:>9}",
             name,
             result.rate(),
             result.percentile(50.0),
@@ -191,6 +226,13 @@ fn main() {
     println!(
         "daemon / direct throughput target: >= 70% on kept connections (as the HexStrike MCP client, wrk and hey call); a new connection per request is reported (aim >= 70%)"
     );
+    if !kept_run.latencies.is_empty() && !naive_run.latencies.is_empty() {
+        println!(
+            "toolgate / naive server, kept connections: throughput {:.2}x (target >= 0.85x, aim 0.95x), p99 {:.2}x (target <= 1.3x)",
+            kept_run.rate() / naive_run.rate(),
+            kept_run.percentile(99.0) / naive_run.percentile(99.0)
+        );
+    }
     println!(
         "daemon RSS idle: {:.1} MB (target < 40 MB)",
         idle_rss as f64 / 1024.0
@@ -326,4 +368,27 @@ fn post(port: u16, path: &str, body: &str) -> Option<String> {
             body.len()
         ),
     )
+}
+
+/// Starts the naive server and waits until it answers.
+fn start_naive(binary: &Path, port: u16, tool: &Path, workspace: &Path) -> std::process::Child {
+    let mut child = Command::new(binary)
+        .arg(port.to_string())
+        .arg(tool)
+        .arg(workspace)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the naive server");
+    let started = std::time::Instant::now();
+    while common::get(port, "/health").is_none() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the naive server exited at start ({status})");
+        }
+        assert!(
+            started.elapsed() < common::START_LIMIT,
+            "the naive server is not ready"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
 }

@@ -128,6 +128,8 @@ pub fn stop(mut child: Child) {
 thread_local! {
     /// Each client thread's persistent connection, opened on first use and after a failure.
     pub static KEPT: std::cell::RefCell<Option<TcpStream>> = const { std::cell::RefCell::new(None) };
+    /// The same, to the second server a benchmark compares with (the naive server).
+    pub static KEPT_OTHER: std::cell::RefCell<Option<TcpStream>> = const { std::cell::RefCell::new(None) };
 }
 
 /// One request on the thread's persistent connection (HTTP/1.1 keep-alive, as a
