@@ -202,6 +202,7 @@ pub struct CreateDocument {
     pub data: CreatedScan,
 }
 
+/// The created scan resource: `id`, `type`, `attributes`, `links.url`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CreatedScan {
     pub id: String,
@@ -211,6 +212,7 @@ pub struct CreatedScan {
     pub links: UploadLinks,
 }
 
+/// The scan as created (what the caller sent, checked and defaulted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedAttributes {
@@ -223,6 +225,7 @@ pub struct CreatedAttributes {
     pub state: &'static str,
 }
 
+/// `data.links` of a created scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UploadLinks {
     /// The absolute, signed, single-use upload URL (`PUT` one file there).
@@ -251,6 +254,7 @@ pub fn create_document(scan: &Scan, upload_url: &str) -> CreateDocument {
 }
 
 impl CreateDocument {
+    /// The document as JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         crate::json_body::to_bytes(self)
     }

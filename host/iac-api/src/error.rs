@@ -21,12 +21,15 @@ pub mod codes {
     pub const INVALID_HEADER: &str = "invalid_header";
     /// `data.id` names another scan than the URL.
     pub const ID_MISMATCH: &str = "id_mismatch";
+    /// No scan (or upload) with that id.
     pub const NOT_FOUND: &str = "not_found";
     /// The scan is not in a state that allows the call (initiate before upload, twice).
     pub const CONFLICT: &str = "conflict";
     /// An upload URL is expired, tampered with or used already.
     pub const FORBIDDEN: &str = "forbidden";
+    /// A body or upload above its size limit.
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// The daemon failed; the detail says what, without paths or secrets.
     pub const INTERNAL: &str = "internal";
 }
 
@@ -90,6 +93,7 @@ impl ApiError {
         }
     }
 
+    /// The same error, saying where the bad value was.
     pub fn with_source(mut self, source: ErrorSource) -> Self {
         self.source = Some(source);
         self

@@ -45,6 +45,7 @@ pub const COLUMNS: [&str; 18] = [
 /// First characters a spreadsheet may read as the start of a formula.
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
+/// Why an export could not be written (the writer failed; our rows are always valid CSV).
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("writing CSV failed: {0}")]

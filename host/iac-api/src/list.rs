@@ -27,6 +27,7 @@ use crate::{MatchedPoliciesSummary, SCAN_TYPE};
 /// Where a tag came from: every tag here was given on create.
 pub const TAG_SOURCE: &str = "user";
 
+/// The list body: `meta`, `data[]`, `links`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListDocument {
     pub meta: ListMeta,
@@ -34,6 +35,7 @@ pub struct ListDocument {
     pub links: PageLinks,
 }
 
+/// Totals over every scan the filters match (not only the page), and the groups of a `groupBy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListMeta {
@@ -47,6 +49,7 @@ pub struct ListMeta {
     pub groups: Option<Vec<GroupMeta>>,
 }
 
+/// One `meta.groups[]` entry: the totals of the scans sharing `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupMeta {
@@ -57,6 +60,7 @@ pub struct GroupMeta {
     pub matched_policies_summary: MatchedPoliciesSummary,
 }
 
+/// One scan of `data[]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListedScan {
     pub id: String,
@@ -91,6 +95,7 @@ pub struct ListedAttributes {
     pub state: &'static str,
 }
 
+/// One tag as upstream lists it: `{"name","value","source"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListedTag {
     pub name: String,
@@ -98,28 +103,33 @@ pub struct ListedTag {
     pub source: &'static str,
 }
 
+/// `links.self` of a listed scan: its URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SelfLink {
     #[serde(rename = "self")]
     pub self_url: String,
 }
 
+/// `relationships.scanResult.links.related`: where the scan's results are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Relationships {
     pub scan_result: RelatedLinks,
 }
 
+/// The links of the `scanResult` relationship.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RelatedLinks {
     pub links: Related,
 }
 
+/// The URL of a scan's results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Related {
     pub related: String,
 }
 
+/// The list's paging links; `prev` and `next` are `null` at the ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PageLinks {
     #[serde(rename = "self")]
@@ -269,6 +279,7 @@ pub fn page_links(scans_url: &str, query_string: &str, page: Page, total: u64) -
 }
 
 impl ListDocument {
+    /// The document as JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         crate::json_body::to_bytes(self)
     }

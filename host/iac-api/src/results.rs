@@ -15,12 +15,14 @@ use crate::MatchedPoliciesSummary;
 /// The JSON:API resource type of one violation.
 pub const VIOLATION_TYPE: &str = "violation";
 
+/// The results body: `meta` and `data[]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ResultsDocument {
     pub meta: ResultsMeta,
     pub data: Vec<Violation>,
 }
 
+/// `meta` of the results: the summary by bucket and the error details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResultsMeta {
@@ -28,6 +30,7 @@ pub struct ResultsMeta {
     pub error_details: Vec<ErrorDetail>,
 }
 
+/// One violation of `data[]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
     /// `<scan id>-<n>`, n counting from 1 in the order findings were stored.
@@ -37,6 +40,7 @@ pub struct Violation {
     pub attributes: ViolationAttributes,
 }
 
+/// Upstream's violation attributes, then toolgate's extensions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ViolationAttributes {
@@ -115,6 +119,7 @@ fn violation(scan_id: &ScanId, index: usize, finding: &Finding) -> Violation {
 }
 
 impl ResultsDocument {
+    /// The document as JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         crate::json_body::to_bytes(self)
     }

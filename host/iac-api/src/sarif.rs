@@ -25,6 +25,7 @@ use crate::results::upstream_severity;
 
 /// Where the SARIF 2.1.0 schema is published (the log's `$schema`).
 pub const SARIF_SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+/// The SARIF version written.
 pub const SARIF_VERSION: &str = "2.1.0";
 
 /// Bytes escaped in an artifact URI: controls, space, and every character with a meaning in a
@@ -48,6 +49,7 @@ const URI_PATH_ESCAPES: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
+/// A SARIF log (`sarifLog`): one run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SarifLog {
     #[serde(rename = "$schema")]
@@ -56,6 +58,7 @@ pub struct SarifLog {
     pub runs: Vec<Run>,
 }
 
+/// The run of one tool over one scan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Run {
     pub tool: Tool,
@@ -63,17 +66,20 @@ pub struct Run {
     pub properties: RunProperties,
 }
 
+/// The run's property bag: upstream's `matchedPoliciesSummary`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunProperties {
     pub matched_policies_summary: MatchedPoliciesSummary,
 }
 
+/// The tool of a run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tool {
     pub driver: Driver,
 }
 
+/// The tool's driver: `toolgate/<tool>`, its version, its rules.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Driver {
     pub name: String,
@@ -82,6 +88,7 @@ pub struct Driver {
     pub rules: Vec<Rule>,
 }
 
+/// A rule (`reportingDescriptor`), listed once per rule id.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
@@ -95,16 +102,19 @@ pub struct Rule {
     pub properties: RuleProperties,
 }
 
+/// A message or description (`{"text"}`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Text {
     pub text: String,
 }
 
+/// A rule's default configuration: its level.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Configuration {
     pub level: Level,
 }
 
+/// A rule's property bag.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleProperties {
     /// The tool's severity of the rule (as first seen).
@@ -145,6 +155,7 @@ fn security_severity(severity: Severity) -> &'static str {
     }
 }
 
+/// One result: a finding.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SarifResult {
@@ -157,6 +168,7 @@ pub struct SarifResult {
     pub properties: ResultProperties,
 }
 
+/// Where a result is: the file and line, and the resource.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
@@ -166,6 +178,7 @@ pub struct Location {
     pub logical_locations: Vec<LogicalLocation>,
 }
 
+/// A file and, when known, a region in it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PhysicalLocation {
@@ -174,11 +187,13 @@ pub struct PhysicalLocation {
     pub region: Option<Region>,
 }
 
+/// A file as a relative URI reference.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ArtifactLocation {
     pub uri: String,
 }
 
+/// A 1-based line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Region {
@@ -194,6 +209,7 @@ pub struct LogicalLocation {
     pub kind: &'static str,
 }
 
+/// A result's property bag: upstream's properties and the resource.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResultProperties {
@@ -243,6 +259,7 @@ pub fn sarif_log(tool: &str, tool_version: Option<&str>, findings: &[Finding]) -
 }
 
 impl SarifLog {
+    /// The document as JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         crate::json_body::to_bytes(self)
     }

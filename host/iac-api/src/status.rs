@@ -11,11 +11,13 @@ use toolgate_model::{ErrorDetail, Scan, ScanStatus};
 use crate::SCAN_TYPE;
 use crate::summary::timestamp;
 
+/// The status body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusDocument {
     pub data: StatusResource,
 }
 
+/// The scan resource of a status body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusResource {
     pub id: String,
@@ -24,6 +26,7 @@ pub struct StatusResource {
     pub attributes: StatusAttributes,
 }
 
+/// The status and the extension attributes that show progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusAttributes {
@@ -66,6 +69,7 @@ pub fn status_document(scan: &Scan) -> StatusDocument {
 }
 
 impl StatusDocument {
+    /// The document as JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         crate::json_body::to_bytes(self)
     }

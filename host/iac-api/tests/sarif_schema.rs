@@ -123,6 +123,9 @@ fn every_kind_of_output_validates_against_the_official_schema() {
     }
 }
 
+/// A name and a change that makes a valid log invalid.
+type Mutation = (&'static str, fn(&mut Value));
+
 #[test]
 fn the_validator_rejects_what_the_schema_forbids() {
     let validator = validator();
@@ -142,7 +145,7 @@ fn the_validator_rejects_what_the_schema_forbids() {
     )
     .expect("JSON");
     assert!(errors(&validator, &valid).is_empty());
-    let mutations: [(&str, fn(&mut Value)); 5] = [
+    let mutations: [Mutation; 5] = [
         ("helpUri not a URI", |log| {
             log["runs"][0]["tool"]["driver"]["rules"][0]["helpUri"] = json!("not a uri")
         }),
