@@ -26,11 +26,15 @@ pub const MAX_SCAN_ATTRIBUTES: usize = 64;
 pub const MAX_SCAN_ATTRIBUTE_CHARS: usize = 1024;
 
 #[derive(Deserialize)]
+#[serde(
+    expecting = "a JSON:API document such as {\"data\":{\"type\":\"async-scan\",\"attributes\":{...}}}"
+)]
 struct Document {
     data: Option<Resource>,
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a resource object with type and attributes")]
 struct Resource {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -39,6 +43,7 @@ struct Resource {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object of attributes (assetName, assetType, ...)")]
 struct Attributes {
     asset_name: Option<String>,
     asset_type: Option<String>,
@@ -48,6 +53,7 @@ struct Attributes {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "an object with high, medium, low and operator")]
 struct Criteria {
     high: Option<u32>,
     medium: Option<u32>,
@@ -410,6 +416,13 @@ mod tests {
             parse_create(b"not json"),
             Err(BodyError::NotJson { .. })
         ));
+        match parse_create(b"[]") {
+            Err(BodyError::Invalid(invalid)) => {
+                assert_eq!(invalid.field, "");
+                assert!(invalid.message.contains("JSON:API document"), "{}", invalid.message);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -54,11 +54,15 @@ impl InitiateRequest {
 }
 
 #[derive(Deserialize)]
+#[serde(
+    expecting = "a JSON:API document such as {\"data\":{\"attributes\":{\"templateType\":\"tf\"}}}"
+)]
 struct Document {
     data: Option<Resource>,
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a resource object with attributes")]
 struct Resource {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -68,6 +72,7 @@ struct Resource {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object of attributes (templateType, ...)")]
 struct Attributes {
     template_type: Option<String>,
     /// A string or a number: `.prismaCloud/config.yml` writes `terraform_version: 0.13`, which
@@ -79,6 +84,7 @@ struct Attributes {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[serde(expecting = "an object (variables, variableFiles, files, folders, policyIdFilters)")]
 struct Parameters {
     /// Strings, numbers or booleans (Terraform variables are often written unquoted).
     variables: Option<BTreeMap<String, Value>>,
