@@ -419,7 +419,11 @@ mod tests {
         match parse_create(b"[]") {
             Err(BodyError::Invalid(invalid)) => {
                 assert_eq!(invalid.field, "");
-                assert!(invalid.message.contains("JSON:API document"), "{}", invalid.message);
+                assert!(
+                    invalid.message.contains("JSON:API document"),
+                    "{}",
+                    invalid.message
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -47,6 +47,7 @@ pub mod status;
 mod summary;
 #[cfg(test)]
 mod test_support;
+mod time_filter;
 
 pub use error::{ApiError, BodyError, ErrorDocument, ErrorSource};
 pub use summary::MatchedPoliciesSummary;
