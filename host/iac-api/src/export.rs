@@ -67,6 +67,14 @@ impl<W: Write> CsvExport<W> {
         Ok(Self { writer })
     }
 
+    /// Continues an export into `out` without a header: for the second and later pages of an
+    /// export streamed page by page (each page's bytes appended to the first page's).
+    pub fn continuing(out: W) -> Self {
+        Self {
+            writer: csv::Writer::from_writer(out),
+        }
+    }
+
     /// Writes `scan`'s row.
     pub fn write_scan(&mut self, scan: &Scan) -> Result<(), ExportError> {
         let status = scan.state.status();
@@ -162,6 +170,19 @@ mod tests {
             "id,scanTime,assetName,assetType,user,status,state,failureCriteria,high,medium,low,pass,fail,merged,deployed,tags,resourceList,scanAttributes\n\
              0190a5b2-7c3e-7def-8a12-3456789abcde,2026-12-06T04:00:00Z,my-asset,IaC-API,ci-bot,failed,failed,\"H:1,M:1,L:1,OR\",1,1,0,0,1,false,false,\"env:dev,team:sec\",\"aws_s3_bucket.logs,aws_iam_role.ci\",buildNumber:7\n"
         );
+    }
+
+    #[test]
+    fn pages_written_apart_join_into_one_export() {
+        let mut second = scan();
+        second.asset_name = "other".to_string();
+        let mut first_page = CsvExport::new(Vec::new()).expect("header");
+        first_page.write_scan(&scan()).expect("row");
+        let mut joined = first_page.finish().expect("flush");
+        let mut next_page = CsvExport::continuing(Vec::new());
+        next_page.write_scan(&second).expect("row");
+        joined.extend(next_page.finish().expect("flush"));
+        assert_eq!(joined, csv_bytes(&[scan(), second]).expect("export"));
     }
 
     #[test]
