@@ -25,24 +25,15 @@
 //! - Errors: [`error::ErrorDocument`].
 #![forbid(unsafe_code)]
 
-/// `POST /iac/v2/scans`.
 pub mod create;
-/// JSON:API error documents.
 pub mod error;
-/// `GET /iac/v2/scans/export?fmt=csv`.
 pub mod export;
-/// `POST /iac/v2/scans/{id}`.
 pub mod initiate;
 mod json_body;
-/// `GET /iac/v2/scans`.
 pub mod list;
-/// The list's and the export's query strings.
 pub mod query;
-/// `GET /iac/v2/scans/{id}/results`.
 pub mod results;
-/// `GET /iac/v2/scans/{id}/results/sarif`.
 pub mod sarif;
-/// `GET /iac/v2/scans/{id}/status`.
 pub mod status;
 mod summary;
 #[cfg(test)]
