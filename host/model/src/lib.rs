@@ -15,12 +15,15 @@ pub mod severity;
 
 pub use finding::Finding;
 pub use job::{JobStatus, UnknownJobStatus};
-pub use query::{Direction, GroupBy, Page, ScanQuery, SortField, TimeWindow};
-pub use scan::{
-    AssetType, ErrorDetail, FailureCriteria, Operator, Scan, ScanId, ScanOutcome, ScanRequest,
-    ScanState, ScanStatus, TemplateParameters, TemplateType, UploadInfo,
+pub use query::{
+    CriteriaFilter, Direction, GroupBy, Page, ScanGroup, ScanPage, ScanQuery, ScanTotals,
+    SortField, TimeWindow,
 };
-pub use severity::{Severity, SeverityCounts};
+pub use scan::{
+    AssetType, ErrorDetail, FailureCriteria, NewScan, Operator, Scan, ScanId, ScanOutcome,
+    ScanRequest, ScanState, ScanStatus, TemplateParameters, TemplateType, UploadInfo,
+};
+pub use severity::{Bucket, Severity, SeverityCounts};
 
 /// A value a caller sent that the model does not accept. Every view turns it into its own error
 /// shape (a JSON:API `errors[]` entry, a HexStrike field error) without rewording it.

@@ -200,6 +200,37 @@ pub struct ScanQuery {
     pub page: Page,
 }
 
+/// How many of a set of scans passed and failed, and their findings by severity: a list's
+/// totals over every scan its filters match (not only the page), or one group's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanTotals {
+    /// Scans matched.
+    pub all: u64,
+    /// Of those, scans whose status is `passed`.
+    pub passed: u64,
+    /// Of those, scans whose status is `failed`.
+    pub failed: u64,
+    /// Findings of the matched scans that have an outcome, summed.
+    pub counts: crate::SeverityCounts,
+}
+
+/// One group of a `groupBy` list: the scans sharing `key` (an asset type's wire name, an asset
+/// name, or a resource `type.name`; a scan with several resources counts in each of theirs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanGroup {
+    pub key: String,
+    pub totals: ScanTotals,
+}
+
+/// A store's answer to a [`ScanQuery`]: one page of scans, the totals over everything matched,
+/// and the groups when the query has a `group_by` (empty otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanPage {
+    pub scans: Vec<crate::Scan>,
+    pub totals: ScanTotals,
+    pub groups: Vec<ScanGroup>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

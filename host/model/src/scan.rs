@@ -443,6 +443,19 @@ pub struct ScanOutcome {
     pub resources: Vec<String>,
 }
 
+/// What a create call asks for: the caller's description of a scan, before it has an id, an
+/// owner or a state. Every field is already checked (see the IaC API view's create parser).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewScan {
+    pub asset_name: String,
+    pub asset_type: AssetType,
+    /// Searchable tags.
+    pub tags: BTreeMap<String, String>,
+    /// Not searchable; returned as given.
+    pub scan_attributes: BTreeMap<String, String>,
+    pub failure_criteria: FailureCriteria,
+}
+
 /// A scan as the engine and the store know it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scan {
