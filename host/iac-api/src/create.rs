@@ -1,4 +1,4 @@
-//! `POST /iac/v2/scans`: the create-scan document in, [`NewScan`] out; the 201 document back.
+//! `POST /iac/v2/scans`: the create-scan document in, [`ScanSpec`] out; the 201 document back.
 //!
 //! Invariants: `data.type` is `async-scan` (upstream refuses anything else); `assetName` and
 //! `assetType` are required; names, tags and attributes hold no control characters (they reach
@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use toolgate_model::{AssetType, FailureCriteria, InvalidValue, NewScan, Operator, Scan, echo};
+use toolgate_model::{AssetType, FailureCriteria, InvalidValue, Operator, Scan, ScanSpec, echo};
 
 use crate::json_body::{escape, parse};
 use crate::{BodyError, SCAN_TYPE};
@@ -64,7 +64,7 @@ struct Criteria {
 const ATTRIBUTES: &str = "/data/attributes";
 
 /// Parses a create-scan body (any Content-Type; the bytes must be JSON).
-pub fn parse_create(body: &[u8]) -> Result<NewScan, BodyError> {
+pub fn parse_create(body: &[u8]) -> Result<ScanSpec, BodyError> {
     let document: Document = parse(body)?;
     let resource = document
         .data
@@ -113,7 +113,7 @@ pub fn parse_create(body: &[u8]) -> Result<NewScan, BodyError> {
         Some(criteria) => check_criteria(criteria)?,
         None => FailureCriteria::default(),
     };
-    Ok(NewScan {
+    Ok(ScanSpec {
         asset_name,
         asset_type,
         tags,

@@ -11,7 +11,7 @@
 //! present, and `data` of results and lists is always an array.
 //!
 //! Map of the crate, by endpoint:
-//! - `POST /iac/v2/scans`: [`create::parse_create`] -> [`toolgate_model::NewScan`];
+//! - `POST /iac/v2/scans`: [`create::parse_create`] -> [`toolgate_model::ScanSpec`];
 //!   [`create::create_document`] for the 201 body.
 //! - `POST /iac/v2/scans/{id}`: [`initiate::parse_initiate`] -> [`initiate::InitiateRequest`]
 //!   (its [`initiate::InitiateRequest::into_scan_request`] fills the default tool); the 200 body

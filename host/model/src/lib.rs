@@ -20,8 +20,8 @@ pub use query::{
     SortField, TimeWindow,
 };
 pub use scan::{
-    AssetType, ErrorDetail, FailureCriteria, NewScan, Operator, Scan, ScanId, ScanOutcome,
-    ScanRequest, ScanState, ScanStatus, TemplateParameters, TemplateType, UploadInfo,
+    AssetType, ErrorDetail, FailureCriteria, Operator, Scan, ScanId, ScanOutcome, ScanRequest,
+    ScanSpec, ScanState, ScanStatus, TemplateParameters, TemplateType, UploadInfo,
 };
 pub use severity::{Bucket, Severity, SeverityCounts};
 

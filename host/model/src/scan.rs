@@ -446,7 +446,7 @@ pub struct ScanOutcome {
 /// What a create call asks for: the caller's description of a scan, before it has an id, an
 /// owner or a state. Every field is already checked (see the IaC API view's create parser).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewScan {
+pub struct ScanSpec {
     pub asset_name: String,
     pub asset_type: AssetType,
     /// Searchable tags.
