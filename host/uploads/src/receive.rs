@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use tokio::io::AsyncWriteExt;
 
 /// A complete upload on disk.
@@ -68,16 +68,18 @@ where
         path: dest.to_path_buf(),
         source,
     };
-    let mut file = OpenOptions::new()
+    // Created synchronously (one quick syscall) so no await point separates the file's creation
+    // from its guard: a future dropped while an async open was in flight would leave the file.
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(dest)
-        .await
         .map_err(io_err)?;
     // Armed only once the file exists and is ours: removing a pre-existing path would delete
     // something create_new just refused to touch.
     let guard = RemoveOnDrop::new(dest.to_path_buf());
+    let mut file = tokio::fs::File::from_std(file);
 
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
