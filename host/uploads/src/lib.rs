@@ -12,6 +12,7 @@
 //! `limits` holds the configuration (`[uploads]`, `[uploads.extract]`), with documented defaults.
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod extract;
 mod key_file;

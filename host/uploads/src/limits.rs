@@ -190,7 +190,8 @@ mod tests {
 
     #[test]
     fn limits_that_cannot_work_are_refused_by_key() {
-        let cases: &[(fn(&mut UploadLimits), &str)] = &[
+        type Change = fn(&mut UploadLimits);
+        let cases: &[(Change, &str)] = &[
             (|l| l.max_upload_bytes = 0, "max_upload_bytes"),
             (|l| l.url_lifetime_secs = 0, "url_lifetime_secs"),
             (|l| l.url_lifetime_secs = 400 * 86_400, "url_lifetime_secs"),

@@ -274,6 +274,18 @@ fn a_zip_with_more_entries_than_allowed_is_refused_before_extraction() {
 }
 
 #[test]
+fn a_zip_declaring_more_entries_than_allowed_is_refused_from_its_end_record() {
+    // 25,000 empty entries: refused from the end record, before the zip crate indexes them.
+    let names: Vec<String> = (0..25_000).map(|i| format!("{i}")).collect();
+    let entries: Vec<ZipEntry<'_>> = names.iter().map(|n| ZipEntry::Stored(n, b"")).collect();
+    let error = refused(&zip_of(&entries), &defaults());
+    assert!(
+        matches!(error, ExtractError::TooManyFiles { limit: 20_000 }),
+        "{error:?}"
+    );
+}
+
+#[test]
 fn binary_junk_and_empty_uploads_are_refused() {
     let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 256) as u8).collect();
     assert!(matches!(
@@ -487,7 +499,7 @@ fn tar_metadata_records_are_bounded_before_they_are_read() {
     raw_tar_entry(&mut tar, b"x", EntryType::Regular, b"x");
     let error = refused(&gzip(&finish_tar(tar)), &defaults());
     assert!(
-        matches!(error, ExtractError::NameTooLong { len: 10_000, .. }),
+        matches!(error, ExtractError::MetadataTooLarge { len: 10_000, .. }),
         "{error:?}"
     );
 

@@ -96,9 +96,20 @@ pub enum ExtractError {
         "archive entry `{entry}` has a name or metadata record of {len} bytes; allowed: at most {limit}"
     )]
     NameTooLong {
-        /// The entry (a prefix, for metadata records).
+        /// The entry (its first 64 characters, for overlong names).
         entry: String,
         /// Its length in bytes.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A metadata record (a tar long name or PAX header, a zip central directory) is larger
+    /// than any valid archive within the limits needs; refused before it is read.
+    #[error("the archive's {what} is {len} bytes; allowed: at most {limit}")]
+    MetadataTooLarge {
+        /// Which record.
+        what: &'static str,
+        /// Its declared size in bytes.
         len: u64,
         /// The limit.
         limit: u64,

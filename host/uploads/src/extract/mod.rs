@@ -15,6 +15,7 @@ mod error;
 mod single;
 mod tar_format;
 mod tree;
+mod zip_directory;
 mod zip_format;
 
 use std::fs::{DirBuilder, File};

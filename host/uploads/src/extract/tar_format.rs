@@ -221,11 +221,11 @@ fn read_record(
     entry: &mut impl Read,
     size: u64,
     limit: u64,
-    what: &str,
+    what: &'static str,
 ) -> Result<Vec<u8>, ExtractError> {
     if size > limit {
-        return Err(ExtractError::NameTooLong {
-            entry: format!("({what})"),
+        return Err(ExtractError::MetadataTooLarge {
+            what,
             len: size,
             limit,
         });

@@ -5,10 +5,11 @@
 //! mode before its name, so a link or device is refused whatever it is called; what is checked
 //! cheaply from the central directory (entry count, declared sizes and ratios, duplicates,
 //! encryption, method) is refused before any byte is decompressed; CRC-32 and the actual sizes
-//! are checked on the way.
+//! are checked on the way. `zip_directory::preflight` runs first, so the crate never indexes
+//! more entries than the limits allow.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::BufReader;
 
 use zip::result::ZipError;
 use zip::{CompressionMethod, ZipArchive};
@@ -16,6 +17,7 @@ use zip::{CompressionMethod, ZipArchive};
 use super::ExtractError;
 use super::entry_path;
 use super::tree::TreeWriter;
+use super::zip_directory;
 use crate::limits::{ExtractLimits, RATIO_CHECK_MIN_BYTES};
 
 /// Read buffer over the upload: small entries then cost one read each.
@@ -31,22 +33,23 @@ const S_IFDIR: u32 = 0o040_000;
 const S_IFCHR: u32 = 0o020_000;
 const S_IFIFO: u32 = 0o010_000;
 
-/// Central directory file header: signature and fixed size (APPNOTE 4.3.12).
-const CENTRAL_HEADER_SIGNATURE: u32 = 0x0201_4b50;
-const CENTRAL_HEADER_FIXED_BYTES: usize = 46;
-
 pub(crate) fn extract(
-    upload: File,
+    mut upload: File,
     upload_len: u64,
     writer: &mut TreeWriter<'_>,
     limits: &ExtractLimits,
 ) -> Result<(), ExtractError> {
+    zip_directory::preflight(&mut upload, limits)?;
     let mut archive = ZipArchive::new(BufReader::with_capacity(READ_BUFFER_BYTES, upload))
         .map_err(|e| from_zip_error(None, e))?;
     if archive.has_duplicate_names() {
         let directory_start = archive.central_directory_start();
-        let entry = first_duplicate_name(&mut archive.into_inner(), directory_start)
-            .unwrap_or_else(|| "(a name listed twice in the central directory)".to_owned());
+        let entry = zip_directory::first_duplicate_name(
+            &mut archive.into_inner(),
+            directory_start,
+            limits.max_files.saturating_add(1),
+        )
+        .unwrap_or_else(|| "(a name listed twice in the central directory)".to_owned());
         return Err(ExtractError::DuplicatePath { entry });
     }
     if archive.len() as u64 > limits.max_files {
@@ -155,39 +158,6 @@ fn from_zip_error(entry: Option<&str>, error: ZipError) -> ExtractError {
         },
         other => ExtractError::corrupt(entry, other),
     }
-}
-
-/// Finds a name the central directory lists twice, to name it in the refusal (the `zip` crate
-/// only says that one exists). Reads at most `MAX_SCANNED_NAMES` raw headers; `None` if the
-/// directory cannot be walked.
-fn first_duplicate_name(
-    upload: &mut BufReader<File>,
-    central_directory_start: u64,
-) -> Option<String> {
-    /// Bounds the walk: duplicates are refused either way, the name is a courtesy.
-    const MAX_SCANNED_NAMES: usize = 100_000;
-    upload.seek(SeekFrom::Start(central_directory_start)).ok()?;
-    let mut seen = std::collections::HashSet::new();
-    let mut header = [0u8; CENTRAL_HEADER_FIXED_BYTES];
-    for _ in 0..MAX_SCANNED_NAMES {
-        upload.read_exact(&mut header).ok()?;
-        let field = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]) as usize;
-        if u32::from_le_bytes([header[0], header[1], header[2], header[3]])
-            != CENTRAL_HEADER_SIGNATURE
-        {
-            return None;
-        }
-        let (name_len, extra_len, comment_len) = (field(28), field(30), field(32));
-        let mut name = vec![0u8; name_len];
-        upload.read_exact(&mut name).ok()?;
-        upload
-            .seek_relative(i64::try_from(extra_len + comment_len).ok()?)
-            .ok()?;
-        if !seen.insert(name.clone()) {
-            return Some(String::from_utf8_lossy(&name).into_owned());
-        }
-    }
-    None
 }
 
 #[cfg(test)]
