@@ -38,6 +38,7 @@ fn main() {
     );
 
     let limits = ExtractLimits::default();
+    let hwm_before = vm_hwm_kib();
     let (mut ours, mut unzip) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let ours_first = round % 2 == 0;
@@ -70,11 +71,29 @@ fn main() {
             ours[round], unzip[round]
         );
     }
+    let hwm_after = vm_hwm_kib();
     let (ours_median, unzip_median) = (median(&mut ours), median(&mut unzip));
     println!(
         "extract median {ours_median:.1?}, unzip -q median {unzip_median:.1?}, ratio {:.2}x (target <= 2x)",
         ours_median.as_secs_f64() / unzip_median.as_secs_f64()
     );
+    println!(
+        "our peak RSS (VmHWM) grew {:.1} MB over all extract rounds",
+        hwm_after.saturating_sub(hwm_before) as f64 * 1024.0 / 1e6
+    );
+}
+
+/// Peak resident set size of this process so far, in KiB (0 if /proc is unavailable).
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Writes the benchmark zip and returns its uncompressed size. Even files are noise (1-36 KB,
