@@ -81,11 +81,14 @@ fn a_tar_gz_with_a_root_entry_long_names_and_pax_paths_extracts() {
         tar::EntryType::XGlobalHeader,
         &pax_record("comment", "abc"),
     );
+    // A pre-POSIX directory: a regular entry named with a trailing slash.
+    raw_tar_entry(&mut tar, b"old-style-dir/", tar::EntryType::Regular, b"");
+    tar_file(&mut tar, "old-style-dir/inside.tf", b"# old\n");
     let scratch = Scratch::with_upload(&gzip(&finish_tar(tar)));
     let tree =
         extract(&scratch.upload, &scratch.dest, &ExtractLimits::default()).expect("extracts");
     assert_eq!(tree.kind, ArchiveKind::TarGz);
-    assert_eq!(tree.files, 3);
+    assert_eq!(tree.files, 4);
     assert_eq!(
         read(&tree.root.join("main.tf")),
         b"resource \"x\" \"y\" {}\n"
@@ -93,6 +96,8 @@ fn a_tar_gz_with_a_root_entry_long_names_and_pax_paths_extracts() {
     assert_eq!(read(&tree.root.join(&long_name)), b"# long\n");
     assert_eq!(read(&tree.root.join("pax/named.tf")), b"# pax\n");
     assert!(!tree.root.join("truncated-ustar-name").exists());
+    assert!(tree.root.join("old-style-dir").is_dir());
+    assert_eq!(read(&tree.root.join("old-style-dir/inside.tf")), b"# old\n");
 }
 
 #[test]

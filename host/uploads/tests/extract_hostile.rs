@@ -516,6 +516,14 @@ fn tar_metadata_records_are_bounded_before_they_are_read() {
         ExtractError::Unsupported { .. }
     ));
 
+    let mut file_named_as_dir = tar::Builder::new(Vec::new());
+    raw_tar_entry(&mut file_named_as_dir, b"dir/", EntryType::Regular, b"data");
+    let error = refused(&finish_tar(file_named_as_dir), &defaults());
+    assert!(
+        matches!(&error, ExtractError::Corrupt { entry: Some(e), .. } if e == "dir/"),
+        "{error:?}"
+    );
+
     let mut dangling = tar::Builder::new(Vec::new());
     raw_tar_entry(
         &mut dangling,

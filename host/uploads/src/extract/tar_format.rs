@@ -183,7 +183,7 @@ fn extract_stream<R: Read>(
         let display = String::from_utf8_lossy(&raw_name).into_owned();
         refuse_special_kind(&display, kind, size)?;
         let path = entry_path::parse(&raw_name, limits.max_depth)?;
-        if kind == EntryType::Directory {
+        if kind == EntryType::Directory || names_old_style_directory(kind, &raw_name, size)? {
             writer.add_dir(&path)?;
             continue;
         }
@@ -214,6 +214,25 @@ fn extract_stream<R: Read>(
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(|e| stream_error(None, e))?;
     Ok(())
+}
+
+/// Pre-POSIX tars mark a directory as a regular entry whose name ends with `/`; GNU tar reads
+/// it so. Such an entry carrying data is neither a file nor a directory: refused.
+fn names_old_style_directory(
+    kind: EntryType,
+    raw_name: &[u8],
+    size: u64,
+) -> Result<bool, ExtractError> {
+    if !matches!(kind, EntryType::Regular | EntryType::Continuous) || !raw_name.ends_with(b"/") {
+        return Ok(false);
+    }
+    if size > 0 {
+        return Err(ExtractError::corrupt(
+            Some(&String::from_utf8_lossy(raw_name)),
+            format!("a file entry named like a directory, carrying {size} bytes"),
+        ));
+    }
+    Ok(true)
 }
 
 /// Reads a metadata record of `size` bytes, refusing it unread if larger than `limit`.
