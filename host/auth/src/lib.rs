@@ -7,6 +7,7 @@
 //! - [`Credential`] and [`Authenticator`]: header values to a [`Principal`], or one [`AuthError`].
 //! - [`TokenSigner`]: the HS256 login tokens of `POST /login` and `GET /auth_token/extend`.
 //! - [`FailedAttempts`] and [`TenantRateLimiter`]: 429s for guessers and for busy tenants.
+//! - [`audit`]: the tamper-evident hash chain over audit records.
 //!
 //! Invariants: no secret or token is ever in a `Debug` or `Display` output or an error; every
 //! authentication failure looks the same to the caller; time is a parameter wherever it
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 mod authenticator;
 mod credential;
 mod error;
