@@ -14,10 +14,10 @@ pub mod scan;
 pub mod severity;
 
 pub use finding::Finding;
-pub use job::{JobStatus, UnknownJobStatus};
-pub use query::{Direction, GroupBy, Page, ScanQuery, SortField, TimeWindow};
+pub use job::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob, UnknownJobStatus};
+pub use query::{CriteriaFilter, Direction, GroupBy, Page, ScanPage, ScanQuery, SortField, TimeWindow};
 pub use scan::{
-    AssetType, ErrorDetail, FailureCriteria, Operator, Scan, ScanId, ScanOutcome, ScanRequest,
+    AssetType, ErrorDetail, FailureCriteria, NewScan, Operator, Scan, ScanId, ScanOutcome, ScanRequest,
     ScanState, ScanStatus, TemplateParameters, TemplateType, UploadInfo,
 };
 pub use severity::{Severity, SeverityCounts};

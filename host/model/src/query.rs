@@ -200,6 +200,22 @@ pub struct ScanQuery {
     pub page: Page,
 }
 
+/// One page of a scan listing, with what `meta` reports about every scan the filters select
+/// (not just this page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// The page, in the query's order.
+    pub scans: Vec<crate::Scan>,
+    /// Scans the filters select (`meta.all`).
+    pub total: u64,
+    /// Of those, passed (`meta.pass`).
+    pub passed: u64,
+    /// Of those, failed (`meta.fail`).
+    pub failed: u64,
+    /// Their findings by severity, summed (`meta.matchedPoliciesSummary`).
+    pub matched: crate::SeverityCounts,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,217 @@
+//! `list_scans`: one `WHERE` clause built from a [`ScanQuery`], used twice: for the counts over
+//! every match (`meta`) and for the sorted page.
+//!
+//! Invariants: every filter is applied in SQL (never on a fetched page, which would make counts
+//! and pages disagree); every caller value is a bound parameter, and the only text spliced into
+//! the SQL is this module's own column names and keywords; a list filter selects scans matching
+//! any of its values, different filters must all match; the order always ends with the id, so
+//! pages are stable.
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, params_from_iter};
+use toolgate_model::{
+    Direction, ScanPage, ScanQuery, ScanState, SeverityCounts, SortField,
+};
+
+use crate::StoreError;
+use crate::jobs::time_text;
+use crate::scan_rows::{RawScan, SCAN_COLUMNS};
+
+/// A `WHERE` clause and its parameters, built together so their numbering agrees.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl Filter {
+    /// `?` placeholders for `values`, appended to the parameters.
+    fn placeholders(&mut self, values: impl IntoIterator<Item = Value>) -> String {
+        let mut marks = Vec::new();
+        for value in values {
+            self.values.push(value);
+            marks.push(format!("?{}", self.values.len()));
+        }
+        marks.join(", ")
+    }
+
+    /// `column IN (values)`, unless `values` is empty (no filter).
+    fn any_of(&mut self, column: &str, values: Vec<Value>) {
+        if values.is_empty() {
+            return;
+        }
+        let marks = self.placeholders(values);
+        self.clauses.push(format!("{column} IN ({marks})"));
+    }
+
+    fn compare(&mut self, column: &str, operator: &str, value: Value) {
+        let mark = self.placeholders([value]);
+        self.clauses.push(format!("{column} {operator} {mark}"));
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+fn text(value: &str) -> Value {
+    Value::Text(value.to_string())
+}
+
+fn build_filter(query: &ScanQuery) -> Filter {
+    let mut filter = Filter::default();
+    if let Some(from) = query.window.from {
+        filter.compare("created_at", ">=", Value::Text(time_text(from)));
+    }
+    if let Some(to) = query.window.to {
+        filter.compare("created_at", "<=", Value::Text(time_text(to)));
+    }
+    filter.any_of(
+        "asset_name",
+        query.asset_names.iter().map(|name| text(name)).collect(),
+    );
+    filter.any_of(
+        "asset_type",
+        query.asset_types.iter().map(|kind| text(kind.as_str())).collect(),
+    );
+    filter.any_of(
+        "user_name",
+        query.users.iter().map(|user| text(user)).collect(),
+    );
+    let states: Vec<Value> = query
+        .statuses
+        .iter()
+        .flat_map(|status| ScanState::with_status(*status))
+        .map(|state| text(state.as_str()))
+        .collect();
+    filter.any_of("state", states);
+    if !query.tags.is_empty() {
+        let mut alternatives = Vec::new();
+        for (name, value) in &query.tags {
+            let name_mark = filter.placeholders([text(name)]);
+            match value {
+                Some(value) => {
+                    let value_mark = filter.placeholders([text(value)]);
+                    alternatives.push(format!("(name = {name_mark} AND value = {value_mark})"));
+                }
+                None => alternatives.push(format!("name = {name_mark}")),
+            }
+        }
+        filter.clauses.push(format!(
+            "EXISTS (SELECT 1 FROM scan_tags WHERE scan_tags.scan = scans.id AND ({}))",
+            alternatives.join(" OR ")
+        ));
+    }
+    if !query.resources.is_empty() {
+        let marks = filter.placeholders(query.resources.iter().map(|name| text(name)));
+        filter.clauses.push(format!(
+            "EXISTS (SELECT 1 FROM scan_resources WHERE scan_resources.scan = scans.id \
+             AND resource IN ({marks}))"
+        ));
+    }
+    if let Some(criteria) = &query.failure_criteria {
+        for (column, threshold) in [
+            ("criteria_high", criteria.high),
+            ("criteria_medium", criteria.medium),
+            ("criteria_low", criteria.low),
+        ] {
+            if let Some(threshold) = threshold {
+                filter.compare(column, "=", Value::Integer(i64::from(threshold)));
+            }
+        }
+        if let Some(operator) = criteria.operator {
+            filter.compare("criteria_operator", "=", text(operator.as_str()));
+        }
+    }
+    filter
+}
+
+fn sort_column(field: SortField) -> &'static str {
+    match field {
+        SortField::ScanTime => "created_at",
+        SortField::AssetName => "asset_name",
+        SortField::AssetType => "asset_type",
+        // The status the API reports, so that every processing state sorts together.
+        SortField::Status => {
+            "CASE WHEN state IN ('passed', 'failed', 'error') THEN state ELSE 'processing' END"
+        }
+        SortField::User => "user_name",
+    }
+}
+
+/// `ORDER BY` for the query: its sort keys (newest first when it has none), then the id.
+fn order_by(query: &ScanQuery) -> String {
+    let mut keys: Vec<String> = query
+        .sort
+        .iter()
+        .map(|(field, direction)| {
+            let direction = match direction {
+                Direction::Ascending => "ASC",
+                Direction::Descending => "DESC",
+            };
+            format!("{} {direction}", sort_column(*field))
+        })
+        .collect();
+    if keys.is_empty() {
+        keys.push("created_at DESC".to_string());
+    }
+    keys.push("id ASC".to_string());
+    format!("ORDER BY {}", keys.join(", "))
+}
+
+pub(crate) fn list(conn: &Connection, query: &ScanQuery) -> Result<ScanPage, StoreError> {
+    let filter = build_filter(query);
+    let where_sql = filter.sql();
+    let counts_sql = format!(
+        "SELECT COUNT(*), COALESCE(SUM(state = 'passed'), 0), COALESCE(SUM(state = 'failed'), 0), \
+         COALESCE(SUM(found_high), 0), COALESCE(SUM(found_medium), 0), \
+         COALESCE(SUM(found_low), 0) FROM scans {where_sql}"
+    );
+    let (total, passed, failed, high, medium, low): (i64, i64, i64, i64, i64, i64) = conn
+        .prepare_cached(&counts_sql)?
+        .query_row(params_from_iter(filter.values.iter()), |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+            ))
+        })?;
+    let count = |value: i64| u64::try_from(value).unwrap_or(0);
+    let mut values = filter.values.clone();
+    values.push(Value::Integer(i64::from(query.page.size)));
+    let limit_mark = values.len();
+    values.push(Value::Integer(
+        i64::try_from(query.page.offset()).unwrap_or(i64::MAX),
+    ));
+    let offset_mark = values.len();
+    let page_sql = format!(
+        "SELECT {SCAN_COLUMNS} FROM scans {where_sql} {} LIMIT ?{limit_mark} OFFSET ?{offset_mark}",
+        order_by(query)
+    );
+    let mut statement = conn.prepare_cached(&page_sql)?;
+    let rows = statement.query_map(params_from_iter(values.iter()), RawScan::read)?;
+    let mut scans = Vec::new();
+    for row in rows {
+        scans.push(row?.into_scan()?);
+    }
+    Ok(ScanPage {
+        scans,
+        total: count(total),
+        passed: count(passed),
+        failed: count(failed),
+        // The stored sums are per bucket: critical is counted in high, as the API reports it.
+        matched: SeverityCounts {
+            high: count(high),
+            medium: count(medium),
+            low: count(low),
+            ..SeverityCounts::default()
+        },
+    })
+}
