@@ -13,7 +13,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use toolgate::store::{FinishedJob, JobStatus, NewJob, Store};
+use toolgate_model::{FinishedJob, JobStatus, NewJob};
+use toolgate_store::SqliteStore as Store;
 
 /// Jobs unless given on the command line.
 const DEFAULT_JOBS: usize = 20_000;

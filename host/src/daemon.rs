@@ -26,7 +26,7 @@ use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, Sta
 use crate::config::{Config, ConfigError, HttpConfig, tool_problems};
 use crate::jobs::{JobLimits, JobService, ToolCatalog};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use toolgate_store::{SqliteStore, StoreError};
 
 /// How long connections may stay open once every job has ended during shutdown: enough to
 /// write the last answers, short enough that an idle or stalled client cannot hold the daemon.
@@ -96,7 +96,9 @@ pub fn sandbox_policy(config: &Config) -> SandboxPolicy {
 /// Everything the API needs, built from a configuration.
 pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let started = Instant::now();
-    let (store, interrupted) = Store::open(&config.database_path(), config.limits.job_retention)?;
+    let (store, interrupted) =
+        SqliteStore::open(&config.database_path(), config.limits.job_retention)?;
+    let store = Arc::new(store);
     if interrupted > 0 {
         tracing::warn!(
             interrupted,
@@ -149,7 +151,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let jobs = JobService::new(
         Arc::new(plugins),
         Arc::new(jail),
-        store,
+        Arc::clone(&store) as Arc<dyn toolgate_store::JobStore>,
         Arc::clone(&metrics),
         Arc::new(catalog),
         JobLimits {

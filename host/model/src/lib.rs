@@ -15,10 +15,12 @@ pub mod severity;
 
 pub use finding::Finding;
 pub use job::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob, UnknownJobStatus};
-pub use query::{CriteriaFilter, Direction, GroupBy, Page, ScanPage, ScanQuery, SortField, TimeWindow};
+pub use query::{
+    CriteriaFilter, Direction, GroupBy, Page, ScanPage, ScanQuery, SortField, TimeWindow,
+};
 pub use scan::{
-    AssetType, ErrorDetail, FailureCriteria, NewScan, Operator, Scan, ScanId, ScanOutcome, ScanRequest,
-    ScanState, ScanStatus, TemplateParameters, TemplateType, UploadInfo,
+    AssetType, ErrorDetail, FailureCriteria, NewScan, Operator, Scan, ScanId, ScanOutcome,
+    ScanRequest, ScanState, ScanStatus, TemplateParameters, TemplateType, UploadInfo,
 };
 pub use severity::{Severity, SeverityCounts};
 

@@ -34,10 +34,12 @@ pub use error::JobError;
 pub use id::new_job_id;
 pub use plan::{DryRunJob, PlannedJob, dry_run_job, map_arg, plan_job};
 pub use registry::{ActiveJobInfo, JobRegistry};
-pub use report::{FindingSummary, KILLED_RETURN_CODE, ToolRunResponse};
+pub use report::{FindingSummary, JobStatusSchema, KILLED_RETURN_CODE, ToolRunResponse};
+
+use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob};
+use toolgate_store::JobStore;
 
 use crate::metrics::{Metrics, Rejection};
-use crate::store::{FinishedJob, JobStatus, NewJob, Store};
 use redact::Redactor;
 use report::{Ending, classification_name};
 
@@ -80,7 +82,7 @@ pub struct JobService {
 struct Inner {
     plugins: Arc<PluginRuntime>,
     jail: Arc<Sandbox>,
-    store: Store,
+    store: Arc<dyn JobStore>,
     metrics: Arc<Metrics>,
     catalog: Arc<ToolCatalog>,
     registry: JobRegistry,
@@ -123,7 +125,7 @@ impl JobService {
     pub fn new(
         plugins: Arc<PluginRuntime>,
         jail: Arc<Sandbox>,
-        store: Store,
+        store: Arc<dyn JobStore>,
         metrics: Arc<Metrics>,
         catalog: Arc<ToolCatalog>,
         limits: JobLimits,
@@ -148,12 +150,19 @@ impl JobService {
         &self.inner.catalog
     }
 
-    pub fn registry(&self) -> &JobRegistry {
-        &self.inner.registry
+    /// One job from the history, with its output unless retention dropped it.
+    pub async fn job(&self, id: &str) -> Result<Option<JobRecord>, JobError> {
+        Ok(self.inner.store.job(id.to_string()).await?)
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// Jobs from the history, newest first, without output.
+    pub async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>, JobError> {
+        Ok(self.inner.store.list_jobs(filter).await?)
+    }
+
+    /// The live (queued or running) jobs.
+    pub fn live_jobs(&self) -> Vec<ActiveJobInfo> {
+        self.inner.registry.list()
     }
 
     /// Plans, checks and admits a tool call, then runs it in its own task.
@@ -266,7 +275,7 @@ impl JobService {
         // being written cannot leave a job recorded as queued or running that nothing runs.
         let task = inner.tracker.spawn(async move {
             let _registration = registration;
-            if let Err(error) = service.inner.store.insert(record, started_at).await {
+            if let Err(error) = service.inner.store.insert_job(record, started_at).await {
                 service.inner.metrics.job_dequeued();
                 run.planned.prepared.discard();
                 return Err(error.into());
@@ -305,7 +314,7 @@ impl JobService {
         if !recorded_running
             && let Err(error) = inner
                 .store
-                .mark_running(job.id.clone(), crate::time::now_rfc3339())
+                .mark_job_running(job.id.clone(), crate::time::now_rfc3339())
                 .await
         {
             return Err(self
@@ -523,7 +532,7 @@ impl JobService {
                 .and_then(|protections| serde_json::to_string(protections).ok()),
             error: response.error.clone(),
         };
-        self.inner.store.finish(id.to_string(), done).await?;
+        self.inner.store.finish_job(id.to_string(), done).await?;
         Ok(())
     }
 
@@ -597,7 +606,7 @@ impl JobService {
             error: Some(reason),
             ..FinishedJob::default()
         };
-        if let Err(store_error) = self.inner.store.finish(id.to_string(), done).await {
+        if let Err(store_error) = self.inner.store.finish_job(id.to_string(), done).await {
             tracing::error!(job_id = id, error = %store_error, "cannot record a failed job");
         }
         self.inner

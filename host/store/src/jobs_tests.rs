@@ -249,8 +249,10 @@ fn a_schema_1_database_is_upgraded_in_place() {
         .expect("version");
     assert_eq!(version, SqliteStore::schema_version());
     let mut indexes: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
-             AND tbl_name IN ('jobs', 'job_output')")
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+             AND tbl_name IN ('jobs', 'job_output')",
+        )
         .expect("indexes")
         .query_map([], |row| row.get(0))
         .expect("query")
@@ -341,9 +343,7 @@ async fn concurrent_writes_are_all_committed() {
             let started = (i % 2 == 0).then(super::now_text);
             store.insert(new_job(&id, "t"), started).await?;
             if i % 2 == 1 {
-                store
-                    .mark_running(id.clone(), super::now_text())
-                    .await?;
+                store.mark_running(id.clone(), super::now_text()).await?;
             }
             let status = if i % 3 == 0 {
                 JobStatus::Failed

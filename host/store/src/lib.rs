@@ -77,8 +77,7 @@ pub trait ScanStore: Send + Sync {
     fn record_upload(&self, id: ScanId, nonce: String, upload: UploadInfo) -> StoreFuture<Scan>;
     /// Moves uploaded -> queued with the request. Refused: unknown scan, not uploaded yet,
     /// already initiated.
-    fn initiate(&self, id: ScanId, request: ScanRequest, now: DateTime<Utc>)
-    -> StoreFuture<Scan>;
+    fn initiate(&self, id: ScanId, request: ScanRequest, now: DateTime<Utc>) -> StoreFuture<Scan>;
     /// Takes the oldest queued scan: queued -> running, attempts + 1, atomically, so two
     /// workers (or daemons) never take the same scan. `None` when nothing is queued.
     fn claim_next(&self, now: DateTime<Utc>) -> StoreFuture<Option<Scan>>;

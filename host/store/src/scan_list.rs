@@ -9,9 +9,7 @@
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
-use toolgate_model::{
-    Direction, ScanPage, ScanQuery, ScanState, SeverityCounts, SortField,
-};
+use toolgate_model::{Direction, ScanPage, ScanQuery, ScanState, SeverityCounts, SortField};
 
 use crate::StoreError;
 use crate::jobs::time_text;
@@ -76,7 +74,11 @@ fn build_filter(query: &ScanQuery) -> Filter {
     );
     filter.any_of(
         "asset_type",
-        query.asset_types.iter().map(|kind| text(kind.as_str())).collect(),
+        query
+            .asset_types
+            .iter()
+            .map(|kind| text(kind.as_str()))
+            .collect(),
     );
     filter.any_of(
         "user_name",

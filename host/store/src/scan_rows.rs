@@ -139,7 +139,8 @@ pub(crate) fn insert_scan(tx: &Transaction<'_>, scan: &Scan) -> Result<(), Store
         scan.state.as_str(),
         time_text(scan.created_at),
     ])?;
-    let mut tag = tx.prepare_cached("INSERT INTO scan_tags (scan, name, value) VALUES (?1, ?2, ?3)")?;
+    let mut tag =
+        tx.prepare_cached("INSERT INTO scan_tags (scan, name, value) VALUES (?1, ?2, ?3)")?;
     for (name, value) in &scan.tags {
         tag.execute(params![scan.id.as_str(), name, value])?;
     }
@@ -174,9 +175,8 @@ pub(crate) fn insert_findings(
             finding.documentation_url,
         ])?;
     }
-    let mut resource = tx.prepare_cached(
-        "INSERT OR IGNORE INTO scan_resources (scan, resource) VALUES (?1, ?2)",
-    )?;
+    let mut resource =
+        tx.prepare_cached("INSERT OR IGNORE INTO scan_resources (scan, resource) VALUES (?1, ?2)")?;
     for name in resources {
         resource.execute(params![id.as_str(), name])?;
     }

@@ -214,13 +214,14 @@ fn recover(
     now: DateTime<Utc>,
 ) -> Result<Recovered, StoreError> {
     let running: Vec<(String, u32)> = tx
-        .prepare_cached("SELECT id, attempts FROM scans WHERE state = 'running' ORDER BY queued_at")?
+        .prepare_cached(
+            "SELECT id, attempts FROM scans WHERE state = 'running' ORDER BY queued_at",
+        )?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut recovered = Recovered::default();
     for (id, attempts) in running {
-        let id = ScanId::parse(&id)
-            .map_err(|_| StoreError::Corrupt(format!("scan id {id:?}")))?;
+        let id = ScanId::parse(&id).map_err(|_| StoreError::Corrupt(format!("scan id {id:?}")))?;
         if attempts < max_attempts {
             tx.prepare_cached(
                 "UPDATE scans SET state = 'queued', started_at = NULL, job_id = NULL \
@@ -262,7 +263,12 @@ fn expire(
             |row| row.get(0),
         )?
         .collect::<Result<_, _>>()?;
-    for table in ["scan_findings", "scan_tags", "scan_resources", "upload_nonces"] {
+    for table in [
+        "scan_findings",
+        "scan_tags",
+        "scan_resources",
+        "upload_nonces",
+    ] {
         let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE scan = ?1"))?;
         for id in &ids {
             delete.execute(params![id])?;
@@ -285,7 +291,8 @@ fn read_findings(conn: &Connection, id: &ScanId) -> Result<Option<Vec<Finding>>,
     if exists.is_none() {
         return Ok(None);
     }
-    let sql = format!("SELECT {FINDING_COLUMNS} FROM scan_findings WHERE scan = ?1 ORDER BY position");
+    let sql =
+        format!("SELECT {FINDING_COLUMNS} FROM scan_findings WHERE scan = ?1 ORDER BY position");
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(params![id.as_str()], read_finding)?;
     let mut findings = Vec::new();
@@ -316,12 +323,7 @@ impl ScanStore for SqliteStore {
         self.transition(move |tx| record_upload(tx, &id, &nonce, &upload))
     }
 
-    fn initiate(
-        &self,
-        id: ScanId,
-        request: ScanRequest,
-        now: DateTime<Utc>,
-    ) -> StoreFuture<Scan> {
+    fn initiate(&self, id: ScanId, request: ScanRequest, now: DateTime<Utc>) -> StoreFuture<Scan> {
         self.transition(move |tx| initiate(tx, &id, &request, now))
     }
 
@@ -368,7 +370,11 @@ impl ScanStore for SqliteStore {
 
     fn findings(&self, id: ScanId) -> StoreFuture<Option<Vec<Finding>>> {
         let store = self.clone();
-        Box::pin(async move { store.with_reader(move |conn| read_findings(conn, &id)).await })
+        Box::pin(async move {
+            store
+                .with_reader(move |conn| read_findings(conn, &id))
+                .await
+        })
     }
 
     fn expire_scans(

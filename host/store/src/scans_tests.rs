@@ -22,14 +22,21 @@ fn id(n: u32) -> ScanId {
 }
 
 fn at(minute: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("time") + Duration::minutes(minute)
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time")
+        + Duration::minutes(minute)
 }
 
 fn new_scan(n: u32) -> NewScan {
     NewScan {
         id: id(n),
         asset_name: format!("asset-{}", n % 3),
-        asset_type: if n % 2 == 0 { AssetType::GitHub } else { AssetType::Jenkins },
+        asset_type: if n % 2 == 0 {
+            AssetType::GitHub
+        } else {
+            AssetType::Jenkins
+        },
         tags: BTreeMap::from([("team".to_string(), format!("t{}", n % 2))]),
         scan_attributes: BTreeMap::from([("build".to_string(), n.to_string())]),
         failure_criteria: FailureCriteria::default(),
@@ -94,7 +101,11 @@ async fn scan_in(store: &SqliteStore, n: u32, state: ScanState) -> Scan {
                 .await
                 .expect("initiate"),
             ScanState::Running => {
-                let claimed = store.claim_next(at(101)).await.expect("claim").expect("one");
+                let claimed = store
+                    .claim_next(at(101))
+                    .await
+                    .expect("claim")
+                    .expect("one");
                 assert_eq!(claimed.id, id(n), "only this scan is queued");
                 claimed
             }
@@ -123,13 +134,49 @@ async fn transitions_are_allowed_only_from_their_state() {
     type Kind = Option<&'static str>;
     // (from, record_upload, initiate, finish, requeue)
     let table: [(ScanState, Kind, Kind, Kind, Kind); 7] = [
-        (AwaitingUpload, None, Some("not_uploaded"), Some("not_running"), Some("not_running")),
-        (Uploaded, Some("not_awaiting"), None, Some("not_running"), Some("not_running")),
-        (Queued, Some("not_awaiting"), Some("initiated"), Some("not_running"), Some("not_running")),
+        (
+            AwaitingUpload,
+            None,
+            Some("not_uploaded"),
+            Some("not_running"),
+            Some("not_running"),
+        ),
+        (
+            Uploaded,
+            Some("not_awaiting"),
+            None,
+            Some("not_running"),
+            Some("not_running"),
+        ),
+        (
+            Queued,
+            Some("not_awaiting"),
+            Some("initiated"),
+            Some("not_running"),
+            Some("not_running"),
+        ),
         (Running, Some("not_awaiting"), Some("initiated"), None, None),
-        (Passed, Some("not_awaiting"), Some("initiated"), Some("not_running"), Some("not_running")),
-        (Failed, Some("not_awaiting"), Some("initiated"), Some("not_running"), Some("not_running")),
-        (Error, Some("not_awaiting"), Some("initiated"), Some("not_running"), Some("not_running")),
+        (
+            Passed,
+            Some("not_awaiting"),
+            Some("initiated"),
+            Some("not_running"),
+            Some("not_running"),
+        ),
+        (
+            Failed,
+            Some("not_awaiting"),
+            Some("initiated"),
+            Some("not_running"),
+            Some("not_running"),
+        ),
+        (
+            Error,
+            Some("not_awaiting"),
+            Some("initiated"),
+            Some("not_running"),
+            Some("not_running"),
+        ),
     ];
     let kind = |refused: Option<Refused>| -> Kind {
         refused.map(|refused| match refused {
@@ -150,12 +197,20 @@ async fn transitions_are_allowed_only_from_their_state() {
         let result = store
             .record_upload(id(n), format!("fresh-{n}"), upload())
             .await;
-        assert_eq!(kind(refusal(result)), upload_kind, "record_upload from {from:?}");
+        assert_eq!(
+            kind(refusal(result)),
+            upload_kind,
+            "record_upload from {from:?}"
+        );
 
         let (_dir, store) = open();
         scan_in(&store, n, from).await;
         let result = store.initiate(id(n), request(), at(200)).await;
-        assert_eq!(kind(refusal(result)), initiate_kind, "initiate from {from:?}");
+        assert_eq!(
+            kind(refusal(result)),
+            initiate_kind,
+            "initiate from {from:?}"
+        );
 
         let (_dir, store) = open();
         scan_in(&store, n, from).await;
@@ -179,15 +234,27 @@ async fn transitions_are_allowed_only_from_their_state() {
 async fn unknown_scans_and_duplicates_are_refused() {
     let (_dir, store) = open();
     let unknown = |result: Option<Refused>| matches!(result, Some(Refused::UnknownScan(_)));
-    assert!(unknown(refusal(store.record_upload(id(9), "n".into(), upload()).await)));
-    assert!(unknown(refusal(store.initiate(id(9), request(), at(0)).await)));
+    assert!(unknown(refusal(
+        store.record_upload(id(9), "n".into(), upload()).await
+    )));
+    assert!(unknown(refusal(
+        store.initiate(id(9), request(), at(0)).await
+    )));
     assert!(unknown(refusal(
         store
-            .finish_scan(id(9), ScanState::Passed, ScanOutcome::default(), Vec::new(), at(0))
+            .finish_scan(
+                id(9),
+                ScanState::Passed,
+                ScanOutcome::default(),
+                Vec::new(),
+                at(0)
+            )
             .await
     )));
     assert!(unknown(refusal(store.requeue_scan(id(9)).await)));
-    assert!(unknown(refusal(store.attach_job(id(9), "job".into()).await)));
+    assert!(unknown(refusal(
+        store.attach_job(id(9), "job".into()).await
+    )));
     assert!(store.scan(id(9)).await.expect("get").is_none());
     assert!(store.findings(id(9)).await.expect("findings").is_none());
     store.create_scan(new_scan(1)).await.expect("create");
@@ -242,7 +309,11 @@ async fn claims_are_oldest_first_count_attempts_and_never_share_a_scan() {
             .await
             .expect("initiate");
     }
-    let first = store.claim_next(at(50)).await.expect("claim").expect("queued");
+    let first = store
+        .claim_next(at(50))
+        .await
+        .expect("claim")
+        .expect("queued");
     assert_eq!(first.id, id(0));
     assert_eq!(first.attempts, 1);
     assert_eq!(first.state, ScanState::Running);
@@ -274,13 +345,23 @@ async fn recovery_requeues_until_the_retry_limit_then_errors_with_the_reason() {
     const MAX_ATTEMPTS: u32 = 3;
     scan_in(&store, 1, ScanState::Running).await;
     for attempt in 1..MAX_ATTEMPTS {
-        let recovered = store.recover_scans(MAX_ATTEMPTS, at(500)).await.expect("recover");
+        let recovered = store
+            .recover_scans(MAX_ATTEMPTS, at(500))
+            .await
+            .expect("recover");
         assert_eq!(recovered.requeued, vec![id(1)], "attempt {attempt}");
         assert!(recovered.failed.is_empty());
-        let scan = store.claim_next(at(501)).await.expect("claim").expect("requeued");
+        let scan = store
+            .claim_next(at(501))
+            .await
+            .expect("claim")
+            .expect("requeued");
         assert_eq!(scan.attempts, attempt + 1);
     }
-    let recovered = store.recover_scans(MAX_ATTEMPTS, at(600)).await.expect("recover");
+    let recovered = store
+        .recover_scans(MAX_ATTEMPTS, at(600))
+        .await
+        .expect("recover");
     assert!(recovered.requeued.is_empty());
     assert_eq!(recovered.failed, vec![id(1)]);
     let scan = store.scan(id(1)).await.expect("get").expect("exists");
@@ -289,10 +370,17 @@ async fn recovery_requeues_until_the_retry_limit_then_errors_with_the_reason() {
     let details = scan.outcome.expect("outcome").error_details;
     assert_eq!(details.len(), 1);
     assert_eq!(details[0].code, RETRIES_EXHAUSTED);
-    assert!(details[0].detail.contains("3 times"), "{}", details[0].detail);
+    assert!(
+        details[0].detail.contains("3 times"),
+        "{}",
+        details[0].detail
+    );
     // Nothing running: nothing to recover.
     assert_eq!(
-        store.recover_scans(MAX_ATTEMPTS, at(700)).await.expect("recover"),
+        store
+            .recover_scans(MAX_ATTEMPTS, at(700))
+            .await
+            .expect("recover"),
         Recovered::default()
     );
 }
@@ -301,14 +389,26 @@ async fn recovery_requeues_until_the_retry_limit_then_errors_with_the_reason() {
 async fn a_requeued_scan_keeps_its_place_and_its_attempts() {
     let (_dir, store) = open();
     scan_in(&store, 1, ScanState::Running).await;
-    store.attach_job(id(1), "job-1".into()).await.expect("attach");
+    store
+        .attach_job(id(1), "job-1".into())
+        .await
+        .expect("attach");
     assert_eq!(
-        store.scan(id(1)).await.expect("get").expect("exists").job_id.as_deref(),
+        store
+            .scan(id(1))
+            .await
+            .expect("get")
+            .expect("exists")
+            .job_id
+            .as_deref(),
         Some("job-1")
     );
     store.requeue_scan(id(1)).await.expect("requeue");
     let scan = store.scan(id(1)).await.expect("get").expect("exists");
-    assert_eq!((scan.state, scan.attempts, scan.job_id), (ScanState::Queued, 0, None));
+    assert_eq!(
+        (scan.state, scan.attempts, scan.job_id),
+        (ScanState::Queued, 0, None)
+    );
 }
 
 #[tokio::test]
@@ -337,14 +437,26 @@ async fn a_finished_scan_keeps_its_outcome_and_findings_in_order() {
         Some(Refused::NotAnEnding("queued"))
     ));
     let scan = store
-        .finish_scan(id(1), ScanState::Failed, outcome.clone(), findings.clone(), at(9))
+        .finish_scan(
+            id(1),
+            ScanState::Failed,
+            outcome.clone(),
+            findings.clone(),
+            at(9),
+        )
         .await
         .expect("finish");
     assert_eq!(scan.state, ScanState::Failed);
     assert_eq!(scan.outcome, Some(outcome));
-    assert_eq!(store.findings(id(1)).await.expect("findings"), Some(findings));
+    assert_eq!(
+        store.findings(id(1)).await.expect("findings"),
+        Some(findings)
+    );
     scan_in(&store, 2, ScanState::Uploaded).await;
-    assert_eq!(store.findings(id(2)).await.expect("findings"), Some(Vec::new()));
+    assert_eq!(
+        store.findings(id(2)).await.expect("findings"),
+        Some(Vec::new())
+    );
 }
 
 #[tokio::test]
@@ -396,13 +508,23 @@ async fn ten_scans(store: &SqliteStore) {
             .record_upload(id(n), format!("n{n}"), upload())
             .await
             .expect("upload");
-        store.initiate(id(n), request(), at(100)).await.expect("initiate");
-        let claimed = store.claim_next(at(101)).await.expect("claim").expect("one");
+        store
+            .initiate(id(n), request(), at(100))
+            .await
+            .expect("initiate");
+        let claimed = store
+            .claim_next(at(101))
+            .await
+            .expect("claim")
+            .expect("one");
         let (state, found) = match n {
             3 => (ScanState::Passed, vec![finding("R", Severity::High, "r3")]),
             4 | 5 => (
                 ScanState::Failed,
-                vec![finding("M1", Severity::Medium, "m"), finding("M2", Severity::Medium, "m")],
+                vec![
+                    finding("M1", Severity::Medium, "m"),
+                    finding("M2", Severity::Medium, "m"),
+                ],
             ),
             _ => (ScanState::Passed, Vec::new()),
         };
@@ -434,43 +556,68 @@ async fn every_list_filter_selects_in_sql() {
     ten_scans(&store).await;
     let everything = ScanQuery::default;
     let table: Vec<(&str, ScanQuery, Vec<u32>)> = vec![
-        ("no filter, newest first", everything(), (0..10).rev().collect()),
+        (
+            "no filter, newest first",
+            everything(),
+            (0..10).rev().collect(),
+        ),
         (
             "time window",
             ScanQuery {
-                window: TimeWindow { from: Some(at(2)), to: Some(at(4)) },
+                window: TimeWindow {
+                    from: Some(at(2)),
+                    to: Some(at(4)),
+                },
                 ..everything()
             },
             vec![4, 3, 2],
         ),
         (
             "asset names",
-            ScanQuery { asset_names: vec!["asset-1".into(), "asset-2".into()], ..everything() },
+            ScanQuery {
+                asset_names: vec!["asset-1".into(), "asset-2".into()],
+                ..everything()
+            },
             vec![8, 7, 5, 4, 2, 1],
         ),
         (
             "asset type",
-            ScanQuery { asset_types: vec![AssetType::Jenkins], ..everything() },
+            ScanQuery {
+                asset_types: vec![AssetType::Jenkins],
+                ..everything()
+            },
             vec![9, 7, 5, 3, 1],
         ),
         (
             "tag with value",
-            ScanQuery { tags: vec![("team".into(), Some("t0".into()))], ..everything() },
+            ScanQuery {
+                tags: vec![("team".into(), Some("t0".into()))],
+                ..everything()
+            },
             vec![8, 6, 4, 2, 0],
         ),
         (
             "tag by name only",
-            ScanQuery { tags: vec![("team".into(), None)], ..everything() },
+            ScanQuery {
+                tags: vec![("team".into(), None)],
+                ..everything()
+            },
             (0..10).rev().collect(),
         ),
         (
             "unknown tag",
-            ScanQuery { tags: vec![("owner".into(), None)], ..everything() },
+            ScanQuery {
+                tags: vec![("owner".into(), None)],
+                ..everything()
+            },
             vec![],
         ),
         (
             "status passed",
-            ScanQuery { statuses: vec![ScanStatus::Passed], ..everything() },
+            ScanQuery {
+                statuses: vec![ScanStatus::Passed],
+                ..everything()
+            },
             vec![3, 2, 1, 0],
         ),
         (
@@ -483,12 +630,18 @@ async fn every_list_filter_selects_in_sql() {
         ),
         (
             "user",
-            ScanQuery { users: vec!["user-1".into()], ..everything() },
+            ScanQuery {
+                users: vec!["user-1".into()],
+                ..everything()
+            },
             vec![9, 7, 5, 3, 1],
         ),
         (
             "resource",
-            ScanQuery { resources: vec!["aws_s3_bucket.r3".into()], ..everything() },
+            ScanQuery {
+                resources: vec!["aws_s3_bucket.r3".into()],
+                ..everything()
+            },
             vec![3],
         ),
         (
@@ -526,17 +679,27 @@ async fn list_counts_cover_every_match_not_just_the_page() {
     let (_dir, store) = open();
     ten_scans(&store).await;
     let page = store
-        .list_scans(ScanQuery { page: Page::new(2, 1).expect("page"), ..ScanQuery::default() })
+        .list_scans(ScanQuery {
+            page: Page::new(2, 1).expect("page"),
+            ..ScanQuery::default()
+        })
         .await
         .expect("list");
     assert_eq!(page.scans.len(), 2);
     assert_eq!((page.total, page.passed, page.failed), (10, 4, 2));
     assert_eq!(
-        (page.matched.bucket(toolgate_model::severity::Bucket::High), page.matched.medium, page.matched.low),
+        (
+            page.matched.bucket(toolgate_model::severity::Bucket::High),
+            page.matched.medium,
+            page.matched.low
+        ),
         (1, 4, 0)
     );
     let none = store
-        .list_scans(ScanQuery { users: vec!["nobody".into()], ..ScanQuery::default() })
+        .list_scans(ScanQuery {
+            users: vec!["nobody".into()],
+            ..ScanQuery::default()
+        })
         .await
         .expect("list");
     assert_eq!((none.total, none.passed, none.failed), (0, 0, 0));
@@ -553,19 +716,54 @@ async fn lists_sort_and_page_stably() {
         ..ScanQuery::default()
     };
     let table: Vec<(&str, ScanQuery, Vec<u32>)> = vec![
-        ("time ascending", sorted(vec![(SortField::ScanTime, Direction::Ascending)], 3, 1), vec![0, 1, 2]),
-        ("time ascending, page 2", sorted(vec![(SortField::ScanTime, Direction::Ascending)], 3, 2), vec![3, 4, 5]),
-        ("last partial page", sorted(vec![(SortField::ScanTime, Direction::Ascending)], 3, 4), vec![9]),
-        ("past the end", sorted(vec![(SortField::ScanTime, Direction::Ascending)], 3, 5), vec![]),
+        (
+            "time ascending",
+            sorted(vec![(SortField::ScanTime, Direction::Ascending)], 3, 1),
+            vec![0, 1, 2],
+        ),
+        (
+            "time ascending, page 2",
+            sorted(vec![(SortField::ScanTime, Direction::Ascending)], 3, 2),
+            vec![3, 4, 5],
+        ),
+        (
+            "last partial page",
+            sorted(vec![(SortField::ScanTime, Direction::Ascending)], 3, 4),
+            vec![9],
+        ),
+        (
+            "past the end",
+            sorted(vec![(SortField::ScanTime, Direction::Ascending)], 3, 5),
+            vec![],
+        ),
         // Ties in asset name are broken by the id.
-        ("asset name then id", sorted(vec![(SortField::AssetName, Direction::Descending)], 4, 1), vec![2, 5, 8, 1]),
-        ("asset type", sorted(vec![(SortField::AssetType, Direction::Ascending)], 10, 1), vec![0, 2, 4, 6, 8, 1, 3, 5, 7, 9]),
+        (
+            "asset name then id",
+            sorted(vec![(SortField::AssetName, Direction::Descending)], 4, 1),
+            vec![2, 5, 8, 1],
+        ),
+        (
+            "asset type",
+            sorted(vec![(SortField::AssetType, Direction::Ascending)], 10, 1),
+            vec![0, 2, 4, 6, 8, 1, 3, 5, 7, 9],
+        ),
         (
             "user then newest",
-            sorted(vec![(SortField::User, Direction::Descending), (SortField::ScanTime, Direction::Descending)], 10, 1),
+            sorted(
+                vec![
+                    (SortField::User, Direction::Descending),
+                    (SortField::ScanTime, Direction::Descending),
+                ],
+                10,
+                1,
+            ),
             vec![9, 7, 5, 3, 1, 8, 6, 4, 2, 0],
         ),
-        ("status", sorted(vec![(SortField::Status, Direction::Ascending)], 10, 1), vec![4, 5, 0, 1, 2, 3, 6, 7, 8, 9]),
+        (
+            "status",
+            sorted(vec![(SortField::Status, Direction::Ascending)], 10, 1),
+            vec![4, 5, 0, 1, 2, 3, 6, 7, 8, 9],
+        ),
     ];
     for (name, query, expected) in table {
         let page = store.list_scans(query).await.expect("list");
