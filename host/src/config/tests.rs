@@ -298,6 +298,9 @@ fn plugin(name: &str, env_vars: &[&str]) -> toolgate_plugin_runtime::ToolDescrip
         needs_network: false,
         env_vars: env_vars.iter().map(ToString::to_string).collect(),
         params_schema: serde_json::json!({"type": "object"}),
+        contract: toolgate_plugin_runtime::ContractVersion::V0_2_0,
+        scan_template_types: Vec::new(),
+        version_args: Vec::new(),
     }
 }
 
