@@ -72,6 +72,8 @@ pub struct ApiSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub jobs: JobService,
+    /// The asynchronous scan queue (its workers are started by `daemon::serve`).
+    pub scans: crate::scans::ScanService,
     pub metrics: Arc<Metrics>,
     pub facts: Arc<StartupFacts>,
     pub settings: ApiSettings,

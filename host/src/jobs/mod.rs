@@ -32,11 +32,11 @@ pub use admission::Admission;
 pub use catalog::{ToolCatalog, ToolEntry};
 pub use error::JobError;
 pub use id::new_job_id;
-pub use plan::{DryRunJob, PlannedJob, dry_run_job, map_arg, plan_job};
+pub use plan::{DryRunJob, PlannedJob, dry_run_job, map_arg, plan_job, plan_scan_job};
 pub use registry::{ActiveJobInfo, JobRegistry};
 pub use report::{FindingSummary, JobStatusSchema, KILLED_RETURN_CODE, ToolRunResponse};
 
-use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob};
+use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob, ScanId, ScanRequest};
 use toolgate_store::JobStore;
 
 use crate::metrics::{Metrics, Rejection};
@@ -95,10 +95,30 @@ struct Inner {
     closing: RwLock<bool>,
 }
 
+/// What a job runs on.
+#[derive(Debug, Clone)]
+pub enum JobInput {
+    /// A synchronous tool call's parameters (HexStrike JSON), planned by the plugin's `plan`.
+    Params(serde_json::Value),
+    /// A scan of a directory, planned by the plugin's `plan-scan` (contract 0.2.0).
+    Scan(ScanInput),
+}
+
+/// A scan's job input.
+#[derive(Debug, Clone)]
+pub struct ScanInput {
+    pub scan_id: ScanId,
+    pub request: ScanRequest,
+    /// The scan's extracted upload: the job's workspace and only input root.
+    pub tree: PathBuf,
+}
+
 /// A job that was admitted and is queued or running in its own task.
 pub struct StartedJob {
     /// The job's id (its record's key), known from admission on.
     pub id: String,
+    /// For a scan: the parts of its request the tool does not apply.
+    pub not_applied: Vec<String>,
     /// Cancels this job (used by the disconnect guard).
     pub cancel: CancellationToken,
     task: JoinHandle<Result<ToolRunResponse, JobError>>,
@@ -165,12 +185,9 @@ impl JobService {
         self.inner.registry.list()
     }
 
-    /// Plans, checks and admits a tool call, then runs it in its own task.
-    pub async fn start(
-        &self,
-        tool: &str,
-        params: serde_json::Value,
-    ) -> Result<StartedJob, JobError> {
+    /// Plans, checks and admits a job (a tool call, or a scan of a directory), then runs it in
+    /// its own task. Both kinds take the same path: plan -> host checks -> sandbox -> parse.
+    pub async fn start(&self, tool: &str, input: JobInput) -> Result<StartedJob, JobError> {
         let inner = &self.inner;
         let refused = |reason: Rejection, error: JobError| {
             inner.metrics.record_rejection(reason);
@@ -190,15 +207,33 @@ impl JobService {
             ));
         };
         let id = new_job_id();
-        let mut planned = plan_job(
-            &inner.plugins,
-            &inner.jail,
-            &inner.metrics,
-            entry,
-            &id,
-            &params.to_string(),
-        )
-        .map_err(|error| match error {
+        let (planned, params) = match input {
+            JobInput::Params(params) => (
+                plan_job(
+                    &inner.plugins,
+                    &inner.jail,
+                    &inner.metrics,
+                    entry,
+                    &id,
+                    &params.to_string(),
+                ),
+                params,
+            ),
+            JobInput::Scan(scan) => (
+                plan_scan_job(
+                    &inner.plugins,
+                    &inner.jail,
+                    &inner.metrics,
+                    entry,
+                    &id,
+                    &scan.request,
+                    &scan.tree,
+                ),
+                // The job's record shows what was asked: the scan and its request.
+                serde_json::json!({ "scan_id": scan.scan_id, "request": scan.request }),
+            ),
+        };
+        let mut planned = planned.map_err(|error| match error {
             JobError::InvalidParams { .. } => refused(Rejection::InvalidParams, error),
             JobError::PlanRejected { .. } => refused(Rejection::PlanRejected, error),
             other => other,
@@ -249,6 +284,7 @@ impl JobService {
                 .map(|dir| dir.display().to_string()),
             created_at: created_at.clone(),
         };
+        let not_applied = std::mem::take(&mut planned.not_applied);
         let cancel = CancellationToken::new();
         let registration =
             inner
@@ -284,7 +320,12 @@ impl JobService {
             service.run(run, &ticket, free_slot, token).await
         });
         drop(closing);
-        Ok(StartedJob { id, cancel, task })
+        Ok(StartedJob {
+            id,
+            not_applied,
+            cancel,
+            task,
+        })
     }
 
     /// Waits for a running slot (unless `free_slot` is one, taken and recorded at admission),

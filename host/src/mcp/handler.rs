@@ -75,7 +75,12 @@ impl McpHandler {
         params: serde_json::Value,
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let started = match self.state.jobs.start(tool, params).await {
+        let started = match self
+            .state
+            .jobs
+            .start(tool, crate::jobs::JobInput::Params(params))
+            .await
+        {
             Ok(started) => started,
             Err(error) => return render::refused(error),
         };

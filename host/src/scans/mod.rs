@@ -12,6 +12,7 @@
 //! live in `<scans_dir>/<id>/`, its extracted upload in `<scans_dir>/<id>/tree/`.
 
 mod executor;
+mod job_executor;
 mod judge;
 mod worker;
 
@@ -29,6 +30,7 @@ use toolgate_model::{
 use toolgate_store::{Recovered, Refused, ScanStore, StoreError};
 
 pub use executor::{BoxFuture, RunningScanJob, ScanExecutor, ScanJobEnd, ScanJobInput, StartError};
+pub use job_executor::{JobScanExecutor, model_finding};
 pub use judge::{NOT_APPLIED, judge};
 
 /// How often an idle worker looks for queued scans without being woken: picks up scans that
@@ -236,3 +238,6 @@ impl ScanService {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod job_executor_tests;
