@@ -103,16 +103,16 @@ fn build_filter(query: &ScanQuery) -> Filter {
                 None => alternatives.push(format!("name = {name_mark}")),
             }
         }
+        // A set of matching scans, found through the tag index, rather than a probe per scan.
         filter.clauses.push(format!(
-            "EXISTS (SELECT 1 FROM scan_tags WHERE scan_tags.scan = scans.id AND ({}))",
+            "id IN (SELECT scan FROM scan_tags WHERE {})",
             alternatives.join(" OR ")
         ));
     }
     if !query.resources.is_empty() {
         let marks = filter.placeholders(query.resources.iter().map(|name| text(name)));
         filter.clauses.push(format!(
-            "EXISTS (SELECT 1 FROM scan_resources WHERE scan_resources.scan = scans.id \
-             AND resource IN ({marks}))"
+            "id IN (SELECT scan FROM scan_resources WHERE resource IN ({marks}))"
         ));
     }
     if let Some(criteria) = &query.failure_criteria {
@@ -145,9 +145,10 @@ fn sort_column(field: SortField) -> &'static str {
     }
 }
 
-/// `ORDER BY` for the query: its sort keys (newest first when it has none), then the id.
-fn order_by(query: &ScanQuery) -> String {
-    let mut keys: Vec<String> = query
+/// The query's sort keys (newest first when it has none), each as (expression, direction);
+/// the id, which ends every order, is not among them.
+fn sort_keys(query: &ScanQuery) -> Vec<(&'static str, &'static str)> {
+    let mut keys: Vec<(&str, &str)> = query
         .sort
         .iter()
         .map(|(field, direction)| {
@@ -155,14 +156,50 @@ fn order_by(query: &ScanQuery) -> String {
                 Direction::Ascending => "ASC",
                 Direction::Descending => "DESC",
             };
-            format!("{} {direction}", sort_column(*field))
+            (sort_column(*field), direction)
         })
         .collect();
     if keys.is_empty() {
-        keys.push("created_at DESC".to_string());
+        keys.push(("created_at", "DESC"));
     }
-    keys.push("id ASC".to_string());
-    format!("ORDER BY {}", keys.join(", "))
+    keys
+}
+
+/// The page's SQL: the matching ids are sorted and cut to the page first, with only their sort
+/// keys (a narrow sort, even on the last page of 10,000), and only the page's rows are then read
+/// whole and put back in that order.
+fn page_sql(query: &ScanQuery, where_sql: &str, limit_mark: usize, offset_mark: usize) -> String {
+    let keys = sort_keys(query);
+    let selected: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(index, (expression, _))| format!("{expression} AS key{index}"))
+        .collect();
+    let inner_order: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(index, (_, direction))| format!("key{index} {direction}"))
+        .chain(std::iter::once("id ASC".to_string()))
+        .collect();
+    let outer_order: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(index, (_, direction))| format!("page.key{index} {direction}"))
+        .chain(std::iter::once("page.id ASC".to_string()))
+        .collect();
+    let columns: Vec<String> = SCAN_COLUMNS
+        .split(',')
+        .map(|column| format!("scans.{}", column.trim()))
+        .collect();
+    format!(
+        "SELECT {columns} FROM (SELECT id, {selected} FROM scans {where_sql} \
+         ORDER BY {inner_order} LIMIT ?{limit_mark} OFFSET ?{offset_mark}) AS page \
+         JOIN scans ON scans.id = page.id ORDER BY {outer_order}",
+        columns = columns.join(", "),
+        selected = selected.join(", "),
+        inner_order = inner_order.join(", "),
+        outer_order = outer_order.join(", "),
+    )
 }
 
 pub(crate) fn list(conn: &Connection, query: &ScanQuery) -> Result<ScanPage, StoreError> {
@@ -193,10 +230,7 @@ pub(crate) fn list(conn: &Connection, query: &ScanQuery) -> Result<ScanPage, Sto
         i64::try_from(query.page.offset()).unwrap_or(i64::MAX),
     ));
     let offset_mark = values.len();
-    let page_sql = format!(
-        "SELECT {SCAN_COLUMNS} FROM scans {where_sql} {} LIMIT ?{limit_mark} OFFSET ?{offset_mark}",
-        order_by(query)
-    );
+    let page_sql = page_sql(query, &where_sql, limit_mark, offset_mark);
     let mut statement = conn.prepare_cached(&page_sql)?;
     let rows = statement.query_map(params_from_iter(values.iter()), RawScan::read)?;
     let mut scans = Vec::new();
