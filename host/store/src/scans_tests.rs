@@ -32,7 +32,7 @@ fn new_scan(n: u32) -> NewScan {
     NewScan {
         id: id(n),
         asset_name: format!("asset-{}", n % 3),
-        asset_type: if n % 2 == 0 {
+        asset_type: if n.is_multiple_of(2) {
             AssetType::GitHub
         } else {
             AssetType::Jenkins
