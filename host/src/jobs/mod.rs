@@ -1,5 +1,7 @@
 //! Jobs: every tool call is a job with a uuid that is planned, admitted, run in the sandbox,
-//! parsed by its plugin and recorded.
+//! parsed by its plugin and recorded. A job's input is either a synchronous call's parameters
+//! (planned by the plugin's `plan`) or a scan of a directory (`plan-scan`, with that directory
+//! as the job's only input root); both then take the same path.
 //!
 //! Invariants: a job is recorded (queued) before it can run and recorded again when it ends,
 //! whatever the ending (exit, timeout, cancel, a sandbox or daemon failure); the job runs in its
