@@ -96,7 +96,10 @@ pub trait ScanStore: Send + Sync {
     /// to stop it, e.g. at shutdown: the scan did nothing wrong).
     fn requeue_scan(&self, id: ScanId) -> StoreFuture<()>;
     /// At start-up: scans left running by a dead daemon go back to queued while they have
-    /// attempts left (`attempts < max_attempts`), else to error with the reason.
+    /// attempts left (`attempts < max_attempts`), else to error with the reason. With one
+    /// daemon per store (SQLite) every running scan at start-up is a dead daemon's; a store
+    /// shared by several daemons (PostgreSQL) needs to tell a dead daemon's scans from a live
+    /// one's first (a lease per claim, renewed while the job runs) before it implements this.
     fn recover_scans(&self, max_attempts: u32, now: DateTime<Utc>) -> StoreFuture<Recovered>;
     /// A page of scans matching `query`, with counts over every match.
     fn list_scans(&self, query: ScanQuery) -> StoreFuture<ScanPage>;
