@@ -56,7 +56,8 @@ bench: build-plugins
     cargo bench -p toolgate-sandbox --bench overhead
     cargo bench -p toolgate --bench daemon
     cargo bench -p toolgate --bench mcp
-    cargo bench -p toolgate --bench store
+    cargo bench -p toolgate-store --bench store
+    cargo bench -p toolgate-store --bench scans
 
 # Format the code.
 fmt:

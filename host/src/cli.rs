@@ -206,10 +206,11 @@ fn check(file: &Path) -> ExitCode {
     }
     let names: Vec<String> = tools.into_iter().map(|tool| tool.name).collect();
     println!(
-        "{}: OK (listen {}, {} allowed dir(s), plugins from {}: {})",
+        "{}: OK (listen {}, {} allowed dir(s), {} scan worker(s), plugins from {}: {})",
         file.display(),
         config.listen,
         config.sandbox.allowed_dirs.len(),
+        config.scans.workers,
         config.plugins_dir.display(),
         if names.is_empty() {
             "none loaded".to_string()

@@ -1,8 +1,10 @@
-//! Start-up and shutdown: builds the store, the plugin runtime, the sandbox and the job service
-//! from a configuration, serves the API, and shuts down gracefully.
+//! Start-up and shutdown: builds the store, the plugin runtime, the sandbox, the job service and
+//! the scan queue from a configuration, serves the API, and shuts down gracefully.
 //!
 //! Invariants: the listener is bound only after everything else is ready, so a caller that can
-//! connect gets answers; on SIGTERM/SIGINT the daemon stops accepting, lets running jobs finish
+//! connect gets answers; the scan queue recovers what a dead daemon left running before its
+//! workers start; on SIGTERM/SIGINT running scans are cancelled at once and re-queued (they run
+//! after the restart), then the daemon stops accepting, lets running jobs finish
 //! for `http.shutdown_grace_secs`, then cancels them (the sandbox kills their process groups)
 //! and waits until each one is recorded before exiting, so no tool outlives the daemon. The soft
 //! open-file limit is raised to the hard one before anything opens a file, and connections are
@@ -26,7 +28,9 @@ use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, Sta
 use crate::config::{Config, ConfigError, HttpConfig, tool_problems};
 use crate::jobs::{JobLimits, JobService, ToolCatalog};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use toolgate_store::{SqliteStore, StoreError};
+
+use crate::scans::{JobScanExecutor, ScanError, ScanService, ScanSettings};
 
 /// How long connections may stay open once every job has ended during shutdown: enough to
 /// write the last answers, short enough that an idle or stalled client cannot hold the daemon.
@@ -41,6 +45,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error("cannot start the plugin runtime: {0}")]
     Runtime(#[from] RuntimeError),
+    #[error("cannot recover the scan queue: {0}")]
+    Scans(#[from] ScanError),
     #[error("cannot set up the sandbox: {0}")]
     Sandbox(#[from] SandboxError),
     #[error("cannot listen on {addr}: {source}")]
@@ -96,7 +102,9 @@ pub fn sandbox_policy(config: &Config) -> SandboxPolicy {
 /// Everything the API needs, built from a configuration.
 pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let started = Instant::now();
-    let (store, interrupted) = Store::open(&config.database_path(), config.limits.job_retention)?;
+    let (store, interrupted) =
+        SqliteStore::open(&config.database_path(), config.limits.job_retention)?;
+    let store = Arc::new(store);
     if interrupted > 0 {
         tracing::warn!(
             interrupted,
@@ -149,7 +157,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let jobs = JobService::new(
         Arc::new(plugins),
         Arc::new(jail),
-        store,
+        Arc::clone(&store) as Arc<dyn toolgate_store::JobStore>,
         Arc::clone(&metrics),
         Arc::new(catalog),
         JobLimits {
@@ -157,8 +165,18 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
             max_queued_jobs: config.limits.max_queued_jobs,
         },
     );
+    let scans = ScanService::new(
+        store as Arc<dyn toolgate_store::ScanStore>,
+        Arc::new(JobScanExecutor::new(jobs.clone())),
+        ScanSettings {
+            workers: config.scans.workers,
+            max_attempts: config.scans.max_attempts,
+        },
+        config.scans_dir(),
+    );
     Ok(AppState {
         jobs,
+        scans,
         metrics,
         facts: Arc::new(facts),
         settings: ApiSettings {
@@ -175,6 +193,10 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     }
     let state = build_state(&config)?;
     let jobs = state.jobs.clone();
+    let scans = state.scans.clone();
+    // Recovery first: scans a dead daemon left running are re-queued (or end in error) before
+    // any worker claims one.
+    scans.start().await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -195,6 +217,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
                 grace_secs = grace.as_secs(),
                 "shutting down: no new connections; waiting for running jobs"
             );
+            // Scans first: their jobs are cancelled and the scans re-queued at once (they run
+            // again after the restart), rather than holding the shutdown for the grace period.
+            scans.shutdown().await;
             jobs.drain(grace).await;
             drained.cancel();
         }

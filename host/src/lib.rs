@@ -1,4 +1,4 @@
-//! toolgate, the daemon: configuration, job store, job execution, HTTP API, MCP server, metrics
+//! toolgate, the daemon: configuration, job execution, the scan queue, HTTP API, MCP server, metrics
 //! and CLI.
 //! Plugins (the runtime crate) propose; the sandbox crate checks and runs; this crate decides
 //! what may run, when, and records what happened.
@@ -11,5 +11,5 @@ pub mod jobs;
 pub mod logging;
 pub mod mcp;
 pub mod metrics;
-pub mod store;
+pub mod scans;
 pub mod time;

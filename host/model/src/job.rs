@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,89 @@ impl FromStr for JobStatus {
             .find(|status| status.as_str() == text)
             .ok_or_else(|| UnknownJobStatus(crate::echo(text)))
     }
+}
+
+/// A job as admitted, before it runs: what a store records first.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: String,
+    pub tool: String,
+    /// The caller's parameters as received (a scan's job: its request).
+    pub params: serde_json::Value,
+    pub argv: Vec<String>,
+    /// `argv` shell-quoted, for display only: nothing is run through a shell.
+    pub command: String,
+    pub output_dir: Option<String>,
+    /// RFC 3339, UTC, microseconds (the daemon's one timestamp format, which sorts as text).
+    pub created_at: String,
+}
+
+/// Everything known when a job ends.
+#[derive(Debug, Clone, Default)]
+pub struct FinishedJob {
+    pub status: Option<JobStatus>,
+    pub finished_at: String,
+    pub duration_secs: Option<f64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub success: bool,
+    pub classification: Option<String>,
+    pub message: Option<String>,
+    /// JSON text, serialized by the caller from its typed values (no `Value` tree).
+    pub summary: Option<String>,
+    /// JSON text, as `summary`.
+    pub findings: Option<String>,
+    /// Shared with the response being answered, so a large output is not copied to be stored.
+    pub stdout: Option<Arc<String>>,
+    pub stderr: Option<Arc<String>>,
+    pub truncated: bool,
+    /// JSON text, as `summary`.
+    pub protections: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A job as a store returns it. Deliberately not `Serialize`: every view (`/api/jobs`, MCP)
+/// defines its own shape from it, so changing a view cannot change a table and back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: String,
+    pub tool: String,
+    pub status: JobStatus,
+    pub params: serde_json::Value,
+    pub argv: Vec<String>,
+    pub command: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Wall-clock seconds the tool ran.
+    pub execution_time: Option<f64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub success: bool,
+    pub classification: Option<String>,
+    pub message: Option<String>,
+    pub summary: Option<serde_json::Value>,
+    pub findings: Option<serde_json::Value>,
+    /// Absent in lists, and for jobs older than the output retention limit.
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    /// True when stdout/stderr were dropped by the retention limit.
+    pub output_dropped: bool,
+    pub truncated: bool,
+    pub sandbox: Option<serde_json::Value>,
+    pub output_dir: Option<String>,
+    /// Why the daemon could not run or finish the job.
+    pub error: Option<String>,
+}
+
+/// Which jobs a listing returns (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub tool: Option<String>,
+    pub status: Option<JobStatus>,
+    pub limit: usize,
 }
 
 #[cfg(test)]

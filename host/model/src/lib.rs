@@ -14,14 +14,14 @@ pub mod scan;
 pub mod severity;
 
 pub use finding::Finding;
-pub use job::{JobStatus, UnknownJobStatus};
+pub use job::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob, UnknownJobStatus};
 pub use query::{
     CriteriaFilter, Direction, GroupBy, Page, ScanGroup, ScanPage, ScanQuery, ScanTotals,
     SortField, TimeWindow,
 };
 pub use scan::{
-    AssetType, ErrorDetail, FailureCriteria, Operator, Scan, ScanId, ScanOutcome, ScanRequest,
-    ScanSpec, ScanState, ScanStatus, TemplateParameters, TemplateType, UploadInfo,
+    AssetType, ErrorDetail, FailureCriteria, NewScan, Operator, Scan, ScanId, ScanOutcome,
+    ScanRequest, ScanSpec, ScanState, ScanStatus, TemplateParameters, TemplateType, UploadInfo,
 };
 pub use severity::{Bucket, Severity, SeverityCounts};
 

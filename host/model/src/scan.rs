@@ -482,6 +482,43 @@ pub struct Scan {
     pub outcome: Option<ScanOutcome>,
 }
 
+/// What a create call gives: everything of a scan but its life so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewScan {
+    pub id: ScanId,
+    pub asset_name: String,
+    pub asset_type: AssetType,
+    pub tags: BTreeMap<String, String>,
+    pub scan_attributes: BTreeMap<String, String>,
+    pub failure_criteria: FailureCriteria,
+    pub user: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Scan {
+    /// A scan just created: awaiting its upload, never started.
+    pub fn created(new: NewScan) -> Scan {
+        Scan {
+            id: new.id,
+            asset_name: new.asset_name,
+            asset_type: new.asset_type,
+            tags: new.tags,
+            scan_attributes: new.scan_attributes,
+            failure_criteria: new.failure_criteria,
+            user: new.user,
+            state: ScanState::AwaitingUpload,
+            created_at: new.created_at,
+            upload: None,
+            request: None,
+            attempts: 0,
+            started_at: None,
+            finished_at: None,
+            job_id: None,
+            outcome: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,8 +6,8 @@
 
 use wasmtime::{Engine, Store, Trap};
 
-use crate::bindings::{Plugin, PluginPre};
 use crate::config::RuntimeConfig;
+use crate::contract::{Plugin, PluginPre};
 use crate::log::{CallOutput, PluginLog};
 use crate::store::{CallState, new_store};
 use crate::types::{CallError, CallFailure};
@@ -19,7 +19,7 @@ const MAX_REASON_BYTES: usize = 2048;
 pub(crate) struct CallTarget<'a> {
     /// Tool name, or the file name while the plugin is still loading.
     pub(crate) name: &'a str,
-    pub(crate) pre: &'a PluginPre<CallState>,
+    pub(crate) pre: &'a PluginPre,
     pub(crate) log: &'a PluginLog,
 }
 

@@ -50,9 +50,7 @@ pub enum LoadError {
         "{path} imports something the host does not provide (only WASI p2 is linked): {reason}"
     )]
     Imports { path: PathBuf, reason: String },
-    #[error(
-        "{path} does not export the toolgate:plugin@0.1.0 world (describe, plan, parse): {reason}"
-    )]
+    #[error("{path} is not a toolgate plugin component: {reason}")]
     Exports { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
     Describe { path: PathBuf, source: CallError },
@@ -79,6 +77,14 @@ pub enum LoadError {
         path: PathBuf,
         tool: String,
         name: String,
+    },
+    #[error(
+        "{path}: tool `{tool}`: version argument {arg:?} is not one literal token (printable ASCII without spaces, 1 to 64 bytes)"
+    )]
+    InvalidVersionArg {
+        path: PathBuf,
+        tool: String,
+        arg: String,
     },
     #[error("{path}: tool `{tool}`: {field} is {len} bytes; at most {max} allowed")]
     FieldTooLong {

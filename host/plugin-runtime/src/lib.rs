@@ -1,6 +1,7 @@
 //! toolgate's plugin runtime: the only crate that imports wasmtime. It loads WebAssembly
-//! component plugins (`toolgate:plugin@0.1.0`) with zero ambient capability and calls `describe`,
-//! `plan` and `parse` under a deadline, a memory cap and optional fuel.
+//! component plugins (`toolgate:plugin@0.1.0` and `@0.2.0`, side by side: `contract` reads which
+//! one a component implements) with zero ambient capability and calls `describe`, `plan`,
+//! `plan-scan` (0.2.0) and `parse` under a deadline, a memory cap and optional fuel.
 //!
 //! Invariants: every call runs in a fresh store and a fresh pooled instance, so nothing a plugin
 //! does survives its call and a failed call costs one `CallError`, never the plugin or the host;
@@ -11,6 +12,7 @@ mod bindings;
 mod cache;
 mod calls;
 mod config;
+mod contract;
 mod engine;
 mod error;
 mod limits;
@@ -32,11 +34,17 @@ pub use config::{
 };
 pub use engine::TICK_MS;
 pub use error::{LoadError, RuntimeError};
-pub use limits::{MAX_FIELD_ERRORS, MAX_FINDINGS, MAX_PLAN_ARGS, MAX_PLAN_ARGV_BYTES};
-pub use loader::{LoadReport, MAX_PLUGIN_BYTES, SkippedPlugin};
+pub use limits::{
+    MAX_FIELD_ERRORS, MAX_FINDINGS, MAX_NOT_APPLIED, MAX_NOT_APPLIED_BYTES, MAX_PLAN_ARGS,
+    MAX_PLAN_ARGV_BYTES,
+};
+pub use loader::{
+    LoadReport, MAX_PLUGIN_BYTES, MAX_VERSION_ARG_BYTES, MAX_VERSION_ARGS, SkippedPlugin,
+};
 pub use types::{
-    Arg, CallError, CallFailure, Classification, FieldError, Finding, Outcome, OutputFile,
-    ParseResult, Plan, PlanContext, Severity, ToolDescription,
+    Arg, CallError, CallFailure, Classification, ContractVersion, FieldError, Finding, Outcome,
+    OutputFile, ParseResult, Plan, PlanContext, ScanPlan, ScanRequest, Severity, TemplateType,
+    ToolDescription,
 };
 
 use bindings::wit;
@@ -193,10 +201,44 @@ impl PluginRuntime {
         checked.map_err(|what| too_large(tool, "plan", what))
     }
 
+    /// Asks `tool` to plan a scan of `request.directory` as `request.template_type` (contract
+    /// 0.2.0), under the same deadline and bounds as [`PluginRuntime::plan`]. `Ok(Err(..))`
+    /// carries the plugin's field errors (e.g. a template type it does not scan); `Err` means
+    /// the call failed, with `CallFailure::NotInContract` (nothing ran) for a 0.1.0 plugin.
+    pub fn plan_scan(
+        &self,
+        tool: &str,
+        request: &ScanRequest,
+        ctx: &PlanContext,
+    ) -> Result<Result<ScanPlan, Vec<FieldError>>, CallError> {
+        const CALL: &str = "plan-scan";
+        if let Some(plugin) = self.plugins.get(tool)
+            && !plugin.description.contract.has_plan_scan()
+        {
+            return Err(CallError {
+                plugin: tool.to_string(),
+                call: CALL,
+                reason: CallFailure::NotInContract {
+                    contract: plugin.description.contract,
+                },
+            });
+        }
+        let request = limits::wit_scan_request(request);
+        let context = limits::wit_plan_context(ctx);
+        let answer = self.call(tool, CALL, self.config.plan_timeout_ms, |plugin, store| {
+            plugin.call_plan_scan(store, &request, &context)
+        })?;
+        let checked = match answer {
+            Ok(scan) => limits::checked_scan_plan(scan).map(Ok),
+            Err(errors) => limits::checked_field_errors(errors).map(Err),
+        };
+        checked.map_err(|what| too_large(tool, CALL, what))
+    }
+
     /// Asks `tool` to classify a finished run and extract its findings. The outcome is copied
     /// for the call; [`PluginRuntime::parse_owned`] lends it instead.
     pub fn parse(&self, tool: &str, outcome: &Outcome) -> Result<ParseResult, CallError> {
-        self.parse_wit(tool, &limits::wit_outcome(outcome))
+        self.parse_wit(tool, &mut limits::wit_outcome(outcome))
     }
 
     /// [`PluginRuntime::parse`], lending the outcome to the call and handing it back after: a
@@ -207,12 +249,14 @@ impl PluginRuntime {
         tool: &str,
         outcome: Outcome,
     ) -> (Result<ParseResult, CallError>, Outcome) {
-        let lent = limits::into_wit_outcome(outcome);
-        let parsed = self.parse_wit(tool, &lent);
+        let mut lent = limits::into_wit_outcome(outcome);
+        let parsed = self.parse_wit(tool, &mut lent);
         (parsed, limits::from_wit_outcome(lent))
     }
 
-    fn parse_wit(&self, tool: &str, outcome: &wit::Outcome) -> Result<ParseResult, CallError> {
+    /// `outcome` is mutable only so a 0.1.0 plugin's call can borrow its buffers; it is whole
+    /// again when this returns.
+    fn parse_wit(&self, tool: &str, outcome: &mut wit::Outcome) -> Result<ParseResult, CallError> {
         let answer = self.call(
             tool,
             "parse",
@@ -232,7 +276,7 @@ impl PluginRuntime {
         tool: &str,
         call: &'static str,
         timeout_ms: u64,
-        run: impl FnOnce(&bindings::Plugin, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
+        run: impl FnOnce(&contract::Plugin, &mut wasmtime::Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let plugin = self.plugins.get(tool).ok_or_else(|| CallError {
             plugin: tool.to_string(),

@@ -8,7 +8,7 @@
 use crate::bindings::wit;
 use crate::types::{
     Arg, Classification, FieldError, Finding, Outcome, OutputFile, ParseResult, Plan, PlanContext,
-    Severity,
+    ScanPlan, ScanRequest, Severity, TemplateType,
 };
 
 /// Most argv tokens a plan may have: far above any real tool invocation, far below what would
@@ -26,6 +26,11 @@ pub const MAX_FINDINGS: usize = 100_000;
 pub const MAX_FINDINGS_BYTES: usize = 64 << 20;
 /// Most bytes of the parse message: it is a short explanation for humans.
 pub const MAX_PARSE_MESSAGE_BYTES: usize = 64 << 10;
+/// Most not-applied sentences one scan plan may carry: one per request part (files, folders,
+/// variables, ...) or per value at worst; each is reported to the caller.
+pub const MAX_NOT_APPLIED: usize = 1000;
+/// Most bytes of not-applied text: it goes into the scan's results as `errorDetails`.
+pub const MAX_NOT_APPLIED_BYTES: usize = 64 << 10;
 
 /// Checks a plugin's plan against the argv bounds and converts it.
 pub(crate) fn checked_plan(plan: wit::Plan) -> Result<Plan, String> {
@@ -43,6 +48,27 @@ pub(crate) fn checked_plan(plan: wit::Plan) -> Result<Plan, String> {
     }
     Ok(Plan {
         args: plan.args.into_iter().map(public_arg).collect(),
+    })
+}
+
+/// Checks a plugin's scan plan: its plan against the argv bounds (as `checked_plan`), its
+/// not-applied sentences against theirs.
+pub(crate) fn checked_scan_plan(scan: wit::ScanPlan) -> Result<ScanPlan, String> {
+    if scan.not_applied.len() > MAX_NOT_APPLIED {
+        return Err(format!(
+            "{} not-applied sentences; at most {MAX_NOT_APPLIED} allowed",
+            scan.not_applied.len()
+        ));
+    }
+    let text_bytes: usize = scan.not_applied.iter().map(String::len).sum();
+    if text_bytes > MAX_NOT_APPLIED_BYTES {
+        return Err(format!(
+            "{text_bytes} bytes of not-applied sentences; at most {MAX_NOT_APPLIED_BYTES} allowed"
+        ));
+    }
+    Ok(ScanPlan {
+        plan: checked_plan(scan.plan)?,
+        not_applied: scan.not_applied,
     })
 }
 
@@ -108,6 +134,35 @@ pub(crate) fn wit_plan_context(context: &PlanContext) -> wit::PlanContext {
         output_dir: context.output_dir.to_string_lossy().into_owned(),
         workspace: context.workspace.to_string_lossy().into_owned(),
         output_root: context.output_root.to_string_lossy().into_owned(),
+    }
+}
+
+/// The WIT scan request. The directory is passed lossily when not UTF-8: the host created it.
+pub(crate) fn wit_scan_request(request: &ScanRequest) -> wit::ScanRequest {
+    wit::ScanRequest {
+        directory: request.directory.to_string_lossy().into_owned(),
+        template_type: wit_template_type(request.template_type),
+        template_version: request.template_version.clone(),
+        files: request.files.clone(),
+        folders: request.folders.clone(),
+        variables: request.variables.clone(),
+        variable_files: request.variable_files.clone(),
+    }
+}
+
+pub(crate) fn wit_template_type(template_type: TemplateType) -> wit::TemplateType {
+    match template_type {
+        TemplateType::Tf => wit::TemplateType::Tf,
+        TemplateType::Cft => wit::TemplateType::Cft,
+        TemplateType::K8s => wit::TemplateType::K8s,
+    }
+}
+
+pub(crate) fn public_template_type(template_type: wit::TemplateType) -> TemplateType {
+    match template_type {
+        wit::TemplateType::Tf => TemplateType::Tf,
+        wit::TemplateType::Cft => TemplateType::Cft,
+        wit::TemplateType::K8s => TemplateType::K8s,
     }
 }
 
@@ -302,6 +357,70 @@ mod tests {
         ];
         for (name, result, allowed) in cases {
             assert_eq!(checked_parse_result(result).is_ok(), allowed, "{name}");
+        }
+    }
+
+    #[test]
+    fn scan_plan_bounds_table() {
+        let scan = |plan: wit::Plan, sentences: usize, each: usize| wit::ScanPlan {
+            plan,
+            not_applied: vec!["n".repeat(each); sentences],
+        };
+        let cases = [
+            ("nothing left out", scan(literals(2, 2), 0, 0), true),
+            (
+                "at the sentence limit",
+                scan(literals(1, 1), MAX_NOT_APPLIED, 1),
+                true,
+            ),
+            (
+                "one sentence too many",
+                scan(literals(1, 1), MAX_NOT_APPLIED + 1, 1),
+                false,
+            ),
+            (
+                "too much text",
+                scan(literals(1, 1), 2, MAX_NOT_APPLIED_BYTES / 2 + 1),
+                false,
+            ),
+            (
+                "a plan over the token limit",
+                scan(literals(MAX_PLAN_ARGS + 1, 1), 0, 0),
+                false,
+            ),
+        ];
+        for (name, scan_plan, allowed) in cases {
+            assert_eq!(checked_scan_plan(scan_plan).is_ok(), allowed, "{name}");
+        }
+    }
+
+    #[test]
+    fn scan_request_conversion_keeps_every_field() {
+        let request = ScanRequest {
+            directory: "/var/lib/toolgate/scans/7/tree".into(),
+            template_type: TemplateType::Cft,
+            template_version: Some("1".into()),
+            files: vec!["a.yaml".into()],
+            folders: vec!["stacks".into()],
+            variables: vec![("region".into(), "eu-west-1".into())],
+            variable_files: vec!["vars.tfvars".into()],
+        };
+        let converted = wit_scan_request(&request);
+        assert_eq!(converted.directory, "/var/lib/toolgate/scans/7/tree");
+        assert_eq!(
+            public_template_type(converted.template_type),
+            TemplateType::Cft
+        );
+        assert_eq!(converted.template_version.as_deref(), Some("1"));
+        assert_eq!(converted.files, request.files);
+        assert_eq!(converted.folders, request.folders);
+        assert_eq!(converted.variables, request.variables);
+        assert_eq!(converted.variable_files, request.variable_files);
+        for template_type in [TemplateType::Tf, TemplateType::Cft, TemplateType::K8s] {
+            assert_eq!(
+                public_template_type(wit_template_type(template_type)),
+                template_type
+            );
         }
     }
 

@@ -1,10 +1,13 @@
 //! Loading plugin files: read, recognise a component, compile (or take from the cache), link,
 //! call `describe` and check its answer.
 //!
-//! Invariant: a plugin that reaches the runtime's table is a component exporting the
-//! `toolgate:plugin@0.1.0` world, links against nothing but WASI p2, answered `describe` within
-//! its deadline, and described itself with a valid name, executable, env var names and JSON
-//! params schema. Anything else is a `LoadError` naming the failed check.
+//! Invariant: a plugin that reaches the runtime's table is a component exporting the world of
+//! the contract version it names (`toolgate:plugin@0.1.0` or `@0.2.0`, see `contract`), links
+//! against nothing but WASI p2, answered `describe` within its deadline, and described itself
+//! with a valid name, executable, env var names, JSON params schema and version arguments.
+//! Anything else is a `LoadError` naming the failed check. The artefact cache holds compiled
+//! components, which carry no contract version of their own: the version is read from the
+//! component after it is compiled or taken from the cache, so both paths agree.
 
 use std::path::{Path, PathBuf};
 
@@ -12,14 +15,16 @@ use serde::Serialize;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use crate::bindings::{PluginPre, wit};
+use crate::bindings::wit;
 use crate::cache::{self, ArtefactCache, Origin};
 use crate::calls::{CallTarget, invoke};
 use crate::config::RuntimeConfig;
+use crate::contract::{self, PluginPre};
 use crate::error::LoadError;
+use crate::limits::public_template_type;
 use crate::log::PluginLog;
 use crate::store::CallState;
-use crate::types::ToolDescription;
+use crate::types::{ContractVersion, ToolDescription};
 
 /// Largest plugin file accepted: real plugins are hundreds of KB; this bounds compile time and
 /// memory spent on a file dropped in the plugin directory by mistake.
@@ -38,6 +43,11 @@ pub const MAX_VERSION_BYTES: usize = 64;
 pub const MAX_SUMMARY_BYTES: usize = 1024;
 /// Largest params JSON Schema: schemas of real tools are a few KB; it is served on every listing.
 pub const MAX_PARAMS_SCHEMA_BYTES: usize = 256 << 10;
+/// Most version arguments: real tools need one (`version`, `--version`); the host runs the
+/// operator's binary with them at start-up, so they stay few and short.
+pub const MAX_VERSION_ARGS: usize = 8;
+/// Longest version argument.
+pub const MAX_VERSION_ARG_BYTES: usize = 64;
 
 /// What `load_dir` did with each entry of the directory.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -62,7 +72,7 @@ pub struct SkippedPlugin {
 /// A loaded plugin: its checked description and a pre-instantiated component to call.
 pub(crate) struct LoadedPlugin {
     pub(crate) description: ToolDescription,
-    pub(crate) pre: PluginPre<CallState>,
+    pub(crate) pre: PluginPre,
     pub(crate) log: PluginLog,
     pub(crate) path: PathBuf,
 }
@@ -97,10 +107,12 @@ pub(crate) fn load_plugin(
                 path: path.to_owned(),
                 reason: format!("{e:#}"),
             })?;
-    let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::Exports {
+    let exports_error = |mismatch: contract::ContractMismatch| LoadError::Exports {
         path: path.to_owned(),
-        reason: format!("{e:#}"),
-    })?;
+        reason: mismatch.to_string(),
+    };
+    let version = contract::detect(context.engine, &component).map_err(exports_error)?;
+    let pre = PluginPre::new(version, instance_pre).map_err(exports_error)?;
 
     let log = PluginLog::new(context.config.log_capacity_bytes);
     let file_name = path.file_name().map_or_else(
@@ -124,7 +136,7 @@ pub(crate) fn load_plugin(
         path: path.to_owned(),
         source,
     })?;
-    let description = checked_description(path, described)?;
+    let description = checked_description(path, pre.version(), described)?;
     Ok((
         LoadedPlugin {
             description,
@@ -184,6 +196,7 @@ impl WasmKind {
 /// Checks `describe`'s answer and converts it to the public type.
 fn checked_description(
     path: &Path,
+    contract: ContractVersion,
     described: wit::ToolDescription,
 ) -> Result<ToolDescription, LoadError> {
     if !is_valid_tool_name(&described.name) {
@@ -209,6 +222,11 @@ fn checked_description(
             MAX_PARAMS_SCHEMA_BYTES,
         ),
         ("env-vars", described.env_vars.len(), MAX_ENV_VARS),
+        (
+            "version-args",
+            described.version_args.len(),
+            MAX_VERSION_ARGS,
+        ),
     ] {
         if len > max {
             return Err(too_long(field, len, max));
@@ -228,6 +246,25 @@ fn checked_description(
             name: truncated(bad),
         });
     }
+    if let Some(bad) = described
+        .version_args
+        .iter()
+        .find(|arg| !is_version_arg(arg))
+    {
+        return Err(LoadError::InvalidVersionArg {
+            path: path.to_owned(),
+            tool,
+            arg: truncated(bad),
+        });
+    }
+    // A type listed twice says nothing more; keep the first, in the plugin's order.
+    let mut scan_template_types = Vec::new();
+    for template_type in described.scan_template_types {
+        let template_type = public_template_type(template_type);
+        if !scan_template_types.contains(&template_type) {
+            scan_template_types.push(template_type);
+        }
+    }
     let params_schema = serde_json::from_str(&described.params_schema).map_err(|e| {
         LoadError::InvalidParamsSchema {
             path: path.to_owned(),
@@ -244,7 +281,18 @@ fn checked_description(
         needs_network: described.needs_network,
         env_vars: described.env_vars,
         params_schema,
+        contract,
+        scan_template_types,
+        version_args: described.version_args,
     })
+}
+
+/// A version argument the host can pass as one literal token: printable ASCII without spaces,
+/// 1..=`MAX_VERSION_ARG_BYTES` bytes (`version`, `--version`, `-V`).
+fn is_version_arg(arg: &str) -> bool {
+    !arg.is_empty()
+        && arg.len() <= MAX_VERSION_ARG_BYTES
+        && arg.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// `^[a-z0-9][a-z0-9_-]{0,63}$`
@@ -292,6 +340,7 @@ fn truncated(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::TemplateType;
 
     #[test]
     fn tool_name_table() {
@@ -380,6 +429,8 @@ mod tests {
             needs_network: false,
             env_vars: vec!["AWS_PROFILE".into()],
             params_schema: r#"{"type":"object"}"#.into(),
+            scan_template_types: vec![wit::TemplateType::Tf, wit::TemplateType::K8s],
+            version_args: vec!["version".into()],
         }
     }
 
@@ -418,14 +469,58 @@ mod tests {
                 |d| d.env_vars = vec!["A".into(); 65],
                 "env-vars is 65",
             ),
+            ("no version args", |d| d.version_args = Vec::new(), ""),
+            (
+                "--version",
+                |d| d.version_args = vec!["--version".into()],
+                "",
+            ),
+            (
+                "many version args",
+                |d| d.version_args = vec!["-v".into(); 9],
+                "version-args is 9",
+            ),
+            (
+                "version arg with a space",
+                |d| d.version_args = vec!["--version; id".into()],
+                "version argument \"--version; id\"",
+            ),
+            (
+                "empty version arg",
+                |d| d.version_args = vec![String::new()],
+                "version argument \"\"",
+            ),
+            (
+                "version arg with a NUL",
+                |d| d.version_args = vec!["-v\0".into()],
+                "version argument",
+            ),
+            (
+                "long version arg",
+                |d| d.version_args = vec!["v".repeat(65)],
+                "version argument",
+            ),
+            (
+                "template type twice",
+                |d| d.scan_template_types = vec![wit::TemplateType::K8s; 3],
+                "",
+            ),
         ];
         for (name, edit, expected) in cases {
             let mut described = description();
             edit(&mut described);
-            match checked_description(Path::new("p.wasm"), described) {
+            let template_types = described.scan_template_types.len();
+            match checked_description(Path::new("p.wasm"), ContractVersion::V0_2_0, described) {
                 Ok(checked) => {
                     assert_eq!(*expected, "", "{name}: accepted");
                     assert_eq!(checked.params_schema, serde_json::json!({"type": "object"}));
+                    assert_eq!(checked.contract, ContractVersion::V0_2_0);
+                    // Duplicates collapse; distinct types keep the plugin's order.
+                    let expected_types = match template_types {
+                        3 => vec![TemplateType::K8s],
+                        _ => vec![TemplateType::Tf, TemplateType::K8s],
+                    };
+                    assert_eq!(checked.scan_template_types, expected_types, "{name}");
                 }
                 Err(error) => {
                     assert!(!expected.is_empty(), "{name}: refused: {error}");

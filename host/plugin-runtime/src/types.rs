@@ -1,8 +1,10 @@
 //! The runtime's public data types: plain Rust, no wasmtime in sight, so the daemon can store,
 //! serialize and map them without knowing how plugins run.
 //!
-//! Invariant: these mirror the WIT contract `toolgate:plugin@0.1.0` field for field; values here
-//! have already passed the runtime's size bounds (see `limits`).
+//! Invariant: these mirror the newest WIT contract (`toolgate:plugin@0.2.0`) field for field, and
+//! say which version a plugin implements (`ContractVersion`); a 0.1.0 plugin's answers are
+//! expressed in them (with no scan template types and no version arguments). Values here have
+//! already passed the runtime's size bounds (see `limits`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -23,6 +25,87 @@ pub struct ToolDescription {
     pub env_vars: Vec<String>,
     /// JSON Schema of the params object, parsed.
     pub params_schema: serde_json::Value,
+    /// The contract version the plugin implements (read from the component at load).
+    pub contract: ContractVersion,
+    /// Template types `plan_scan` accepts, without duplicates; empty: the tool cannot scan a
+    /// directory (always empty for a 0.1.0 plugin).
+    pub scan_template_types: Vec<TemplateType>,
+    /// Arguments that make the tool print its version and exit 0, for the host's start-up probe
+    /// (checked at load: see `loader::MAX_VERSION_ARGS`); empty for a 0.1.0 plugin.
+    pub version_args: Vec<String>,
+}
+
+/// A plugin contract version this runtime implements, i.e. `toolgate:plugin@<version>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum ContractVersion {
+    /// describe, plan, parse.
+    #[serde(rename = "0.1.0")]
+    V0_1_0,
+    /// 0.1.0 plus plan-scan, scan template types and version arguments.
+    #[serde(rename = "0.2.0")]
+    V0_2_0,
+}
+
+impl ContractVersion {
+    /// Every version, oldest first.
+    pub const ALL: [ContractVersion; 2] = [ContractVersion::V0_1_0, ContractVersion::V0_2_0];
+
+    /// The semver of the WIT package, e.g. "0.2.0".
+    pub fn semver(self) -> &'static str {
+        match self {
+            ContractVersion::V0_1_0 => "0.1.0",
+            ContractVersion::V0_2_0 => "0.2.0",
+        }
+    }
+
+    /// Whether plugins of this version answer `plan_scan`.
+    pub fn has_plan_scan(self) -> bool {
+        self >= ContractVersion::V0_2_0
+    }
+}
+
+impl fmt::Display for ContractVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "toolgate:plugin@{}", self.semver())
+    }
+}
+
+/// A kind of infrastructure-as-code template a directory scan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateType {
+    /// Terraform (HCL).
+    Tf,
+    /// AWS CloudFormation.
+    Cft,
+    /// Kubernetes manifests.
+    K8s,
+}
+
+/// "Scan this directory as this template type", asked of a 0.2.0 plugin by `plan_scan`. The
+/// daemon validates every part before asking; the runtime passes it through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScanRequest {
+    /// Absolute path of the scan's extracted upload: the job's workspace and its only input root.
+    pub directory: PathBuf,
+    pub template_type: TemplateType,
+    pub template_version: Option<String>,
+    /// Relative to `directory`; the daemon has checked that each lies inside it.
+    pub files: Vec<String>,
+    /// Relative to `directory`; the daemon has checked that each lies inside it.
+    pub folders: Vec<String>,
+    /// (name, value) pairs, in the caller's order.
+    pub variables: Vec<(String, String)>,
+    /// Relative to `directory`; the daemon has checked that each lies inside it.
+    pub variable_files: Vec<String>,
+}
+
+/// `plan_scan`'s answer: the invocation and one sentence per request part not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScanPlan {
+    pub plan: Plan,
+    /// E.g. "variables: terrascan has no option for Terraform variables; not applied".
+    pub not_applied: Vec<String>,
 }
 
 /// What the host decided for a call before asking for a plan.
@@ -124,7 +207,7 @@ pub struct ParseResult {
 #[error("plugin `{plugin}` {call}() failed: {reason}")]
 pub struct CallError {
     pub plugin: String,
-    /// "describe", "plan" or "parse".
+    /// "describe", "plan", "plan-scan" or "parse".
     pub call: &'static str,
     pub reason: CallFailure,
 }
@@ -147,6 +230,9 @@ pub enum CallFailure {
     ResultTooLarge(String),
     /// No instance could be created (e.g. every pool slot is busy).
     Instantiate(String),
+    /// The plugin implements a contract version without this call (e.g. `plan-scan` of a
+    /// 0.1.0 plugin). Nothing ran.
+    NotInContract { contract: ContractVersion },
 }
 
 impl fmt::Display for CallFailure {
@@ -161,6 +247,11 @@ impl fmt::Display for CallFailure {
             CallFailure::Trap(reason) => write!(f, "trapped: {reason}"),
             CallFailure::ResultTooLarge(what) => write!(f, "returned too large a result: {what}"),
             CallFailure::Instantiate(reason) => write!(f, "could not be instantiated: {reason}"),
+            CallFailure::NotInContract { contract } => write!(
+                f,
+                "is not implemented: the plugin implements {contract}, which has no such call \
+                 (directory scans need toolgate:plugin@0.2.0 or later)"
+            ),
         }
     }
 }
@@ -197,6 +288,42 @@ mod tests {
             };
             assert_eq!(error.to_string(), expected);
         }
+        let error = CallError {
+            plugin: "old".into(),
+            call: "plan-scan",
+            reason: CallFailure::NotInContract {
+                contract: ContractVersion::V0_1_0,
+            },
+        };
+        assert_eq!(
+            error.to_string(),
+            "plugin `old` plan-scan() failed: is not implemented: the plugin implements \
+             toolgate:plugin@0.1.0, which has no such call (directory scans need \
+             toolgate:plugin@0.2.0 or later)"
+        );
+    }
+
+    #[test]
+    fn contract_versions_and_template_types_serialize_as_their_names() {
+        let cases = [
+            (
+                serde_json::to_value(ContractVersion::V0_1_0).unwrap(),
+                "0.1.0",
+            ),
+            (
+                serde_json::to_value(ContractVersion::V0_2_0).unwrap(),
+                "0.2.0",
+            ),
+            (serde_json::to_value(TemplateType::Tf).unwrap(), "tf"),
+            (serde_json::to_value(TemplateType::Cft).unwrap(), "cft"),
+            (serde_json::to_value(TemplateType::K8s).unwrap(), "k8s"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(value, serde_json::json!(expected));
+        }
+        assert!(!ContractVersion::V0_1_0.has_plan_scan());
+        assert!(ContractVersion::V0_2_0.has_plan_scan());
+        assert_eq!(ContractVersion::V0_2_0.to_string(), "toolgate:plugin@0.2.0");
     }
 
     #[test]

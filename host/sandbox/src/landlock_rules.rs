@@ -210,12 +210,13 @@ fn covered<'a>(path: &Path, access: u64, grants: impl IntoIterator<Item = &'a Gr
 }
 
 /// Builds the ruleset of one job: the shared rules, the tool binary (read and execute), the
-/// tool's operator-provided home when it has one (read only) and the job's own writable
-/// directories (every right: the sandbox created them for this job alone).
+/// `readable` directories (read only: the tool's operator-provided home, a job's own input
+/// root) and the job's own writable directories (every right: the sandbox created them for
+/// this job alone).
 pub fn build(
     shared: &SharedRules,
     binary: &Path,
-    readable: Option<&Path>,
+    readable: &[&Path],
     writable: &[&Path],
 ) -> Result<OwnedFd, SandboxError> {
     let rights = shared.rights;
@@ -228,10 +229,10 @@ pub fn build(
             open_beneath(None, binary, libc::O_PATH, 0).map_err(|e| held_error(binary, e))?;
         add(&ruleset, binary, binary_fd.as_fd(), execute)?;
     }
-    if let Some(dir) = readable
-        && !covered(dir, rights.read, shared.rules.iter().map(|r| &r.grant))
-    {
-        add_dir(&ruleset, dir, rights.read)?;
+    for &dir in readable {
+        if !covered(dir, rights.read, shared.rules.iter().map(|r| &r.grant)) {
+            add_dir(&ruleset, dir, rights.read)?;
+        }
     }
     for &dir in writable {
         add_dir(&ruleset, dir, rights.all)?;
@@ -297,7 +298,7 @@ impl RulesetCache {
         if let Some(ruleset) = lock().get(&key) {
             return Ok(Arc::clone(ruleset));
         }
-        let ruleset = Arc::new(build(shared, binary, readable, writable)?);
+        let ruleset = Arc::new(build(shared, binary, readable.as_slice(), writable)?);
         let mut entries = lock();
         if entries.len() < MAX_CACHED_RULESETS {
             entries.insert(key, Arc::clone(&ruleset));

@@ -87,6 +87,10 @@ pub struct PreparedJob {
     output: job_dirs::OutputDir,
     /// Leased by `provide_dirs`.
     private: Option<PrivateDirs>,
+    /// The job's own input directory (`prepare_planned_in`): its working directory and the
+    /// only directory its input paths may name and Landlock lets it read, instead of the
+    /// policy's allowed directories.
+    input_root: Option<HeldDir>,
 }
 
 impl PreparedJob {
@@ -151,6 +155,9 @@ pub struct Sandbox {
     private_dirs: PrivateDirPool,
     /// The rules every job shares; `Some` exactly when Landlock is (fully or partially) enforced.
     landlock_shared: Option<landlock_rules::SharedRules>,
+    /// The shared rules without the allowed directories, for jobs with an input root of their
+    /// own; `Some` exactly when `landlock_shared` is.
+    landlock_system: Option<landlock_rules::SharedRules>,
     /// Rulesets of jobs without an output directory, reused job after job.
     landlock_cache: landlock_rules::RulesetCache,
     empty_network: Option<OwnedFd>,
@@ -231,11 +238,18 @@ impl Sandbox {
         {
             return Err(shortfall);
         }
-        let landlock_shared = match landlock {
-            Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => Some(
-                landlock_rules::SharedRules::open(&policy.system_read_paths, &allowed)?,
+        let (landlock_shared, landlock_system) = match landlock {
+            Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => (
+                Some(landlock_rules::SharedRules::open(
+                    &policy.system_read_paths,
+                    &allowed,
+                )?),
+                Some(landlock_rules::SharedRules::open(
+                    &policy.system_read_paths,
+                    &[],
+                )?),
             ),
-            Enforcement::Off | Enforcement::NotEnforced => None,
+            Enforcement::Off | Enforcement::NotEnforced => (None, None),
         };
         reaper::become_subreaper()?;
         capabilities::make_daemon_non_dumpable()?;
@@ -266,6 +280,7 @@ impl Sandbox {
             allowed,
             output_root,
             landlock_shared,
+            landlock_system,
             landlock_cache: landlock_rules::RulesetCache::default(),
             empty_network,
             spawner: spawner::Spawner::start(last_capability)?,
@@ -288,7 +303,7 @@ impl Sandbox {
     /// `output_root/<job_id>` unless a `RequestedOutputDir` names a new one below the root) and
     /// empty private `home` and `tmp` from the pool.
     pub fn prepare(&self, job_id: &str, args: &[Arg]) -> Result<PreparedJob, PlanRejected> {
-        let mut job = self.plan(job_id, args, true)?;
+        let mut job = self.plan(job_id, args, true, None)?;
         self.provide_dirs(&mut job)?;
         Ok(job)
     }
@@ -301,7 +316,34 @@ impl Sandbox {
         let names_output_dir = args
             .iter()
             .any(|arg| matches!(arg, Arg::OutputDir | Arg::RequestedOutputDir(_)));
-        self.plan(job_id, args, names_output_dir)
+        self.plan(job_id, args, names_output_dir, None)
+    }
+
+    /// `prepare_planned` for a job with an input directory of its own (e.g. a scan's extracted
+    /// upload): `input_root` replaces the allowed directories for this job: relative input
+    /// paths resolve against it, absolute ones must lie inside it, it is the tool's working
+    /// directory, and under Landlock it is the only directory besides the system paths, the
+    /// tool's home and the job's own directories that the tool can read. The daemon names it
+    /// (never a caller); it must be an existing directory.
+    pub fn prepare_planned_in(
+        &self,
+        job_id: &str,
+        args: &[Arg],
+        input_root: &std::path::Path,
+    ) -> Result<PreparedJob, PlanRejected> {
+        let root = HeldDir::open(input_root).map_err(|error| {
+            PlanRejected::job(
+                job_id,
+                RejectReason::NotFound(format!(
+                    "the job's input directory {}: {error}",
+                    input_root.display()
+                )),
+            )
+        })?;
+        let names_output_dir = args
+            .iter()
+            .any(|arg| matches!(arg, Arg::OutputDir | Arg::RequestedOutputDir(_)));
+        self.plan(job_id, args, names_output_dir, Some(root))
     }
 
     /// The checks of `prepare_planned`: the job id, the output directory's name (requested: one
@@ -312,6 +354,7 @@ impl Sandbox {
         job_id: &str,
         args: &[Arg],
         has_output_dir: bool,
+        input_root: Option<HeldDir>,
     ) -> Result<PreparedJob, PlanRejected> {
         job_dirs::check_job_id(job_id)?;
         let output = match args::requested_output_dir(&self.output_root, args)? {
@@ -335,13 +378,18 @@ impl Sandbox {
             job_dirs::OutputDir::Planned { name, .. } => self.output_root.path.join(name),
             _ => self.output_root.path.join(job_id),
         };
-        let argv = args::resolve_args(&self.allowed, &output_dir, args)?;
+        let inputs = match &input_root {
+            Some(root) => std::slice::from_ref(root),
+            None => self.allowed.as_slice(),
+        };
+        let argv = args::resolve_args(inputs, &output_dir, args)?;
         Ok(PreparedJob {
             job_id: job_id.to_string(),
             argv,
             output_dir,
             output,
             private: None,
+            input_root,
         })
     }
 
@@ -435,8 +483,31 @@ impl Sandbox {
         let run_as = self.dedicated_identity();
         let limits = JobLimits::compute(&policy.rlimits, spec.timeout, run_as.is_some());
         // 4. Landlock ruleset (the child only restricts itself with it).
-        let landlock_fd = match &self.landlock_shared {
-            Some(shared) => {
+        let landlock_fd = match (
+            &self.landlock_shared,
+            &self.landlock_system,
+            &job.input_root,
+        ) {
+            // A job with its own input root: the system rules, its root and home read-only,
+            // its own directories writable; built for this job alone (its root is its own).
+            (Some(_), Some(system), Some(root)) => {
+                let private = [private.home.as_path(), private.tmp.as_path()];
+                let output = job.output.is_created().then_some(job.output_dir.as_path());
+                let writable: Vec<&std::path::Path> = output.into_iter().chain(private).collect();
+                let readable: Vec<&std::path::Path> = spec
+                    .home
+                    .as_deref()
+                    .into_iter()
+                    .chain(std::iter::once(root.path.as_path()))
+                    .collect();
+                Some(std::sync::Arc::new(landlock_rules::build(
+                    system,
+                    &spec.binary,
+                    &readable,
+                    &writable,
+                )?))
+            }
+            (Some(shared), _, _) => {
                 let private = [private.home.as_path(), private.tmp.as_path()];
                 // Only a directory this job created is ever granted.
                 let output = job.output.is_created().then_some(job.output_dir.as_path());
@@ -447,7 +518,7 @@ impl Sandbox {
                     std::sync::Arc::new(landlock_rules::build(
                         shared,
                         &spec.binary,
-                        readable,
+                        readable.as_slice(),
                         &writable,
                     )?)
                 } else {
@@ -460,7 +531,7 @@ impl Sandbox {
                     )?
                 })
             }
-            None => None,
+            (None, _, _) => None,
         };
         // A ruleset is built exactly when the probe found Landlock enforced.
         let landlock = self.capabilities.landlock;
@@ -496,7 +567,11 @@ impl Sandbox {
             clear_capabilities: self.capabilities.last_capability.is_some() && run_as.is_none(),
             report: child::ChildReport::default(),
         };
-        let image = exec_image(&spec.binary, &job.argv, &env, &self.allowed[0].path)?;
+        let cwd = job
+            .input_root
+            .as_ref()
+            .map_or(&self.allowed[0].path, |root| &root.path);
+        let image = exec_image(&spec.binary, &job.argv, &env, cwd)?;
 
         // 6. Clone + exec on a spawner thread.
         let child = self.spawner.spawn(image, plan).await;

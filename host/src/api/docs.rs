@@ -24,8 +24,8 @@ use super::AppState;
         crate::jobs::ToolRunResponse,
         crate::jobs::FindingSummary,
         crate::jobs::ActiveJobInfo,
-        crate::store::JobRecord,
-        crate::store::JobStatus,
+        super::job_view::JobView,
+        crate::jobs::JobStatusSchema,
     ))
 )]
 pub struct ApiDoc;

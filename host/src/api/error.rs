@@ -18,7 +18,7 @@ use toolgate_sandbox::{RejectReason, SandboxError};
 use utoipa::ToSchema;
 
 use crate::jobs::JobError;
-use crate::store::StoreError;
+use toolgate_store::StoreError;
 
 /// Seconds a caller refused for a full queue should wait: about one short scan.
 pub const RETRY_AFTER_SECS: u64 = 5;

@@ -1,4 +1,4 @@
-//! `/api/jobs`: the job history (from the store) and cancellation (through the registry).
+//! `/api/jobs`: the job history and cancellation, through the job service's public operations.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -9,9 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use toolgate_model::{JobFilter, JobStatus};
+
+use super::job_view::JobView;
 use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
-use crate::store::{JobFilter, JobRecord, JobStatus};
 
 /// Jobs listed when the caller gives no limit.
 const DEFAULT_LIST_LIMIT: usize = 50;
@@ -39,7 +41,7 @@ pub struct JobsQuery {
 /// `GET /api/jobs` body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobList {
-    pub jobs: Vec<JobRecord>,
+    pub jobs: Vec<JobView>,
     pub count: usize,
 }
 
@@ -78,15 +80,17 @@ async fn list_jobs(
         .map(str::parse::<JobStatus>)
         .transpose()
         .map_err(|error| ApiError::BadQuery(error.to_string()))?;
-    let jobs = state
+    let jobs: Vec<JobView> = state
         .jobs
-        .store()
-        .list(JobFilter {
+        .list_jobs(JobFilter {
             tool: query.tool,
             status,
             limit,
         })
-        .await?;
+        .await?
+        .into_iter()
+        .map(JobView::from)
+        .collect();
     Ok(Json(JobList {
         count: jobs.len(),
         jobs,
@@ -96,18 +100,17 @@ async fn list_jobs(
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses(
-        (status = 200, description = "The job, with stdout/stderr unless dropped by retention", body = JobRecord),
+        (status = 200, description = "The job, with stdout/stderr unless dropped by retention", body = JobView),
         (status = 404, description = "No such job", body = ErrorBody)))]
 async fn get_job(
     State(state): State<AppState>,
     PathSegment(id): PathSegment,
-) -> Result<Json<JobRecord>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     state
         .jobs
-        .store()
-        .get(id.clone())
+        .job(&id)
         .await?
-        .map(Json)
+        .map(|job| Json(JobView::from(job)))
         .ok_or_else(|| job_not_found(&id))
 }
 
@@ -130,7 +133,7 @@ async fn cancel_job(
             }),
         ));
     }
-    match state.jobs.store().get(id.clone()).await? {
+    match state.jobs.job(&id).await? {
         Some(job) => Err(ApiError::Conflict(format!(
             "job {id} already ended with status {}",
             job.status

@@ -9,6 +9,7 @@
 mod docs;
 mod error;
 mod health;
+mod job_view;
 mod jobs;
 mod path_segment;
 mod processes;
@@ -29,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use docs::ApiDoc;
 pub use error::{ApiError, ErrorBody, FieldErrorBody, RETRY_AFTER_SECS};
+pub use job_view::JobView;
 pub(crate) use tools::CancelOnDrop;
 pub use tools::ToolInfo;
 
@@ -70,6 +72,8 @@ pub struct ApiSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub jobs: JobService,
+    /// The asynchronous scan queue (its workers are started by `daemon::serve`).
+    pub scans: crate::scans::ScanService,
     pub metrics: Arc<Metrics>,
     pub facts: Arc<StartupFacts>,
     pub settings: ApiSettings,

@@ -55,8 +55,7 @@ pub struct TerminateResult {
 async fn list_processes(State(state): State<AppState>) -> Json<ProcessList> {
     let active_processes: BTreeMap<_, _> = state
         .jobs
-        .registry()
-        .list()
+        .live_jobs()
         .into_iter()
         .map(|job| (job.job_id.clone(), job))
         .collect();

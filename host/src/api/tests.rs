@@ -9,11 +9,14 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::config::Config;
-use crate::store::{FinishedJob, JobStatus, NewJob};
+use toolgate_model::{FinishedJob, JobStatus, NewJob};
+use toolgate_store::{JobStore, SqliteStore};
 
 struct Fixture {
     _dir: tempfile::TempDir,
     state: AppState,
+    /// The daemon's database, opened a second time: for tests that write history directly.
+    store: SqliteStore,
 }
 
 fn fixture(extra_toml: &str) -> Fixture {
@@ -24,7 +27,12 @@ fn fixture(extra_toml: &str) -> Fixture {
     let text = format!("plugins_dir = \"plugins\"\n{extra_toml}");
     let config = Config::from_toml_in(&text, dir.path()).expect("config");
     let state = crate::daemon::build_state(&config).expect("state");
-    Fixture { _dir: dir, state }
+    let (store, _) = SqliteStore::open(&config.database_path(), 10).expect("store");
+    Fixture {
+        _dir: dir,
+        state,
+        store,
+    }
 }
 
 async fn call(
@@ -227,9 +235,9 @@ async fn process_endpoints_answer_hexstrike_shapes() {
 #[tokio::test]
 async fn cancelling_a_finished_job_is_a_conflict_and_jobs_are_listed() {
     let fx = fixture("");
-    let store = fx.state.jobs.store();
+    let store = &fx.store;
     store
-        .insert(
+        .insert_job(
             NewJob {
                 id: "done".into(),
                 tool: "terrascan".into(),
@@ -244,7 +252,7 @@ async fn cancelling_a_finished_job_is_a_conflict_and_jobs_are_listed() {
         .await
         .expect("insert");
     store
-        .finish(
+        .finish_job(
             "done".into(),
             FinishedJob {
                 status: Some(JobStatus::Succeeded),

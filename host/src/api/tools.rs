@@ -130,7 +130,10 @@ async fn run_tool(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let params = read_params(&state, body)?;
-    let started = state.jobs.start(&tool, params).await?;
+    let started = state
+        .jobs
+        .start(&tool, crate::jobs::JobInput::Params(params))
+        .await?;
     let guard = CancelOnDrop {
         token: state
             .settings

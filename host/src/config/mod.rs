@@ -75,6 +75,7 @@ pub struct Config {
     /// The plugin runtime's own section.
     pub plugins: RuntimeConfig,
     pub http: HttpConfig,
+    pub scans: ScansConfig,
 }
 
 impl Default for Config {
@@ -91,6 +92,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             plugins: RuntimeConfig::default(),
             http: HttpConfig::default(),
+            scans: ScansConfig::default(),
         }
     }
 }
@@ -192,6 +194,29 @@ impl Default for HttpConfig {
     }
 }
 
+/// The asynchronous scan queue (`[scans]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScansConfig {
+    /// Scans run at once by this daemon (each is one job, admitted like any other).
+    pub workers: usize,
+    /// How many times a scan is started before a daemon dying under it marks it `error`.
+    pub max_attempts: u32,
+}
+
+/// Most scan workers: each holds a running slot's worth of memory, and more workers than
+/// `limits.max_concurrent_jobs` only wait for slots.
+pub const MAX_SCAN_WORKERS: usize = 256;
+
+impl Default for ScansConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            max_attempts: 3,
+        }
+    }
+}
+
 impl Config {
     /// Reads, parses, resolves and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -285,6 +310,11 @@ impl Config {
     /// Compiled-plugin cache directory.
     pub fn plugin_cache_dir(&self) -> PathBuf {
         self.data_dir.join("cache").join("plugins")
+    }
+
+    /// Root of the scans' folders (`<id>/tree` is a scan's extracted upload).
+    pub fn scans_dir(&self) -> PathBuf {
+        self.data_dir.join("scans")
     }
 
     /// Root of the private per-job directories.

@@ -45,6 +45,8 @@ fn empty_document_yields_the_documented_defaults() {
     assert_eq!(config.limits.max_queued_jobs, 32);
     assert_eq!(config.limits.max_body_bytes, 1024 * 1024);
     assert!(config.limits.cancel_on_disconnect);
+    assert_eq!(config.scans.workers, 4);
+    assert_eq!(config.scans.max_attempts, 3);
     assert_eq!(config.log_format, LogFormat::Human);
     assert_eq!(config.http.max_connections, 512);
     assert_eq!(config.http.idle_timeout_secs, 5);
@@ -66,6 +68,8 @@ fn accepted_documents() {
         "[http]\nmax_connections = 1\nidle_timeout_secs = 1\nheader_read_timeout_secs = 1\nbody_read_timeout_secs = 1",
         "[http]\nmax_connections = 1048576\nidle_timeout_secs = 3600\nheader_read_timeout_secs = 3600\nbody_read_timeout_secs = 3600",
         "[tools.terrascan]\nhome = \"examples\"",
+        "[scans]\nworkers = 1\nmax_attempts = 1",
+        "[scans]\nworkers = 256\nmax_attempts = 100",
     ];
     for text in table {
         if let Err(error) = load_in(text, base.path()) {
@@ -102,6 +106,10 @@ fn refused_documents_name_the_key() {
             "limits.max_concurrent_jobs",
         ),
         ("[sandbox]\ntimeout_secs = 0", "sandbox.timeout_secs"),
+        ("[scans]\nworkers = 0", "scans.workers"),
+        ("[scans]\nworkers = 257", "scans.workers"),
+        ("[scans]\nmax_attempts = 0", "scans.max_attempts"),
+        ("[scans]\nretries = 2", "scans.retries"),
         ("[sandbox]\nallowed_dirs = []", "sandbox.allowed_dirs"),
         (
             "[sandbox]\nallowed_dirs = [\"/does/not/exist\"]",
@@ -290,6 +298,9 @@ fn plugin(name: &str, env_vars: &[&str]) -> toolgate_plugin_runtime::ToolDescrip
         needs_network: false,
         env_vars: env_vars.iter().map(ToString::to_string).collect(),
         params_schema: serde_json::json!({"type": "object"}),
+        contract: toolgate_plugin_runtime::ContractVersion::V0_2_0,
+        scan_template_types: Vec::new(),
+        version_args: Vec::new(),
     }
 }
 

@@ -110,6 +110,23 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
         ));
     }
     problems.extend(http_problems(&config.http));
+    let scans = &config.scans;
+    if !(1..=super::MAX_SCAN_WORKERS).contains(&scans.workers) {
+        problems.push(ConfigProblem::new(
+            "scans.workers",
+            format!(
+                "{} is out of range; allowed: 1 to {}",
+                scans.workers,
+                super::MAX_SCAN_WORKERS
+            ),
+        ));
+    }
+    if scans.max_attempts == 0 {
+        problems.push(ConfigProblem::new(
+            "scans.max_attempts",
+            "0 would never start a scan; allowed: 1 or more",
+        ));
+    }
     if config.sandbox.timeout_secs == 0 {
         problems.push(ConfigProblem::new(
             "sandbox.timeout_secs",

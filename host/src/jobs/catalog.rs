@@ -184,6 +184,9 @@ mod tests {
             needs_network: false,
             env_vars: env_vars.iter().map(|v| v.to_string()).collect(),
             params_schema: serde_json::json!({"type": "object"}),
+            contract: toolgate_plugin_runtime::ContractVersion::V0_2_0,
+            scan_template_types: Vec::new(),
+            version_args: Vec::new(),
         }
     }
 

@@ -6,7 +6,7 @@
 use toolgate_plugin_runtime::{CallError, FieldError};
 use toolgate_sandbox::{PlanRejected, SandboxError};
 
-use crate::store::StoreError;
+use toolgate_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {

@@ -1,5 +1,7 @@
 //! Jobs: every tool call is a job with a uuid that is planned, admitted, run in the sandbox,
-//! parsed by its plugin and recorded.
+//! parsed by its plugin and recorded. A job's input is either a synchronous call's parameters
+//! (planned by the plugin's `plan`) or a scan of a directory (`plan-scan`, with that directory
+//! as the job's only input root); both then take the same path.
 //!
 //! Invariants: a job is recorded (queued) before it can run and recorded again when it ends,
 //! whatever the ending (exit, timeout, cancel, a sandbox or daemon failure); the job runs in its
@@ -32,12 +34,14 @@ pub use admission::Admission;
 pub use catalog::{ToolCatalog, ToolEntry};
 pub use error::JobError;
 pub use id::new_job_id;
-pub use plan::{DryRunJob, PlannedJob, dry_run_job, map_arg, plan_job};
+pub use plan::{DryRunJob, PlannedJob, dry_run_job, map_arg, plan_job, plan_scan_job};
 pub use registry::{ActiveJobInfo, JobRegistry};
-pub use report::{FindingSummary, KILLED_RETURN_CODE, ToolRunResponse};
+pub use report::{FindingSummary, JobStatusSchema, KILLED_RETURN_CODE, ToolRunResponse};
+
+use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob, ScanId, ScanRequest};
+use toolgate_store::JobStore;
 
 use crate::metrics::{Metrics, Rejection};
-use crate::store::{FinishedJob, JobStatus, NewJob, Store};
 use redact::Redactor;
 use report::{Ending, classification_name};
 
@@ -80,7 +84,7 @@ pub struct JobService {
 struct Inner {
     plugins: Arc<PluginRuntime>,
     jail: Arc<Sandbox>,
-    store: Store,
+    store: Arc<dyn JobStore>,
     metrics: Arc<Metrics>,
     catalog: Arc<ToolCatalog>,
     registry: JobRegistry,
@@ -93,10 +97,30 @@ struct Inner {
     closing: RwLock<bool>,
 }
 
+/// What a job runs on.
+#[derive(Debug, Clone)]
+pub enum JobInput {
+    /// A synchronous tool call's parameters (HexStrike JSON), planned by the plugin's `plan`.
+    Params(serde_json::Value),
+    /// A scan of a directory, planned by the plugin's `plan-scan` (contract 0.2.0).
+    Scan(ScanInput),
+}
+
+/// A scan's job input.
+#[derive(Debug, Clone)]
+pub struct ScanInput {
+    pub scan_id: ScanId,
+    pub request: ScanRequest,
+    /// The scan's extracted upload: the job's workspace and only input root.
+    pub tree: PathBuf,
+}
+
 /// A job that was admitted and is queued or running in its own task.
 pub struct StartedJob {
     /// The job's id (its record's key), known from admission on.
     pub id: String,
+    /// For a scan: the parts of its request the tool does not apply.
+    pub not_applied: Vec<String>,
     /// Cancels this job (used by the disconnect guard).
     pub cancel: CancellationToken,
     task: JoinHandle<Result<ToolRunResponse, JobError>>,
@@ -123,7 +147,7 @@ impl JobService {
     pub fn new(
         plugins: Arc<PluginRuntime>,
         jail: Arc<Sandbox>,
-        store: Store,
+        store: Arc<dyn JobStore>,
         metrics: Arc<Metrics>,
         catalog: Arc<ToolCatalog>,
         limits: JobLimits,
@@ -148,20 +172,24 @@ impl JobService {
         &self.inner.catalog
     }
 
-    pub fn registry(&self) -> &JobRegistry {
-        &self.inner.registry
+    /// One job from the history, with its output unless retention dropped it.
+    pub async fn job(&self, id: &str) -> Result<Option<JobRecord>, JobError> {
+        Ok(self.inner.store.job(id.to_string()).await?)
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// Jobs from the history, newest first, without output.
+    pub async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>, JobError> {
+        Ok(self.inner.store.list_jobs(filter).await?)
     }
 
-    /// Plans, checks and admits a tool call, then runs it in its own task.
-    pub async fn start(
-        &self,
-        tool: &str,
-        params: serde_json::Value,
-    ) -> Result<StartedJob, JobError> {
+    /// The live (queued or running) jobs.
+    pub fn live_jobs(&self) -> Vec<ActiveJobInfo> {
+        self.inner.registry.list()
+    }
+
+    /// Plans, checks and admits a job (a tool call, or a scan of a directory), then runs it in
+    /// its own task. Both kinds take the same path: plan -> host checks -> sandbox -> parse.
+    pub async fn start(&self, tool: &str, input: JobInput) -> Result<StartedJob, JobError> {
         let inner = &self.inner;
         let refused = |reason: Rejection, error: JobError| {
             inner.metrics.record_rejection(reason);
@@ -181,15 +209,33 @@ impl JobService {
             ));
         };
         let id = new_job_id();
-        let mut planned = plan_job(
-            &inner.plugins,
-            &inner.jail,
-            &inner.metrics,
-            entry,
-            &id,
-            &params.to_string(),
-        )
-        .map_err(|error| match error {
+        let (planned, params) = match input {
+            JobInput::Params(params) => (
+                plan_job(
+                    &inner.plugins,
+                    &inner.jail,
+                    &inner.metrics,
+                    entry,
+                    &id,
+                    &params.to_string(),
+                ),
+                params,
+            ),
+            JobInput::Scan(scan) => (
+                plan_scan_job(
+                    &inner.plugins,
+                    &inner.jail,
+                    &inner.metrics,
+                    entry,
+                    &id,
+                    &scan.request,
+                    &scan.tree,
+                ),
+                // The job's record shows what was asked: the scan and its request.
+                serde_json::json!({ "scan_id": scan.scan_id, "request": scan.request }),
+            ),
+        };
+        let mut planned = planned.map_err(|error| match error {
             JobError::InvalidParams { .. } => refused(Rejection::InvalidParams, error),
             JobError::PlanRejected { .. } => refused(Rejection::PlanRejected, error),
             other => other,
@@ -240,6 +286,7 @@ impl JobService {
                 .map(|dir| dir.display().to_string()),
             created_at: created_at.clone(),
         };
+        let not_applied = std::mem::take(&mut planned.not_applied);
         let cancel = CancellationToken::new();
         let registration =
             inner
@@ -266,7 +313,7 @@ impl JobService {
         // being written cannot leave a job recorded as queued or running that nothing runs.
         let task = inner.tracker.spawn(async move {
             let _registration = registration;
-            if let Err(error) = service.inner.store.insert(record, started_at).await {
+            if let Err(error) = service.inner.store.insert_job(record, started_at).await {
                 service.inner.metrics.job_dequeued();
                 run.planned.prepared.discard();
                 return Err(error.into());
@@ -275,7 +322,12 @@ impl JobService {
             service.run(run, &ticket, free_slot, token).await
         });
         drop(closing);
-        Ok(StartedJob { id, cancel, task })
+        Ok(StartedJob {
+            id,
+            not_applied,
+            cancel,
+            task,
+        })
     }
 
     /// Waits for a running slot (unless `free_slot` is one, taken and recorded at admission),
@@ -305,7 +357,7 @@ impl JobService {
         if !recorded_running
             && let Err(error) = inner
                 .store
-                .mark_running(job.id.clone(), crate::time::now_rfc3339())
+                .mark_job_running(job.id.clone(), crate::time::now_rfc3339())
                 .await
         {
             return Err(self
@@ -523,7 +575,7 @@ impl JobService {
                 .and_then(|protections| serde_json::to_string(protections).ok()),
             error: response.error.clone(),
         };
-        self.inner.store.finish(id.to_string(), done).await?;
+        self.inner.store.finish_job(id.to_string(), done).await?;
         Ok(())
     }
 
@@ -597,7 +649,7 @@ impl JobService {
             error: Some(reason),
             ..FinishedJob::default()
         };
-        if let Err(store_error) = self.inner.store.finish(id.to_string(), done).await {
+        if let Err(store_error) = self.inner.store.finish_job(id.to_string(), done).await {
             tracing::error!(job_id = id, error = %store_error, "cannot record a failed job");
         }
         self.inner

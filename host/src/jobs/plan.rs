@@ -7,8 +7,10 @@
 //! is what stops a hostile plugin asking for `/etc/shadow`); the two crates' `Arg` types are
 //! mapped one to one, with no interpretation in between.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use toolgate_model::{ScanRequest, TemplateType};
 
 use toolgate_plugin_runtime::{self as runtime, PlanContext, PluginRuntime};
 use toolgate_sandbox::{self as sandbox, PlanCheck, PreparedJob, Sandbox};
@@ -34,6 +36,8 @@ pub struct PlannedJob {
     /// The caller's parameter a requested output directory came from: the only argument a
     /// refusal at `provide_dirs` can name.
     output_dir_field: Option<String>,
+    /// For a scan: the parts of its request the tool does not apply (from `plan-scan`).
+    pub not_applied: Vec<String>,
 }
 
 impl PlannedJob {
@@ -182,6 +186,77 @@ pub fn plan_job(
         prepared,
         tool_name: tool.description.name.clone(),
         output_dir_field,
+        not_applied: Vec::new(),
+    })
+}
+
+/// The runtime's form of a scan request for the directory `tree` (already checked by the
+/// model: every path is relative to the upload and has no `..`).
+fn runtime_scan_request(request: &ScanRequest, tree: &Path) -> runtime::ScanRequest {
+    let parameters = &request.parameters;
+    runtime::ScanRequest {
+        directory: tree.to_path_buf(),
+        template_type: match request.template_type {
+            TemplateType::Tf => runtime::TemplateType::Tf,
+            TemplateType::Cft => runtime::TemplateType::Cft,
+            TemplateType::K8s => runtime::TemplateType::K8s,
+        },
+        template_version: request.template_version.clone(),
+        files: parameters.files.clone(),
+        folders: parameters.folders.clone(),
+        variables: parameters
+            .variables
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+        variable_files: parameters.variable_files.clone(),
+    }
+}
+
+/// Asks the plugin to plan a scan of `tree` (contract 0.2.0's `plan-scan`) and has the sandbox
+/// check and prepare it under `job_id` with `tree` as the job's only input root: its
+/// workspace, working directory and the one directory it may read besides its own.
+pub fn plan_scan_job(
+    plugins: &PluginRuntime,
+    jail: &Sandbox,
+    metrics: &Metrics,
+    tool: &ToolEntry,
+    job_id: &str,
+    request: &ScanRequest,
+    tree: &Path,
+) -> Result<PlannedJob, JobError> {
+    let name = &tool.description.name;
+    let policy = jail.policy();
+    let context = PlanContext {
+        output_dir: policy.output_root.join(job_id),
+        workspace: tree.to_path_buf(),
+        output_root: policy.output_root.clone(),
+    };
+    let started = Instant::now();
+    let planned = plugins.plan_scan(name, &runtime_scan_request(request, tree), &context);
+    metrics.record_plugin_call(name, "plan-scan", started.elapsed());
+    let runtime::ScanPlan { plan, not_applied } =
+        planned?.map_err(|errors| JobError::InvalidParams {
+            tool: name.clone(),
+            errors,
+        })?;
+    let args: Vec<sandbox::Arg> = plan.args.iter().map(map_arg).collect();
+    let prepared = jail
+        .prepare_planned_in(job_id, &args, tree)
+        // A scan's arguments come from its request's checked paths, not from free-form
+        // parameters: no field to trace a refusal to.
+        .map_err(|rejection| plan_rejected(tool, &plan, "{}", rejection))?;
+    let argv = full_argv(tool, prepared.argv.iter().cloned());
+    Ok(PlannedJob {
+        command: sandbox::shell_quote(&argv),
+        output_directory: prepared
+            .has_output_dir()
+            .then(|| prepared.output_dir.clone()),
+        argv,
+        prepared,
+        tool_name: name.clone(),
+        output_dir_field: None,
+        not_applied,
     })
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use crate::store::JobStatus;
+use toolgate_model::JobStatus;
 
 /// A live job as the process endpoints show it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -21,6 +21,7 @@ pub struct ActiveJobInfo {
     pub job_id: String,
     pub tool: String,
     /// `queued` or `running`.
+    #[schema(value_type = super::JobStatusSchema)]
     pub status: JobStatus,
     pub command: String,
     pub created_at: String,

@@ -11,7 +11,23 @@ use serde::Serialize;
 use toolgate_plugin_runtime::{Classification, Finding, Severity};
 use utoipa::ToSchema;
 
-use crate::store::JobStatus;
+use toolgate_model::JobStatus;
+
+/// The job status names as the OpenAPI document shows them (the values are the model's
+/// [`JobStatus`]; the model stays free of HTTP documentation).
+#[derive(Serialize, ToSchema)]
+#[schema(as = JobStatus)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used.
+pub enum JobStatusSchema {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+    Interrupted,
+}
 
 /// `return_code` when the tool was killed or never exited by itself (HexStrike's convention).
 pub const KILLED_RETURN_CODE: i32 = -1;
@@ -74,6 +90,7 @@ pub struct ToolRunResponse {
     /// The argv shell-quoted, for display only: nothing is run through a shell.
     pub command: String,
     pub job_id: String,
+    #[schema(value_type = JobStatusSchema)]
     pub status: JobStatus,
     /// The plugin's reading: clean, findings or tool_error (absent when parse failed).
     #[schema(value_type = Option<String>, example = "findings")]

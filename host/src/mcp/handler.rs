@@ -25,7 +25,9 @@ use std::sync::Arc;
 
 use super::render::{self, JOB_URI_PREFIX, object};
 use crate::api::{AppState, CancelOnDrop};
-use crate::store::{JobFilter, JobStatus};
+use toolgate_model::{JobFilter, JobStatus};
+
+use crate::api::JobView;
 
 /// How often a waiting call looks whether its queued job has started running.
 const RUNNING_POLL: Duration = Duration::from_millis(100);
@@ -73,7 +75,12 @@ impl McpHandler {
         params: serde_json::Value,
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let started = match self.state.jobs.start(tool, params).await {
+        let started = match self
+            .state
+            .jobs
+            .start(tool, crate::jobs::JobInput::Params(params))
+            .await
+        {
             Ok(started) => started,
             Err(error) => return render::refused(error),
         };
@@ -148,14 +155,14 @@ impl McpHandler {
         let jobs = self
             .state
             .jobs
-            .store()
-            .list(JobFilter {
+            .list_jobs(JobFilter {
                 tool: query.tool,
                 status,
                 limit,
             })
             .await
             .map_err(store_failed)?;
+        let jobs: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
         let count = jobs.len();
         json_result(
             &json!({ "jobs": jobs, "count": count }),
@@ -168,15 +175,11 @@ impl McpHandler {
             Ok(id) => id,
             Err(result) => return Ok(result),
         };
-        match self
-            .state
-            .jobs
-            .store()
-            .get(id.clone())
-            .await
-            .map_err(store_failed)?
-        {
-            Some(job) => json_result(&job, format!("job {id}: {}", job.status.as_str())),
+        match self.state.jobs.job(&id).await.map_err(store_failed)? {
+            Some(job) => json_result(
+                &JobView::from(job.clone()),
+                format!("job {id}: {}", job.status.as_str()),
+            ),
             None => Ok(render::caller_error(no_such_job(&id))),
         }
     }
@@ -192,14 +195,7 @@ impl McpHandler {
                 format!("job {id}: cancelling"),
             );
         }
-        match self
-            .state
-            .jobs
-            .store()
-            .get(id.clone())
-            .await
-            .map_err(store_failed)?
-        {
+        match self.state.jobs.job(&id).await.map_err(store_failed)? {
             Some(job) => Ok(render::caller_error(format!(
                 "job {id} already ended with status {}",
                 job.status.as_str()
@@ -292,10 +288,10 @@ impl ServerHandler for McpHandler {
         let job = self
             .state
             .jobs
-            .store()
-            .get(id.to_string())
+            .job(id)
             .await
             .map_err(store_failed)?
+            .map(JobView::from)
             .ok_or_else(|| McpError::resource_not_found(no_such_job(id), None))?;
         let text = serde_json::to_string(&job)
             .map_err(|error| McpError::internal_error(error.to_string(), None))?;
@@ -405,7 +401,7 @@ fn no_such_job(id: &str) -> String {
     )
 }
 
-fn store_failed(error: crate::store::StoreError) -> McpError {
+fn store_failed(error: crate::jobs::JobError) -> McpError {
     tracing::error!(%error, "job store failed during an MCP request");
     McpError::internal_error("the job database failed; see the daemon log", None)
 }

@@ -488,10 +488,10 @@ async fn close_the_session_of_a_running_call(limits: &str) -> (Fixture, String) 
     drop(response);
     let running = async {
         loop {
-            let live = fx.state.jobs.registry().list();
+            let live = fx.state.jobs.live_jobs();
             if live
                 .iter()
-                .any(|job| job.status == crate::store::JobStatus::Running)
+                .any(|job| job.status == toolgate_model::JobStatus::Running)
             {
                 return live[0].job_id.clone();
             }
@@ -522,8 +522,8 @@ async fn closing_the_session_of_a_running_call_cancels_its_job_when_cancel_on_di
     let (fx, job_id) = close_the_session_of_a_running_call("").await;
     let ended = async {
         loop {
-            if let Ok(Some(job)) = fx.state.jobs.store().get(job_id.clone()).await
-                && job.status == crate::store::JobStatus::Cancelled
+            if let Ok(Some(job)) = fx.state.jobs.job(&job_id).await
+                && job.status == toolgate_model::JobStatus::Cancelled
             {
                 return;
             }
@@ -541,6 +541,6 @@ async fn closing_the_session_of_a_running_call_leaves_its_job_running_when_cance
     let (fx, job_id) = close_the_session_of_a_running_call("cancel_on_disconnect = false").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let live = fx.state.jobs.live_job(&job_id).expect("still live");
-    assert_eq!(live.status, crate::store::JobStatus::Running);
+    assert_eq!(live.status, toolgate_model::JobStatus::Running);
     assert!(fx.state.jobs.cancel(&job_id), "cancel the leftover job");
 }

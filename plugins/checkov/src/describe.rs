@@ -30,6 +30,9 @@ pub fn description() -> ToolDescription {
         needs_network: false,
         env_vars: Vec::new(),
         params_schema: params_schema(),
+        scan_template_types: crate::scan::SCAN_TEMPLATE_TYPES.to_vec(),
+        // `checkov --version` prints the version ("3.2.445") and exits 0.
+        version_args: vec!["--version".to_string()],
     }
 }
 
@@ -77,5 +80,7 @@ mod tests {
         assert_eq!(description.default_timeout_secs, 300);
         assert!(!description.needs_network);
         assert!(description.env_vars.is_empty());
+        assert_eq!(description.version_args, ["--version"]);
+        assert_eq!(description.scan_template_types.len(), 3);
     }
 }

@@ -39,6 +39,10 @@ pub fn description() -> ToolDescription {
         needs_network: true,
         env_vars: ENV_VARS.iter().map(|name| name.to_string()).collect(),
         params_schema: params_schema(),
+        // Cloud accounts, not templates: `plan_scan` refuses every request (`scan.rs`).
+        scan_template_types: Vec::new(),
+        // `prowler --version` prints "Prowler 5.x.y" and exits 0.
+        version_args: vec!["--version".to_string()],
     }
 }
 
@@ -92,5 +96,7 @@ mod tests {
         assert_eq!(description.default_timeout_secs, 1800);
         assert!(description.needs_network);
         assert_eq!(description.env_vars.len(), 13);
+        assert!(description.scan_template_types.is_empty());
+        assert_eq!(description.version_args, ["--version"]);
     }
 }

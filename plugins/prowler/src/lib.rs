@@ -11,9 +11,11 @@
 mod describe;
 mod parse;
 mod plan;
+mod scan;
 
 use toolgate_plugin_sdk::{
-    Arg, FieldError, Outcome, ParseResult, PlanContext, Plugin, ToolDescription,
+    Arg, FieldError, Outcome, ParseResult, PlanContext, Plugin, ScanPlan, ScanRequest,
+    ToolDescription,
 };
 
 /// The prowler plugin.
@@ -26,6 +28,10 @@ impl Plugin for Prowler {
 
     fn plan(params: &str, ctx: &PlanContext) -> Result<Vec<Arg>, Vec<FieldError>> {
         plan::plan(params, ctx)
+    }
+
+    fn plan_scan(request: &ScanRequest, _ctx: &PlanContext) -> Result<ScanPlan, Vec<FieldError>> {
+        scan::plan_scan(request)
     }
 
     fn parse(outcome: &Outcome) -> ParseResult {

@@ -1,20 +1,22 @@
 //! toolgate plugin SDK: write a toolgate tool plugin in plain Rust.
 //!
-//! - `types`: plain mirrors of the WIT contract types (`toolgate:plugin@0.1.0`).
-//! - `Plugin`: the trait a plugin implements (`describe`, `plan`, `parse`).
+//! - `types`: plain mirrors of the WIT contract types (`toolgate:plugin@0.2.0`).
+//! - `Plugin`: the trait a plugin implements (`describe`, `plan`, `plan_scan`, `parse`).
+//! - `scan`: helpers for `plan_scan` (request paths as typed input paths).
 //! - `Params`: reads the parameters object and collects every field error.
 //! - `value`: allowlist validators (word sets, ASCII patterns, paths) with bounded, escaped
 //!   error messages.
 //! - `args`: `additional_args` splitting (shell-like, no shell) and the exact-token flag
 //!   allowlist.
 //! - `export_plugin!`: on `wasm32`, exports a `Plugin` as the component's `describe`/`plan`/
-//!   `parse`; on native targets it expands to nothing, so the same crate is unit-tested natively.
+//!   `plan-scan`/`parse`; on native targets it expands to nothing, so the same crate is unit-tested natively.
 //!
 //! Invariant: nothing here panics on input; every rejection is a value, never a trap.
 
 pub mod args;
 pub mod params;
 pub mod plugin;
+pub mod scan;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod text;
@@ -25,11 +27,11 @@ pub mod wasm;
 
 pub use args::{AcceptedFlag, FlagSpec, Takes};
 pub use params::Params;
-pub use plugin::Plugin;
+pub use plugin::{Plugin, TEMPLATE_TYPE_FIELD};
 pub use text::{Shown, output_tail};
 pub use types::{
     Arg, Classification, FieldError, Finding, Outcome, OutputFile, ParseResult, PlanContext,
-    Severity, ToolDescription,
+    ScanPlan, ScanRequest, Severity, TemplateType, ToolDescription,
 };
 pub use value::{Pattern, ValueError, ValueRule, ascii_token};
 
@@ -60,6 +62,15 @@ macro_rules! export_plugin {
                     ::std::vec::Vec<$crate::wasm::FieldError>,
                 > {
                     $crate::wasm::plan::<$plugin>(params_json, context)
+                }
+                fn plan_scan(
+                    request: $crate::wasm::ScanRequest,
+                    context: $crate::wasm::PlanContext,
+                ) -> ::core::result::Result<
+                    $crate::wasm::ScanPlan,
+                    ::std::vec::Vec<$crate::wasm::FieldError>,
+                > {
+                    $crate::wasm::plan_scan::<$plugin>(request, context)
                 }
                 fn parse(outcome: $crate::wasm::Outcome) -> $crate::wasm::ParseResult {
                     $crate::wasm::parse::<$plugin>(outcome)

@@ -1,4 +1,4 @@
-//! Plain-Rust mirrors of the WIT contract types (`toolgate:plugin@0.1.0`, interface `types`).
+//! Plain-Rust mirrors of the WIT contract types (`toolgate:plugin@0.2.0`, interface `types`).
 //!
 //! Plugins are written and tested against these types natively; the wasm glue (`crate::wasm`)
 //! converts them one to one to and from the generated WIT bindings. Invariant: every type here
@@ -34,6 +34,55 @@ pub struct ToolDescription {
     pub env_vars: Vec<String>,
     /// JSON Schema (draft 2020-12) of the parameters object accepted by `plan`.
     pub params_schema: String,
+    /// Template types `plan_scan` accepts; empty: the tool cannot scan a directory of templates.
+    pub scan_template_types: Vec<TemplateType>,
+    /// Arguments that make the tool print its version and exit 0 (the host's start-up probe).
+    pub version_args: Vec<String>,
+}
+
+/// A kind of infrastructure-as-code template a directory scan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TemplateType {
+    /// Terraform (HCL).
+    Tf,
+    /// AWS CloudFormation.
+    Cft,
+    /// Kubernetes manifests.
+    K8s,
+}
+
+impl TemplateType {
+    /// The contract's spelling, for messages: `tf`, `cft`, `k8s`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TemplateType::Tf => "tf",
+            TemplateType::Cft => "cft",
+            TemplateType::K8s => "k8s",
+        }
+    }
+}
+
+/// "Scan this directory as this template type" (`plan-scan`). The host has validated every
+/// part; paths are relative to `directory` and were checked to lie inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRequest {
+    /// Absolute path of the scan's extracted upload: the job's only input root.
+    pub directory: String,
+    pub template_type: TemplateType,
+    pub template_version: Option<String>,
+    pub files: Vec<String>,
+    pub folders: Vec<String>,
+    /// (name, value) pairs.
+    pub variables: Vec<(String, String)>,
+    pub variable_files: Vec<String>,
+}
+
+/// `plan-scan`'s answer: the argv (after argv[0]) and one sentence per request part not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPlan {
+    pub args: Vec<Arg>,
+    /// E.g. "variables: terrascan has no option for Terraform variables; not applied".
+    pub not_applied: Vec<String>,
 }
 
 /// What the host decided for this call before asking for a plan.

@@ -1,8 +1,9 @@
-//! The wasm glue: WIT bindings for `toolgate:plugin@0.1.0` and the conversions between the
+//! The wasm glue: WIT bindings for `toolgate:plugin@0.2.0` and the conversions between the
 //! generated types and the plain types of `crate::types`.
 //!
 //! Compiled only for `target_arch = "wasm32"`. `export_plugin!` (defined in `lib.rs`) implements
-//! the generated `Guest` trait for a hidden type by calling `describe`, `plan` and `parse` below,
+//! the generated `Guest` trait for a hidden type by calling `describe`, `plan`, `plan_scan` and
+//! `parse` below,
 //! which convert and delegate to a `Plugin`. Invariant: conversions are total and move buffers
 //! (stdout, files) instead of copying them.
 
@@ -15,7 +16,7 @@ use crate::types;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "plugin",
-        path: "../../wit/toolgate-plugin-0.1.0",
+        path: "../../wit/toolgate-plugin-0.2.0",
         pub_export_macro: true,
         export_macro_name: "export_world",
         default_bindings_module: "toolgate_plugin_sdk::wasm::bindings",
@@ -25,7 +26,9 @@ pub mod bindings {
 use bindings::toolgate::plugin::types as wit;
 
 pub use bindings::Guest;
-pub use wit::{FieldError, Outcome, ParseResult, Plan, PlanContext, ToolDescription};
+pub use wit::{
+    FieldError, Outcome, ParseResult, Plan, PlanContext, ScanPlan, ScanRequest, ToolDescription,
+};
 
 /// `describe` for `P`, converted to the WIT type.
 pub fn describe<P: Plugin>() -> wit::ToolDescription {
@@ -39,6 +42,67 @@ pub fn describe<P: Plugin>() -> wit::ToolDescription {
         needs_network: d.needs_network,
         env_vars: d.env_vars,
         params_schema: d.params_schema,
+        scan_template_types: d
+            .scan_template_types
+            .into_iter()
+            .map(template_type_to_wit)
+            .collect(),
+        version_args: d.version_args,
+    }
+}
+
+/// `plan-scan` for `P`, converted to and from the WIT types.
+pub fn plan_scan<P: Plugin>(
+    request: wit::ScanRequest,
+    context: wit::PlanContext,
+) -> Result<wit::ScanPlan, Vec<wit::FieldError>> {
+    let request = types::ScanRequest {
+        directory: request.directory,
+        template_type: match request.template_type {
+            wit::TemplateType::Tf => types::TemplateType::Tf,
+            wit::TemplateType::Cft => types::TemplateType::Cft,
+            wit::TemplateType::K8s => types::TemplateType::K8s,
+        },
+        template_version: request.template_version,
+        files: request.files,
+        folders: request.folders,
+        variables: request.variables,
+        variable_files: request.variable_files,
+    };
+    match P::plan_scan(&request, &plan_context(context)) {
+        Ok(scan) => Ok(wit::ScanPlan {
+            plan: wit::Plan {
+                args: scan.args.into_iter().map(arg_to_wit).collect(),
+            },
+            not_applied: scan.not_applied,
+        }),
+        Err(errors) => Err(field_errors_to_wit(errors)),
+    }
+}
+
+fn plan_context(context: wit::PlanContext) -> types::PlanContext {
+    types::PlanContext {
+        output_dir: context.output_dir,
+        workspace: context.workspace,
+        output_root: context.output_root,
+    }
+}
+
+fn field_errors_to_wit(errors: Vec<types::FieldError>) -> Vec<wit::FieldError> {
+    errors
+        .into_iter()
+        .map(|e| wit::FieldError {
+            field: e.field,
+            message: e.message,
+        })
+        .collect()
+}
+
+fn template_type_to_wit(template_type: types::TemplateType) -> wit::TemplateType {
+    match template_type {
+        types::TemplateType::Tf => wit::TemplateType::Tf,
+        types::TemplateType::Cft => wit::TemplateType::Cft,
+        types::TemplateType::K8s => wit::TemplateType::K8s,
     }
 }
 
@@ -47,22 +111,11 @@ pub fn plan<P: Plugin>(
     params_json: String,
     context: wit::PlanContext,
 ) -> Result<wit::Plan, Vec<wit::FieldError>> {
-    let context = types::PlanContext {
-        output_dir: context.output_dir,
-        workspace: context.workspace,
-        output_root: context.output_root,
-    };
-    match P::plan(&params_json, &context) {
+    match P::plan(&params_json, &plan_context(context)) {
         Ok(args) => Ok(wit::Plan {
             args: args.into_iter().map(arg_to_wit).collect(),
         }),
-        Err(errors) => Err(errors
-            .into_iter()
-            .map(|e| wit::FieldError {
-                field: e.field,
-                message: e.message,
-            })
-            .collect()),
+        Err(errors) => Err(field_errors_to_wit(errors)),
     }
 }
 

@@ -5,7 +5,7 @@
 //! machine's noise do not count) and its file I/O per job (from its `io` accounting: system
 //! calls and bytes; the kernel's share of its CPU grows with them).
 //!
-//! Run: `cargo bench -p toolgate --bench store [-- JOBS [RUN_MS]]`. With `RUN_MS` each job
+//! Run: `cargo bench -p toolgate-store --bench store [-- JOBS [RUN_MS]]`. With `RUN_MS` each job
 //! "runs" that long between its two writes, as a tool would: at 32 jobs of ~30 ms the writes
 //! arrive at the daemon benchmark's rate (~1000 jobs/s), so batches are as small as there,
 //! while without it the writer works flat out and batches are large.
@@ -13,7 +13,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use toolgate::store::{FinishedJob, JobStatus, NewJob, Store};
+use toolgate_model::{FinishedJob, JobStatus, NewJob};
+use toolgate_store::SqliteStore as Store;
 
 /// Jobs unless given on the command line.
 const DEFAULT_JOBS: usize = 20_000;
@@ -65,8 +66,9 @@ fn main() {
 }
 
 async fn run_one(store: &Store, n: usize, run_time: Duration) {
-    let id = toolgate::jobs::new_job_id();
-    let now = toolgate::time::now_rfc3339();
+    // Time-ordered (v7) ids, as the daemon's.
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_rfc3339();
     let job = NewJob {
         id: id.clone(),
         tool: "terrascan".into(),
@@ -99,7 +101,7 @@ async fn run_one(store: &Store, n: usize, run_time: Duration) {
     };
     let done = FinishedJob {
         status: Some(JobStatus::Succeeded),
-        finished_at: toolgate::time::now_rfc3339(),
+        finished_at: now_rfc3339(),
         duration_secs: Some(0.004),
         exit_code: Some(3),
         success: true,
@@ -123,6 +125,11 @@ async fn run_one(store: &Store, n: usize, run_time: Duration) {
         ..FinishedJob::default()
     };
     store.finish(id, done).await.expect("finish");
+}
+
+/// Now in the daemon's timestamp format.
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// What the store's writer thread has used so far.

@@ -6,10 +6,10 @@
 
 use rusqlite::Connection;
 
-use super::StoreError;
+use crate::StoreError;
 
 /// Migrations in order; index + 1 is the schema version they produce.
-pub(super) const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE jobs (
     id              TEXT PRIMARY KEY NOT NULL,
@@ -70,10 +70,85 @@ ALTER TABLE jobs DROP COLUMN stdout;
 ALTER TABLE jobs DROP COLUMN stderr;
 ALTER TABLE jobs DROP COLUMN output_dropped;
 "#,
+    r#"
+-- The scan queue (issue #15). A scan's own columns are what lists filter and sort on; what is
+-- only ever read whole (tags, attributes, the upload, the request, the outcome) is JSON text.
+-- Times are RFC 3339 UTC text with microseconds, so they compare as text.
+CREATE TABLE scans (
+    id                  TEXT PRIMARY KEY NOT NULL,
+    asset_name          TEXT NOT NULL,
+    asset_type          TEXT NOT NULL,
+    tags                TEXT NOT NULL,
+    scan_attributes     TEXT NOT NULL,
+    criteria_high       INTEGER NOT NULL,
+    criteria_medium     INTEGER NOT NULL,
+    criteria_low        INTEGER NOT NULL,
+    criteria_operator   TEXT NOT NULL,
+    user_name           TEXT NOT NULL,
+    state               TEXT NOT NULL,
+    created_at          TEXT NOT NULL,
+    upload              TEXT,
+    request             TEXT,
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    queued_at           TEXT,
+    started_at          TEXT,
+    finished_at         TEXT,
+    job_id              TEXT,
+    outcome             TEXT,
+    -- The outcome's counts again, as numbers, for `meta.matchedPoliciesSummary` sums.
+    found_high          INTEGER NOT NULL DEFAULT 0,
+    found_medium        INTEGER NOT NULL DEFAULT 0,
+    found_low           INTEGER NOT NULL DEFAULT 0
+);
+-- Lists are sorted by time unless asked otherwise, and each filter leads one index.
+CREATE INDEX scans_by_time ON scans(created_at);
+CREATE INDEX scans_by_state ON scans(state, created_at);
+CREATE INDEX scans_by_user ON scans(user_name, created_at);
+CREATE INDEX scans_by_asset_name ON scans(asset_name, created_at);
+CREATE INDEX scans_by_asset_type ON scans(asset_type, created_at);
+-- Workers take the oldest queued scan; recovery reads the running ones.
+CREATE INDEX scans_waiting ON scans(queued_at) WHERE state IN ('queued', 'running');
+CREATE INDEX scans_finished ON scans(finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE scan_tags (
+    scan    TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (scan, name)
+) WITHOUT ROWID;
+CREATE INDEX scan_tags_by_name ON scan_tags(name, value);
+CREATE TABLE scan_resources (
+    scan        TEXT NOT NULL,
+    resource    TEXT NOT NULL,
+    PRIMARY KEY (scan, resource)
+) WITHOUT ROWID;
+CREATE INDEX scan_resources_by_resource ON scan_resources(resource);
+CREATE TABLE scan_findings (
+    scan                TEXT NOT NULL,
+    position            INTEGER NOT NULL,
+    rule_id             TEXT NOT NULL,
+    title               TEXT NOT NULL,
+    severity            TEXT NOT NULL,
+    description         TEXT NOT NULL,
+    resource_type       TEXT NOT NULL,
+    resource_name       TEXT NOT NULL,
+    file                TEXT,
+    line                INTEGER,
+    category            TEXT NOT NULL,
+    documentation_url   TEXT,
+    PRIMARY KEY (scan, position)
+) WITHOUT ROWID;
+-- A nonce is consumed by inserting it: the primary key refuses a second use.
+CREATE TABLE upload_nonces (
+    nonce   TEXT PRIMARY KEY NOT NULL,
+    scan    TEXT NOT NULL,
+    used_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX upload_nonces_by_scan ON upload_nonces(scan);
+"#,
 ];
 
 /// Brings the schema up to the newest version.
-pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if current > MIGRATIONS.len() {
         return Err(StoreError::SchemaTooNew {
@@ -91,6 +166,6 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// The schema version this build writes.
-pub(super) fn latest_version() -> usize {
+pub(crate) fn latest_version() -> usize {
     MIGRATIONS.len()
 }

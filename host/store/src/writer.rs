@@ -18,15 +18,15 @@ use std::sync::mpsc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
-use super::StoreError;
-use super::record::{FinishedJob, JobStatus, NewJob};
+use crate::StoreError;
+use toolgate_model::{FinishedJob, JobStatus, NewJob};
 
 /// Most writes committed in one transaction: bounds how long the first write of a batch waits
 /// for the others.
 const MAX_BATCH: usize = 64;
 
 /// One change to the jobs table.
-pub(super) enum Write {
+pub(crate) enum Write {
     Insert {
         job: NewJob,
         started_at: Option<String>,
@@ -48,13 +48,13 @@ struct Request {
 
 /// Handle to the writer thread; cheap to clone. The thread ends when the last handle is gone.
 #[derive(Clone)]
-pub(super) struct Writer {
+pub(crate) struct Writer {
     queue: mpsc::Sender<Request>,
 }
 
 impl Writer {
     /// Starts the writer thread on `conn`.
-    pub(super) fn start(conn: Connection, retention: usize) -> Result<Self, StoreError> {
+    pub(crate) fn start(conn: Connection, retention: usize) -> Result<Self, StoreError> {
         let (queue, requests) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("toolgate-store".into())
@@ -64,7 +64,7 @@ impl Writer {
     }
 
     /// Queues `write` and waits until it is committed.
-    pub(super) async fn submit(&self, write: Write) -> Result<(), StoreError> {
+    pub(crate) async fn submit(&self, write: Write) -> Result<(), StoreError> {
         let (reply, committed) = oneshot::channel();
         self.queue
             .send(Request { write, reply })
@@ -95,7 +95,7 @@ fn serve(mut conn: Connection, retention: usize, requests: &mpsc::Receiver<Reque
 }
 
 /// Applies `writes` in one transaction; one result per write, in order.
-pub(super) fn commit_batch(
+pub(crate) fn commit_batch(
     conn: &mut Connection,
     retention: usize,
     writes: &[Write],

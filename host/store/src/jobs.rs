@@ -1,58 +1,34 @@
-//! Job persistence in SQLite: the only module that speaks SQL.
+//! The SQLite store and its job half: opening (migrations, marking jobs of a dead daemon
+//! `interrupted`), job writes through the group-commit writer, job reads.
 //!
 //! Invariants: writes go through one writer thread that commits them in batches (`writer`);
 //! reads use a second connection behind a mutex, only from blocking threads (`spawn_blocking`),
 //! so the async runtime never waits on disk; WAL journaling so readers do not block the writer;
 //! a job record is never deleted, only its stdout/stderr (a row of `job_output`) are dropped
 //! once it falls out of the newest `retention` jobs; opening the store marks jobs a dead daemon
-//! left queued or running as `interrupted`.
+//! left queued or running as `interrupted`; scan transitions (`scans.rs`) use a third
+//! connection, each in its own immediate transaction, because each needs a typed answer and they
+//! are rare next to job writes, which keep the batching writer to themselves.
 
-mod record;
-mod schema;
-mod writer;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob};
 
-pub use record::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob, UnknownStatus};
-use writer::{Write, Writer};
+use crate::writer::{Write, Writer};
+use crate::{JobStore, StoreError, StoreFuture};
 
 /// How long a writer waits for a lock held by another connection (e.g. an operator's sqlite3).
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot create the data directory {path}: {source}")]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("database schema version {found} is newer than this daemon supports ({supported})")]
-    SchemaTooNew { found: usize, supported: usize },
-    #[error("stored JSON is invalid: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("stored job has an invalid status: {0}")]
-    Status(#[from] UnknownStatus),
-    #[error("database worker thread failed: {0}")]
-    Worker(#[from] tokio::task::JoinError),
-    #[error("cannot start the database writer thread: {0}")]
-    WriterThread(std::io::Error),
-    #[error("the database writer thread is gone")]
-    WriterGone,
-    #[error("the transaction holding this write failed: {0}")]
-    Batch(String),
-}
-
-/// Handle to the job database; cheap to clone.
+/// Handle to the SQLite database; cheap to clone.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     writer: Writer,
-    reader: Arc<Mutex<Connection>>,
+    pub(crate) reader: Arc<Mutex<Connection>>,
+    /// Scan transitions: one at a time, each an immediate transaction (see the module doc).
+    pub(crate) scan_writer: Arc<Mutex<Connection>>,
     /// How many of the newest jobs keep their output (for reading `output_dropped`).
     retention: i64,
 }
@@ -70,7 +46,7 @@ const FROM_JOBS_AND_OUTPUT: &str = "FROM jobs LEFT JOIN job_output ON job_output
 const OUTPUT_DROPPED: &str = "(job_output.job IS NULL AND jobs.status NOT IN ('queued', 'running') \
     AND jobs.rowid <= (SELECT MAX(rowid) FROM jobs) - ?1)";
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database, migrates it and marks jobs of a dead daemon as
     /// interrupted. Returns the store and how many jobs were marked.
     pub fn open(path: &Path, retention: usize) -> Result<(Self, usize), StoreError> {
@@ -81,15 +57,16 @@ impl Store {
             })?;
         }
         let mut conn = connect(path)?;
-        schema::migrate(&mut conn)?;
+        crate::schema::migrate(&mut conn)?;
         let interrupted = conn.execute(
             "UPDATE jobs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?1), \
              error = COALESCE(error, 'the daemon stopped while this job was queued or running') \
              WHERE status IN ('queued', 'running')",
-            params![crate::time::now_rfc3339()],
+            params![now_text()],
         )?;
         let store = Self {
             reader: Arc::new(Mutex::new(connect(path)?)),
+            scan_writer: Arc::new(Mutex::new(connect(path)?)),
             writer: Writer::start(conn, retention)?,
             retention: i64::try_from(retention).unwrap_or(i64::MAX),
         };
@@ -97,18 +74,12 @@ impl Store {
     }
 
     /// Runs `work` on a blocking thread with the read connection.
-    async fn with_reader<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(crate) async fn with_reader<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.reader);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves the connection itself usable.
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut guard)
-        })
-        .await?
+        on_blocking_thread(Arc::clone(&self.reader), work).await
     }
 
     /// Records a newly admitted job: queued, or already running from `started_at` when it got a
@@ -181,8 +152,36 @@ impl Store {
 
     /// The schema version of this build (for diagnostics).
     pub fn schema_version() -> usize {
-        schema::latest_version()
+        crate::schema::latest_version()
     }
+}
+
+/// Runs `work` with `conn` on a blocking thread, so the async runtime never waits on disk.
+pub(crate) async fn on_blocking_thread<T, F>(
+    conn: Arc<Mutex<Connection>>,
+    work: F,
+) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        // A panic while holding the lock leaves the connection itself usable.
+        let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&mut guard)
+    })
+    .await?
+}
+
+/// Now in the daemon's one timestamp format (RFC 3339, UTC, microseconds, `Z`), which sorts
+/// as text.
+pub(crate) fn now_text() -> String {
+    time_text(chrono::Utc::now())
+}
+
+/// `time` in the daemon's one timestamp format.
+pub(crate) fn time_text(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// A connection with the store's settings.
@@ -288,5 +287,33 @@ impl RawRow {
     }
 }
 
+impl JobStore for SqliteStore {
+    fn insert_job(&self, job: NewJob, started_at: Option<String>) -> StoreFuture<()> {
+        let store = self.clone();
+        Box::pin(async move { store.insert(job, started_at).await })
+    }
+
+    fn mark_job_running(&self, id: String, started_at: String) -> StoreFuture<()> {
+        let store = self.clone();
+        Box::pin(async move { store.mark_running(id, started_at).await })
+    }
+
+    fn finish_job(&self, id: String, done: FinishedJob) -> StoreFuture<()> {
+        let store = self.clone();
+        Box::pin(async move { store.finish(id, done).await })
+    }
+
+    fn job(&self, id: String) -> StoreFuture<Option<JobRecord>> {
+        let store = self.clone();
+        Box::pin(async move { store.get(id).await })
+    }
+
+    fn list_jobs(&self, filter: JobFilter) -> StoreFuture<Vec<JobRecord>> {
+        let store = self.clone();
+        Box::pin(async move { store.list(filter).await })
+    }
+}
+
 #[cfg(test)]
+#[path = "jobs_tests.rs"]
 mod tests;

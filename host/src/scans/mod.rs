@@ -1,0 +1,243 @@
+//! The asynchronous scan queue's service: the public operations the IaC Scan API calls
+//! (create, record_upload, initiate, status, results, list, delete_expired) and the bounded
+//! worker pool that runs initiated scans.
+//!
+//! Invariants: the queue lives in the store, not in memory: an initiated scan is written as
+//! `queued` before its caller is answered, workers take scans only by the store's atomic
+//! `claim_next`, and a `Notify` merely wakes them early (a slow poll picks up scans another
+//! daemon initiated, or a wake-up that was missed); at start-up scans a dead daemon left
+//! `running` are recovered (re-queued, or `error` past `max_attempts`) before any worker runs;
+//! at shutdown running scans are cancelled and re-queued without using up an attempt (the
+//! daemon chose to stop them), so no scan is left `running` by a graceful stop; a scan's files
+//! live in `<scans_dir>/<id>/`, its extracted upload in `<scans_dir>/<id>/tree/`.
+
+mod executor;
+mod job_executor;
+mod judge;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use toolgate_model::{
+    Finding, NewScan, Scan, ScanId, ScanPage, ScanQuery, ScanRequest, UploadInfo,
+};
+use toolgate_store::{Recovered, Refused, ScanStore, StoreError};
+
+pub use executor::{BoxFuture, RunningScanJob, ScanExecutor, ScanJobEnd, ScanJobInput, StartError};
+pub use job_executor::{JobScanExecutor, model_finding};
+pub use judge::{NOT_APPLIED, judge};
+
+/// How often an idle worker looks for queued scans without being woken: picks up scans that
+/// another daemon sharing the store initiated. Slow, because a local initiate wakes a worker at
+/// once.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a worker waits after the store failed or no job slot was free, so that a failing
+/// database or a full daemon is not hammered.
+pub const BACKOFF: Duration = Duration::from_millis(500);
+
+/// Why a scan operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The scan is not in a state this operation starts from, or the nonce was used (the API
+    /// maps each kind to 403/404/409).
+    #[error(transparent)]
+    Refused(Refused),
+    #[error("the scan store failed: {0}")]
+    Store(StoreError),
+    #[error("cannot remove scan folder {path}: {source}")]
+    RemoveFolder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<StoreError> for ScanError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Refused(refused) => ScanError::Refused(refused),
+            other => ScanError::Store(other),
+        }
+    }
+}
+
+/// The queue's settings (`[scans]`).
+#[derive(Debug, Clone, Copy)]
+pub struct ScanSettings {
+    pub workers: usize,
+    pub max_attempts: u32,
+}
+
+/// The scan queue; cheap to clone.
+#[derive(Clone)]
+pub struct ScanService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn ScanStore>,
+    executor: Arc<dyn ScanExecutor>,
+    settings: ScanSettings,
+    scans_dir: PathBuf,
+    /// Woken on every initiate (one worker per wake-up).
+    wake: Notify,
+    /// Cancelled by `shutdown`: workers stop claiming and cancel what they run.
+    stopping: CancellationToken,
+    workers: TaskTracker,
+}
+
+impl ScanService {
+    pub fn new(
+        store: Arc<dyn ScanStore>,
+        executor: Arc<dyn ScanExecutor>,
+        settings: ScanSettings,
+        scans_dir: PathBuf,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                executor,
+                settings,
+                scans_dir,
+                wake: Notify::new(),
+                stopping: CancellationToken::new(),
+                workers: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// Recovers the scans a dead daemon left running, then starts the workers (which run what
+    /// is queued). Returns what recovery did.
+    pub async fn start(&self) -> Result<Recovered, ScanError> {
+        let inner = &self.inner;
+        let recovered = inner
+            .store
+            .recover_scans(inner.settings.max_attempts, Utc::now())
+            .await?;
+        if !recovered.requeued.is_empty() || !recovered.failed.is_empty() {
+            tracing::warn!(
+                requeued = recovered.requeued.len(),
+                failed = recovered.failed.len(),
+                max_attempts = inner.settings.max_attempts,
+                "scans left running by a previous daemon were recovered"
+            );
+        }
+        for index in 0..inner.settings.workers {
+            let service = self.clone();
+            inner
+                .workers
+                .spawn(async move { worker::run(service, index).await });
+        }
+        Ok(recovered)
+    }
+
+    /// Stops the workers: running scans' jobs are cancelled and the scans re-queued; returns
+    /// once every worker has ended.
+    pub async fn shutdown(&self) {
+        self.inner.stopping.cancel();
+        self.inner.workers.close();
+        self.inner.workers.wait().await;
+    }
+
+    /// The folder of scan `id` (uploads, the extracted tree).
+    pub fn folder(&self, id: &ScanId) -> PathBuf {
+        // A ScanId is a canonical UUID, so it is one plain path segment.
+        self.inner.scans_dir.join(id.as_str())
+    }
+
+    /// Where scan `id`'s upload is extracted: its job's workspace and only input root.
+    pub fn tree(&self, id: &ScanId) -> PathBuf {
+        self.folder(id).join("tree")
+    }
+
+    /// Stores a new scan, awaiting its upload.
+    pub async fn create(&self, scan: NewScan) -> Result<Scan, ScanError> {
+        Ok(self.inner.store.create_scan(scan).await?)
+    }
+
+    /// Records a received upload, consuming the URL's single-use `nonce`.
+    pub async fn record_upload(
+        &self,
+        id: ScanId,
+        nonce: String,
+        upload: UploadInfo,
+    ) -> Result<Scan, ScanError> {
+        Ok(self.inner.store.record_upload(id, nonce, upload).await?)
+    }
+
+    /// Queues an uploaded scan and wakes a worker.
+    pub async fn initiate(&self, id: ScanId, request: ScanRequest) -> Result<Scan, ScanError> {
+        let scan = self.inner.store.initiate(id, request, Utc::now()).await?;
+        self.inner.wake.notify_one();
+        Ok(scan)
+    }
+
+    /// One scan (its state, outcome and job); `Refused::UnknownScan` when there is none.
+    pub async fn status(&self, id: ScanId) -> Result<Scan, ScanError> {
+        self.inner
+            .store
+            .scan(id.clone())
+            .await?
+            .ok_or(ScanError::Refused(Refused::UnknownScan(id)))
+    }
+
+    /// A scan with its findings.
+    pub async fn results(&self, id: ScanId) -> Result<(Scan, Vec<Finding>), ScanError> {
+        let scan = self.status(id.clone()).await?;
+        let findings = self
+            .inner
+            .store
+            .findings(id.clone())
+            .await?
+            .ok_or(ScanError::Refused(Refused::UnknownScan(id)))?;
+        Ok((scan, findings))
+    }
+
+    /// A page of scans with the counts `meta` reports.
+    pub async fn list(&self, query: ScanQuery) -> Result<ScanPage, ScanError> {
+        Ok(self.inner.store.list_scans(query).await?)
+    }
+
+    /// Deletes scans finished before `finished_before` and scans never initiated that were
+    /// created before `abandoned_before`, with their folders; returns their ids.
+    pub async fn delete_expired(
+        &self,
+        finished_before: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> Result<Vec<ScanId>, ScanError> {
+        let expired = self
+            .inner
+            .store
+            .expire_scans(finished_before, abandoned_before)
+            .await?;
+        let folders: Vec<PathBuf> = expired.iter().map(|id| self.folder(id)).collect();
+        let removed = tokio::task::spawn_blocking(move || {
+            for path in folders {
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(ScanError::RemoveFolder { path, source }),
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match removed {
+            Ok(result) => result?,
+            Err(join) => tracing::error!(error = %join, "removing expired scan folders failed"),
+        }
+        Ok(expired)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod job_executor_tests;

@@ -1,0 +1,78 @@
+//! Why a store operation failed: the backend failed ([`StoreError`]), or a scan transition was
+//! refused because the scan is not where the transition starts ([`Refused`]); the API maps the
+//! latter to 403/404/409 without reading any message.
+
+use std::path::PathBuf;
+
+use toolgate_model::{ScanId, ScanState};
+
+/// A scan transition the scan's current state does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("no scan with id {0}")]
+    UnknownScan(ScanId),
+    #[error("a scan with id {0} already exists")]
+    DuplicateScan(ScanId),
+    #[error("this upload URL was already used; create a new scan to upload again")]
+    NonceReused,
+    #[error("scan {id} is {state}, not awaiting an upload")]
+    NotAwaitingUpload { id: ScanId, state: &'static str },
+    #[error("scan {id} has no upload yet; upload the file to the scan's URL before initiating it")]
+    NotUploaded { id: ScanId },
+    #[error("scan {id} was already initiated (it is {state})")]
+    AlreadyInitiated { id: ScanId, state: &'static str },
+    #[error("scan {id} is {state}, not running")]
+    NotRunning { id: ScanId, state: &'static str },
+    #[error("{0} is not a state a scan can end in; allowed: passed, failed, error")]
+    NotAnEnding(&'static str),
+}
+
+impl Refused {
+    pub(crate) fn state(state: ScanState) -> &'static str {
+        state.as_str()
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this daemon supports ({supported})")]
+    SchemaTooNew { found: usize, supported: usize },
+    #[error("stored JSON is invalid: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("a stored value is invalid: {0}")]
+    Corrupt(String),
+    #[error("database worker thread failed: {0}")]
+    Worker(#[from] tokio::task::JoinError),
+    #[error("cannot start the database writer thread: {0}")]
+    WriterThread(std::io::Error),
+    #[error("the database writer thread is gone")]
+    WriterGone,
+    #[error("the transaction holding this write failed: {0}")]
+    Batch(String),
+}
+
+impl From<toolgate_model::UnknownJobStatus> for StoreError {
+    fn from(error: toolgate_model::UnknownJobStatus) -> Self {
+        StoreError::Corrupt(error.to_string())
+    }
+}
+
+impl StoreError {
+    /// The refusal, when this is one (for callers that map refusals to their own answers).
+    pub fn refused(&self) -> Option<&Refused> {
+        match self {
+            StoreError::Refused(refused) => Some(refused),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! toolgate's persistence: jobs (the history of every tool run) and scans (the asynchronous scan
+//! queue with its findings), behind two narrow traits, [`JobStore`] and [`ScanStore`], and their
+//! SQLite implementation, [`SqliteStore`]. This is the only crate that speaks SQL or depends on
+//! a SQL driver; the daemon sees model types ([`toolgate_model`]) and these traits only.
+//!
+//! Why traits of boxed futures: the backend is chosen by configuration at run time (SQLite for
+//! one daemon, PostgreSQL next, for several daemons sharing one queue), so the daemon holds an
+//! `Arc<dyn Store>`; `async fn` in traits is not object-safe, and an enum of backends would make
+//! every backend a dependency of every build. A boxed future costs one allocation per call,
+//! nothing beside a database round trip.
+//!
+//! Invariants: every state a second daemon would need lives in the store, not in memory (the
+//! queue, the consumed upload nonces, attempts); every scan transition is one atomic
+//! compare-and-set on the scan's state, refused with a typed [`Refused`] when the scan is not in
+//! the state the transition starts from; schema changes are appended migrations
+//! (`schema.rs`), never edits.
+#![forbid(unsafe_code)]
+
+mod error;
+mod jobs;
+mod scan_list;
+mod scan_rows;
+mod scans;
+mod schema;
+mod writer;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use toolgate_model::{
+    Finding, FinishedJob, JobFilter, JobRecord, NewJob, NewScan, Scan, ScanId, ScanOutcome,
+    ScanPage, ScanQuery, ScanRequest, ScanState, UploadInfo,
+};
+
+pub use error::{Refused, StoreError};
+pub use jobs::SqliteStore;
+
+/// What every store operation returns: a future that owns what it needs (`'static`), so a
+/// caller can hold `Arc<dyn Store>` and spawn the call.
+pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+
+/// The job history: every tool run, synchronous or on behalf of a scan.
+pub trait JobStore: Send + Sync {
+    /// Records a newly admitted job: queued, or already running from `started_at` when it got a
+    /// running slot at once (one write instead of two).
+    fn insert_job(&self, job: NewJob, started_at: Option<String>) -> StoreFuture<()>;
+    /// Marks a queued job as running.
+    fn mark_job_running(&self, id: String, started_at: String) -> StoreFuture<()>;
+    /// Records a job's end (and drops the output of jobs beyond the output retention limit).
+    fn finish_job(&self, id: String, done: FinishedJob) -> StoreFuture<()>;
+    /// One job with its output (unless retention dropped it).
+    fn job(&self, id: String) -> StoreFuture<Option<JobRecord>>;
+    /// Jobs newest first, without stdout/stderr.
+    fn list_jobs(&self, filter: JobFilter) -> StoreFuture<Vec<JobRecord>>;
+}
+
+/// What [`ScanStore::recover_scans`] did with the scans a dead daemon left running.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Back to `queued`: they run again.
+    pub requeued: Vec<ScanId>,
+    /// Out of attempts: now `error`, with the reason in their error details.
+    pub failed: Vec<ScanId>,
+}
+
+/// The asynchronous scan queue. Each transition is atomic and checks the state it starts from:
+/// awaiting_upload -(record_upload)-> uploaded -(initiate)-> queued -(claim_next)-> running
+/// -(finish_scan)-> passed | failed | error; running -(requeue_scan, recover_scans)-> queued.
+pub trait ScanStore: Send + Sync {
+    /// Stores a new scan (state awaiting_upload).
+    fn create_scan(&self, scan: NewScan) -> StoreFuture<Scan>;
+    /// One scan, if it exists.
+    fn scan(&self, id: ScanId) -> StoreFuture<Option<Scan>>;
+    /// Consumes the single-use upload `nonce` and moves the scan awaiting_upload -> uploaded, in
+    /// one transaction. Refused: unknown scan, a nonce already used, a scan not awaiting upload.
+    fn record_upload(&self, id: ScanId, nonce: String, upload: UploadInfo) -> StoreFuture<Scan>;
+    /// Moves uploaded -> queued with the request. Refused: unknown scan, not uploaded yet,
+    /// already initiated.
+    fn initiate(&self, id: ScanId, request: ScanRequest, now: DateTime<Utc>) -> StoreFuture<Scan>;
+    /// Takes the oldest queued scan: queued -> running, attempts + 1, atomically, so two
+    /// workers (or daemons) never take the same scan. `None` when nothing is queued.
+    fn claim_next(&self, now: DateTime<Utc>) -> StoreFuture<Option<Scan>>;
+    /// Names the job that runs a running scan (so its progress can be followed in /api/jobs).
+    fn attach_job(&self, id: ScanId, job_id: String) -> StoreFuture<()>;
+    /// Ends a running scan in `state` (passed, failed or error) with its outcome and findings.
+    fn finish_scan(
+        &self,
+        id: ScanId,
+        state: ScanState,
+        outcome: ScanOutcome,
+        findings: Vec<Finding>,
+        now: DateTime<Utc>,
+    ) -> StoreFuture<Scan>;
+    /// Puts a running scan back in the queue without counting the attempt (the daemon chose
+    /// to stop it, e.g. at shutdown: the scan did nothing wrong).
+    fn requeue_scan(&self, id: ScanId) -> StoreFuture<()>;
+    /// At start-up: scans left running by a dead daemon go back to queued while they have
+    /// attempts left (`attempts < max_attempts`), else to error with the reason. With one
+    /// daemon per store (SQLite) every running scan at start-up is a dead daemon's; a store
+    /// shared by several daemons (PostgreSQL) needs to tell a dead daemon's scans from a live
+    /// one's first (a lease per claim, renewed while the job runs) before it implements this.
+    fn recover_scans(&self, max_attempts: u32, now: DateTime<Utc>) -> StoreFuture<Recovered>;
+    /// A page of scans matching `query`, with counts over every match.
+    fn list_scans(&self, query: ScanQuery) -> StoreFuture<ScanPage>;
+    /// A scan's findings in the order the tool reported them; `None` for an unknown scan.
+    fn findings(&self, id: ScanId) -> StoreFuture<Option<Vec<Finding>>>;
+    /// Deletes, with their findings, scans that finished before `finished_before` and scans
+    /// never initiated that were created before `abandoned_before`; returns their ids (so the
+    /// daemon deletes their folders).
+    fn expire_scans(
+        &self,
+        finished_before: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> StoreFuture<Vec<ScanId>>;
+}
+
+/// A complete store: what the daemon is given (as `Arc<dyn Store>`).
+pub trait Store: JobStore + ScanStore {}
+
+impl<T: JobStore + ScanStore> Store for T {}

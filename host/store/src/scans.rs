@@ -1,0 +1,391 @@
+//! The scan queue in SQLite: every transition is one immediate transaction on the scan
+//! connection that reads the scan's state, refuses with [`Refused`] when the transition does not
+//! start there, and writes the new state with the old one in its `WHERE` (so it stays correct
+//! when a second connection or daemon races it).
+//!
+//! Why an immediate transaction: it takes SQLite's write lock at `BEGIN`, so the state read and
+//! the write cannot interleave with another writer's; the PostgreSQL equivalent is a row lock
+//! (`SELECT ... FOR UPDATE`, and `FOR UPDATE SKIP LOCKED` in `claim_next`).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use toolgate_model::{
+    ErrorDetail, Finding, NewScan, Scan, ScanId, ScanOutcome, ScanPage, ScanQuery, ScanRequest,
+    ScanState, UploadInfo,
+};
+
+use crate::jobs::{SqliteStore, on_blocking_thread, time_text};
+use crate::scan_rows::{
+    FINDING_COLUMNS, RawScan, SCAN_COLUMNS, checked_finding, insert_findings, insert_scan,
+    read_finding, state_of,
+};
+use crate::{Recovered, Refused, ScanStore, StoreError, StoreFuture};
+
+/// The `code` of the error detail a scan gets when it ran out of attempts.
+pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
+
+impl SqliteStore {
+    /// Runs `work` in one immediate transaction on the scan connection, on a blocking thread;
+    /// commits when it succeeds, rolls back when it fails.
+    fn transition<T, F>(&self, work: F) -> StoreFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = std::sync::Arc::clone(&self.scan_writer);
+        Box::pin(on_blocking_thread(conn, move |conn: &mut Connection| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let result = work(&tx)?;
+            tx.commit()?;
+            Ok(result)
+        }))
+    }
+}
+
+/// The scan's state, or [`Refused::UnknownScan`].
+fn state_of_scan(tx: &Transaction<'_>, id: &ScanId) -> Result<ScanState, StoreError> {
+    let state: Option<String> = tx
+        .prepare_cached("SELECT state FROM scans WHERE id = ?1")?
+        .query_row(params![id.as_str()], |row| row.get(0))
+        .optional()?;
+    let state = state.ok_or_else(|| Refused::UnknownScan(id.clone()))?;
+    state_of(&state).ok_or_else(|| StoreError::Corrupt(format!("scan {id}: state {state:?}")))
+}
+
+/// One scan, read with `conn` (a transaction or the reader).
+fn read_scan(conn: &Connection, id: &ScanId) -> Result<Option<Scan>, StoreError> {
+    let sql = format!("SELECT {SCAN_COLUMNS} FROM scans WHERE id = ?1");
+    conn.prepare_cached(&sql)?
+        .query_row(params![id.as_str()], RawScan::read)
+        .optional()?
+        .map(RawScan::into_scan)
+        .transpose()
+}
+
+/// The scan just written in `tx`.
+fn written_scan(tx: &Transaction<'_>, id: &ScanId) -> Result<Scan, StoreError> {
+    read_scan(tx, id)?.ok_or_else(|| Refused::UnknownScan(id.clone()).into())
+}
+
+fn record_upload(
+    tx: &Transaction<'_>,
+    id: &ScanId,
+    nonce: &str,
+    upload: &UploadInfo,
+) -> Result<Scan, StoreError> {
+    let state = state_of_scan(tx, id)?;
+    let consumed = tx
+        .prepare_cached(
+            "INSERT INTO upload_nonces (nonce, scan, used_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (nonce) DO NOTHING",
+        )?
+        .execute(params![nonce, id.as_str(), time_text(upload.uploaded_at)])?;
+    if consumed == 0 {
+        return Err(Refused::NonceReused.into());
+    }
+    if state != ScanState::AwaitingUpload {
+        return Err(Refused::NotAwaitingUpload {
+            id: id.clone(),
+            state: Refused::state(state),
+        }
+        .into());
+    }
+    tx.prepare_cached(
+        "UPDATE scans SET state = 'uploaded', upload = ?2 WHERE id = ?1 AND state = 'awaiting_upload'",
+    )?
+    .execute(params![id.as_str(), serde_json::to_string(upload)?])?;
+    written_scan(tx, id)
+}
+
+fn initiate(
+    tx: &Transaction<'_>,
+    id: &ScanId,
+    request: &ScanRequest,
+    now: DateTime<Utc>,
+) -> Result<Scan, StoreError> {
+    match state_of_scan(tx, id)? {
+        ScanState::Uploaded => {}
+        ScanState::AwaitingUpload => return Err(Refused::NotUploaded { id: id.clone() }.into()),
+        state => {
+            return Err(Refused::AlreadyInitiated {
+                id: id.clone(),
+                state: Refused::state(state),
+            }
+            .into());
+        }
+    }
+    tx.prepare_cached(
+        "UPDATE scans SET state = 'queued', request = ?2, queued_at = ?3 \
+         WHERE id = ?1 AND state = 'uploaded'",
+    )?
+    .execute(params![
+        id.as_str(),
+        serde_json::to_string(request)?,
+        time_text(now)
+    ])?;
+    written_scan(tx, id)
+}
+
+/// The oldest queued scan, now running. The sub-select picks it and the outer `WHERE` re-checks
+/// the state; in PostgreSQL the sub-select is `... LIMIT 1 FOR UPDATE SKIP LOCKED`, so daemons
+/// sharing the queue each take a different scan without waiting on each other.
+fn claim_next(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Option<Scan>, StoreError> {
+    let sql = format!(
+        "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = ?1, \
+         job_id = NULL \
+         WHERE id = (SELECT id FROM scans WHERE state = 'queued' ORDER BY queued_at, id LIMIT 1) \
+         AND state = 'queued' RETURNING {SCAN_COLUMNS}"
+    );
+    tx.prepare_cached(&sql)?
+        .query_row(params![time_text(now)], RawScan::read)
+        .optional()?
+        .map(RawScan::into_scan)
+        .transpose()
+}
+
+fn refuse_unless_running(tx: &Transaction<'_>, id: &ScanId) -> Result<(), StoreError> {
+    match state_of_scan(tx, id)? {
+        ScanState::Running => Ok(()),
+        state => Err(Refused::NotRunning {
+            id: id.clone(),
+            state: Refused::state(state),
+        }
+        .into()),
+    }
+}
+
+fn finish_scan(
+    tx: &Transaction<'_>,
+    id: &ScanId,
+    state: ScanState,
+    outcome: &ScanOutcome,
+    findings: &[Finding],
+    now: DateTime<Utc>,
+) -> Result<Scan, StoreError> {
+    if !state.is_terminal() {
+        return Err(Refused::NotAnEnding(Refused::state(state)).into());
+    }
+    refuse_unless_running(tx, id)?;
+    write_ending(tx, id, state, outcome, now)?;
+    insert_findings(tx, id, findings, &outcome.resources)?;
+    written_scan(tx, id)
+}
+
+/// Writes a running scan's ending (its findings are the caller's).
+fn write_ending(
+    tx: &Transaction<'_>,
+    id: &ScanId,
+    state: ScanState,
+    outcome: &ScanOutcome,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use toolgate_model::severity::Bucket;
+    let counts = &outcome.counts;
+    let as_sql = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
+    tx.prepare_cached(
+        "UPDATE scans SET state = ?2, outcome = ?3, finished_at = ?4, found_high = ?5, \
+         found_medium = ?6, found_low = ?7 WHERE id = ?1 AND state = 'running'",
+    )?
+    .execute(params![
+        id.as_str(),
+        state.as_str(),
+        serde_json::to_string(outcome)?,
+        time_text(now),
+        as_sql(counts.bucket(Bucket::High)),
+        as_sql(counts.bucket(Bucket::Medium)),
+        as_sql(counts.bucket(Bucket::Low)),
+    ])?;
+    Ok(())
+}
+
+fn requeue(tx: &Transaction<'_>, id: &ScanId) -> Result<(), StoreError> {
+    refuse_unless_running(tx, id)?;
+    tx.prepare_cached(
+        "UPDATE scans SET state = 'queued', attempts = MAX(attempts - 1, 0), started_at = NULL, \
+         job_id = NULL WHERE id = ?1 AND state = 'running'",
+    )?
+    .execute(params![id.as_str()])?;
+    Ok(())
+}
+
+fn recover(
+    tx: &Transaction<'_>,
+    max_attempts: u32,
+    now: DateTime<Utc>,
+) -> Result<Recovered, StoreError> {
+    let running: Vec<(String, u32)> = tx
+        .prepare_cached(
+            "SELECT id, attempts FROM scans WHERE state = 'running' ORDER BY queued_at",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut recovered = Recovered::default();
+    for (id, attempts) in running {
+        let id = ScanId::parse(&id).map_err(|_| StoreError::Corrupt(format!("scan id {id:?}")))?;
+        if attempts < max_attempts {
+            tx.prepare_cached(
+                "UPDATE scans SET state = 'queued', started_at = NULL, job_id = NULL \
+                 WHERE id = ?1 AND state = 'running'",
+            )?
+            .execute(params![id.as_str()])?;
+            recovered.requeued.push(id);
+        } else {
+            let outcome = ScanOutcome {
+                error_details: vec![ErrorDetail {
+                    code: RETRIES_EXHAUSTED.to_string(),
+                    detail: format!(
+                        "the daemon stopped while this scan was running, {attempts} times; \
+                         scans are started at most {max_attempts} times"
+                    ),
+                }],
+                ..ScanOutcome::default()
+            };
+            write_ending(tx, &id, ScanState::Error, &outcome, now)?;
+            recovered.failed.push(id);
+        }
+    }
+    Ok(recovered)
+}
+
+fn expire(
+    tx: &Transaction<'_>,
+    finished_before: DateTime<Utc>,
+    abandoned_before: DateTime<Utc>,
+) -> Result<Vec<ScanId>, StoreError> {
+    let ids: Vec<String> = tx
+        .prepare_cached(
+            "SELECT id FROM scans WHERE finished_at < ?1 \
+             UNION SELECT id FROM scans WHERE state IN ('awaiting_upload', 'uploaded') \
+             AND created_at < ?2",
+        )?
+        .query_map(
+            params![time_text(finished_before), time_text(abandoned_before)],
+            |row| row.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    for table in [
+        "scan_findings",
+        "scan_tags",
+        "scan_resources",
+        "upload_nonces",
+    ] {
+        let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE scan = ?1"))?;
+        for id in &ids {
+            delete.execute(params![id])?;
+        }
+    }
+    let mut delete = tx.prepare_cached("DELETE FROM scans WHERE id = ?1")?;
+    for id in &ids {
+        delete.execute(params![id])?;
+    }
+    ids.into_iter()
+        .map(|id| ScanId::parse(&id).map_err(|_| StoreError::Corrupt(format!("scan id {id:?}"))))
+        .collect()
+}
+
+fn read_findings(conn: &Connection, id: &ScanId) -> Result<Option<Vec<Finding>>, StoreError> {
+    let exists: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM scans WHERE id = ?1")?
+        .query_row(params![id.as_str()], |row| row.get(0))
+        .optional()?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let sql =
+        format!("SELECT {FINDING_COLUMNS} FROM scan_findings WHERE scan = ?1 ORDER BY position");
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![id.as_str()], read_finding)?;
+    let mut findings = Vec::new();
+    for row in rows {
+        findings.push(checked_finding(row?)?);
+    }
+    Ok(Some(findings))
+}
+
+impl ScanStore for SqliteStore {
+    fn create_scan(&self, new: NewScan) -> StoreFuture<Scan> {
+        let scan = Scan::created(new);
+        self.transition(move |tx| {
+            if read_scan(tx, &scan.id)?.is_some() {
+                return Err(Refused::DuplicateScan(scan.id.clone()).into());
+            }
+            insert_scan(tx, &scan)?;
+            Ok(scan)
+        })
+    }
+
+    fn scan(&self, id: ScanId) -> StoreFuture<Option<Scan>> {
+        let store = self.clone();
+        Box::pin(async move { store.with_reader(move |conn| read_scan(conn, &id)).await })
+    }
+
+    fn record_upload(&self, id: ScanId, nonce: String, upload: UploadInfo) -> StoreFuture<Scan> {
+        self.transition(move |tx| record_upload(tx, &id, &nonce, &upload))
+    }
+
+    fn initiate(&self, id: ScanId, request: ScanRequest, now: DateTime<Utc>) -> StoreFuture<Scan> {
+        self.transition(move |tx| initiate(tx, &id, &request, now))
+    }
+
+    fn claim_next(&self, now: DateTime<Utc>) -> StoreFuture<Option<Scan>> {
+        self.transition(move |tx| claim_next(tx, now))
+    }
+
+    fn attach_job(&self, id: ScanId, job_id: String) -> StoreFuture<()> {
+        self.transition(move |tx| {
+            refuse_unless_running(tx, &id)?;
+            tx.prepare_cached("UPDATE scans SET job_id = ?2 WHERE id = ?1 AND state = 'running'")?
+                .execute(params![id.as_str(), job_id])?;
+            Ok(())
+        })
+    }
+
+    fn finish_scan(
+        &self,
+        id: ScanId,
+        state: ScanState,
+        outcome: ScanOutcome,
+        findings: Vec<Finding>,
+        now: DateTime<Utc>,
+    ) -> StoreFuture<Scan> {
+        self.transition(move |tx| finish_scan(tx, &id, state, &outcome, &findings, now))
+    }
+
+    fn requeue_scan(&self, id: ScanId) -> StoreFuture<()> {
+        self.transition(move |tx| requeue(tx, &id))
+    }
+
+    fn recover_scans(&self, max_attempts: u32, now: DateTime<Utc>) -> StoreFuture<Recovered> {
+        self.transition(move |tx| recover(tx, max_attempts, now))
+    }
+
+    fn list_scans(&self, query: ScanQuery) -> StoreFuture<ScanPage> {
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .with_reader(move |conn| crate::scan_list::list(conn, &query))
+                .await
+        })
+    }
+
+    fn findings(&self, id: ScanId) -> StoreFuture<Option<Vec<Finding>>> {
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .with_reader(move |conn| read_findings(conn, &id))
+                .await
+        })
+    }
+
+    fn expire_scans(
+        &self,
+        finished_before: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> StoreFuture<Vec<ScanId>> {
+        self.transition(move |tx| expire(tx, finished_before, abandoned_before))
+    }
+}
+
+#[cfg(test)]
+#[path = "scans_tests.rs"]
+mod tests;

@@ -1,0 +1,166 @@
+//! Helpers for `plan_scan`: the request's paths as typed input paths, with every problem
+//! collected as a field error.
+//!
+//! Invariants: every path handed out is absolute and lies under the request's `directory` by
+//! construction (the relative part is joined to it after `value::check_path` refused `..`
+//! components, control characters and unusual characters), and is an `Arg::InputPath`, so the
+//! host still canonicalizes and checks it; nothing here panics on input.
+
+use crate::types::{Arg, FieldError, ScanRequest};
+use crate::value::check_path;
+
+/// Field names of the request's parts, as the contract spells them (and errors name them).
+pub const DIRECTORY_FIELD: &str = "directory";
+pub const FILES_FIELD: &str = "files";
+pub const FOLDERS_FIELD: &str = "folders";
+pub const VARIABLES_FIELD: &str = "variables";
+pub const VARIABLE_FILES_FIELD: &str = "variable-files";
+pub const TEMPLATE_VERSION_FIELD: &str = "template-version";
+
+/// Turns a request's paths into input paths under its directory, collecting field errors.
+#[derive(Debug)]
+pub struct ScanPaths {
+    directory: String,
+    errors: Vec<FieldError>,
+}
+
+impl ScanPaths {
+    /// Checks `request.directory`: absolute, and a clean path by `value::check_path`.
+    pub fn new(request: &ScanRequest) -> Self {
+        let mut paths = ScanPaths {
+            directory: request.directory.trim_end_matches('/').to_string(),
+            errors: Vec::new(),
+        };
+        if !request.directory.starts_with('/') {
+            paths.error(DIRECTORY_FIELD, "must be an absolute path");
+        } else if let Err(error) = check_path(&request.directory) {
+            paths.error(DIRECTORY_FIELD, error.to_string());
+        }
+        paths
+    }
+
+    /// The scan's directory itself.
+    pub fn directory(&self) -> Arg {
+        Arg::InputPath(self.root())
+    }
+
+    /// `relative` (to the directory; a leading `/` means the upload's root, as the IaC Scan
+    /// API spells it) as an input path under the directory. `None`, with a field error naming
+    /// `field`, when it is not a clean relative path.
+    pub fn path(&mut self, field: &str, relative: &str) -> Option<Arg> {
+        let trimmed = relative.trim_start_matches('/');
+        match check_path(trimmed) {
+            Err(error) => {
+                self.error(field, error.to_string());
+                None
+            }
+            Ok(_) if trimmed.is_empty() || trimmed == "." => Some(self.directory()),
+            Ok(clean) => Some(Arg::InputPath(format!("{}/{clean}", self.directory))),
+        }
+    }
+
+    /// Every path of `relatives`, in order; the bad ones give field errors.
+    pub fn paths(&mut self, field: &str, relatives: &[String]) -> Vec<Arg> {
+        relatives
+            .iter()
+            .filter_map(|relative| self.path(field, relative))
+            .collect()
+    }
+
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    /// `value` when no error was recorded, otherwise every error.
+    pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.errors)
+        }
+    }
+
+    /// The directory; `/` when it was the root (trimmed to empty).
+    fn root(&self) -> String {
+        if self.directory.is_empty() {
+            "/".to_string()
+        } else {
+            self.directory.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::TemplateType;
+
+    fn request(directory: &str) -> ScanRequest {
+        ScanRequest {
+            directory: directory.to_string(),
+            template_type: TemplateType::Tf,
+            template_version: None,
+            files: Vec::new(),
+            folders: Vec::new(),
+            variables: Vec::new(),
+            variable_files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn path_table() {
+        // (relative, Some(input path) | None: refused)
+        let cases: &[(&str, Option<&str>)] = &[
+            ("main.tf", Some("/scans/7/tree/main.tf")),
+            ("/dev/app.tf", Some("/scans/7/tree/dev/app.tf")),
+            ("dev/", Some("/scans/7/tree/dev/")),
+            ("", Some("/scans/7/tree")),
+            ("/", Some("/scans/7/tree")),
+            (".", Some("/scans/7/tree")),
+            ("../etc/passwd", None),
+            ("dev/../../x", None),
+            ("a\nb", None),
+            ("a;b", None),
+            ("$(id)", None),
+            ("-rf", None),
+        ];
+        for (relative, expected) in cases {
+            let mut paths = ScanPaths::new(&request("/scans/7/tree/"));
+            let got = paths.path(FILES_FIELD, relative);
+            match expected {
+                Some(path) => {
+                    assert_eq!(got, Some(Arg::InputPath(path.to_string())), "{relative:?}")
+                }
+                None => {
+                    assert_eq!(got, None, "{relative:?}");
+                    let errors = paths.finish(()).unwrap_err();
+                    assert_eq!(errors[0].field, FILES_FIELD, "{relative:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn directory_table() {
+        let cases = [
+            ("/scans/7/tree", true),
+            ("/", true),
+            ("scans/7", false),
+            ("", false),
+            ("/scans/../etc", false),
+            ("/scans/\u{7}", false),
+        ];
+        for (directory, allowed) in cases {
+            let paths = ScanPaths::new(&request(directory));
+            let result = paths.finish(());
+            assert_eq!(result.is_ok(), allowed, "{directory:?}: {result:?}");
+            if let Err(errors) = result {
+                assert_eq!(errors[0].field, DIRECTORY_FIELD);
+            }
+        }
+        assert_eq!(
+            ScanPaths::new(&request("/")).directory(),
+            Arg::InputPath("/".into())
+        );
+    }
+}
