@@ -79,7 +79,7 @@ pub enum LoadError {
         name: String,
     },
     #[error(
-        "{path}: tool `{tool}`: version argument {arg:?} is not one literal token (printable ASCII without spaces, 1 to 64 bytes)"
+        "{path}: tool `{tool}`: version argument {arg:?} is not a plain word or flag (ASCII letters, digits, '-' and '_', 1 to 32 bytes)"
     )]
     InvalidVersionArg {
         path: PathBuf,

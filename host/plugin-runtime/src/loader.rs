@@ -43,11 +43,11 @@ pub const MAX_VERSION_BYTES: usize = 64;
 pub const MAX_SUMMARY_BYTES: usize = 1024;
 /// Largest params JSON Schema: schemas of real tools are a few KB; it is served on every listing.
 pub const MAX_PARAMS_SCHEMA_BYTES: usize = 256 << 10;
-/// Most version arguments: real tools need one (`version`, `--version`); the host runs the
-/// operator's binary with them at start-up, so they stay few and short.
-pub const MAX_VERSION_ARGS: usize = 8;
-/// Longest version argument.
-pub const MAX_VERSION_ARG_BYTES: usize = 64;
+/// Most version arguments: real tools need one or two (`version`, `--version`, `version
+/// --short`); the host runs the operator's binary with them at start-up, so they stay few.
+pub const MAX_VERSION_ARGS: usize = 4;
+/// Longest version argument: the longest real spelling is a dozen bytes.
+pub const MAX_VERSION_ARG_BYTES: usize = 32;
 
 /// What `load_dir` did with each entry of the directory.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -287,12 +287,15 @@ fn checked_description(
     })
 }
 
-/// A version argument the host can pass as one literal token: printable ASCII without spaces,
-/// 1..=`MAX_VERSION_ARG_BYTES` bytes (`version`, `--version`, `-V`).
+/// A version argument: a word or flag of `[A-Za-z0-9_-]`, 1..=`MAX_VERSION_ARG_BYTES` bytes
+/// (`version`, `--version`, `-V`). No `/`, `.`, `=` or space: a version query never needs a
+/// path or a value, so a plugin cannot make the start-up probe read a file or set an option.
 fn is_version_arg(arg: &str) -> bool {
     !arg.is_empty()
         && arg.len() <= MAX_VERSION_ARG_BYTES
-        && arg.bytes().all(|b| b.is_ascii_graphic())
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `^[a-z0-9][a-z0-9_-]{0,63}$`
@@ -476,9 +479,24 @@ mod tests {
                 "",
             ),
             (
+                "version --short",
+                |d| d.version_args = vec!["version".into(), "--short".into()],
+                "",
+            ),
+            (
                 "many version args",
-                |d| d.version_args = vec!["-v".into(); 9],
-                "version-args is 9",
+                |d| d.version_args = vec!["-v".into(); 5],
+                "version-args is 5",
+            ),
+            (
+                "version arg with a path",
+                |d| d.version_args = vec!["--config-file".into(), "/etc/x".into()],
+                "version argument \"/etc/x\"",
+            ),
+            (
+                "version arg with a value",
+                |d| d.version_args = vec!["--external-checks-dir=x".into()],
+                "version argument",
             ),
             (
                 "version arg with a space",
@@ -497,7 +515,7 @@ mod tests {
             ),
             (
                 "long version arg",
-                |d| d.version_args = vec!["v".repeat(65)],
+                |d| d.version_args = vec!["v".repeat(33)],
                 "version argument",
             ),
             (

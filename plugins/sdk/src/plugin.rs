@@ -38,3 +38,53 @@ pub trait Plugin {
     /// Classify a finished run and extract normalized findings.
     fn parse(outcome: &Outcome) -> ParseResult;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Classification, TemplateType};
+
+    /// A plugin that implements only the 0.1.0-era calls.
+    struct NoScans;
+
+    impl Plugin for NoScans {
+        fn describe() -> ToolDescription {
+            unreachable!("not called by this test")
+        }
+        fn plan(_params: &str, _ctx: &PlanContext) -> Result<Vec<Arg>, Vec<FieldError>> {
+            Ok(Vec::new())
+        }
+        fn parse(_outcome: &Outcome) -> ParseResult {
+            ParseResult {
+                classification: Classification::Clean,
+                findings: Vec::new(),
+                message: None,
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_plan_scan_refuses_every_template_type_naming_it() {
+        for template_type in [TemplateType::Tf, TemplateType::Cft, TemplateType::K8s] {
+            let request = ScanRequest {
+                directory: "/scans/1".into(),
+                template_type,
+                template_version: None,
+                files: Vec::new(),
+                folders: Vec::new(),
+                variables: Vec::new(),
+                variable_files: Vec::new(),
+            };
+            let errors = NoScans::plan_scan(&request, &PlanContext::default()).unwrap_err();
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].field, TEMPLATE_TYPE_FIELD);
+            assert_eq!(
+                errors[0].message,
+                format!(
+                    "{}: this tool cannot scan a directory of templates",
+                    template_type.name()
+                )
+            );
+        }
+    }
+}
