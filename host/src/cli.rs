@@ -57,6 +57,11 @@ enum Command {
         #[arg(long, env = "TOOLGATE_URL", default_value = "http://127.0.0.1:8888")]
         url: String,
     },
+    /// Access keys for `[[tenants]]`.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Inspect the loaded plugins.
     Plugin {
         /// Configuration file (TOML); the embedded defaults when absent.
@@ -71,6 +76,13 @@ enum Command {
 enum ConfigCommand {
     /// Validate a configuration file and explain each problem with its key.
     Check { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a new access key for TENANT (id and secret, shown once) and the configuration
+    /// lines to paste into its `[[tenants]]` entry (which store only the secret's SHA-256).
+    New { tenant: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +115,8 @@ pub enum CliError {
     #[error(transparent)]
     Job(#[from] JobError),
     #[error(transparent)]
+    NewKey(#[from] toolgate_auth::NewKeyError),
+    #[error(transparent)]
     McpRelay(#[from] crate::mcp::stdio::RelayError),
 }
 
@@ -114,6 +128,9 @@ pub fn run() -> Result<ExitCode, CliError> {
             command: ConfigCommand::Check { file },
         } => Ok(check(&file)),
         Command::Mcp { url } => mcp(&url),
+        Command::Token {
+            command: TokenCommand::New { tenant },
+        } => new_token(&tenant),
         Command::Plugin { config, command } => {
             let config = load(config.as_deref())?;
             crate::logging::init(config.log_format, crate::logging::COMMAND_FILTER);
@@ -160,6 +177,20 @@ fn mcp(url: &str) -> Result<ExitCode, CliError> {
         .build()
         .map_err(CliError::AsyncRuntime)?;
     runtime.block_on(crate::mcp::stdio::relay(url))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `toolgate token new TENANT`: the secret goes to stdout once and nowhere else.
+fn new_token(tenant: &str) -> Result<ExitCode, CliError> {
+    let key = toolgate_auth::new_access_key(tenant)?;
+    println!("access key id: {}", key.id);
+    println!("secret:        {}", key.secret.expose());
+    println!("(the secret is shown only now; send it as `Authorization: Bearer ID:SECRET`)");
+    println!();
+    print!("{}", key.config_snippet);
+    if !key.config_snippet.ends_with('\n') {
+        println!();
+    }
     Ok(ExitCode::SUCCESS)
 }
 

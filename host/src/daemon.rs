@@ -24,6 +24,7 @@ use toolgate_sandbox::{Sandbox, SandboxError, SandboxPolicy};
 
 use self::connections::ConnectionLimits;
 use self::waits::ClientWaits;
+use crate::api::auth::AuthState;
 use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, StartupFacts};
 use crate::config::{Config, ConfigError, HttpConfig, tool_problems};
 use crate::jobs::{JobLimits, JobService, ToolCatalog};
@@ -47,6 +48,14 @@ pub enum DaemonError {
     Runtime(#[from] RuntimeError),
     #[error("cannot recover the scan queue: {0}")]
     Scans(#[from] ScanError),
+    #[error("invalid [[tenants]]:\n{0}")]
+    Tenants(#[from] toolgate_auth::TenantsError),
+    #[error("refusing to start: {0}")]
+    Listen(#[from] toolgate_auth::ListenError),
+    #[error("cannot load the login token key: {0}")]
+    LoginKey(#[from] toolgate_auth::TokenSignerError),
+    #[error("cannot set up authentication: {0}")]
+    Auth(#[from] crate::api::auth::AuthSetupError),
     #[error("cannot set up the sandbox: {0}")]
     Sandbox(#[from] SandboxError),
     #[error("cannot listen on {addr}: {source}")]
@@ -174,7 +183,9 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         },
         config.scans_dir(),
     );
+    let auth = build_auth(config)?;
     Ok(AppState {
+        auth: Arc::new(auth),
         jobs,
         scans,
         metrics,
@@ -186,11 +197,30 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     })
 }
 
+/// Who may call: the implicit tenant without `[[tenants]]`; otherwise the tenants' keys and
+/// login tokens signed with the key at `<data_dir>/secrets/login-jwt.key` (created on first
+/// start).
+fn build_auth(config: &Config) -> Result<AuthState, DaemonError> {
+    let tenants = config.tenants()?;
+    if tenants.is_empty() {
+        return Ok(AuthState::implicit()?);
+    }
+    let signer = toolgate_auth::TokenSigner::load_or_create(&config.login_key_path())?;
+    tracing::info!(
+        tenants = tenants.len(),
+        "authentication on: every route but /health, /login and signed uploads needs a credential"
+    );
+    Ok(AuthState::for_tenants(tenants, signer)?)
+}
+
 /// Serves the API until SIGTERM/SIGINT, then shuts down gracefully.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
     if let Some(open_files) = raise_open_file_limit() {
         warn_if_connections_crowd_descriptors(&config.http, open_files);
     }
+    // Without tenants there is no authentication: loopback only (the configuration checks it
+    // too; this is the last word before binding).
+    toolgate_auth::check_listen(config.listen, &config.tenants()?)?;
     let state = build_state(&config)?;
     let jobs = state.jobs.clone();
     let scans = state.scans.clone();

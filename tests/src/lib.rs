@@ -297,13 +297,40 @@ impl Response {
 
 /// The raw request bytes for one HTTP/1.1 exchange.
 pub fn request_bytes(method: &str, path: &str, body: Option<&str>) -> Vec<u8> {
+    request_bytes_with(method, path, &[], body)
+}
+
+/// The raw request bytes for one HTTP/1.1 exchange with extra `headers` (name, value).
+pub fn request_bytes_with(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Vec<u8> {
     let body = body.unwrap_or("");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
+}
+
+/// One HTTP/1.1 exchange with extra `headers` (e.g. `Authorization`).
+pub fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Response {
+    let mut stream = connect(port).expect("connect");
+    let _ = stream.write_all(&request_bytes_with(method, path, headers, body));
+    read_response(stream).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// Opens a connection and sends a request without reading the answer (for disconnect tests).
@@ -426,6 +453,8 @@ pub struct EnvOptions {
     pub terrascan_extra: String,
     /// Extra lines for `[tools.prowler]` (which is granted the network its plugin asks for).
     pub prowler_extra: String,
+    /// Text appended at the end of the file: `[[tenants]]` entries.
+    pub tenants: String,
 }
 
 impl TestEnv {
@@ -492,7 +521,8 @@ impl TestEnv {
              [limits]\n\
              {limits}\n\
              [http]\n\
-             {http}\n",
+             {http}\n\
+             {tenants}\n",
             port = self.port,
             data = self.data_dir().display().to_string(),
             plugins = plugins_dir().display().to_string(),
@@ -507,6 +537,7 @@ impl TestEnv {
             prowler_extra = options.prowler_extra,
             limits = options.limits,
             http = options.http,
+            tenants = options.tenants,
         );
         let path = self.root.join("toolgate.toml");
         std::fs::write(&path, text).expect("write config");

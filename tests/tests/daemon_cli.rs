@@ -52,7 +52,7 @@ fn config_check_accepts_a_good_file_and_explains_each_bad_key() {
         ),
         (
             "listen = \"0.0.0.0:8888\"\n",
-            "authentication is not configured",
+            "no [[tenants]] are configured",
         ),
         ("[sandbox]\nlandlock = \"sometimes\"\n", "sandbox.landlock"),
         (
@@ -197,7 +197,7 @@ fn serve_refuses_a_non_loopback_listen_address() {
     ]);
     assert!(!output.status.success());
     assert!(
-        text(&output.stderr).contains("authentication is not configured"),
+        text(&output.stderr).contains("no [[tenants]] are configured"),
         "{}",
         text(&output.stderr)
     );

@@ -6,6 +6,7 @@
 //! request is counted by method, matched route and status (never by raw path or an unknown
 //! method, which would let callers create unbounded metric series).
 
+pub mod auth;
 mod docs;
 mod error;
 mod health;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub facts: Arc<StartupFacts>,
     pub settings: ApiSettings,
+    /// Who may call (`[[tenants]]`), checked by the [`auth::authenticate`] middleware.
+    pub auth: Arc<auth::AuthState>,
 }
 
 /// Every route, each registered together with its OpenAPI operation, so that the document
@@ -88,6 +91,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(tools::router())
         .merge(jobs::router())
         .merge(processes::router())
+        .merge(auth::router())
 }
 
 /// The OpenAPI 3.1 document of every route.
@@ -100,6 +104,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn app(state: AppState, shutdown: CancellationToken) -> Router {
     let metrics = Arc::clone(&state.metrics);
     let max_body_bytes = state.settings.max_body_bytes;
+    let auth = Arc::clone(&state.auth);
     let (router, _) = routes().split_for_parts();
     router
         .route_service(
@@ -110,6 +115,8 @@ pub fn app(state: AppState, shutdown: CancellationToken) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Inside the metrics layer, so refused requests are counted too.
+        .layer(middleware::from_fn_with_state(auth, auth::authenticate))
         .layer(middleware::from_fn_with_state(metrics, count_request))
 }
 

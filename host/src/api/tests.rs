@@ -312,6 +312,8 @@ const EXPECTED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/processes/list"),
     ("GET", "/api/processes/status/{id}"),
     ("POST", "/api/processes/terminate/{id}"),
+    ("POST", "/login"),
+    ("GET", "/auth_token/extend"),
 ];
 
 #[tokio::test]

@@ -4,8 +4,8 @@
 //! naming the key, never a silently ignored setting; every key has a default, and the embedded
 //! default (an empty document) works from the repository root; relative paths are resolved
 //! against the process working directory once, at load time, so nothing downstream sees a
-//! relative path; a configuration that listens beyond loopback is refused because the daemon
-//! has no authentication yet.
+//! relative path; a configuration that listens beyond loopback is refused unless `[[tenants]]`
+//! are configured (without them there is no authentication: `toolgate_auth::check_listen`).
 
 mod sandbox;
 mod validate;
@@ -76,6 +76,9 @@ pub struct Config {
     pub plugins: RuntimeConfig,
     pub http: HttpConfig,
     pub scans: ScansConfig,
+    /// `[[tenants]]`: who may call, with what; empty = no authentication, loopback only (one
+    /// implicit tenant). Checked by `toolgate_auth::Tenants::validate` (see [`Config::tenants`]).
+    pub tenants: Vec<toolgate_auth::tenants::TenantConfig>,
 }
 
 impl Default for Config {
@@ -93,6 +96,7 @@ impl Default for Config {
             plugins: RuntimeConfig::default(),
             http: HttpConfig::default(),
             scans: ScansConfig::default(),
+            tenants: Vec::new(),
         }
     }
 }
@@ -292,6 +296,10 @@ impl Config {
         resolve(&mut self.data_dir);
         resolve(&mut self.plugins_dir);
         self.sandbox.resolve_paths(base, &self.data_dir);
+        for tenant in &mut self.tenants {
+            tenant.allowed_dirs.iter_mut().for_each(resolve);
+            resolve(&mut tenant.output_root);
+        }
         for tool in self.tools.values_mut() {
             if let Some(binary) = tool.binary.as_mut() {
                 resolve(binary);
@@ -300,6 +308,17 @@ impl Config {
                 resolve(home);
             }
         }
+    }
+
+    /// The validated `[[tenants]]` (empty when none are configured). A loaded configuration
+    /// has already passed this check, so an error here means the file was not loaded.
+    pub fn tenants(&self) -> Result<toolgate_auth::Tenants, toolgate_auth::TenantsError> {
+        toolgate_auth::Tenants::validate(&self.tenants, &validate::global_limits(self))
+    }
+
+    /// The key that signs `POST /login`'s tokens (created, mode 0600, on first start).
+    pub fn login_key_path(&self) -> PathBuf {
+        self.data_dir.join("secrets").join("login-jwt.key")
     }
 
     /// SQLite database file.

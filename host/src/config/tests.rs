@@ -358,3 +358,48 @@ fn tool_sections_must_match_a_loaded_plugin_and_its_declared_environment() {
         }
     }
 }
+
+/// One valid `[[tenants]]` entry with a key, for the tenant tables below.
+const TENANT: &str = "[[tenants]]\nid = \"acme\"\ndisplay_name = \"ACME\"\n\
+    allowed_tools = [\"terrascan\"]\noutput_root = \"/srv/out/acme\"\n\
+    [[tenants.access_keys]]\nid = \"tgk_0123456789abcdef\"\n\
+    secret_sha256 = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n";
+
+#[test]
+fn tenants_allow_a_non_loopback_listen_and_are_validated_with_their_keys() {
+    let base = base_with_examples();
+    let beyond = format!("listen = \"0.0.0.0:8888\"\n{TENANT}");
+    let config = load_in(&beyond, base.path()).expect("tenants allow any address");
+    let tenants = config.tenants().expect("valid tenants");
+    assert_eq!(tenants.len(), 1);
+    let table: &[(&str, &str)] = &[
+        (
+            "[tenants.tools.terrascan]\ntimeout_secs = 999999",
+            "tenants[0].tools.terrascan.timeout_secs",
+        ),
+        (
+            "[tenants.tools.prowler]\ntimeout_secs = 1",
+            "tenants[0].tools.prowler",
+        ),
+        (
+            "[tenants.quotas]\nmax_concurrent_jobs = 0",
+            "tenants[0].quotas.max_concurrent_jobs",
+        ),
+    ];
+    for (extra, key) in table {
+        let keys = problem_keys(load_in(&format!("{TENANT}{extra}"), base.path()));
+        assert!(keys.iter().any(|k| k.starts_with(key)), "{extra}: {keys:?}");
+    }
+    let unknown = problem_keys(load_in(&format!("{TENANT}colour = 1"), base.path()));
+    assert!(
+        unknown.iter().any(|k| k.starts_with("tenants")),
+        "{unknown:?}"
+    );
+}
+
+#[test]
+fn without_tenants_a_non_loopback_listen_is_refused_naming_the_way_out() {
+    let message = refusal("listen = \"0.0.0.0:8888\"");
+    assert!(message.contains("listen"), "{message}");
+    assert!(message.contains("[[tenants]]"), "{message}");
+}

@@ -83,19 +83,43 @@ fn quoted(value: &str) -> String {
     format!("{shown:?}")
 }
 
+/// The daemon-wide limits a tenant's own limits may only tighten.
+pub(super) fn global_limits(config: &Config) -> toolgate_auth::GlobalLimits {
+    toolgate_auth::GlobalLimits {
+        timeout_secs: config.sandbox.timeout_secs,
+        memory_bytes: config.sandbox.memory_max_bytes,
+        max_output_bytes: u64::try_from(config.sandbox.max_output_bytes).unwrap_or(u64::MAX),
+        max_concurrent_jobs: u32::try_from(config.limits.max_concurrent_jobs).unwrap_or(u32::MAX),
+        tools: config.tools.keys().cloned().collect(),
+    }
+}
+
+/// `[[tenants]]` problems (each named by its key, e.g. `tenants[1].quotas.max_concurrent_jobs`)
+/// and the listen rule: without tenants, loopback only.
+fn tenant_problems(config: &Config) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    if config.tenants.is_empty() {
+        if let Err(error) =
+            toolgate_auth::check_listen(config.listen, &toolgate_auth::Tenants::default())
+        {
+            problems.push(ConfigProblem::new("listen", error.to_string()));
+        }
+        return problems;
+    }
+    if let Err(error) = config.tenants() {
+        problems.extend(error.problems.into_iter().map(|problem| {
+            // The auth crate writes `= value ...`; drop the sign, the key is shown apart.
+            let message = problem.message.trim_start_matches("= ").to_string();
+            ConfigProblem::new(problem.key, message)
+        }));
+    }
+    problems
+}
+
 /// Every semantic problem with `config`.
 pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
-    if !config.listen.ip().is_loopback() {
-        problems.push(ConfigProblem::new(
-            "listen",
-            format!(
-                "{} is not a loopback address; refusing to listen beyond this host because \
-                 authentication is not configured yet (use 127.0.0.1 or ::1)",
-                quoted(&config.listen.to_string())
-            ),
-        ));
-    }
+    problems.extend(tenant_problems(config));
     let limits = &config.limits;
     if limits.max_concurrent_jobs == 0 {
         problems.push(ConfigProblem::new(
