@@ -173,6 +173,11 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
             max_concurrent_jobs: config.limits.max_concurrent_jobs,
             max_queued_jobs: config.limits.max_queued_jobs,
         },
+        config
+            .tenants()?
+            .iter()
+            .map(|tenant| (tenant.id.to_string(), tenant.allowed_tools.clone()))
+            .collect(),
     );
     let scans = ScanService::new(
         store as Arc<dyn toolgate_store::ScanStore>,

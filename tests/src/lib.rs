@@ -342,6 +342,21 @@ pub fn send_only(port: u16, method: &str, path: &str, body: Option<&str>) -> Tcp
     stream
 }
 
+/// Like [`send_only`], with extra `headers` (e.g. `Authorization`).
+pub fn send_only_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> TcpStream {
+    let mut stream = connect(port).expect("connect");
+    stream
+        .write_all(&request_bytes_with(method, path, headers, body))
+        .expect("send");
+    stream
+}
+
 fn connect(port: u16) -> std::io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(
         &SocketAddr::from(([127, 0, 0, 1], port)),

@@ -12,7 +12,10 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 use toolgate_auth::{KeyId, Principal, Role, TenantId, TokenSigner, load_or_create_key};
-use toolgate_tests::{Daemon, EnvOptions, Response, TestEnv, request_with, toolgate_binary};
+use toolgate_tests::{
+    Daemon, EnvOptions, Response, SlowTool, TestEnv, install_slow_tool, read_response,
+    request_with, send_only_with, toolgate_binary, wait_for,
+};
 
 /// A key printed by `toolgate token new`.
 struct Key {
@@ -340,4 +343,83 @@ fn a_non_loopback_listen_without_tenants_refuses_to_start_and_says_why() {
         stderr.contains("listen") && stderr.contains("[[tenants]]"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_tenant_never_sees_or_touches_another_tenants_jobs_and_processes() {
+    let env = TestEnv::new("tenants-isolation");
+    let slow = install_slow_tool(&env.tools_dir(), "terrascan", 30, SlowTool::Child);
+    let acme = new_key("acme");
+    let beta = new_key("beta");
+    let tenants = tenant(&env, "acme", &[&acme], "") + &tenant(&env, "beta", &[&beta], "");
+    let daemon = env.start(&EnvOptions {
+        terrascan: Some(slow),
+        tenants,
+        ..EnvOptions::default()
+    });
+    let (a, b) = (acme.bearer(), beta.bearer());
+    let as_acme = [("Authorization", a.as_str())];
+    let as_beta = [("Authorization", b.as_str())];
+    let running = send_only_with(
+        daemon.port,
+        "POST",
+        "/api/tools/terrascan",
+        &as_acme,
+        Some("{\"iac_dir\": \"terraform\"}"),
+    );
+    let (job_id, pid) = wait_for(Duration::from_secs(30), "acme's job running", || {
+        let list = json(&call(&daemon, "GET", "/api/processes/list", &as_acme));
+        let (id, job) = list["active_processes"].as_object()?.iter().next()?;
+        Some((id.clone(), job["pid"].as_u64()?))
+    });
+    let beta_list = json(&call(&daemon, "GET", "/api/processes/list", &as_beta));
+    assert_eq!(beta_list["total_count"], 0, "{beta_list}");
+    let jobs = json(&call(&daemon, "GET", "/api/jobs", &as_beta));
+    assert_eq!(jobs["count"], 0, "{jobs}");
+    let foreign = [
+        ("GET", format!("/api/jobs/{job_id}")),
+        ("POST", format!("/api/jobs/{job_id}/cancel")),
+        ("GET", format!("/api/processes/status/{job_id}")),
+        ("GET", format!("/api/processes/status/{pid}")),
+        ("POST", format!("/api/processes/terminate/{pid}")),
+        ("POST", format!("/api/processes/terminate/{job_id}")),
+    ];
+    for (method, path) in &foreign {
+        let response = call(&daemon, method, path, &as_beta);
+        assert_eq!(
+            response.status, 404,
+            "beta {method} {path}: {}",
+            response.body
+        );
+    }
+    let unknown = call(&daemon, "GET", "/api/jobs/no-such-job", &as_beta);
+    let foreign_job = call(&daemon, "GET", &format!("/api/jobs/{job_id}"), &as_beta);
+    assert_eq!(
+        json(&unknown)["error"]
+            .as_str()
+            .map(|e| e.replace("no-such-job", "X")),
+        json(&foreign_job)["error"]
+            .as_str()
+            .map(|e| e.replace(&job_id, "X")),
+        "a foreign job reads exactly like a missing one"
+    );
+    let own = call(&daemon, "GET", &format!("/api/jobs/{job_id}"), &as_acme);
+    assert_eq!(own.status, 200, "{}", own.body);
+    let stopped = call(
+        &daemon,
+        "POST",
+        &format!("/api/processes/terminate/{pid}"),
+        &as_acme,
+    );
+    assert_eq!(
+        stopped.status, 200,
+        "acme terminates its own job: {}",
+        stopped.body
+    );
+    let answer = read_response(running).expect("acme's answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let listed = json(&call(&daemon, "GET", "/api/jobs", &as_acme));
+    assert_eq!(listed["count"], 1, "{listed}");
+    let after = call(&daemon, "GET", &format!("/api/jobs/{job_id}"), &as_beta);
+    assert_eq!(after.status, 404, "{}", after.body);
 }

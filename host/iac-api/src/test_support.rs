@@ -17,6 +17,7 @@ pub fn scan() -> Scan {
         scan_attributes: BTreeMap::from([("buildNumber".to_string(), "7".to_string())]),
         failure_criteria: FailureCriteria::default(),
         user: "ci-bot".to_string(),
+        tenant: "local".to_string(),
         state: ScanState::AwaitingUpload,
         created_at: Utc
             .with_ymd_and_hms(2026, 12, 6, 4, 0, 0)

@@ -92,6 +92,8 @@ pub struct NewJob {
     pub output_dir: Option<String>,
     /// RFC 3339, UTC, microseconds (the daemon's one timestamp format, which sorts as text).
     pub created_at: String,
+    /// The tenant that owns the job: only it sees or cancels the job.
+    pub tenant: String,
 }
 
 /// Everything known when a job ends.
@@ -124,6 +126,8 @@ pub struct FinishedJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
     pub id: String,
+    /// The tenant that owns the job.
+    pub tenant: String,
     pub tool: String,
     pub status: JobStatus,
     pub params: serde_json::Value,
@@ -157,6 +161,8 @@ pub struct JobRecord {
 /// Which jobs a listing returns (newest first).
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
+    /// Only this tenant's jobs (every caller's listing sets it; `None` only for the operator).
+    pub tenant: Option<String>,
     pub tool: Option<String>,
     pub status: Option<JobStatus>,
     pub limit: usize,

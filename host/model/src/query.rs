@@ -184,6 +184,10 @@ impl Default for Page {
 /// non-empty list matches any of its values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanQuery {
+    /// Only this tenant's scans (issue #16); set by the scan service from the caller, never
+    /// from the request.
+    #[serde(default)]
+    pub owner: Option<String>,
     pub window: TimeWindow,
     pub asset_names: Vec<String>,
     pub asset_types: Vec<AssetType>,

@@ -469,6 +469,9 @@ pub struct Scan {
     pub failure_criteria: FailureCriteria,
     /// Who created it (the tenant's user; `anonymous` without authentication).
     pub user: String,
+    /// The tenant that owns it (issue #16): only it sees, reads or initiates it.
+    #[serde(default = "implicit_tenant")]
+    pub tenant: String,
     pub state: ScanState,
     pub created_at: DateTime<Utc>,
     pub upload: Option<UploadInfo>,
@@ -492,7 +495,14 @@ pub struct NewScan {
     pub scan_attributes: BTreeMap<String, String>,
     pub failure_criteria: FailureCriteria,
     pub user: String,
+    /// The tenant that owns it (the caller's; `local` without `[[tenants]]`).
+    pub tenant: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// The owner of scans recorded before tenants existed (the implicit loopback tenant).
+fn implicit_tenant() -> String {
+    "local".to_string()
 }
 
 impl Scan {
@@ -506,6 +516,7 @@ impl Scan {
             scan_attributes: new.scan_attributes,
             failure_criteria: new.failure_criteria,
             user: new.user,
+            tenant: new.tenant,
             state: ScanState::AwaitingUpload,
             created_at: new.created_at,
             upload: None,

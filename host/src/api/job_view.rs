@@ -57,6 +57,8 @@ impl From<JobRecord> for JobView {
     fn from(record: JobRecord) -> Self {
         let JobRecord {
             id,
+            // Not shown: a caller only ever reads its own jobs.
+            tenant: _,
             tool,
             status,
             params,

@@ -1,5 +1,6 @@
 //! `/api/jobs`: the job history and cancellation, through the job service's public operations.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -11,6 +12,7 @@ use utoipa_axum::routes;
 
 use toolgate_model::{JobFilter, JobStatus};
 
+use super::auth::Caller;
 use super::job_view::JobView;
 use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
@@ -59,6 +61,7 @@ pub struct CancelAccepted {
         (status = 400, description = "Invalid query", body = ErrorBody)))]
 async fn list_jobs(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<JobsQuery>, QueryRejection>,
 ) -> Result<Json<JobList>, ApiError> {
     let Query(query) = query.map_err(|rejection| {
@@ -82,11 +85,15 @@ async fn list_jobs(
         .map_err(|error| ApiError::BadQuery(error.to_string()))?;
     let jobs: Vec<JobView> = state
         .jobs
-        .list_jobs(JobFilter {
-            tool: query.tool,
-            status,
-            limit,
-        })
+        .list_jobs(
+            JobFilter {
+                tool: query.tool,
+                status,
+                limit,
+                ..JobFilter::default()
+            },
+            caller.owner(),
+        )
         .await?
         .into_iter()
         .map(JobView::from)
@@ -104,11 +111,12 @@ async fn list_jobs(
         (status = 404, description = "No such job", body = ErrorBody)))]
 async fn get_job(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathSegment(id): PathSegment,
 ) -> Result<Json<JobView>, ApiError> {
     state
         .jobs
-        .job(&id)
+        .job(&id, caller.owner())
         .await?
         .map(|job| Json(JobView::from(job)))
         .ok_or_else(|| job_not_found(&id))
@@ -122,9 +130,10 @@ async fn get_job(
         (status = 409, description = "The job already ended", body = ErrorBody)))]
 async fn cancel_job(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathSegment(id): PathSegment,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
-    if state.jobs.cancel(&id) {
+    if state.jobs.cancel(&id, caller.owner()) {
         return Ok((
             StatusCode::ACCEPTED,
             Json(CancelAccepted {
@@ -133,7 +142,7 @@ async fn cancel_job(
             }),
         ));
     }
-    match state.jobs.job(&id).await? {
+    match state.jobs.job(&id, caller.owner()).await? {
         Some(job) => Err(ApiError::Conflict(format!(
             "job {id} already ended with status {}",
             job.status

@@ -3,6 +3,7 @@
 //! running job's tool; a pid that is not a live job's tool names nothing, so callers can never
 //! signal an arbitrary process.
 
+use axum::Extension;
 use std::collections::BTreeMap;
 
 use axum::Json;
@@ -14,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::Caller;
 use super::path_segment::PathSegment;
 use crate::jobs::ActiveJobInfo;
 
@@ -52,10 +54,13 @@ pub struct TerminateResult {
 
 #[utoipa::path(get, path = "/api/processes/list", tag = "processes",
     responses((status = 200, description = "Live (queued or running) jobs", body = ProcessList)))]
-async fn list_processes(State(state): State<AppState>) -> Json<ProcessList> {
+async fn list_processes(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Json<ProcessList> {
     let active_processes: BTreeMap<_, _> = state
         .jobs
-        .live_jobs()
+        .live_jobs(caller.owner())
         .into_iter()
         .map(|job| (job.job_id.clone(), job))
         .collect();
@@ -73,9 +78,10 @@ async fn list_processes(State(state): State<AppState>) -> Json<ProcessList> {
         (status = 404, description = "No live job with this id", body = ProcessStatus)))]
 async fn process_status(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathSegment(id): PathSegment,
 ) -> (StatusCode, Json<ProcessStatus>) {
-    match state.jobs.live_job(&id) {
+    match state.jobs.live_job(&id, caller.owner()) {
         Some(process) => (
             StatusCode::OK,
             Json(ProcessStatus {
@@ -102,10 +108,12 @@ async fn process_status(
         (status = 404, description = "No live job with this id", body = TerminateResult)))]
 async fn terminate_process(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathSegment(id): PathSegment,
 ) -> (StatusCode, Json<TerminateResult>) {
-    let live = state.jobs.live_job(&id);
-    if let Some(job) = live.filter(|job| state.jobs.cancel(&job.job_id)) {
+    let owner = caller.owner();
+    let live = state.jobs.live_job(&id, owner);
+    if let Some(job) = live.filter(|job| state.jobs.cancel(&job.job_id, owner)) {
         (
             StatusCode::OK,
             Json(TerminateResult {

@@ -246,6 +246,7 @@ async fn cancelling_a_finished_job_is_a_conflict_and_jobs_are_listed() {
                 command: "terrascan".into(),
                 output_dir: None,
                 created_at: crate::time::now_rfc3339(),
+                tenant: crate::api::auth::IMPLICIT_TENANT.into(),
             },
             None,
         )

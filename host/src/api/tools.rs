@@ -4,6 +4,7 @@
 //! empty body means "all defaults"; a caller that disconnects from a running call cancels its
 //! job when `limits.cancel_on_disconnect` is set (a drop guard on the handler future).
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,6 +18,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Caller;
 use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
 use crate::jobs::{ToolEntry, ToolRunResponse};
@@ -126,13 +128,14 @@ async fn describe_tool(
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying (out of file descriptors)")))))]
 async fn run_tool(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathSegment(tool): PathSegment,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let params = read_params(&state, body)?;
     let started = state
         .jobs
-        .start(&tool, crate::jobs::JobInput::Params(params))
+        .start(&tool, crate::jobs::JobInput::Params(params), caller.owner())
         .await?;
     let guard = CancelOnDrop {
         token: state

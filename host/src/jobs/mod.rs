@@ -20,6 +20,7 @@ mod redact;
 mod registry;
 mod report;
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -91,6 +92,9 @@ struct Inner {
     admission: Admission,
     limits: JobLimits,
     tracker: TaskTracker,
+    /// The tools each configured tenant may run (`tenants[].allowed_tools`); a tenant absent
+    /// from it (the implicit loopback tenant) may run every tool.
+    tenant_tools: HashMap<String, BTreeSet<String>>,
     /// Set by `drain`. `start` holds it for reading from its check until the job's task is in
     /// the tracker, so `drain` cannot find the tracker empty in between and leave that job
     /// unawaited (and its tool unkilled) at shutdown.
@@ -151,6 +155,7 @@ impl JobService {
         metrics: Arc<Metrics>,
         catalog: Arc<ToolCatalog>,
         limits: JobLimits,
+        tenant_tools: HashMap<String, BTreeSet<String>>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -163,6 +168,7 @@ impl JobService {
                 admission: Admission::new(limits.max_concurrent_jobs, limits.max_queued_jobs),
                 limits,
                 tracker: TaskTracker::new(),
+                tenant_tools,
                 closing: RwLock::new(false),
             }),
         }
@@ -172,24 +178,41 @@ impl JobService {
         &self.inner.catalog
     }
 
-    /// One job from the history, with its output unless retention dropped it.
-    pub async fn job(&self, id: &str) -> Result<Option<JobRecord>, JobError> {
-        Ok(self.inner.store.job(id.to_string()).await?)
+    /// One of `owner`'s jobs from the history, with its output unless retention dropped it;
+    /// another tenant's job is `None`, exactly as a job that does not exist.
+    pub async fn job(&self, id: &str, owner: &str) -> Result<Option<JobRecord>, JobError> {
+        let record = self.inner.store.job(id.to_string()).await?;
+        Ok(record.filter(|job| job.tenant == owner))
     }
 
-    /// Jobs from the history, newest first, without output.
-    pub async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<JobRecord>, JobError> {
+    /// `owner`'s jobs from the history, newest first, without output (the filter's tenant is
+    /// replaced by `owner`).
+    pub async fn list_jobs(
+        &self,
+        mut filter: JobFilter,
+        owner: &str,
+    ) -> Result<Vec<JobRecord>, JobError> {
+        filter.tenant = Some(owner.to_string());
         Ok(self.inner.store.list_jobs(filter).await?)
     }
 
-    /// The live (queued or running) jobs.
-    pub fn live_jobs(&self) -> Vec<ActiveJobInfo> {
-        self.inner.registry.list()
+    /// `owner`'s live (queued or running) jobs.
+    pub fn live_jobs(&self, owner: &str) -> Vec<ActiveJobInfo> {
+        let mut jobs = self.inner.registry.list();
+        jobs.retain(|job| job.owner == owner);
+        jobs
     }
 
     /// Plans, checks and admits a job (a tool call, or a scan of a directory), then runs it in
     /// its own task. Both kinds take the same path: plan -> host checks -> sandbox -> parse.
-    pub async fn start(&self, tool: &str, input: JobInput) -> Result<StartedJob, JobError> {
+    /// The job belongs to `owner`, which must be allowed the tool (another tenant's tool is
+    /// unknown to it, as a tool that does not exist).
+    pub async fn start(
+        &self,
+        tool: &str,
+        input: JobInput,
+        owner: &str,
+    ) -> Result<StartedJob, JobError> {
         let inner = &self.inner;
         let refused = |reason: Rejection, error: JobError| {
             inner.metrics.record_rejection(reason);
@@ -200,7 +223,11 @@ impl JobService {
         if *closing {
             return Err(refused(Rejection::ShuttingDown, JobError::ShuttingDown));
         }
-        let Some(entry) = inner.catalog.get(tool) else {
+        let allowed = inner
+            .tenant_tools
+            .get(owner)
+            .is_none_or(|tools| tools.contains(tool));
+        let Some(entry) = inner.catalog.get(tool).filter(|_| allowed) else {
             return Err(refused(
                 Rejection::UnknownTool,
                 JobError::UnknownTool {
@@ -285,13 +312,18 @@ impl JobService {
                 .as_ref()
                 .map(|dir| dir.display().to_string()),
             created_at: created_at.clone(),
+            tenant: owner.to_string(),
         };
         let not_applied = std::mem::take(&mut planned.not_applied);
         let cancel = CancellationToken::new();
-        let registration =
-            inner
-                .registry
-                .register(&id, tool, &planned.command, &created_at, cancel.clone());
+        let registration = inner.registry.register(
+            &id,
+            owner,
+            tool,
+            &planned.command,
+            &created_at,
+            cancel.clone(),
+        );
         inner.metrics.job_queued();
         let run = JobRun {
             id: id.clone(),
@@ -669,19 +701,21 @@ impl JobService {
         error
     }
 
-    /// Cancels a live job; false when it is not live.
-    pub fn cancel(&self, id: &str) -> bool {
-        self.inner.registry.cancel(id)
+    /// Cancels one of `owner`'s live jobs; false when it is not live or not `owner`'s.
+    pub fn cancel(&self, id: &str, owner: &str) -> bool {
+        let registry = &self.inner.registry;
+        registry.get(id).is_some_and(|job| job.owner == owner) && registry.cancel(id)
     }
 
-    /// The live job `reference` names: a job id, or (as HexStrike's process endpoints take) the
-    /// process id of a running job's tool.
-    pub fn live_job(&self, reference: &str) -> Option<ActiveJobInfo> {
+    /// The live job of `owner` that `reference` names: a job id, or (as HexStrike's process
+    /// endpoints take) the process id of a running job's tool. Another tenant's job is `None`.
+    pub fn live_job(&self, reference: &str, owner: &str) -> Option<ActiveJobInfo> {
         let registry = &self.inner.registry;
-        match reference.parse::<u32>() {
+        let job = match reference.parse::<u32>() {
             Ok(pid) => registry.get_by_pid(pid),
             Err(_) => registry.get(reference),
-        }
+        };
+        job.filter(|job| job.owner == owner)
     }
 
     /// Stops admitting jobs, lets live ones finish for `grace`, then cancels the rest and waits

@@ -3,7 +3,8 @@
 //! Invariants: an entry exists exactly while its job task is alive (inserted before the task is
 //! spawned, removed by the task's guard), so cancelling by id (or all, at shutdown) reaches a job
 //! that can still react; a job is shown (`get`, `list`, by pid) only once its record is written,
-//! so every job the process endpoints show can also be read from the jobs API.
+//! so every job the process endpoints show can also be read from the jobs API. Each entry keeps
+//! its owning tenant; the service shows and cancels a job only for its owner.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,10 +32,15 @@ pub struct ActiveJobInfo {
     /// in place of the job id); absent while queued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// The tenant that owns the job (not shown: a caller only ever sees its own).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub owner: String,
 }
 
 #[derive(Debug)]
 struct Entry {
+    owner: String,
     tool: String,
     command: String,
     status: JobStatus,
@@ -68,6 +74,7 @@ impl JobRegistry {
     pub fn register(
         &self,
         id: &str,
+        owner: &str,
         tool: &str,
         command: &str,
         created_at: &str,
@@ -76,6 +83,7 @@ impl JobRegistry {
         self.lock().insert(
             id.to_string(),
             Entry {
+                owner: owner.to_string(),
                 tool: tool.to_string(),
                 command: command.to_string(),
                 status: JobStatus::Queued,
@@ -171,6 +179,7 @@ fn info(id: &str, entry: &Entry) -> ActiveJobInfo {
         created_at: entry.created_at.clone(),
         elapsed_secs: entry.admitted.elapsed().as_secs_f64(),
         pid: entry.pid,
+        owner: entry.owner.clone(),
     }
 }
 
@@ -188,8 +197,14 @@ mod tests {
     fn cancel_reaches_live_jobs_only() {
         let registry = JobRegistry::default();
         let token = CancellationToken::new();
-        let registration =
-            registry.register("a", "terrascan", "terrascan scan", "t", token.clone());
+        let registration = registry.register(
+            "a",
+            "local",
+            "terrascan",
+            "terrascan scan",
+            "t",
+            token.clone(),
+        );
         registry.mark_recorded("a");
         registry.mark_running("a");
         assert_eq!(
@@ -213,8 +228,8 @@ mod tests {
     fn a_pid_finds_only_the_live_job_whose_tool_runs_as_it() {
         let registry = JobRegistry::default();
         let token = CancellationToken::new();
-        let registration = registry.register("a", "t", "c", "t", token.clone());
-        let _other = registry.register("b", "t", "c", "t", CancellationToken::new());
+        let registration = registry.register("a", "local", "t", "c", "t", token.clone());
+        let _other = registry.register("b", "local", "t", "c", "t", CancellationToken::new());
         registry.mark_recorded("a");
         assert_eq!(
             registry.get_by_pid(4242).map(|job| job.job_id),
@@ -250,7 +265,7 @@ mod tests {
     fn a_job_is_shown_once_recorded_and_cancellable_before() {
         let registry = JobRegistry::default();
         let token = CancellationToken::new();
-        let _registration = registry.register("a", "t", "c", "t", token.clone());
+        let _registration = registry.register("a", "local", "t", "c", "t", token.clone());
         assert!(registry.get("a").is_none());
         assert!(registry.list().is_empty());
         assert!(
@@ -270,7 +285,7 @@ mod tests {
         let _registrations: Vec<_> = tokens
             .iter()
             .enumerate()
-            .map(|(i, t)| registry.register(&i.to_string(), "t", "c", "t", t.clone()))
+            .map(|(i, t)| registry.register(&i.to_string(), "local", "t", "c", "t", t.clone()))
             .collect();
         assert_eq!(registry.cancel_all(), 3);
         assert!(tokens.iter().all(CancellationToken::is_cancelled));

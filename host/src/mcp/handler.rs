@@ -75,10 +75,14 @@ impl McpHandler {
         params: serde_json::Value,
         context: &RequestContext<RoleServer>,
     ) -> CallToolResult {
+        let owner = match owner(context) {
+            Ok(owner) => owner,
+            Err(refused) => return refused,
+        };
         let started = match self
             .state
             .jobs
-            .start(tool, crate::jobs::JobInput::Params(params))
+            .start(tool, crate::jobs::JobInput::Params(params), &owner)
             .await
         {
             Ok(started) => started,
@@ -115,7 +119,7 @@ impl McpHandler {
                     let running = self
                         .state
                         .jobs
-                        .live_job(&id)
+                        .live_job(&id, &owner)
                         .is_some_and(|job| job.status == JobStatus::Running);
                     if running {
                         running_reported = true;
@@ -136,7 +140,11 @@ impl McpHandler {
         }
     }
 
-    async fn list_jobs(&self, arguments: serde_json::Value) -> Result<CallToolResult, McpError> {
+    async fn list_jobs(
+        &self,
+        arguments: serde_json::Value,
+        owner: &str,
+    ) -> Result<CallToolResult, McpError> {
         let query: ListJobsArgs = match serde_json::from_value(arguments) {
             Ok(query) => query,
             Err(error) => return Ok(render::caller_error(list_jobs_usage(&error.to_string()))),
@@ -155,11 +163,15 @@ impl McpHandler {
         let jobs = self
             .state
             .jobs
-            .list_jobs(JobFilter {
-                tool: query.tool,
-                status,
-                limit,
-            })
+            .list_jobs(
+                JobFilter {
+                    tool: query.tool,
+                    status,
+                    limit,
+                    ..JobFilter::default()
+                },
+                owner,
+            )
             .await
             .map_err(store_failed)?;
         let jobs: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
@@ -170,12 +182,22 @@ impl McpHandler {
         )
     }
 
-    async fn get_job(&self, arguments: serde_json::Value) -> Result<CallToolResult, McpError> {
+    async fn get_job(
+        &self,
+        arguments: serde_json::Value,
+        owner: &str,
+    ) -> Result<CallToolResult, McpError> {
         let id = match job_id(arguments) {
             Ok(id) => id,
             Err(result) => return Ok(result),
         };
-        match self.state.jobs.job(&id).await.map_err(store_failed)? {
+        match self
+            .state
+            .jobs
+            .job(&id, owner)
+            .await
+            .map_err(store_failed)?
+        {
             Some(job) => json_result(
                 &JobView::from(job.clone()),
                 format!("job {id}: {}", job.status.as_str()),
@@ -184,18 +206,28 @@ impl McpHandler {
         }
     }
 
-    async fn cancel_job(&self, arguments: serde_json::Value) -> Result<CallToolResult, McpError> {
+    async fn cancel_job(
+        &self,
+        arguments: serde_json::Value,
+        owner: &str,
+    ) -> Result<CallToolResult, McpError> {
         let id = match job_id(arguments) {
             Ok(id) => id,
             Err(result) => return Ok(result),
         };
-        if self.state.jobs.cancel(&id) {
+        if self.state.jobs.cancel(&id, owner) {
             return json_result(
                 &json!({ "job_id": id, "status": "cancelling" }),
                 format!("job {id}: cancelling"),
             );
         }
-        match self.state.jobs.job(&id).await.map_err(store_failed)? {
+        match self
+            .state
+            .jobs
+            .job(&id, owner)
+            .await
+            .map_err(store_failed)?
+        {
             Some(job) => Ok(render::caller_error(format!(
                 "job {id} already ended with status {}",
                 job.status.as_str()
@@ -236,9 +268,17 @@ impl ServerHandler for McpHandler {
     ) -> Result<CallToolResponse, McpError> {
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
         let result = match request.name.as_ref() {
-            LIST_JOBS => self.list_jobs(arguments).await?,
-            GET_JOB => self.get_job(arguments).await?,
-            CANCEL_JOB => self.cancel_job(arguments).await?,
+            LIST_JOBS | GET_JOB | CANCEL_JOB => {
+                let owner = match owner(&context) {
+                    Ok(owner) => owner,
+                    Err(refused) => return Ok(refused.into()),
+                };
+                match request.name.as_ref() {
+                    LIST_JOBS => self.list_jobs(arguments, &owner).await?,
+                    GET_JOB => self.get_job(arguments, &owner).await?,
+                    _ => self.cancel_job(arguments, &owner).await?,
+                }
+            }
             tool if self.state.jobs.catalog().get(tool).is_some() => {
                 self.call_plugin(tool, arguments, &context).await
             }
@@ -273,8 +313,11 @@ impl ServerHandler for McpHandler {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        let owner = owner(&context).map_err(|_| {
+            McpError::invalid_request("no authenticated caller on this request", None)
+        })?;
         let uri = request.uri;
         let Some(id) = uri.strip_prefix(JOB_URI_PREFIX) else {
             return Err(McpError::resource_not_found(
@@ -288,7 +331,7 @@ impl ServerHandler for McpHandler {
         let job = self
             .state
             .jobs
-            .job(id)
+            .job(id, &owner)
             .await
             .map_err(store_failed)?
             .map(JobView::from)
@@ -416,4 +459,17 @@ fn json_result(value: &impl serde::Serialize, summary: String) -> Result<CallToo
     ]);
     result.structured_content = Some(value);
     Ok(result)
+}
+
+/// The tenant of the HTTP request carrying this MCP message: the authentication middleware
+/// placed its [`Caller`](crate::api::auth::Caller) in the request, which rmcp hands on as
+/// `http::request::Parts`. A message without one is refused (it did not come through the
+/// middleware), never run as anyone.
+fn owner(context: &RequestContext<RoleServer>) -> Result<String, CallToolResult> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<crate::api::auth::Caller>())
+        .map(|caller| caller.owner().to_string())
+        .ok_or_else(|| render::caller_error("no authenticated caller on this request"))
 }

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::api::auth::IMPLICIT_TENANT;
 use crate::api::{AppState, ToolInfo, app};
 use crate::config::Config;
 
@@ -488,7 +489,7 @@ async fn close_the_session_of_a_running_call(limits: &str) -> (Fixture, String) 
     drop(response);
     let running = async {
         loop {
-            let live = fx.state.jobs.live_jobs();
+            let live = fx.state.jobs.live_jobs(IMPLICIT_TENANT);
             if live
                 .iter()
                 .any(|job| job.status == toolgate_model::JobStatus::Running)
@@ -522,7 +523,7 @@ async fn closing_the_session_of_a_running_call_cancels_its_job_when_cancel_on_di
     let (fx, job_id) = close_the_session_of_a_running_call("").await;
     let ended = async {
         loop {
-            if let Ok(Some(job)) = fx.state.jobs.job(&job_id).await
+            if let Ok(Some(job)) = fx.state.jobs.job(&job_id, IMPLICIT_TENANT).await
                 && job.status == toolgate_model::JobStatus::Cancelled
             {
                 return;
@@ -540,7 +541,14 @@ async fn closing_the_session_of_a_running_call_leaves_its_job_running_when_cance
  {
     let (fx, job_id) = close_the_session_of_a_running_call("cancel_on_disconnect = false").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let live = fx.state.jobs.live_job(&job_id).expect("still live");
+    let live = fx
+        .state
+        .jobs
+        .live_job(&job_id, IMPLICIT_TENANT)
+        .expect("still live");
     assert_eq!(live.status, toolgate_model::JobStatus::Running);
-    assert!(fx.state.jobs.cancel(&job_id), "cancel the leftover job");
+    assert!(
+        fx.state.jobs.cancel(&job_id, IMPLICIT_TENANT),
+        "cancel the leftover job"
+    );
 }

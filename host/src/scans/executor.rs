@@ -19,6 +19,8 @@ pub struct ScanJobInput {
     pub request: ScanRequest,
     /// The scan's extracted upload: the job's workspace and its only input root.
     pub tree: PathBuf,
+    /// The scan's tenant, which owns its job.
+    pub owner: String,
 }
 
 /// How a scan's job ended.

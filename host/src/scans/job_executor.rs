@@ -32,13 +32,14 @@ impl ScanExecutor for JobScanExecutor {
         let jobs = self.jobs.clone();
         Box::pin(async move {
             let tool = input.request.tool.clone();
+            let owner = input.owner.clone();
             let scan = ScanInput {
                 scan_id: input.scan_id,
                 request: input.request,
                 tree: input.tree,
             };
             let started = jobs
-                .start(&tool, JobInput::Scan(scan))
+                .start(&tool, JobInput::Scan(scan), &owner)
                 .await
                 .map_err(start_error)?;
             let not_applied = started.not_applied.clone();

@@ -13,6 +13,7 @@ use toolgate_model::{
 };
 
 use crate::api::AppState;
+use crate::api::auth::IMPLICIT_TENANT;
 use crate::config::Config;
 
 fn profile_dir() -> PathBuf {
@@ -75,6 +76,7 @@ async fn queue(state: &AppState, n: u32, tool: &str, parameters: TemplateParamet
             scan_attributes: BTreeMap::new(),
             failure_criteria: FailureCriteria::default(),
             user: "ci".into(),
+            tenant: IMPLICIT_TENANT.into(),
             created_at: Utc::now(),
         })
         .await
@@ -108,6 +110,7 @@ async fn queue(state: &AppState, n: u32, tool: &str, parameters: TemplateParamet
                 parameters,
                 tool: tool.into(),
             },
+            IMPLICIT_TENANT,
         )
         .await
         .expect("initiate");
@@ -116,7 +119,11 @@ async fn queue(state: &AppState, n: u32, tool: &str, parameters: TemplateParamet
 async fn ended(state: &AppState, n: u32) -> toolgate_model::Scan {
     let wait = async {
         loop {
-            let scan = state.scans.status(id(n)).await.expect("status");
+            let scan = state
+                .scans
+                .status(id(n), IMPLICIT_TENANT)
+                .await
+                .expect("status");
             if scan.state.is_terminal() {
                 return scan;
             }
@@ -164,13 +171,17 @@ async fn a_scan_runs_through_plan_scan_the_sandbox_and_parse_as_a_recorded_job()
             .any(|detail| detail.starts_with("variables")),
         "variables are reported as not applied: {not_applied:?}"
     );
-    let (_, findings) = state.scans.results(id(1)).await.expect("results");
+    let (_, findings) = state
+        .scans
+        .results(id(1), IMPLICIT_TENANT)
+        .await
+        .expect("results");
     assert_eq!(findings.len() as u64, outcome.counts.total());
     // The scan's job is an ordinary recorded job whose input root was the scan's tree.
     let job_id = scan.job_id.expect("the scan names its job");
     let job = state
         .jobs
-        .job(&job_id)
+        .job(&job_id, IMPLICIT_TENANT)
         .await
         .expect("job")
         .expect("recorded");

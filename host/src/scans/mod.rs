@@ -171,25 +171,38 @@ impl ScanService {
         Ok(self.inner.store.record_upload(id, nonce, upload).await?)
     }
 
-    /// Queues an uploaded scan and wakes a worker.
-    pub async fn initiate(&self, id: ScanId, request: ScanRequest) -> Result<Scan, ScanError> {
+    /// Queues one of `owner`'s uploaded scans and wakes a worker (another tenant's scan is
+    /// `UnknownScan`, as one that does not exist).
+    pub async fn initiate(
+        &self,
+        id: ScanId,
+        request: ScanRequest,
+        owner: &str,
+    ) -> Result<Scan, ScanError> {
+        self.status(id.clone(), owner).await?;
         let scan = self.inner.store.initiate(id, request, Utc::now()).await?;
         self.inner.wake.notify_one();
         Ok(scan)
     }
 
-    /// One scan (its state, outcome and job); `Refused::UnknownScan` when there is none.
-    pub async fn status(&self, id: ScanId) -> Result<Scan, ScanError> {
+    /// One of `owner`'s scans (its state, outcome and job); `Refused::UnknownScan` when there
+    /// is none or it is another tenant's (404, never 403).
+    pub async fn status(&self, id: ScanId, owner: &str) -> Result<Scan, ScanError> {
         self.inner
             .store
             .scan(id.clone())
             .await?
+            .filter(|scan| scan.tenant == owner)
             .ok_or(ScanError::Refused(Refused::UnknownScan(id)))
     }
 
-    /// A scan with its findings.
-    pub async fn results(&self, id: ScanId) -> Result<(Scan, Vec<Finding>), ScanError> {
-        let scan = self.status(id.clone()).await?;
+    /// One of `owner`'s scans with its findings.
+    pub async fn results(
+        &self,
+        id: ScanId,
+        owner: &str,
+    ) -> Result<(Scan, Vec<Finding>), ScanError> {
+        let scan = self.status(id.clone(), owner).await?;
         let findings = self
             .inner
             .store
@@ -199,8 +212,10 @@ impl ScanService {
         Ok((scan, findings))
     }
 
-    /// A page of scans with the counts `meta` reports.
-    pub async fn list(&self, query: ScanQuery) -> Result<ScanPage, ScanError> {
+    /// A page of `owner`'s scans with the counts `meta` reports (`query.owner` is replaced by
+    /// `owner`).
+    pub async fn list(&self, mut query: ScanQuery, owner: &str) -> Result<ScanPage, ScanError> {
+        query.owner = Some(owner.to_string());
         Ok(self.inner.store.list_scans(query).await?)
     }
 

@@ -144,9 +144,13 @@ fn new_scan(n: u32) -> NewScan {
         scan_attributes: BTreeMap::new(),
         failure_criteria: FailureCriteria::default(),
         user: "ci".into(),
+        tenant: OWNER.into(),
         created_at: Utc::now(),
     }
 }
+
+/// The tenant every scan here belongs to.
+const OWNER: &str = "acme";
 
 fn request(tool: &str) -> ScanRequest {
     ScanRequest {
@@ -174,7 +178,7 @@ async fn queue(service: &ScanService, n: u32, tool: &str) {
         .await
         .expect("upload");
     service
-        .initiate(id(n), request(tool))
+        .initiate(id(n), request(tool), OWNER)
         .await
         .expect("initiate");
 }
@@ -183,7 +187,7 @@ async fn queue(service: &ScanService, n: u32, tool: &str) {
 async fn until(service: &ScanService, n: u32, states: &[ScanState]) -> Scan {
     let wait = async {
         loop {
-            let scan = service.status(id(n)).await.expect("status");
+            let scan = service.status(id(n), OWNER).await.expect("status");
             if states.contains(&scan.state) {
                 return scan;
             }
@@ -217,7 +221,7 @@ async fn fifty_queued_scans_all_finish_and_are_judged() {
         assert_eq!(scan.state, expected, "scan {n}");
         assert_eq!(scan.attempts, 1);
         assert!(scan.job_id.is_some(), "scan {n} names its job");
-        let (_, findings) = service.results(id(n)).await.expect("results");
+        let (_, findings) = service.results(id(n), OWNER).await.expect("results");
         assert_eq!(findings.len(), if n % 2 == 0 { 2 } else { 1 });
     }
     assert_eq!(fx.executor.started.load(Ordering::SeqCst), SCANS as usize);
@@ -248,7 +252,10 @@ async fn scans_left_running_are_rerun_and_past_the_limit_end_in_error() {
             assert_eq!(recovered.requeued.len(), 2);
         }
     }
-    assert_eq!(before.status(id(1)).await.expect("status").attempts, 2);
+    assert_eq!(
+        before.status(id(1), OWNER).await.expect("status").attempts,
+        2
+    );
     // Scan 3 was queued and never started.
     queue(&before, 3, "fake").await;
     // The daemon restarts with max_attempts 3: both are re-run (their third attempt), and
@@ -278,7 +285,7 @@ async fn a_scan_out_of_attempts_ends_in_error_with_the_reason() {
     let service = fx.service(1, 1);
     let recovered = service.start().await.expect("start");
     assert_eq!(recovered.failed, vec![id(1)]);
-    let scan = service.status(id(1)).await.expect("status");
+    let scan = service.status(id(1), OWNER).await.expect("status");
     assert_eq!(scan.state, ScanState::Error);
     let details = scan.outcome.expect("outcome").error_details;
     assert_eq!(details[0].code, "retries_exhausted");
@@ -306,7 +313,10 @@ async fn a_graceful_shutdown_leaves_no_scan_running_and_uses_no_attempt() {
     // Two workers: two scans run (and block), the third waits.
     let wait_running = async {
         loop {
-            let page = service.list(ScanQuery::default()).await.expect("list");
+            let page = service
+                .list(ScanQuery::default(), OWNER)
+                .await
+                .expect("list");
             let running = page
                 .scans
                 .iter()
@@ -325,7 +335,7 @@ async fn a_graceful_shutdown_leaves_no_scan_running_and_uses_no_attempt() {
         .await
         .expect("shutdown ends");
     for n in 0..3 {
-        let scan = service.status(id(n)).await.expect("status");
+        let scan = service.status(id(n), OWNER).await.expect("status");
         assert_eq!(scan.state, ScanState::Queued, "scan {n}");
         assert_eq!(scan.attempts, 0, "scan {n}");
         assert_eq!(scan.job_id, None);
@@ -366,16 +376,16 @@ async fn operations_refuse_unknown_scans_and_wrong_states() {
     let fx = fixture();
     let service = fx.service(1, 3);
     assert!(matches!(
-        service.status(id(9)).await,
+        service.status(id(9), OWNER).await,
         Err(ScanError::Refused(Refused::UnknownScan(_)))
     ));
     assert!(matches!(
-        service.results(id(9)).await,
+        service.results(id(9), OWNER).await,
         Err(ScanError::Refused(Refused::UnknownScan(_)))
     ));
     service.create(new_scan(1)).await.expect("create");
     assert!(matches!(
-        service.initiate(id(1), request("fake")).await,
+        service.initiate(id(1), request("fake"), OWNER).await,
         Err(ScanError::Refused(Refused::NotUploaded { .. }))
     ));
 }
@@ -396,7 +406,7 @@ async fn expired_scans_lose_their_folders() {
     assert_eq!(expired.len(), 2);
     assert!(!service.folder(&id(1)).exists());
     assert!(matches!(
-        service.status(id(1)).await,
+        service.status(id(1), OWNER).await,
         Err(ScanError::Refused(Refused::UnknownScan(_)))
     ));
 }

@@ -65,6 +65,7 @@ async fn handle(service: &ScanService, scan: Scan) -> Handled {
         scan_id: id.clone(),
         tree: service.tree(&id),
         request: request.clone(),
+        owner: scan.tenant.clone(),
     };
     let running = match inner.executor.start(input).await {
         Ok(running) => running,

@@ -154,6 +154,7 @@ async fn seed(store: &SqliteStore, scans: u32) {
                 scan_attributes: BTreeMap::from([("build".to_string(), n.to_string())]),
                 failure_criteria: FailureCriteria::default(),
                 user: format!("user-{}", n % 11),
+                tenant: "local".into(),
                 created_at: minute(n),
             })
             .await

@@ -89,6 +89,7 @@ async fn run_one(store: &Store, n: usize, run_time: Duration) {
             .into(),
         output_dir: None,
         created_at: now.clone(),
+        tenant: "local".into(),
     };
     store.insert(job, Some(now)).await.expect("insert");
     if !run_time.is_zero() {

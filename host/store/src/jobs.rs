@@ -36,7 +36,7 @@ pub struct SqliteStore {
 /// The job's own columns, as `raw_row` reads them first.
 const JOB_COLUMNS: &str = "jobs.id, tool, status, params, argv, command, created_at, started_at, \
     finished_at, duration_secs, exit_code, signal, timed_out, success, classification, message, \
-    summary, findings, truncated, protections, output_dir, error";
+    summary, findings, truncated, protections, output_dir, error, tenant";
 
 /// Joined after `JOB_COLUMNS`: a job's output row, if retention kept it.
 const FROM_JOBS_AND_OUTPUT: &str = "FROM jobs LEFT JOIN job_output ON job_output.job = jobs.rowid";
@@ -129,6 +129,7 @@ impl SqliteStore {
             let sql = format!(
                 "SELECT {JOB_COLUMNS}, NULL, NULL, {OUTPUT_DROPPED} {FROM_JOBS_AND_OUTPUT} \
                  WHERE (?2 IS NULL OR tool = ?2) AND (?3 IS NULL OR status = ?3) \
+                 AND (?5 IS NULL OR tenant = ?5) \
                  ORDER BY jobs.rowid DESC LIMIT ?4"
             );
             let mut statement = conn.prepare_cached(&sql)?;
@@ -137,7 +138,8 @@ impl SqliteStore {
                     retention,
                     filter.tool,
                     filter.status.map(JobStatus::as_str),
-                    i64::try_from(filter.limit).unwrap_or(i64::MAX)
+                    i64::try_from(filter.limit).unwrap_or(i64::MAX),
+                    filter.tenant,
                 ],
                 raw_row,
             )?;
@@ -220,6 +222,7 @@ struct RawRow {
     protections: Option<String>,
     output_dir: Option<String>,
     error: Option<String>,
+    tenant: String,
 }
 
 fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
@@ -246,9 +249,10 @@ fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
         protections: row.get(19)?,
         output_dir: row.get(20)?,
         error: row.get(21)?,
-        stdout: row.get(22)?,
-        stderr: row.get(23)?,
-        output_dropped: row.get(24)?,
+        tenant: row.get(22)?,
+        stdout: row.get(23)?,
+        stderr: row.get(24)?,
+        output_dropped: row.get(25)?,
     })
 }
 
@@ -267,6 +271,7 @@ impl RawRow {
             stdout: self.stdout.filter(|_| with_output),
             stderr: self.stderr.filter(|_| with_output),
             id: self.id,
+            tenant: self.tenant,
             tool: self.tool,
             command: self.command,
             created_at: self.created_at,

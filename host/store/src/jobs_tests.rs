@@ -11,6 +11,7 @@ fn new_job(id: &str, tool: &str) -> NewJob {
         command: "terrascan scan".into(),
         output_dir: None,
         created_at: super::now_text(),
+        tenant: "local".into(),
     }
 }
 
@@ -177,6 +178,38 @@ async fn listing_is_newest_first_filtered_and_without_output() {
         ..JobFilter::default()
     };
     assert!(store.list(filter).await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn a_listing_for_one_tenant_shows_only_its_jobs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = SqliteStore::open(&dir.path().join("db.sqlite3"), 10).expect("open");
+    for (id, tenant) in [("a1", "acme"), ("b1", "beta"), ("a2", "acme")] {
+        let job = NewJob {
+            tenant: tenant.into(),
+            ..new_job(id, "terrascan")
+        };
+        store.insert(job, None).await.expect("insert");
+    }
+    let table: &[(Option<&str>, &[&str])] = &[
+        (Some("acme"), &["a2", "a1"]),
+        (Some("beta"), &["b1"]),
+        (Some("nobody"), &[]),
+        (None, &["a2", "b1", "a1"]),
+    ];
+    for (tenant, expected) in table {
+        let filter = JobFilter {
+            tenant: tenant.map(str::to_string),
+            limit: 10,
+            ..JobFilter::default()
+        };
+        let listed = store.list(filter).await.expect("list");
+        let ids: Vec<_> = listed.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(&ids, expected, "{tenant:?}");
+        assert!(listed.iter().all(|j| tenant.is_none_or(|t| j.tenant == t)));
+    }
+    let one = store.get("b1".into()).await.expect("get").expect("exists");
+    assert_eq!(one.tenant, "beta");
 }
 
 #[tokio::test]

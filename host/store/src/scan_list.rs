@@ -84,6 +84,10 @@ fn build_filter(query: &ScanQuery) -> Filter {
             .collect(),
     );
     filter.any_of(
+        "tenant",
+        query.owner.iter().map(|owner| text(owner)).collect(),
+    );
+    filter.any_of(
         "user_name",
         query.users.iter().map(|user| text(user)).collect(),
     );

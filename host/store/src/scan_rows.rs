@@ -16,7 +16,7 @@ use crate::jobs::time_text;
 /// Every scan column, in the order [`RawScan::read`] reads them.
 pub(crate) const SCAN_COLUMNS: &str = "id, asset_name, asset_type, tags, scan_attributes, \
     criteria_high, criteria_medium, criteria_low, criteria_operator, user_name, state, created_at, \
-    upload, request, attempts, started_at, finished_at, job_id, outcome";
+    upload, request, attempts, started_at, finished_at, job_id, outcome, tenant";
 
 /// A scan row as SQLite returns it, before decoding.
 pub(crate) struct RawScan {
@@ -36,6 +36,7 @@ pub(crate) struct RawScan {
     finished_at: Option<String>,
     job_id: Option<String>,
     outcome: Option<String>,
+    tenant: String,
 }
 
 impl RawScan {
@@ -57,6 +58,7 @@ impl RawScan {
             finished_at: row.get(16)?,
             job_id: row.get(17)?,
             outcome: row.get(18)?,
+            tenant: row.get(19)?,
         })
     }
 
@@ -90,6 +92,7 @@ impl RawScan {
             outcome: json_or_none(self.outcome)?,
             asset_name: self.asset_name,
             user: self.user,
+            tenant: self.tenant,
             attempts: self.attempts,
             job_id: self.job_id,
         })
@@ -122,8 +125,8 @@ pub(crate) fn insert_scan(tx: &Transaction<'_>, scan: &Scan) -> Result<(), Store
     let criteria = &scan.failure_criteria;
     tx.prepare_cached(
         "INSERT INTO scans (id, asset_name, asset_type, tags, scan_attributes, criteria_high, \
-         criteria_medium, criteria_low, criteria_operator, user_name, state, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         criteria_medium, criteria_low, criteria_operator, user_name, state, created_at, tenant) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         scan.id.as_str(),
@@ -138,6 +141,7 @@ pub(crate) fn insert_scan(tx: &Transaction<'_>, scan: &Scan) -> Result<(), Store
         scan.user,
         scan.state.as_str(),
         time_text(scan.created_at),
+        scan.tenant,
     ])?;
     let mut tag =
         tx.prepare_cached("INSERT INTO scan_tags (scan, name, value) VALUES (?1, ?2, ?3)")?;

@@ -41,6 +41,7 @@ fn new_scan(n: u32) -> NewScan {
         scan_attributes: BTreeMap::from([("build".to_string(), n.to_string())]),
         failure_criteria: FailureCriteria::default(),
         user: format!("user-{}", n % 2),
+        tenant: format!("tenant-{}", n % 2),
         created_at: at(i64::from(n)),
     }
 }
@@ -635,6 +636,23 @@ async fn every_list_filter_selects_in_sql() {
                 ..everything()
             },
             vec![9, 7, 5, 3, 1],
+        ),
+        (
+            "owner: one tenant's scans only",
+            ScanQuery {
+                owner: Some("tenant-0".into()),
+                ..everything()
+            },
+            vec![8, 6, 4, 2, 0],
+        ),
+        (
+            "owner and another filter",
+            ScanQuery {
+                owner: Some("tenant-0".into()),
+                users: vec!["user-1".into()],
+                ..everything()
+            },
+            vec![],
         ),
         (
             "resource",

@@ -145,6 +145,14 @@ CREATE TABLE upload_nonces (
 ) WITHOUT ROWID;
 CREATE INDEX upload_nonces_by_scan ON upload_nonces(scan);
 "#,
+    r#"
+-- Multi-tenancy (issue #16): every job and scan has an owning tenant; rows written before
+-- tenants existed belong to the implicit loopback tenant. A listing walks jobs by rowid and
+-- filters by tenant as it goes; scans are listed per tenant, so their tenant leads an index.
+ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE scans ADD COLUMN tenant TEXT NOT NULL DEFAULT 'local';
+CREATE INDEX scans_by_tenant ON scans(tenant, created_at);
+"#,
 ];
 
 /// Brings the schema up to the newest version.

@@ -133,7 +133,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
             };
             tx.prepare_cached(
                 "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, output_dir, \
-                 started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 started_at, tenant) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 job.id,
@@ -145,6 +145,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
                 job.created_at,
                 job.output_dir,
                 started_at,
+                job.tenant,
             ])?;
         }
         Write::MarkRunning { id, started_at } => {
