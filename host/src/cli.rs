@@ -1,5 +1,5 @@
-//! The command line: `serve`, `config check`, the `plugin` inspection commands, and `mcp` (a
-//! stdio MCP server relaying to a running daemon).
+//! The command line: `serve`, `config check`, the `plugin` inspection commands, `token new`,
+//! `audit verify` (read-only) and `mcp` (a stdio MCP server relaying to a running daemon).
 //!
 //! Invariants: every command that takes a configuration validates it exactly as `serve` does,
 //! and `config check` also asks the host for the hardening the file requires (so it passing
@@ -62,6 +62,14 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The audit trail.
+    Audit {
+        /// Configuration file (TOML) naming the data_dir; the embedded defaults when absent.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Inspect the loaded plugins.
     Plugin {
         /// Configuration file (TOML); the embedded defaults when absent.
@@ -83,6 +91,13 @@ enum TokenCommand {
     /// Print a new access key for TENANT (id and secret, shown once) and the configuration
     /// lines to paste into its `[[tenants]]` entry (which store only the secret's SHA-256).
     New { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the audit trail's hash chain (read-only, safe beside a running daemon); exit 1
+    /// naming the first record that was altered, removed or reordered.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +132,8 @@ pub enum CliError {
     #[error(transparent)]
     NewKey(#[from] toolgate_auth::NewKeyError),
     #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
     McpRelay(#[from] crate::mcp::stdio::RelayError),
 }
 
@@ -131,6 +148,10 @@ pub fn run() -> Result<ExitCode, CliError> {
         Command::Token {
             command: TokenCommand::New { tenant },
         } => new_token(&tenant),
+        Command::Audit {
+            config,
+            command: AuditCommand::Verify,
+        } => audit_verify(&load(config.as_deref())?),
         Command::Plugin { config, command } => {
             let config = load(config.as_deref())?;
             crate::logging::init(config.log_format, crate::logging::COMMAND_FILTER);
@@ -192,6 +213,25 @@ fn new_token(tenant: &str) -> Result<ExitCode, CliError> {
         println!();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `toolgate audit verify`: checks the chain of the configured database's audit trail.
+fn audit_verify(config: &Config) -> Result<ExitCode, CliError> {
+    let path = config.database_path();
+    let file = toolgate_store::AuditFile::open(&path).map_err(crate::audit::AuditError::from)?;
+    match crate::audit::verify(&file) {
+        Ok((count, last)) => {
+            println!(
+                "{}: audit trail OK ({count} record(s), last hash {last})",
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn check(file: &Path) -> ExitCode {

@@ -114,6 +114,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let (store, interrupted) =
         SqliteStore::open(&config.database_path(), config.limits.job_retention)?;
     let store = Arc::new(store);
+    let audit_store = Arc::clone(&store);
     if interrupted > 0 {
         tracing::warn!(
             interrupted,
@@ -191,6 +192,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let auth = build_auth(config)?;
     Ok(AppState {
         auth: Arc::new(auth),
+        audit: crate::audit::AuditTrail::new(Arc::clone(&audit_store)),
         jobs,
         scans,
         metrics,

@@ -4,6 +4,7 @@
 //! what may run, when, and records what happened.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod daemon;

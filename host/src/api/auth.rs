@@ -29,6 +29,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{AppState, ErrorBody};
+use crate::audit::AuditEvent;
+use toolgate_auth::audit::Action;
 
 /// The one tenant of a daemon without `[[tenants]]`.
 pub const IMPLICIT_TENANT: &str = "local";
@@ -354,6 +356,13 @@ pub struct LoginOutcome {
 async fn login(State(state): State<AppState>, request: Request) -> Response {
     let client = client_address(&request);
     let outcome = login_outcome(&state.auth, client, request).await;
+    record_login(
+        &state,
+        Action::Login,
+        outcome.caller.as_ref(),
+        outcome.response.status(),
+    )
+    .await;
     outcome.response
 }
 
@@ -447,5 +456,30 @@ async fn extend(State(state): State<AppState>, headers: HeaderMap, request: Requ
             response: refusal.into_response(),
         },
     };
+    record_login(
+        &state,
+        Action::ExtendToken,
+        outcome.caller.as_ref(),
+        outcome.response.status(),
+    )
+    .await;
     outcome.response
+}
+
+/// A login or extension that named a tenant goes in the audit trail (a refused credential
+/// names none: it is only logged, with the failure limiting).
+async fn record_login(
+    state: &AppState,
+    action: Action,
+    caller: Option<&Caller>,
+    status: StatusCode,
+) {
+    if let Some(caller) = caller {
+        let event = if status.is_success() {
+            AuditEvent::allowed(action, "token issued")
+        } else {
+            AuditEvent::denied(action, status.as_u16().to_string())
+        };
+        state.audit.record(caller, event).await;
+    }
 }

@@ -16,6 +16,8 @@ use super::auth::Caller;
 use super::job_view::JobView;
 use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
+use crate::audit::AuditEvent;
+use toolgate_auth::audit::Action;
 
 /// Jobs listed when the caller gives no limit.
 const DEFAULT_LIST_LIMIT: usize = 50;
@@ -114,11 +116,15 @@ async fn get_job(
     Extension(caller): Extension<Caller>,
     PathSegment(id): PathSegment,
 ) -> Result<Json<JobView>, ApiError> {
-    state
-        .jobs
-        .job(&id, caller.owner())
-        .await?
-        .map(|job| Json(JobView::from(job)))
+    let job = state.jobs.job(&id, caller.owner()).await?;
+    let event = match &job {
+        Some(job) => AuditEvent::allowed(Action::ReadResults, format!("job {id}"))
+            .tool(&job.tool)
+            .argv(job.argv.clone()),
+        None => AuditEvent::denied(Action::ReadResults, job_not_found(&id).to_string()),
+    };
+    state.audit.record(&caller, event).await;
+    job.map(|job| Json(JobView::from(job)))
         .ok_or_else(|| job_not_found(&id))
 }
 
@@ -133,7 +139,13 @@ async fn cancel_job(
     Extension(caller): Extension<Caller>,
     PathSegment(id): PathSegment,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
+    let audit = |event: AuditEvent| state.audit.record(&caller, event);
     if state.jobs.cancel(&id, caller.owner()) {
+        audit(AuditEvent::allowed(
+            Action::Cancel,
+            format!("cancelling job {id}"),
+        ))
+        .await;
         return Ok((
             StatusCode::ACCEPTED,
             Json(CancelAccepted {
@@ -142,13 +154,14 @@ async fn cancel_job(
             }),
         ));
     }
-    match state.jobs.job(&id, caller.owner()).await? {
-        Some(job) => Err(ApiError::Conflict(format!(
-            "job {id} already ended with status {}",
-            job.status
-        ))),
-        None => Err(job_not_found(&id)),
-    }
+    let refusal = match state.jobs.job(&id, caller.owner()).await? {
+        Some(job) => {
+            ApiError::Conflict(format!("job {id} already ended with status {}", job.status))
+        }
+        None => job_not_found(&id),
+    };
+    audit(AuditEvent::denied(Action::Cancel, refusal.to_string())).await;
+    Err(refusal)
 }
 
 pub(super) fn job_not_found(id: &str) -> ApiError {

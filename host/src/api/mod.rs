@@ -6,6 +6,7 @@
 //! request is counted by method, matched route and status (never by raw path or an unknown
 //! method, which would let callers create unbounded metric series).
 
+mod audit;
 pub mod auth;
 mod docs;
 mod error;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub settings: ApiSettings,
     /// Who may call (`[[tenants]]`), checked by the [`auth::authenticate`] middleware.
     pub auth: Arc<auth::AuthState>,
+    /// The audit trail: handlers append what each authenticated action did.
+    pub audit: crate::audit::AuditTrail,
 }
 
 /// Every route, each registered together with its OpenAPI operation, so that the document
@@ -92,6 +95,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(processes::router())
         .merge(auth::router())
+        .merge(audit::router())
 }
 
 /// The OpenAPI 3.1 document of every route.

@@ -17,7 +17,9 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Caller;
 use super::path_segment::PathSegment;
+use crate::audit::AuditEvent;
 use crate::jobs::ActiveJobInfo;
+use toolgate_auth::audit::Action;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -113,7 +115,15 @@ async fn terminate_process(
 ) -> (StatusCode, Json<TerminateResult>) {
     let owner = caller.owner();
     let live = state.jobs.live_job(&id, owner);
-    if let Some(job) = live.filter(|job| state.jobs.cancel(&job.job_id, owner)) {
+    let terminated = live.filter(|job| state.jobs.cancel(&job.job_id, owner));
+    let event = match &terminated {
+        Some(job) => {
+            AuditEvent::allowed(Action::Terminate, format!("job {}", job.job_id)).tool(&job.tool)
+        }
+        None => AuditEvent::denied(Action::Terminate, not_live(&id)),
+    };
+    state.audit.record(&caller, event).await;
+    if let Some(job) = terminated {
         (
             StatusCode::OK,
             Json(TerminateResult {

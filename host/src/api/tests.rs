@@ -315,6 +315,7 @@ const EXPECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/processes/terminate/{id}"),
     ("POST", "/login"),
     ("GET", "/auth_token/extend"),
+    ("GET", "/api/audit"),
 ];
 
 #[tokio::test]

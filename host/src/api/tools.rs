@@ -21,8 +21,10 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
+use crate::audit::AuditEvent;
 use crate::jobs::{ToolEntry, ToolRunResponse};
 use crate::metrics::Rejection;
+use toolgate_auth::audit::Action;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -133,10 +135,19 @@ async fn run_tool(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let params = read_params(&state, body)?;
-    let started = state
+    let started = match state
         .jobs
         .start(&tool, crate::jobs::JobInput::Params(params), caller.owner())
-        .await?;
+        .await
+    {
+        Ok(started) => started,
+        Err(error) => {
+            let event = AuditEvent::denied(Action::Run, error.to_string()).tool(&tool);
+            state.audit.record(&caller, event).await;
+            return Err(error.into());
+        }
+    };
+    let argv = started.argv.clone();
     let guard = CancelOnDrop {
         token: state
             .settings
@@ -145,7 +156,28 @@ async fn run_tool(
     };
     let outcome = started.outcome().await;
     guard.disarm();
+    let ended = match &outcome {
+        Ok(answer) => run_outcome(answer),
+        Err(error) => format!("failed: {error}"),
+    };
+    let event = AuditEvent::allowed(Action::Run, ended)
+        .tool(&tool)
+        .argv(argv);
+    state.audit.record(&caller, event).await;
     Ok(sized_json(&outcome?))
+}
+
+/// How a run ended, in the audit trail's words.
+pub(crate) fn run_outcome(answer: &ToolRunResponse) -> String {
+    if answer.cancelled {
+        "cancelled".into()
+    } else if answer.timed_out {
+        "timed_out".into()
+    } else if answer.success {
+        "succeeded".into()
+    } else {
+        format!("failed: exit code {}", answer.return_code)
+    }
 }
 
 /// Room for everything of a tool run's answer besides its two streams: findings, the command,

@@ -123,6 +123,8 @@ pub struct ScanInput {
 pub struct StartedJob {
     /// The job's id (its record's key), known from admission on.
     pub id: String,
+    /// The argv the host runs (for the audit trail).
+    pub argv: Vec<String>,
     /// For a scan: the parts of its request the tool does not apply.
     pub not_applied: Vec<String>,
     /// Cancels this job (used by the disconnect guard).
@@ -315,6 +317,7 @@ impl JobService {
             tenant: owner.to_string(),
         };
         let not_applied = std::mem::take(&mut planned.not_applied);
+        let record_argv = planned.argv.clone();
         let cancel = CancellationToken::new();
         let registration = inner.registry.register(
             &id,
@@ -356,6 +359,7 @@ impl JobService {
         drop(closing);
         Ok(StartedJob {
             id,
+            argv: record_argv,
             not_applied,
             cancel,
             task,

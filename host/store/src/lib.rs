@@ -16,6 +16,7 @@
 //! (`schema.rs`), never edits.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod error;
 mod jobs;
 mod scan_list;
@@ -33,6 +34,7 @@ use toolgate_model::{
     ScanPage, ScanQuery, ScanRequest, ScanState, UploadInfo,
 };
 
+pub use audit::{AuditFile, AuditFilter, AuditRow, MAX_AUDIT_PAGE};
 pub use error::{Refused, StoreError};
 pub use jobs::SqliteStore;
 

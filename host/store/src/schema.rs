@@ -153,6 +153,29 @@ ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'local';
 ALTER TABLE scans ADD COLUMN tenant TEXT NOT NULL DEFAULT 'local';
 CREATE INDEX scans_by_tenant ON scans(tenant, created_at);
 "#,
+    r#"
+-- The audit trail (issue #16): append-only, each row sealed with a hash over the previous
+-- row's hash and its own fields (computed by the daemon). The triggers make an UPDATE or DELETE
+-- an error, so changing a row takes editing the file; `toolgate audit verify` finds that.
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY NOT NULL,
+    time        TEXT NOT NULL,
+    tenant      TEXT NOT NULL,
+    key_id      TEXT,
+    action      TEXT NOT NULL,
+    tool        TEXT,
+    argv        TEXT NOT NULL,
+    decision    TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    client      TEXT,
+    hash        TEXT NOT NULL
+);
+CREATE INDEX audit_by_tenant ON audit(tenant, id);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+"#,
 ];
 
 /// Brings the schema up to the newest version.

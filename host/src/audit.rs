@@ -1,0 +1,351 @@
+//! The audit trail (issue #16): every authenticated run, cancel, terminate, login, upload,
+//! initiate and results read is appended to the store's `audit` table, sealed with
+//! `toolgate_auth::audit::chain_hash` to the record before it, and emitted as a structured log
+//! event (target `audit`) carrying the same hash, which anchors the chain outside the database.
+//!
+//! Invariants: records are appended one at a time under one lock, so ids are consecutive and
+//! each hash covers the previous stored one; a record's time is truncated to the microsecond
+//! the store keeps and the hash covers, so what is stored is exactly what was hashed; a record
+//! that cannot be written is logged as an error with the whole record (the request it describes
+//! has already happened). [`verify`] recomputes the chain and names the first record that does
+//! not match.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use tokio::sync::Mutex;
+use toolgate_auth::audit::{
+    Action, AuditRecord, BrokenAt, ChainHash, Decision, GENESIS, SealedRecord, UnknownName, seal,
+    verify_chain_from,
+};
+use toolgate_auth::{InvalidId, KeyId, TenantId};
+use toolgate_store::{AuditFile, AuditFilter, AuditRow, MAX_AUDIT_PAGE, SqliteStore, StoreError};
+
+use crate::api::auth::Caller;
+
+/// Why the trail could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("audit record {id} has an unreadable {field}: {reason}")]
+    Corrupt {
+        id: u64,
+        field: &'static str,
+        reason: String,
+    },
+    #[error(transparent)]
+    Broken(#[from] BrokenAt),
+}
+
+/// What one audited request did, before the trail numbers, times and seals it.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub action: Action,
+    pub tool: Option<String>,
+    pub argv: Vec<String>,
+    pub decision: Decision,
+    pub outcome: String,
+}
+
+impl AuditEvent {
+    /// An allowed action with its outcome.
+    pub fn allowed(action: Action, outcome: impl Into<String>) -> Self {
+        Self {
+            action,
+            tool: None,
+            argv: Vec::new(),
+            decision: Decision::Allowed,
+            outcome: outcome.into(),
+        }
+    }
+
+    /// A refused action with the reason.
+    pub fn denied(action: Action, outcome: impl Into<String>) -> Self {
+        Self {
+            decision: Decision::Denied,
+            ..Self::allowed(action, outcome)
+        }
+    }
+
+    /// The same event about `tool`.
+    pub fn tool(mut self, tool: impl Into<String>) -> Self {
+        self.tool = Some(tool.into());
+        self
+    }
+
+    /// The same event with the argv the host ran.
+    pub fn argv(mut self, argv: Vec<String>) -> Self {
+        self.argv = argv;
+        self
+    }
+}
+
+/// The appending end of the trail; cheap to clone.
+#[derive(Clone)]
+pub struct AuditTrail {
+    store: Arc<SqliteStore>,
+    /// The last record's id and hash: what the next one chains to (read from the store at
+    /// the first append).
+    tail: Arc<Mutex<Option<(u64, ChainHash)>>>,
+}
+
+impl AuditTrail {
+    /// The trail of `store`, continuing after its newest record.
+    pub fn new(store: Arc<SqliteStore>) -> Self {
+        Self {
+            store,
+            tail: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    async fn load_tail(&self) -> Result<(u64, ChainHash), AuditError> {
+        Ok(match self.store.last_audit().await? {
+            Some(row) => (row.id, parse_hash(&row)?),
+            None => (0, GENESIS),
+        })
+    }
+
+    /// Appends `event` by `caller`, and logs it.
+    pub async fn record(&self, caller: &Caller, event: AuditEvent) {
+        let mut guard = self.tail.lock().await;
+        let tail = match *guard {
+            Some(tail) => tail,
+            None => match self.load_tail().await {
+                Ok(tail) => tail,
+                Err(error) => {
+                    tracing::error!(target: "audit", %error, action = event.action.as_str(),
+                        tenant = %caller.tenant, "cannot read the audit trail's end; record lost");
+                    return;
+                }
+            },
+        };
+        let record = AuditRecord {
+            id: tail.0 + 1,
+            time: now_micros(),
+            tenant: caller.tenant.clone(),
+            key_id: caller.key_id.clone(),
+            action: event.action,
+            tool: event.tool,
+            argv: event.argv,
+            decision: event.decision,
+            outcome: event.outcome,
+            client: caller.client,
+        };
+        let sealed = seal(&tail.1, record);
+        let row = to_row(&sealed);
+        match self.store.append_audit(row).await {
+            Ok(()) => {
+                *guard = Some((sealed.record.id, sealed.hash));
+                log_event(&sealed, "audit record");
+            }
+            Err(error) => {
+                log_event(&sealed, "audit record NOT STORED");
+                tracing::error!(target: "audit", %error, "cannot append to the audit trail");
+            }
+        }
+    }
+
+    /// A page of records matching `filter`, oldest first.
+    pub async fn page(&self, filter: AuditFilter) -> Result<Vec<SealedRecord>, AuditError> {
+        self.store
+            .audit_rows(filter)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+}
+
+/// Checks the whole trail of the database `file` from its first record; returns how many
+/// records were checked and the last hash, or the first record that breaks the chain (an
+/// unreadable record, an id out of sequence, or a hash that does not match).
+pub fn verify(file: &AuditFile) -> Result<(u64, ChainHash), AuditError> {
+    let mut previous = GENESIS;
+    let mut after_id = 0;
+    let mut checked = 0u64;
+    let mut expected_id = 1;
+    loop {
+        let rows = file.rows(&AuditFilter {
+            after_id,
+            limit: MAX_AUDIT_PAGE,
+            ..AuditFilter::default()
+        })?;
+        let Some(last) = rows.last() else {
+            return Ok((checked, previous));
+        };
+        after_id = last.id;
+        let offset = usize::try_from(checked).unwrap_or(usize::MAX);
+        let mut page = Vec::with_capacity(rows.len());
+        for (index, row) in rows.iter().enumerate() {
+            let broken = BrokenAt {
+                index: offset.saturating_add(index),
+                id: row.id,
+            };
+            // A record that cannot even be read is as broken as one that does not match; a
+            // removed record leaves a gap in the ids, which the next hash also covers, but
+            // naming the gap's place is clearer.
+            if row.id != expected_id {
+                return Err(broken.into());
+            }
+            page.push(from_row(row).map_err(|_| broken)?);
+            expected_id += 1;
+        }
+        previous = verify_chain_from(&previous, &page).map_err(|broken| BrokenAt {
+            index: offset.saturating_add(broken.index),
+            id: broken.id,
+        })?;
+        checked += page.len() as u64;
+    }
+}
+
+fn log_event(sealed: &SealedRecord, message: &str) {
+    let record = &sealed.record;
+    tracing::info!(
+        target: "audit",
+        id = record.id,
+        time = %record.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        tenant = %record.tenant,
+        key_id = record.key_id.as_ref().map(KeyId::as_str),
+        action = record.action.as_str(),
+        tool = record.tool.as_deref(),
+        argv = ?record.argv,
+        decision = record.decision.as_str(),
+        outcome = %record.outcome,
+        client = record.client.map(|ip| ip.to_string()),
+        hash = %sealed.hash,
+        "{message}"
+    );
+}
+
+/// Now, at the microsecond precision the store keeps and the hash covers.
+fn now_micros() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn to_row(sealed: &SealedRecord) -> AuditRow {
+    let record = &sealed.record;
+    AuditRow {
+        id: record.id,
+        time: record
+            .time
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        tenant: record.tenant.to_string(),
+        key_id: record.key_id.as_ref().map(ToString::to_string),
+        action: record.action.as_str().to_string(),
+        tool: record.tool.clone(),
+        argv: record.argv.clone(),
+        decision: record.decision.as_str().to_string(),
+        outcome: record.outcome.clone(),
+        client: record.client.map(|ip| ip.to_string()),
+        hash: sealed.hash.to_string(),
+    }
+}
+
+fn corrupt(row: &AuditRow, field: &'static str) -> impl FnOnce(String) -> AuditError {
+    let id = row.id;
+    move |reason| AuditError::Corrupt { id, field, reason }
+}
+
+fn parse_hash(row: &AuditRow) -> Result<ChainHash, AuditError> {
+    ChainHash::from_hex(&row.hash).map_err(|e| corrupt(row, "hash")(e.to_string()))
+}
+
+fn from_row(row: &AuditRow) -> Result<SealedRecord, AuditError> {
+    let id_error = |field| move |error: InvalidId| corrupt(row, field)(error.to_string());
+    let name_error = |field| move |error: UnknownName| corrupt(row, field)(error.to_string());
+    let record = AuditRecord {
+        id: row.id,
+        time: DateTime::parse_from_rfc3339(&row.time)
+            .map_err(|e| corrupt(row, "time")(e.to_string()))?
+            .with_timezone(&Utc),
+        tenant: TenantId::parse(&row.tenant).map_err(id_error("tenant"))?,
+        key_id: row
+            .key_id
+            .as_deref()
+            .map(KeyId::parse)
+            .transpose()
+            .map_err(id_error("key_id"))?,
+        action: row.action.parse().map_err(name_error("action"))?,
+        tool: row.tool.clone(),
+        argv: row.argv.clone(),
+        decision: row.decision.parse().map_err(name_error("decision"))?,
+        outcome: row.outcome.clone(),
+        client: row
+            .client
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: std::net::AddrParseError| corrupt(row, "client")(e.to_string()))?,
+    };
+    Ok(SealedRecord {
+        record,
+        hash: parse_hash(row)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(tenant: &str) -> Caller {
+        Caller {
+            tenant: TenantId::parse(tenant).expect("tenant"),
+            key_id: KeyId::parse("tgk_0123456789abcdef").ok(),
+            role: toolgate_auth::Role::User,
+            client: "127.0.0.1".parse().ok(),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_chain_across_restarts_and_pages_filter_by_tenant() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite3");
+        {
+            let (store, _) = SqliteStore::open(&path, 10).expect("open");
+            let trail = AuditTrail::new(Arc::new(store));
+            let run = AuditEvent::allowed(Action::Run, "succeeded")
+                .tool("terrascan")
+                .argv(vec!["terrascan".into(), "scan".into()]);
+            trail.record(&caller("acme"), run).await;
+            trail
+                .record(&caller("beta"), AuditEvent::denied(Action::Cancel, "404"))
+                .await;
+        }
+        let (store, _) = SqliteStore::open(&path, 10).expect("reopen");
+        let store = Arc::new(store);
+        let trail = AuditTrail::new(Arc::clone(&store));
+        trail
+            .record(
+                &caller("acme"),
+                AuditEvent::allowed(Action::Login, "token issued"),
+            )
+            .await;
+        let file = AuditFile::open(&path).expect("read-only");
+        let (count, _) = verify(&file).expect("an untouched trail verifies");
+        assert_eq!(count, 3);
+        let page = trail
+            .page(AuditFilter {
+                tenant: Some("acme".into()),
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .await
+            .expect("page");
+        let ids: Vec<u64> = page.iter().map(|sealed| sealed.record.id).collect();
+        assert_eq!(ids, [1, 3]);
+        drop(file);
+
+        // An edit made around the triggers (as someone with the file could) is named.
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "DROP TRIGGER audit_no_update; UPDATE audit SET outcome = 'forged' WHERE id = 2;",
+        )
+        .expect("tamper");
+        let file = AuditFile::open(&path).expect("read-only");
+        match verify(&file) {
+            Err(AuditError::Broken(broken)) => assert_eq!(broken.id, 2, "{broken}"),
+            other => panic!("a forged record must break the chain, got {other:?}"),
+        }
+    }
+}
