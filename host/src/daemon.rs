@@ -47,6 +47,8 @@ pub enum DaemonError {
     Runtime(#[from] RuntimeError),
     #[error("cannot recover the scan queue: {0}")]
     Scans(#[from] ScanError),
+    #[error("cannot load or create the upload URL key: {0}")]
+    UploadKey(#[from] toolgate_uploads::SignerError),
     #[error("cannot set up the sandbox: {0}")]
     Sandbox(#[from] SandboxError),
     #[error("cannot listen on {addr}: {source}")]
@@ -174,9 +176,16 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         },
         config.scans_dir(),
     );
+    let iac = crate::api::IacSettings {
+        default_tool: config.scans.default_tool.clone(),
+        public_base_url: config.public_base_url(),
+        uploads: config.uploads.clone(),
+        signer: toolgate_uploads::UploadSigner::load_or_create(&config.upload_key_path())?,
+    };
     Ok(AppState {
         jobs,
         scans,
+        iac: Arc::new(iac),
         metrics,
         facts: Arc::new(facts),
         settings: ApiSettings {

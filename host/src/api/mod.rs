@@ -9,6 +9,7 @@
 mod docs;
 mod error;
 mod health;
+mod iac;
 mod job_view;
 mod jobs;
 mod path_segment;
@@ -30,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use docs::ApiDoc;
 pub use error::{ApiError, ErrorBody, FieldErrorBody, RETRY_AFTER_SECS};
+pub use iac::IacSettings;
 pub use job_view::JobView;
 pub(crate) use tools::CancelOnDrop;
 pub use tools::ToolInfo;
@@ -74,6 +76,8 @@ pub struct AppState {
     pub jobs: JobService,
     /// The asynchronous scan queue (its workers are started by `daemon::serve`).
     pub scans: crate::scans::ScanService,
+    /// The IaC scan API's settings and upload URL signer.
+    pub iac: Arc<IacSettings>,
     pub metrics: Arc<Metrics>,
     pub facts: Arc<StartupFacts>,
     pub settings: ApiSettings,
@@ -88,6 +92,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(tools::router())
         .merge(jobs::router())
         .merge(processes::router())
+        .merge(iac::router())
 }
 
 /// The OpenAPI 3.1 document of every route.

@@ -76,6 +76,9 @@ pub struct Config {
     pub plugins: RuntimeConfig,
     pub http: HttpConfig,
     pub scans: ScansConfig,
+    /// What an IaC scan upload may be (`[uploads]`, `[uploads.extract]`): the uploads crate's
+    /// own settings, embedded as they are.
+    pub uploads: toolgate_uploads::UploadLimits,
 }
 
 impl Default for Config {
@@ -93,6 +96,7 @@ impl Default for Config {
             plugins: RuntimeConfig::default(),
             http: HttpConfig::default(),
             scans: ScansConfig::default(),
+            uploads: toolgate_uploads::UploadLimits::default(),
         }
     }
 }
@@ -202,6 +206,20 @@ pub struct ScansConfig {
     pub workers: usize,
     /// How many times a scan is started before a daemon dying under it marks it `error`.
     pub max_attempts: u32,
+    /// The plugin that runs a scan whose initiate names no `tool` (it must scan templates:
+    /// contract 0.2.0 with scan template types).
+    pub default_tool: String,
+    /// The absolute base of the URLs this daemon hands out (upload URLs, list links), e.g.
+    /// `https://toolgate.example.com` behind a proxy. Default: `http://<listen>`.
+    pub public_base_url: Option<String>,
+    /// Finished scans (their record, findings and folder) are deleted this long after they
+    /// ended.
+    pub retention_days: u64,
+    /// Scans never initiated are deleted this long after they were created (their upload URL
+    /// expired long before).
+    pub abandoned_after_hours: u64,
+    /// How often the cleanup task looks for expired scans.
+    pub cleanup_interval_secs: u64,
 }
 
 /// Most scan workers: each holds a running slot's worth of memory, and more workers than
@@ -213,6 +231,11 @@ impl Default for ScansConfig {
         Self {
             workers: 4,
             max_attempts: 3,
+            default_tool: "terrascan".to_string(),
+            public_base_url: None,
+            retention_days: 30,
+            abandoned_after_hours: 24,
+            cleanup_interval_secs: 300,
         }
     }
 }
@@ -310,6 +333,19 @@ impl Config {
     /// Compiled-plugin cache directory.
     pub fn plugin_cache_dir(&self) -> PathBuf {
         self.data_dir.join("cache").join("plugins")
+    }
+
+    /// The absolute base of URLs handed out: `scans.public_base_url`, or `http://<listen>`.
+    pub fn public_base_url(&self) -> String {
+        match &self.scans.public_base_url {
+            Some(base) => base.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// Where the key that signs upload URLs lives (created on first start).
+    pub fn upload_key_path(&self) -> PathBuf {
+        self.data_dir.join("secrets/upload-url.key")
     }
 
     /// Root of the scans' folders (`<id>/tree` is a scan's extracted upload).

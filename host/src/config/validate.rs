@@ -127,6 +127,13 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
             "0 would never start a scan; allowed: 1 or more",
         ));
     }
+    problems.extend(scan_problems(config));
+    if let Err(error) = config.uploads.validate() {
+        problems.push(ConfigProblem::new(
+            &format!("uploads.{}", error.key),
+            format!("{} is not allowed: {}", error.value, error.allowed),
+        ));
+    }
     if config.sandbox.timeout_secs == 0 {
         problems.push(ConfigProblem::new(
             "sandbox.timeout_secs",
@@ -336,4 +343,47 @@ fn is_env_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The `[scans]` keys beyond the queue's: the default tool must be configured, the public base
+/// must be an absolute http(s) URL, and the retention times must be usable.
+fn scan_problems(config: &super::Config) -> Vec<ConfigProblem> {
+    let scans = &config.scans;
+    let mut problems = Vec::new();
+    if !config.tools.contains_key(&scans.default_tool) {
+        let configured: Vec<&str> = config.tools.keys().map(String::as_str).collect();
+        problems.push(ConfigProblem::new(
+            "scans.default_tool",
+            format!(
+                "{:?} is not a configured tool; allowed: one of [tools.<name>]: {}",
+                scans.default_tool,
+                configured.join(", ")
+            ),
+        ));
+    }
+    if let Some(base) = &scans.public_base_url {
+        let scheme_ok = base.starts_with("http://") || base.starts_with("https://");
+        let rest = base.split_once("://").map_or("", |(_, rest)| rest);
+        if !scheme_ok || rest.is_empty() || base.contains(['?', '#', ' ']) {
+            problems.push(ConfigProblem::new(
+                "scans.public_base_url",
+                format!(
+                    "{base:?} is not an absolute http(s) URL without query; e.g. \"https://toolgate.example.com\""
+                ),
+            ));
+        }
+    }
+    for (key, value) in [
+        ("scans.retention_days", scans.retention_days),
+        ("scans.abandoned_after_hours", scans.abandoned_after_hours),
+        ("scans.cleanup_interval_secs", scans.cleanup_interval_secs),
+    ] {
+        if value == 0 {
+            problems.push(ConfigProblem::new(
+                key,
+                "0 would delete scans as soon as they exist; allowed: 1 or more",
+            ));
+        }
+    }
+    problems
 }

@@ -19,6 +19,7 @@ mod plan;
 mod redact;
 mod registry;
 mod report;
+mod scan_tool;
 
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -166,6 +167,23 @@ impl JobService {
                 closing: RwLock::new(false),
             }),
         }
+    }
+
+    /// Refuses a scan request its tool cannot run (unknown, not a template scanner, not this
+    /// template type, not installed), naming the field.
+    pub fn check_scan_tool(
+        &self,
+        request: &toolgate_model::ScanRequest,
+    ) -> Result<(), toolgate_model::InvalidValue> {
+        scan_tool::check_scan_tool(&self.inner.catalog, request)
+    }
+
+    /// The plugin version of a loaded tool.
+    pub fn tool_version(&self, tool: &str) -> Option<String> {
+        self.inner
+            .catalog
+            .get(tool)
+            .map(|entry| entry.description.version.clone())
     }
 
     pub fn catalog(&self) -> &ToolCatalog {
