@@ -24,7 +24,7 @@ use self::connections::ConnectionLimits;
 use self::waits::ClientWaits;
 use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, StartupFacts};
 use crate::config::{Config, ConfigError, HttpConfig, tool_problems};
-use crate::jobs::{JobLimits, JobService, ToolCatalog};
+use crate::jobs::{JobLimits, JobService, ToolCatalog, probe_tools};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
@@ -93,8 +93,31 @@ pub fn sandbox_policy(config: &Config) -> SandboxPolicy {
     config.sandbox.policy(config.jobs_dir())
 }
 
-/// Everything the API needs, built from a configuration.
+/// What start-up builds before the API is assembled.
+struct Parts {
+    started: Instant,
+    store: Store,
+    plugins: PluginRuntime,
+    report: LoadReport,
+    jail: Arc<Sandbox>,
+    catalog: ToolCatalog,
+}
+
+/// Everything the API needs, built from a configuration, without the start-up probe (tests
+/// and benchmarks; `serve` uses [`build_probed_state`]).
 pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
+    Ok(assemble(prepare(config)?, config))
+}
+
+/// [`build_state`], after every tool whose plugin names a version command was run once with it
+/// under the sandbox: a tool that cannot start is unavailable before the first call.
+pub async fn build_probed_state(config: &Config) -> Result<AppState, DaemonError> {
+    let mut parts = prepare(config)?;
+    probe_tools(&mut parts.catalog, &parts.jail).await;
+    Ok(assemble(parts, config))
+}
+
+fn prepare(config: &Config) -> Result<Parts, DaemonError> {
     let started = Instant::now();
     let (store, interrupted) = Store::open(&config.database_path(), config.limits.job_retention)?;
     if interrupted > 0 {
@@ -116,13 +139,38 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         }
     }
     let catalog = ToolCatalog::build(plugins.tools(), config, |name| std::env::var(name).ok());
+    Ok(Parts {
+        started,
+        store,
+        plugins,
+        report,
+        jail: Arc::new(jail),
+        catalog,
+    })
+}
+
+fn assemble(parts: Parts, config: &Config) -> AppState {
+    let Parts {
+        started,
+        store,
+        plugins,
+        report,
+        jail,
+        catalog,
+    } = parts;
     for entry in catalog.iter() {
+        let granted: Vec<String> = entry
+            .reads
+            .granted
+            .iter()
+            .map(|grant| grant.path.display().to_string())
+            .collect();
         match &entry.binary {
             Ok(binary) => {
-                tracing::info!(tool = %entry.description.name, binary = %binary.display(), timeout_secs = entry.timeout.as_secs(), "tool ready")
+                tracing::info!(tool = %entry.description.name, binary = %binary.display(), timeout_secs = entry.timeout.as_secs(), read_paths = ?granted, "tool ready")
             }
             Err(reason) => {
-                tracing::warn!(tool = %entry.description.name, %reason, "tool binary unavailable; set tools.{}.binary", entry.description.name)
+                tracing::warn!(tool = %entry.description.name, %reason, "tool unavailable")
             }
         }
     }
@@ -148,7 +196,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let metrics = Arc::new(Metrics::new());
     let jobs = JobService::new(
         Arc::new(plugins),
-        Arc::new(jail),
+        jail,
         store,
         Arc::clone(&metrics),
         Arc::new(catalog),
@@ -157,7 +205,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
             max_queued_jobs: config.limits.max_queued_jobs,
         },
     );
-    Ok(AppState {
+    AppState {
         jobs,
         metrics,
         facts: Arc::new(facts),
@@ -165,7 +213,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
             cancel_on_disconnect: config.limits.cancel_on_disconnect,
             max_body_bytes: config.limits.max_body_bytes,
         },
-    })
+    }
 }
 
 /// Serves the API until SIGTERM/SIGINT, then shuts down gracefully.
@@ -173,7 +221,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     if let Some(open_files) = raise_open_file_limit() {
         warn_if_connections_crowd_descriptors(&config.http, open_files);
     }
-    let state = build_state(&config)?;
+    let state = build_probed_state(&config).await?;
     let jobs = state.jobs.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -243,6 +243,8 @@ fn checked_description(
         default_timeout_secs: described.default_timeout_secs,
         needs_network: described.needs_network,
         env_vars: described.env_vars,
+        // The 0.1.0 contract has no version command.
+        version_args: Vec::new(),
         params_schema,
     })
 }

@@ -21,6 +21,10 @@ pub struct ToolDescription {
     pub default_timeout_secs: u32,
     pub needs_network: bool,
     pub env_vars: Vec<String>,
+    /// The arguments that make the tool print its version and exit (e.g. `["--version"]`),
+    /// which the host runs once under the sandbox to check the tool can start. Empty: the
+    /// plugin names none (every `toolgate:plugin@0.1.0` plugin), and the tool is not probed.
+    pub version_args: Vec<String>,
     /// JSON Schema of the params object, parsed.
     pub params_schema: serde_json::Value,
 }

@@ -209,13 +209,14 @@ fn covered<'a>(path: &Path, access: u64, grants: impl IntoIterator<Item = &'a Gr
         .any(|g| g.is_dir && access & !g.access == 0 && path.starts_with(&g.path))
 }
 
-/// Builds the ruleset of one job: the shared rules, the tool binary (read and execute), the
-/// tool's operator-provided home when it has one (read only) and the job's own writable
-/// directories (every right: the sandbox created them for this job alone).
+/// Builds the ruleset of one job: the shared rules, the tool binary (read and execute), what
+/// the tool reads of its own (its operator-provided home, its install: read and execute, files
+/// or directories) and the job's own writable directories (every right: the sandbox created
+/// them for this job alone).
 pub fn build(
     shared: &SharedRules,
     binary: &Path,
-    readable: Option<&Path>,
+    readable: &[&Path],
     writable: &[&Path],
 ) -> Result<OwnedFd, SandboxError> {
     let rights = shared.rights;
@@ -228,10 +229,10 @@ pub fn build(
             open_beneath(None, binary, libc::O_PATH, 0).map_err(|e| held_error(binary, e))?;
         add(&ruleset, binary, binary_fd.as_fd(), execute)?;
     }
-    if let Some(dir) = readable
-        && !covered(dir, rights.read, shared.rules.iter().map(|r| &r.grant))
-    {
-        add_dir(&ruleset, dir, rights.read)?;
+    for &path in readable {
+        if !covered(path, rights.read, shared.rules.iter().map(|r| &r.grant)) {
+            add_readable(&ruleset, path, rights)?;
+        }
     }
     for &dir in writable {
         add_dir(&ruleset, dir, rights.all)?;
@@ -251,6 +252,19 @@ fn add_dir(ruleset: &OwnedFd, dir: &Path, access: u64) -> Result<(), SandboxErro
     )
     .map_err(|e| held_error(dir, e))?;
     add(ruleset, dir, fd.as_fd(), access)
+}
+
+/// Grants read and execute on `path`, a canonical directory or file (narrowed to the rights
+/// valid on a file); like `add_dir`, a symlink found on the way is refused, never followed.
+fn add_readable(ruleset: &OwnedFd, path: &Path, rights: Rights) -> Result<(), SandboxError> {
+    let fd = open_beneath(None, path, libc::O_PATH, libc::RESOLVE_NO_SYMLINKS)
+        .map_err(|e| held_error(path, e))?;
+    let access = if is_dir(&fd)? {
+        rights.read
+    } else {
+        rights.read & rights.file
+    };
+    add(ruleset, path, fd.as_fd(), access)
 }
 
 /// Most rulesets kept by `RulesetCache`: (tools × pooled private slots) in practice, a few
@@ -274,7 +288,7 @@ pub struct RulesetCache {
 #[derive(Hash, PartialEq, Eq)]
 struct CacheKey {
     binary: (u64, u64, i64, i64),
-    readable: Option<PathBuf>,
+    readable: Vec<PathBuf>,
     writable: Vec<PathBuf>,
 }
 
@@ -285,12 +299,12 @@ impl RulesetCache {
         shared: &SharedRules,
         binary: &Path,
         meta: &std::fs::Metadata,
-        readable: Option<&Path>,
+        readable: &[&Path],
         writable: &[&Path],
     ) -> Result<Arc<OwnedFd>, SandboxError> {
         let key = CacheKey {
             binary: (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec()),
-            readable: readable.map(Path::to_path_buf),
+            readable: readable.iter().map(|path| path.to_path_buf()).collect(),
             writable: writable.iter().map(|dir| dir.to_path_buf()).collect(),
         };
         let lock = || self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -476,24 +490,24 @@ mod tests {
         let cache = RulesetCache::default();
         let meta = || std::fs::metadata(&binary).unwrap();
         let first = cache
-            .get_or_build(&shared, &binary, &meta(), None, &[&home])
+            .get_or_build(&shared, &binary, &meta(), &[], &[&home])
             .unwrap();
         let again = cache
-            .get_or_build(&shared, &binary, &meta(), None, &[&home])
+            .get_or_build(&shared, &binary, &meta(), &[], &[&home])
             .unwrap();
         assert!(Arc::ptr_eq(&first, &again));
         let other_dir = cache
-            .get_or_build(&shared, &binary, &meta(), None, &[&work])
+            .get_or_build(&shared, &binary, &meta(), &[], &[&work])
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &other_dir));
         let with_readable = cache
-            .get_or_build(&shared, &binary, &meta(), Some(&work), &[&home])
+            .get_or_build(&shared, &binary, &meta(), &[&work], &[&home])
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &with_readable));
         std::fs::remove_file(&binary).unwrap();
         std::fs::write(&binary, "#!/bin/true\n").unwrap();
         let replaced = cache
-            .get_or_build(&shared, &binary, &meta(), None, &[&home])
+            .get_or_build(&shared, &binary, &meta(), &[], &[&home])
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &replaced));
         assert_eq!(cache.len(), 4);
