@@ -343,8 +343,7 @@ where
     let mut runpaths = Vec::new();
     if let Ok(table) = elf.elf_section_table().dynamic_table(endian, data) {
         for entry in &table {
-            let is_search_path =
-                entry.tag == i64::from(DT_RUNPATH) || entry.tag == i64::from(DT_RPATH);
+            let is_search_path = entry.tag == DT_RUNPATH || entry.tag == DT_RPATH;
             if is_search_path && let Ok(bytes) = table.string(entry) {
                 let text = String::from_utf8_lossy(bytes);
                 runpaths.extend(

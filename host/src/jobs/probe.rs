@@ -315,7 +315,7 @@ mod tests {
         tool(&tools, "gone", "#!/nonexistent/interpreter\n");
         tool(&tools, "old", "#!/bin/sh\nexit 1\n");
         let names = ["good", "broken", "gone", "old"];
-        let mut toml = format!("data_dir = \"data\"\n");
+        let mut toml = "data_dir = \"data\"\n".to_string();
         for name in names {
             toml.push_str(&format!("[tools.{name}]\nbinary = \"tools/{name}\"\n"));
         }
