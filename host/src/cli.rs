@@ -241,8 +241,8 @@ fn check(file: &Path) -> ExitCode {
 }
 
 /// Resolves every tool as `serve` would, probes it under a sandbox of this configuration (whose
-/// output and job directories are in a temporary directory, removed afterwards, so the check
-/// writes nothing of the configuration's), and describes each: its binary or why it is
+/// output and job directories are in a temporary directory, removed afterwards, and which uses
+/// no cgroup, so the check writes nothing of the configuration's), and describes each: its binary or why it is
 /// unavailable, what it may read and its probe. A tool that fails its probe is a problem.
 fn check_tools(
     config: &Config,
@@ -255,6 +255,11 @@ fn check_tools(
     let mut policy = daemon::sandbox_policy(config);
     policy.output_root = scratch.path().join("output");
     policy.jobs_root = scratch.path().join("jobs");
+    // Using a cgroup_root enables controllers and creates groups in it: the check leaves it
+    // alone (its limits were checked read-only by `host_problems`), and a probe needs none.
+    policy.cgroup_root = None;
+    policy.memory_max_bytes = None;
+    policy.pids_max = None;
     let jail =
         std::sync::Arc::new(toolgate_sandbox::Sandbox::new(policy).map_err(DaemonError::from)?);
     let mut catalog = ToolCatalog::build(tools, config, |name| std::env::var(name).ok());
