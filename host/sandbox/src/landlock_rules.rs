@@ -255,10 +255,15 @@ fn add_dir(ruleset: &OwnedFd, dir: &Path, access: u64) -> Result<(), SandboxErro
 }
 
 /// Grants read and execute on `path`, a canonical directory or file (narrowed to the rights
-/// valid on a file); like `add_dir`, a symlink found on the way is refused, never followed.
+/// valid on a file); like `add_dir`, a symlink found on the way is refused, never followed. A
+/// path gone since start-up (an uninstalled tool) is left out: that only denies, and the tool's
+/// `execve` then fails with a step and an errno the daemon can explain.
 fn add_readable(ruleset: &OwnedFd, path: &Path, rights: Rights) -> Result<(), SandboxError> {
-    let fd = open_beneath(None, path, libc::O_PATH, libc::RESOLVE_NO_SYMLINKS)
-        .map_err(|e| held_error(path, e))?;
+    let fd = match open_beneath(None, path, libc::O_PATH, libc::RESOLVE_NO_SYMLINKS) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(held_error(path, e)),
+    };
     let access = if is_dir(&fd)? {
         rights.read
     } else {
@@ -511,5 +516,34 @@ mod tests {
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &replaced));
         assert_eq!(cache.len(), 4);
+    }
+
+    /// What a tool reads of its own (files and directories) is granted; a path gone since
+    /// start-up is left out rather than failing the build, and a symlink is refused.
+    #[test]
+    fn readable_paths_table() {
+        assert_eq!(probe(), Enforcement::FullyEnforced);
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        // Outside the allowed directory, so that no shared rule covers the paths.
+        std::fs::create_dir(root.join("workspace")).unwrap();
+        let allowed = HeldDir::open(&root.join("workspace")).unwrap();
+        let shared = SharedRules::open(&[PathBuf::from("/usr")], &[allowed]).unwrap();
+        let binary = root.join("tool");
+        std::fs::write(&binary, "#!/bin/true\n").unwrap();
+        std::fs::create_dir(root.join("venv")).unwrap();
+        std::fs::write(root.join("interpreter"), "").unwrap();
+        std::os::unix::fs::symlink(root.join("venv"), root.join("link")).unwrap();
+        let cases: &[(&str, bool)] = &[
+            ("venv", true),
+            ("interpreter", true),
+            ("gone", true),
+            ("link", false),
+        ];
+        for (name, builds) in cases {
+            let path = root.join(name);
+            let built = build(&shared, &binary, &[path.as_path()], &[]);
+            assert_eq!(built.is_ok(), *builds, "{name}: {:?}", built.err());
+        }
     }
 }
