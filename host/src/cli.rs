@@ -7,6 +7,8 @@
 //! data_dir that cannot be written); `plugin dry-run` executes nothing and creates nothing (no
 //! data_dir, plugin cache, root, job or output directory): it compiles the plugins in memory,
 //! plans, and has the sandbox's own checks judge the plan (`PlanCheck`), as `serve` would.
+//! `config check` also shows, per tool, the binary, what it may read and its start-up probe,
+//! run under a sandbox of the file whose own directories are temporary.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use toolgate_sandbox::PlanCheck;
 
 use crate::config::{Config, ConfigError};
 use crate::daemon::{self, DaemonError, PluginCache};
-use crate::jobs::{JobError, ToolCatalog, dry_run_job};
+use crate::jobs::{JobError, Probe, ToolCatalog, dry_run_job, probe_tools};
 
 /// Exit code for invalid input to `plugin dry-run` (field errors or a refused plan).
 const EXIT_INVALID_INPUT: u8 = 2;
@@ -104,6 +106,8 @@ pub enum CliError {
     Job(#[from] JobError),
     #[error(transparent)]
     McpRelay(#[from] crate::mcp::stdio::RelayError),
+    #[error("cannot create a scratch directory to probe the tools in: {0}")]
+    Scratch(std::io::Error),
 }
 
 /// Parses the command line and runs the command.
@@ -204,6 +208,19 @@ fn check(file: &Path) -> ExitCode {
     if !problems.is_empty() {
         return report_problems(file, &problems);
     }
+    let (lines, tool_problems) = match check_tools(&config, tools.clone()) {
+        Ok(checked) => checked,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !tool_problems.is_empty() {
+        for line in &lines {
+            eprintln!("{line}");
+        }
+        return report_problems(file, &tool_problems);
+    }
     let names: Vec<String> = tools.into_iter().map(|tool| tool.name).collect();
     println!(
         "{}: OK (listen {}, {} allowed dir(s), {} scan worker(s), plugins from {}: {})",
@@ -218,7 +235,77 @@ fn check(file: &Path) -> ExitCode {
             names.join(", ")
         }
     );
+    for line in lines {
+        println!("{line}");
+    }
     ExitCode::SUCCESS
+}
+
+/// Resolves every tool as `serve` would, probes it under a sandbox of this configuration (whose
+/// output and job directories are in a temporary directory, removed afterwards, and which uses
+/// no cgroup, so the check writes nothing of the configuration's), and describes each: its binary or why it is
+/// unavailable, what it may read and its probe. A tool that fails its probe is a problem.
+fn check_tools(
+    config: &Config,
+    tools: Vec<toolgate_plugin_runtime::ToolDescription>,
+) -> Result<(Vec<String>, Vec<crate::config::ConfigProblem>), CliError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("toolgate-config-check-")
+        .tempdir()
+        .map_err(CliError::Scratch)?;
+    let mut policy = daemon::sandbox_policy(config);
+    policy.output_root = scratch.path().join("output");
+    policy.jobs_root = scratch.path().join("jobs");
+    // Using a cgroup_root enables controllers and creates groups in it: the check leaves it
+    // alone (its limits were checked read-only by `host_problems`), and a probe needs none.
+    policy.cgroup_root = None;
+    policy.memory_max_bytes = None;
+    policy.pids_max = None;
+    let jail =
+        std::sync::Arc::new(toolgate_sandbox::Sandbox::new(policy).map_err(DaemonError::from)?);
+    let mut catalog = ToolCatalog::build(tools, config, |name| std::env::var(name).ok());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::AsyncRuntime)?;
+    runtime.block_on(probe_tools(&mut catalog, &jail));
+    let mut lines = vec!["tools:".to_string()];
+    let mut problems = Vec::new();
+    for entry in catalog.iter() {
+        let name = &entry.description.name;
+        let probe = match &entry.probe {
+            Probe::Passed { version, .. } => format!("probe passed: {version}"),
+            Probe::Failed { .. } => "probe FAILED".to_string(),
+            Probe::NotProbed { reason } => format!("not probed: {reason}"),
+        };
+        match &entry.binary {
+            Ok(binary) => lines.push(format!("  {name}: {} ({probe})", binary.display())),
+            Err(reason) => {
+                lines.push(format!("  {name}: UNAVAILABLE: {reason}"));
+                if matches!(entry.probe, Probe::Failed { .. }) {
+                    problems.push(crate::config::ConfigProblem {
+                        key: format!("tools.{name}"),
+                        message: reason.clone(),
+                    });
+                }
+            }
+        }
+        for grant in &entry.reads.granted {
+            lines.push(format!(
+                "    reads {} ({})",
+                grant.path.display(),
+                grant.reason
+            ));
+        }
+        for skipped in &entry.reads.skipped {
+            lines.push(format!(
+                "    skipped {} ({})",
+                skipped.path.display(),
+                skipped.reason
+            ));
+        }
+    }
+    Ok((lines, problems))
 }
 
 fn report_problems(file: &Path, problems: &[crate::config::ConfigProblem]) -> ExitCode {

@@ -26,7 +26,7 @@ use self::connections::ConnectionLimits;
 use self::waits::ClientWaits;
 use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, StartupFacts};
 use crate::config::{Config, ConfigError, HttpConfig, tool_problems};
-use crate::jobs::{JobLimits, JobService, ToolCatalog};
+use crate::jobs::{JobLimits, JobService, ToolCatalog, probe_tools};
 use crate::metrics::Metrics;
 use toolgate_store::{SqliteStore, StoreError};
 
@@ -101,8 +101,31 @@ pub fn sandbox_policy(config: &Config) -> SandboxPolicy {
     config.sandbox.policy(config.jobs_dir())
 }
 
-/// Everything the API needs, built from a configuration.
+/// What start-up builds before the API is assembled.
+struct Parts {
+    started: Instant,
+    store: Arc<SqliteStore>,
+    plugins: PluginRuntime,
+    report: LoadReport,
+    jail: Arc<Sandbox>,
+    catalog: ToolCatalog,
+}
+
+/// Everything the API needs, built from a configuration, without the start-up probe (tests
+/// and benchmarks; `serve` uses [`build_probed_state`]).
 pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
+    assemble(prepare(config)?, config)
+}
+
+/// [`build_state`], after every tool whose plugin names a version command was run once with it
+/// under the sandbox: a tool that cannot start is unavailable before the first call.
+pub async fn build_probed_state(config: &Config) -> Result<AppState, DaemonError> {
+    let mut parts = prepare(config)?;
+    probe_tools(&mut parts.catalog, &parts.jail).await;
+    assemble(parts, config)
+}
+
+fn prepare(config: &Config) -> Result<Parts, DaemonError> {
     let started = Instant::now();
     let (store, interrupted) =
         SqliteStore::open(&config.database_path(), config.limits.job_retention)?;
@@ -126,13 +149,38 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         }
     }
     let catalog = ToolCatalog::build(plugins.tools(), config, |name| std::env::var(name).ok());
+    Ok(Parts {
+        started,
+        store,
+        plugins,
+        report,
+        jail: Arc::new(jail),
+        catalog,
+    })
+}
+
+fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
+    let Parts {
+        started,
+        store,
+        plugins,
+        report,
+        jail,
+        catalog,
+    } = parts;
     for entry in catalog.iter() {
+        let granted: Vec<String> = entry
+            .reads
+            .granted
+            .iter()
+            .map(|grant| grant.path.display().to_string())
+            .collect();
         match &entry.binary {
             Ok(binary) => {
-                tracing::info!(tool = %entry.description.name, binary = %binary.display(), timeout_secs = entry.timeout.as_secs(), "tool ready")
+                tracing::info!(tool = %entry.description.name, binary = %binary.display(), timeout_secs = entry.timeout.as_secs(), read_paths = ?granted, "tool ready")
             }
             Err(reason) => {
-                tracing::warn!(tool = %entry.description.name, %reason, "tool binary unavailable; set tools.{}.binary", entry.description.name)
+                tracing::warn!(tool = %entry.description.name, %reason, "tool unavailable")
             }
         }
     }
@@ -158,7 +206,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let metrics = Arc::new(Metrics::new());
     let jobs = JobService::new(
         Arc::new(plugins),
-        Arc::new(jail),
+        jail,
         Arc::clone(&store) as Arc<dyn toolgate_store::JobStore>,
         Arc::clone(&metrics),
         Arc::new(catalog),
@@ -200,7 +248,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     if let Some(open_files) = raise_open_file_limit() {
         warn_if_connections_crowd_descriptors(&config.http, open_files);
     }
-    let state = build_state(&config)?;
+    let state = build_probed_state(&config).await?;
     let jobs = state.jobs.clone();
     let scans = state.scans.clone();
     // Recovery first: scans a dead daemon left running are re-queued (or end in error) before

@@ -121,11 +121,23 @@ pub struct ToolConfig {
     /// plugin that asks without this grant leaves its tool unavailable; one that does not ask
     /// runs in the empty network namespace whatever this says.
     pub allow_network: bool,
+    /// Paths (directories or files) the tool may read and execute besides what the host works
+    /// out from its binary (its virtual environment, `#!` interpreter, ELF loader): e.g. data
+    /// or plugins its install keeps elsewhere. Read-only; never one holding the daemon's state.
+    pub read_paths: Vec<PathBuf>,
+    /// Where the embedded default looks for the tool before `sandbox.path` (checkov: the
+    /// virtual environment `just serve` installs); never set from a file.
+    #[serde(skip)]
+    pub default_binary: Option<PathBuf>,
     /// Set for the sections the embedded default supplies (the bundled tools), never from a
     /// file: a missing bundled plugin is then no configuration error.
     #[serde(skip)]
     pub implicit: bool,
 }
+
+/// Where `just serve` installs its pinned checkov (a virtual environment under `target/`),
+/// relative to the working directory: the embedded default's checkov is looked for there first.
+pub const BUNDLED_CHECKOV: &str = "target/venv-checkov/bin/checkov";
 
 /// The tools the embedded default names, so that `just serve` runs them with no file: the
 /// plugins this repository builds, each with the one grant its tool needs. A configuration
@@ -139,6 +151,13 @@ fn bundled_tools() -> BTreeMap<String, ToolConfig> {
     BTreeMap::from([
         ("terrascan".to_string(), bundled(false)),
         ("prowler".to_string(), bundled(true)),
+        (
+            "checkov".to_string(),
+            ToolConfig {
+                default_binary: Some(PathBuf::from(BUNDLED_CHECKOV)),
+                ..bundled(false)
+            },
+        ),
     ])
 }
 
@@ -322,6 +341,10 @@ impl Config {
             if let Some(home) = tool.home.as_mut() {
                 resolve(home);
             }
+            if let Some(binary) = tool.default_binary.as_mut() {
+                resolve(binary);
+            }
+            tool.read_paths.iter_mut().for_each(resolve);
         }
     }
 

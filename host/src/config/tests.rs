@@ -297,6 +297,7 @@ fn plugin(name: &str, env_vars: &[&str]) -> toolgate_plugin_runtime::ToolDescrip
         default_timeout_secs: 60,
         needs_network: false,
         env_vars: env_vars.iter().map(ToString::to_string).collect(),
+        version_args: Vec::new(),
         params_schema: serde_json::json!({"type": "object"}),
         contract: toolgate_plugin_runtime::ContractVersion::V0_2_0,
         scan_template_types: Vec::new(),
@@ -356,5 +357,62 @@ fn tool_sections_must_match_a_loaded_plugin_and_its_declared_environment() {
             assert_eq!(problem.key, *key, "{text:?}");
             assert!(problem.message.contains(needle), "{text:?}: {problem}");
         }
+    }
+}
+
+/// `[tools.<name>] read_paths`: (document, refused key or "" when accepted, the message says).
+#[test]
+fn read_paths_must_exist_and_never_hold_the_daemons_state_table() {
+    let base = base_with_examples();
+    std::fs::create_dir(base.path().join("opt")).expect("mkdir");
+    let table: &[(&str, &str, &str)] = &[
+        ("[tools.x]\nread_paths = [\"opt\", \"/usr/share\"]", "", ""),
+        (
+            "[tools.x]\nread_paths = [\"opt\", \"missing\"]",
+            "tools.x.read_paths[1]",
+            "does not exist",
+        ),
+        // The data directory (jobs, outputs, the database) and its ancestors.
+        (
+            "[tools.x]\nread_paths = [\"data\"]",
+            "tools.x.read_paths[0]",
+            "own state",
+        ),
+        (
+            "[tools.x]\nread_paths = [\"/\"]",
+            "tools.x.read_paths[0]",
+            "own state",
+        ),
+        (
+            "[tools.x]\nread_paths = [\".\"]",
+            "tools.x.read_paths[0]",
+            "own state",
+        ),
+        (
+            "[tools.x]\nread_paths = \"opt\"",
+            "tools.x.read_paths",
+            "expected a sequence",
+        ),
+    ];
+    std::fs::create_dir_all(base.path().join("data/output")).expect("mkdir");
+    for (text, key, says) in table {
+        let result = load_in(text, base.path());
+        if key.is_empty() {
+            let config = result.unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(
+                config.tools["x"].read_paths,
+                [base.path().join("opt"), PathBuf::from("/usr/share")],
+                "relative paths resolve against the base"
+            );
+            continue;
+        }
+        let message = match result {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("{text}: accepted"),
+        };
+        assert!(
+            message.contains(key) && message.contains(says),
+            "{text}: {message}"
+        );
     }
 }

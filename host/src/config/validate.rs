@@ -197,6 +197,26 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
                 ),
             ));
         }
+        let policy = config.sandbox.policy(config.jobs_dir());
+        for (index, path) in tool.read_paths.iter().enumerate() {
+            let key = format!("tools.{name}.read_paths[{index}]");
+            let shown = quoted(&path.display().to_string());
+            if !path.exists() {
+                problems.push(ConfigProblem::new(
+                    key,
+                    format!("{shown} does not exist; allowed: an existing directory or file"),
+                ));
+            } else if toolgate_sandbox::exposes_daemon_state(path, &policy) {
+                problems.push(ConfigProblem::new(
+                    key,
+                    format!(
+                        "{shown} holds the daemon's own state (sandbox.output_root or the job \
+                         directories under data_dir), which no tool may read; allowed: a path \
+                         outside them"
+                    ),
+                ));
+            }
+        }
         if tool.timeout_secs == Some(0) {
             problems.push(ConfigProblem::new(
                 format!("tools.{name}.timeout_secs"),

@@ -16,6 +16,7 @@ mod error;
 mod id;
 mod output_files;
 mod plan;
+mod probe;
 mod redact;
 mod registry;
 mod report;
@@ -36,6 +37,7 @@ pub use catalog::{ToolCatalog, ToolEntry};
 pub use error::JobError;
 pub use id::new_job_id;
 pub use plan::{DryRunJob, PlannedJob, dry_run_job, map_arg, plan_job, plan_scan_job};
+pub use probe::{PROBE_TIMEOUT, Probe, cannot_start, probe_tools};
 pub use registry::{ActiveJobInfo, JobRegistry};
 pub use report::{FindingSummary, JobStatusSchema, KILLED_RETURN_CODE, ToolRunResponse};
 
@@ -321,6 +323,7 @@ impl JobService {
                 // Granted by the operator, or the tool would be unavailable (catalog).
                 needs_network: entry.description.needs_network,
                 home: entry.home.clone(),
+                read_paths: entry.reads.paths(),
             },
             redactor: Arc::clone(&entry.redactor),
             planned,
@@ -395,8 +398,18 @@ impl JobService {
         let result = match ran {
             Ok(result) => result,
             Err(error) => {
+                // A tool that cannot be executed is the operator's to fix, and the caller is
+                // told what was denied and which key to set.
+                let error = match cannot_start(&job.tool, &error) {
+                    Some((denied, fix)) => JobError::CannotStart {
+                        tool: job.tool.clone(),
+                        denied,
+                        fix,
+                    },
+                    None => error.into(),
+                };
                 return Err(self
-                    .record_failure(&job.id, &job.tool, &job.planned.argv, None, error.into())
+                    .record_failure(&job.id, &job.tool, &job.planned.argv, None, error)
                     .await);
             }
         };
@@ -658,6 +671,7 @@ impl JobService {
         // and stays in its log.
         let reason = match &error {
             JobError::Sandbox(sandbox) => sandbox.to_string(),
+            JobError::CannotStart { .. } => error.to_string(),
             _ => "the daemon could not finish this job; see its log".to_string(),
         };
         let done = FinishedJob {
