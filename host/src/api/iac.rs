@@ -110,6 +110,17 @@ impl IntoResponse for Failure {
     }
 }
 
+/// A refused initiate attribute (`tool`, `templateParameters.files`): its JSON pointer is
+/// under `/data/attributes`.
+fn member_failure(invalid: &toolgate_model::InvalidValue) -> Failure {
+    let pointer = format!("/data/attributes/{}", invalid.field.replace('.', "/"));
+    let located = toolgate_model::InvalidValue::new(&pointer, invalid.message.clone());
+    let mut error = IacApiError::invalid_member(&located);
+    // The detail names the attribute as the caller wrote it, not as a pointer.
+    error.detail = invalid.to_string();
+    Failure(error.into())
+}
+
 /// A scan id from the path; a malformed one is an unknown scan (404), as upstream answers.
 fn scan_id(raw: &str) -> Result<ScanId, Failure> {
     ScanId::parse(raw).map_err(|_| IacApiError::not_found("scan", raw).into())
@@ -322,7 +333,7 @@ async fn initiate_scan(
         state
             .jobs
             .check_scan_tool(&request)
-            .map_err(|invalid| Failure(IacApiError::invalid_member(&invalid).into()))?;
+            .map_err(|invalid| member_failure(&invalid))?;
         check_paths_exist(&state.scans.tree(&id), &request).await?;
         name_single_template(&state.scans.tree(&id), &scan, &request).await?;
     }
@@ -499,16 +510,13 @@ async fn check_paths_exist(
             });
             if !found {
                 let what = if want_dir { "folder" } else { "file" };
-                return Err(Failure(
-                    IacApiError::invalid_member(&toolgate_model::InvalidValue::new(
-                        &format!("templateParameters.{field}"),
-                        format!(
-                            "{:?} is not a {what} of the upload; paths are relative to the root of the uploaded archive",
-                            toolgate_model::echo(path)
-                        ),
-                    ))
-                    .into(),
-                ));
+                return Err(member_failure(&toolgate_model::InvalidValue::new(
+                    &format!("templateParameters.{field}"),
+                    format!(
+                        "{:?} is not a {what} of the upload; paths are relative to the root of the uploaded archive",
+                        toolgate_model::echo(path)
+                    ),
+                )));
             }
         }
     }
