@@ -223,11 +223,18 @@ fn check(file: &Path) -> ExitCode {
     }
     let names: Vec<String> = tools.into_iter().map(|tool| tool.name).collect();
     println!(
-        "{}: OK (listen {}, {} allowed dir(s), {} scan worker(s), plugins from {}: {})",
+        "{}: OK (listen {}, {} allowed dir(s), {} scan worker(s) with default tool {}, uploads up to {} bytes at {}/iac/v2/uploads/, plugins from {}: {})",
         file.display(),
         config.listen,
         config.sandbox.allowed_dirs.len(),
         config.scans.workers,
+        config
+            .scans
+            .default_tool
+            .as_deref()
+            .unwrap_or("(the first installed template scanner)"),
+        config.uploads.max_upload_bytes,
+        config.public_base_url(),
         config.plugins_dir.display(),
         if names.is_empty() {
             "none loaded".to_string()

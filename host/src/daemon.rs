@@ -254,6 +254,12 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     // Recovery first: scans a dead daemon left running are re-queued (or end in error) before
     // any worker claims one.
     scans.start().await?;
+    let cleanup_stop = CancellationToken::new();
+    let cleanup = tokio::spawn(crate::scans::cleanup::run(
+        scans.clone(),
+        scan_retention(&config),
+        cleanup_stop.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -308,9 +314,21 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         stop_drain_on_server_exit.cancel();
     };
     tokio::join!(serving, drain);
+    cleanup_stop.cancel();
+    let _ = cleanup.await;
     signals.abort();
     tracing::info!("toolgate stopped");
     Ok(())
+}
+
+/// The `[scans]` retention times.
+fn scan_retention(config: &Config) -> crate::scans::cleanup::Retention {
+    const DAY_SECS: u64 = 24 * 3_600;
+    crate::scans::cleanup::Retention {
+        finished: Duration::from_secs(config.scans.retention_days.saturating_mul(DAY_SECS)),
+        abandoned: Duration::from_secs(config.scans.abandoned_after_hours.saturating_mul(3_600)),
+        interval: Duration::from_secs(config.scans.cleanup_interval_secs),
+    }
 }
 
 /// The `[http]` bounds on connections.

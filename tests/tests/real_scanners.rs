@@ -202,6 +202,122 @@ fn real_checkov_finds_the_open_ssh_security_group_with_its_file_and_line() {
             .any(|f| f["resource_type"] == "aws_s3_bucket" && f["rule_id"] == "CKV_AWS_20"),
         "{findings:#?}"
     );
+
+    // The same fixtures as an asynchronous IaC scan: a zip uploaded to the signed URL, scanned
+    // by checkov as Terraform, its violations with the file inside the upload and the line.
+    let violations = iac_scan_with_checkov(&daemon, &scratch.0, &fixtures);
+    let open_ssh = violations
+        .iter()
+        .map(|violation| &violation["attributes"])
+        .find(|attributes| attributes["ruleId"] == "CKV_AWS_24")
+        .unwrap_or_else(|| panic!("no CKV_AWS_24 in {violations:#?}"));
+    assert_eq!(open_ssh["resourceName"], "web", "{open_ssh}");
+    assert_eq!(open_ssh["line"], 5, "{open_ssh}");
+    let file = open_ssh["file"].as_str().expect("file");
+    assert!(
+        file.trim_start_matches('/') == "public_bucket_open_ssh/main.tf",
+        "the file inside the upload: {open_ssh}"
+    );
+}
+
+/// One exchange with a binary body (the tests' helper sends text).
+fn exchange_bytes(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(SCAN_TIMEOUT))
+        .expect("read timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/vnd.api+json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(body).expect("body");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string());
+    (status, body)
+}
+
+/// Zips `dir`, runs it through `/iac/v2` with `tool: checkov`, and returns `.data` of results.
+fn iac_scan_with_checkov(daemon: &Daemon, scratch: &Path, dir: &Path) -> Vec<Value> {
+    let archive = scratch.join("fixtures.zip");
+    {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&archive).expect("zip file"));
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(next) = pending.pop() {
+            for entry in std::fs::read_dir(&next).expect("read fixtures").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let name = path
+                    .strip_prefix(dir)
+                    .expect("inside")
+                    .display()
+                    .to_string();
+                zip.start_file(name, zip::write::SimpleFileOptions::default())
+                    .expect("entry");
+                zip.write_all(&std::fs::read(&path).expect("read"))
+                    .expect("write");
+            }
+        }
+        zip.finish().expect("finish zip");
+    }
+    let created = exchange_bytes(
+        daemon.port,
+        "POST",
+        "/iac/v2/scans",
+        br#"{"data":{"type":"async-scan","attributes":{"assetName":"fixtures","assetType":"IaC-API"}}}"#,
+    );
+    assert_eq!(created.0, 201, "create: {}", created.1);
+    let document: Value = serde_json::from_str(&created.1).expect("JSON");
+    let id = document["data"]["id"].as_str().expect("id").to_string();
+    let url = document["data"]["links"]["url"].as_str().expect("url");
+    let path = &url[url.find("/iac/").expect("upload path")..];
+    let uploaded = exchange_bytes(
+        daemon.port,
+        "PUT",
+        path,
+        &std::fs::read(&archive).expect("zip"),
+    );
+    assert_eq!(uploaded.0, 200, "upload: {}", uploaded.1);
+    let initiate = format!(
+        r#"{{"data":{{"id":"{id}","attributes":{{"templateType":"tf","tool":"checkov"}}}}}}"#
+    );
+    let started = exchange_bytes(
+        daemon.port,
+        "POST",
+        &format!("/iac/v2/scans/{id}"),
+        initiate.as_bytes(),
+    );
+    assert_eq!(started.0, 200, "initiate: {}", started.1);
+    let status = wait_for(SCAN_TIMEOUT, "the checkov scan to end", || {
+        let answer = json(daemon, &format!("/iac/v2/scans/{id}/status"));
+        let status = answer["data"]["attributes"]["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        (status != "processing").then_some(status)
+    });
+    assert_eq!(status, "failed", "log:\n{}", daemon.log());
+    let results = json(daemon, &format!("/iac/v2/scans/{id}/results"));
+    assert!(
+        results["meta"]["matchedPoliciesSummary"]["high"]
+            .as_u64()
+            .is_some_and(|high| high > 0),
+        "{results}"
+    );
+    results["data"].as_array().expect("data").clone()
 }
 
 /// A moto server on loopback, killed on drop.

@@ -28,8 +28,8 @@ use super::AppState;
 
 /// The IaC scan API's settings, built once at start-up.
 pub struct IacSettings {
-    /// `scans.default_tool`.
-    pub default_tool: String,
+    /// `scans.default_tool`; unset: the first installed tool that scans templates.
+    pub default_tool: Option<String>,
     /// `scans.public_base_url`, or `http://<listen>`.
     pub public_base_url: String,
     /// `[uploads]`.
@@ -327,7 +327,13 @@ async fn initiate_scan(
 ) -> Result<Document, Failure> {
     let id = scan_id(&raw_id)?;
     let requested = initiate::parse_initiate(&body, &id).map_err(|e| Failure((&e).into()))?;
-    let request = requested.into_scan_request(&state.iac.default_tool);
+    let default_tool = state
+        .iac
+        .default_tool
+        .clone()
+        .or_else(|| state.jobs.default_scan_tool())
+        .unwrap_or_default();
+    let request = requested.into_scan_request(&default_tool);
     let scan = state.scans.status(id.clone()).await.map_err(scan_failure)?;
     if scan.state == ScanState::Uploaded {
         state
@@ -413,12 +419,11 @@ async fn scan_sarif(
     UrlPath(raw_id): UrlPath<String>,
 ) -> Result<Document, Failure> {
     let (scan, findings) = finished(&state, &raw_id).await?;
+    // A finished scan was initiated, so it has its request.
     let tool = scan
         .request
         .as_ref()
-        .map_or(state.iac.default_tool.as_str(), |request| {
-            request.tool.as_str()
-        });
+        .map_or("unknown", |request| request.tool.as_str());
     let version = state.jobs.tool_version(tool);
     let log = sarif::sarif_log(tool, version.as_deref(), &findings);
     Ok(Document {

@@ -226,8 +226,9 @@ pub struct ScansConfig {
     /// How many times a scan is started before a daemon dying under it marks it `error`.
     pub max_attempts: u32,
     /// The plugin that runs a scan whose initiate names no `tool` (it must scan templates:
-    /// contract 0.2.0 with scan template types).
-    pub default_tool: String,
+    /// contract 0.2.0 with scan template types). Unset: the first installed tool, by name, whose
+    /// plugin scans templates.
+    pub default_tool: Option<String>,
     /// The absolute base of the URLs this daemon hands out (upload URLs, list links), e.g.
     /// `https://toolgate.example.com` behind a proxy. Default: `http://<listen>`.
     pub public_base_url: Option<String>,
@@ -250,7 +251,7 @@ impl Default for ScansConfig {
         Self {
             workers: 4,
             max_attempts: 3,
-            default_tool: "terrascan".to_string(),
+            default_tool: None,
             public_base_url: None,
             retention_days: 30,
             abandoned_after_hours: 24,

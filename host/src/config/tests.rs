@@ -47,6 +47,10 @@ fn empty_document_yields_the_documented_defaults() {
     assert!(config.limits.cancel_on_disconnect);
     assert_eq!(config.scans.workers, 4);
     assert_eq!(config.scans.max_attempts, 3);
+    assert_eq!(config.scans.default_tool, None);
+    assert_eq!(config.public_base_url(), "http://127.0.0.1:8888");
+    assert_eq!(config.uploads.max_upload_bytes, 300_000_000);
+    assert_eq!(config.uploads.url_lifetime_secs, 3600);
     assert_eq!(config.log_format, LogFormat::Human);
     assert_eq!(config.http.max_connections, 512);
     assert_eq!(config.http.idle_timeout_secs, 5);
@@ -70,6 +74,8 @@ fn accepted_documents() {
         "[tools.terrascan]\nhome = \"examples\"",
         "[scans]\nworkers = 1\nmax_attempts = 1",
         "[scans]\nworkers = 256\nmax_attempts = 100",
+        "[scans]\ndefault_tool = \"prowler\"\npublic_base_url = \"https://toolgate.example.com/\"",
+        "[uploads]\nmax_upload_bytes = 1\nurl_lifetime_secs = 60\n[uploads.extract]\nmax_files = 1",
     ];
     for text in table {
         if let Err(error) = load_in(text, base.path()) {
@@ -109,6 +115,25 @@ fn refused_documents_name_the_key() {
         ("[scans]\nworkers = 0", "scans.workers"),
         ("[scans]\nworkers = 257", "scans.workers"),
         ("[scans]\nmax_attempts = 0", "scans.max_attempts"),
+        ("[scans]\ndefault_tool = \"nmap\"", "scans.default_tool"),
+        (
+            "[scans]\npublic_base_url = \"ftp://example.com\"",
+            "scans.public_base_url",
+        ),
+        (
+            "[scans]\npublic_base_url = \"https://example.com/?x=1\"",
+            "scans.public_base_url",
+        ),
+        ("[scans]\nretention_days = 0", "scans.retention_days"),
+        (
+            "[uploads]\nmax_upload_bytes = 0",
+            "uploads.max_upload_bytes",
+        ),
+        (
+            "[uploads.extract]\nmax_ratio = 0",
+            "uploads.extract.max_ratio",
+        ),
+        ("[uploads]\nmax_bytes = 10", "uploads.max_bytes"),
         ("[scans]\nretries = 2", "scans.retries"),
         ("[sandbox]\nallowed_dirs = []", "sandbox.allowed_dirs"),
         (
@@ -297,7 +322,6 @@ fn plugin(name: &str, env_vars: &[&str]) -> toolgate_plugin_runtime::ToolDescrip
         default_timeout_secs: 60,
         needs_network: false,
         env_vars: env_vars.iter().map(ToString::to_string).collect(),
-        version_args: Vec::new(),
         params_schema: serde_json::json!({"type": "object"}),
         contract: toolgate_plugin_runtime::ContractVersion::V0_2_0,
         scan_template_types: Vec::new(),

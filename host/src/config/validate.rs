@@ -370,13 +370,14 @@ fn is_env_name(name: &str) -> bool {
 fn scan_problems(config: &super::Config) -> Vec<ConfigProblem> {
     let scans = &config.scans;
     let mut problems = Vec::new();
-    if !config.tools.contains_key(&scans.default_tool) {
+    if let Some(tool) = &scans.default_tool
+        && !config.tools.contains_key(tool)
+    {
         let configured: Vec<&str> = config.tools.keys().map(String::as_str).collect();
         problems.push(ConfigProblem::new(
             "scans.default_tool",
             format!(
-                "{:?} is not a configured tool; allowed: one of [tools.<name>]: {}",
-                scans.default_tool,
+                "{tool:?} is not a configured tool; allowed: one of [tools.<name>]: {}",
                 configured.join(", ")
             ),
         ));

@@ -227,7 +227,6 @@ mod tests {
             default_timeout_secs: 600,
             needs_network: false,
             env_vars: env_vars.iter().map(|v| v.to_string()).collect(),
-            version_args: Vec::new(),
             params_schema: serde_json::json!({"type": "object"}),
             contract: toolgate_plugin_runtime::ContractVersion::V0_2_0,
             scan_template_types: Vec::new(),

@@ -180,6 +180,22 @@ impl JobService {
         scan_tool::check_scan_tool(&self.inner.catalog, request)
     }
 
+    /// The tool a scan runs when its initiate names none and `scans.default_tool` is unset: the
+    /// first installed tool, by name, whose plugin scans templates (else the first such tool,
+    /// so the refusal names it and what to install).
+    pub fn default_scan_tool(&self) -> Option<String> {
+        let scanners = || {
+            self.inner
+                .catalog
+                .iter()
+                .filter(|entry| !entry.description.scan_template_types.is_empty())
+        };
+        scanners()
+            .find(|entry| entry.is_available())
+            .or_else(|| scanners().next())
+            .map(|entry| entry.description.name.clone())
+    }
+
     /// The plugin version of a loaded tool.
     pub fn tool_version(&self, tool: &str) -> Option<String> {
         self.inner

@@ -288,6 +288,8 @@ mod tests {
             env_vars: Vec::new(),
             version_args: version_args.iter().map(|a| a.to_string()).collect(),
             params_schema: serde_json::json!({"type": "object"}),
+            contract: toolgate_plugin_runtime::ContractVersion::V0_2_0,
+            scan_template_types: Vec::new(),
         }
     }
 

@@ -11,6 +11,7 @@
 //! daemon chose to stop them), so no scan is left `running` by a graceful stop; a scan's files
 //! live in `<scans_dir>/<id>/`, its extracted upload in `<scans_dir>/<id>/tree/`.
 
+pub mod cleanup;
 mod executor;
 mod job_executor;
 mod judge;
