@@ -312,6 +312,14 @@ const EXPECTED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/processes/list"),
     ("GET", "/api/processes/status/{id}"),
     ("POST", "/api/processes/terminate/{id}"),
+    ("POST", "/iac/v2/scans"),
+    ("GET", "/iac/v2/scans"),
+    ("GET", "/iac/v2/scans/export"),
+    ("POST", "/iac/v2/scans/{id}"),
+    ("GET", "/iac/v2/scans/{id}/status"),
+    ("GET", "/iac/v2/scans/{id}/results"),
+    ("GET", "/iac/v2/scans/{id}/results/sarif"),
+    ("PUT", "/iac/v2/uploads/{id}"),
 ];
 
 #[tokio::test]
