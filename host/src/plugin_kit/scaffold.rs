@@ -90,21 +90,43 @@ fn camel_case(name: &str) -> String {
         .collect()
 }
 
-/// The template's text with the name substituted.
+/// The template's text with the name substituted: each (template text, new text) pair, in
+/// order; `no_trace_of_the_template_name_survives_rendering` proves the list is complete.
 pub fn render(text: &str, name: &str) -> String {
-    text.replace(
-        "toolgate-plugin-template",
-        &format!("toolgate-plugin-{name}"),
-    )
-    .replace("TemplatePlugin", &format!("{}Plugin", camel_case(name)))
-    .replace("\"template\"", &format!("\"{name}\""))
-    .replace("build-plugin template", &format!("build-plugin {name}"))
-    .replace("plugins/template.wasm", &format!("plugins/{name}.wasm"))
-    .replace("`template --format", &format!("`{name} --format"))
-    .replace(
-        "toolgate plugin for `template`",
-        &format!("toolgate plugin for `{name}`"),
-    )
+    let substitutions = [
+        (
+            "toolgate plugin template: `toolgate plugin new NAME` copies this crate".to_string(),
+            format!("toolgate plugin for {name}"),
+        ),
+        (
+            "toolgate-plugin-template".to_string(),
+            format!("toolgate-plugin-{name}"),
+        ),
+        (
+            "TemplatePlugin".to_string(),
+            format!("{}Plugin", camel_case(name)),
+        ),
+        ("\"template\"".to_string(), format!("\"{name}\"")),
+        (
+            "build-plugin template".to_string(),
+            format!("build-plugin {name}"),
+        ),
+        (
+            "plugins/template.wasm".to_string(),
+            format!("plugins/{name}.wasm"),
+        ),
+        (
+            "`template --format".to_string(),
+            format!("`{name} --format"),
+        ),
+        (
+            "toolgate plugin for `template`".to_string(),
+            format!("toolgate plugin for `{name}`"),
+        ),
+    ];
+    substitutions
+        .iter()
+        .fold(text.to_string(), |text, (from, to)| text.replace(from, to))
 }
 
 /// Writes `<workspace>/plugins/<name>` and lists it in the workspace's Cargo.toml. Returns the
@@ -209,11 +231,40 @@ mod tests {
         ));
     }
 
+    /// Phrases of the template that speak of IaC templates, not of the template crate.
+    const TEMPLATE_WORDS_KEPT: &[&str] = &["scan_template_types", "template type"];
+
     #[test]
-    fn the_template_changes_only_by_name() {
+    fn no_trace_of_the_template_name_survives_rendering() {
         for (relative, text) in TEMPLATE_FILES {
-            let rendered = render(text, "template");
-            assert_eq!(&rendered, text, "{relative}");
+            let mut rendered = render(text, "zz-probe").to_ascii_lowercase();
+            for kept in TEMPLATE_WORDS_KEPT {
+                rendered = rendered.replace(kept, "");
+            }
+            let left: Vec<&str> = rendered
+                .lines()
+                .filter(|line| line.contains("template"))
+                .collect();
+            assert!(
+                left.is_empty(),
+                "{relative} still names the template: {left:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_changed_line_is_a_line_naming_the_plugin() {
+        for (relative, text) in TEMPLATE_FILES {
+            let rendered = render(text, "zz-probe");
+            assert_eq!(rendered.lines().count(), text.lines().count(), "{relative}");
+            for (before, after) in text.lines().zip(rendered.lines()) {
+                if before != after {
+                    assert!(
+                        after.contains("zz-probe") || after.contains("ZzProbePlugin"),
+                        "{relative}: {before:?} -> {after:?}"
+                    );
+                }
+            }
         }
     }
 }

@@ -100,9 +100,7 @@ mod tests {
     #[test]
     fn a_tool_error_quotes_stderr() {
         let result = run(Some(2), "");
-        assert_eq!(
-            result.message.as_deref(),
-            Some("template exited with code 2: fatal: boom")
-        );
+        let expected = format!("{TOOL} exited with code 2: fatal: boom");
+        assert_eq!(result.message.as_deref(), Some(expected.as_str()));
     }
 }
