@@ -2,24 +2,14 @@
 //! added, replaced, broken and removed, then `POST /admin/plugins/reload` or SIGHUP; the tool
 //! list and the calls show the change, and a broken file leaves the old plugin serving.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use toolgate_tests::{Daemon, EnvOptions, TestEnv, repo_root, wait_for};
+use toolgate_tests::{Daemon, EnvOptions, TestEnv, built_component, wait_for};
 
 /// How long a SIGHUP reload may take (it compiles changed plugins; cached ones load at once).
 const RELOAD_WITHIN: Duration = Duration::from_secs(60);
-
-fn built(relative: &str, recipe: &str) -> PathBuf {
-    let path = repo_root().join(relative);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `{recipe}` first",
-        path.display()
-    );
-    path
-}
 
 /// Copies a plugin into `dir` under `name` (staged and renamed, as an operator's deploy should).
 fn deploy(source: &Path, dir: &Path, name: &str) {
@@ -57,10 +47,10 @@ fn entry<'a>(report: &'a Value, tool: &str) -> &'a Value {
 
 #[test]
 fn reload_adds_replaces_keeps_broken_and_removes_plugins() {
-    let terrascan = built("target/plugins/terrascan.wasm", "just build-plugins");
-    let prowler = built("target/plugins/prowler.wasm", "just build-plugins");
-    let checkov = built("target/plugins/checkov.wasm", "just build-plugins");
-    let template = built(
+    let terrascan = built_component("target/plugins/terrascan.wasm", "just build-plugins");
+    let prowler = built_component("target/plugins/prowler.wasm", "just build-plugins");
+    let checkov = built_component("target/plugins/checkov.wasm", "just build-plugins");
+    let template = built_component(
         "target/test-plugins/template.wasm",
         "just build-test-plugins",
     );

@@ -1,11 +1,10 @@
 //! Black-box tests of the plugin author's kit: `toolgate plugin check` on the real plugins, the
 //! template and the hostile test plugins, and `toolgate plugin parse` on captured real output.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use toolgate_tests::{repo_root, toolgate_binary};
+use toolgate_tests::{built_component, repo_root, toolgate_binary};
 
 fn toolgate(args: &[&str]) -> Output {
     Command::new(toolgate_binary())
@@ -17,17 +16,6 @@ fn toolgate(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A built component; fails (never skips) when the recipe that builds it was not run.
-fn built(relative: &str, recipe: &str) -> PathBuf {
-    let path = repo_root().join(relative);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `{recipe}` first",
-        path.display()
-    );
-    path
 }
 
 /// (component, recipe, passes, a line the report must contain)
@@ -72,7 +60,7 @@ fn check_passes_real_plugins_and_fails_hostile_ones_with_reasons() {
         ),
     ];
     for (relative, recipe, passes, expected) in table {
-        let path = built(relative, recipe);
+        let path = built_component(relative, recipe);
         let output = toolgate(&["plugin", "check", path.to_str().expect("utf-8")]);
         let stdout = text(&output.stdout);
         assert_eq!(output.status.success(), *passes, "{relative}: {stdout}");
@@ -91,7 +79,7 @@ fn check_passes_real_plugins_and_fails_hostile_ones_with_reasons() {
 
 #[test]
 fn check_json_reports_figures_and_refuses_a_file_that_is_not_a_component() {
-    let path = built("target/plugins/checkov.wasm", "just build-plugins");
+    let path = built_component("target/plugins/checkov.wasm", "just build-plugins");
     let output = toolgate(&["plugin", "check", "--json", path.to_str().expect("utf-8")]);
     assert!(output.status.success(), "{}", text(&output.stdout));
     let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
@@ -113,7 +101,7 @@ fn check_json_reports_figures_and_refuses_a_file_that_is_not_a_component() {
 
 #[test]
 fn parse_runs_the_plugin_on_captured_output() {
-    built("target/plugins/checkov.wasm", "just build-plugins");
+    built_component("target/plugins/checkov.wasm", "just build-plugins");
     let output = toolgate(&[
         "plugin",
         "parse",
