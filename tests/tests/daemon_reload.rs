@@ -2,11 +2,14 @@
 //! added, replaced, broken and removed, then `POST /admin/plugins/reload` or SIGHUP; the tool
 //! list and the calls show the change, and a broken file leaves the old plugin serving.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use toolgate_tests::{Daemon, EnvOptions, TestEnv, built_component, wait_for};
+use toolgate_tests::{
+    Daemon, EnvOptions, SlowTool, TestEnv, built_component, install_slow_tool, read_response,
+    send_only, wait_for,
+};
 
 /// How long a SIGHUP reload may take (it compiles changed plugins; cached ones load at once).
 const RELOAD_WITHIN: Duration = Duration::from_secs(60);
@@ -45,21 +48,19 @@ fn entry<'a>(report: &'a Value, tool: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no entry for {tool}: {report}"))
 }
 
-#[test]
-fn reload_adds_replaces_keeps_broken_and_removes_plugins() {
-    let terrascan = built_component("target/plugins/terrascan.wasm", "just build-plugins");
-    let prowler = built_component("target/plugins/prowler.wasm", "just build-plugins");
-    let checkov = built_component("target/plugins/checkov.wasm", "just build-plugins");
-    let template = built_component(
-        "target/test-plugins/template.wasm",
-        "just build-test-plugins",
-    );
-    let env = TestEnv::new("reload");
-    let plugins = env.root.join("plugins");
-    std::fs::create_dir_all(&plugins).expect("mkdir");
-    deploy(&terrascan, &plugins, "terrascan.wasm");
-    deploy(&prowler, &plugins, "prowler.wasm");
-    let config = env.write_config_edited(&EnvOptions::default(), |text| {
+/// A plugin directory private to `env`, holding `plugins` (source, file name).
+fn private_plugins(env: &TestEnv, plugins: &[(&Path, &str)]) -> PathBuf {
+    let dir = env.root.join("plugins");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (source, name) in plugins {
+        deploy(source, &dir, name);
+    }
+    dir
+}
+
+/// The test configuration with `plugins_dir` pointing at `plugins`.
+fn config_with_plugins(env: &TestEnv, options: &EnvOptions, plugins: &Path) -> PathBuf {
+    env.write_config_edited(options, |text| {
         let mut lines: Vec<String> = text
             .lines()
             .filter(|line| !line.starts_with("plugins_dir"))
@@ -70,7 +71,24 @@ fn reload_adds_replaces_keeps_broken_and_removes_plugins() {
             format!("plugins_dir = {:?}", plugins.display().to_string()),
         );
         lines.join("\n") + "\n"
-    });
+    })
+}
+
+#[test]
+fn reload_adds_replaces_keeps_broken_and_removes_plugins() {
+    let terrascan = built_component("target/plugins/terrascan.wasm", "just build-plugins");
+    let prowler = built_component("target/plugins/prowler.wasm", "just build-plugins");
+    let checkov = built_component("target/plugins/checkov.wasm", "just build-plugins");
+    let template = built_component(
+        "target/test-plugins/template.wasm",
+        "just build-test-plugins",
+    );
+    let env = TestEnv::new("reload");
+    let plugins = private_plugins(
+        &env,
+        &[(&terrascan, "terrascan.wasm"), (&prowler, "prowler.wasm")],
+    );
+    let config = config_with_plugins(&env, &EnvOptions::default(), &plugins);
     let mut daemon = Daemon::start(&config, env.port, &env.root.join("daemon.log"));
     assert_eq!(tool_names(&daemon), ["prowler", "terrascan"]);
 
@@ -126,4 +144,42 @@ fn reload_adds_replaces_keeps_broken_and_removes_plugins() {
     assert!(daemon.log().contains("SIGHUP received: reloading plugins"));
     let status = daemon.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
     assert!(status.success(), "{status}");
+}
+
+/// A job running across a reload that removes its tool is parsed by the plugin that planned it:
+/// it ends as the old plugin reads it (clean), not as a plugin failure.
+#[test]
+fn a_job_in_flight_finishes_on_the_plugin_that_planned_it() {
+    let terrascan = built_component("target/plugins/terrascan.wasm", "just build-plugins");
+    let prowler = built_component("target/plugins/prowler.wasm", "just build-plugins");
+    let checkov = built_component("target/plugins/checkov.wasm", "just build-plugins");
+    let env = TestEnv::new("reload-inflight");
+    let slow = install_slow_tool(&env.tools_dir(), "terrascan", 3, SlowTool::Child);
+    let plugins = private_plugins(
+        &env,
+        &[(&terrascan, "terrascan.wasm"), (&prowler, "prowler.wasm")],
+    );
+    let options = EnvOptions {
+        terrascan: Some(slow),
+        ..EnvOptions::default()
+    };
+    let config = config_with_plugins(&env, &options, &plugins);
+    let daemon = Daemon::start(&config, env.port, &env.root.join("daemon.log"));
+    let caller = send_only(env.port, "POST", "/api/tools/terrascan", Some("{}"));
+    wait_for(RELOAD_WITHIN, "the terrascan job to run", || {
+        let list: Value = serde_json::from_str(&daemon.get("/api/processes/list").body).ok()?;
+        (list["total_count"] == 1).then_some(())
+    });
+    // terrascan.wasm now holds checkov: after this reload no plugin serves terrascan.
+    deploy(&checkov, &plugins, "terrascan.wasm");
+    let report = reload(&daemon);
+    assert_eq!(entry(&report, "terrascan")["status"], "removed", "{report}");
+    assert!(!tool_names(&daemon).contains(&"terrascan".to_string()));
+
+    let answer = read_response(caller).expect("the job's answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body: Value = serde_json::from_str(&answer.body).expect("JSON");
+    assert_eq!(body["success"], true, "{body}");
+    let unknown = daemon.request("POST", "/api/tools/terrascan", Some("{}"));
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
 }
