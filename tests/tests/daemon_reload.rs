@@ -124,6 +124,27 @@ fn reload_adds_replaces_keeps_broken_and_removes_plugins() {
         "{report}"
     );
     assert_eq!(tool_names(&daemon), ["checkov", "template", "terrascan"]);
+    // /health speaks of the set in force: its plugins, and the file that did not load.
+    let health: Value = serde_json::from_str(&daemon.get("/health").body).expect("JSON");
+    let plugin_names: Vec<&str> = health["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        plugin_names,
+        ["checkov", "template", "terrascan"],
+        "{health}"
+    );
+    let skipped = health["skipped_plugins"].as_array().expect("skipped");
+    assert!(
+        skipped.iter().any(|s| s["path"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("terrascan.wasm")),
+        "{health}"
+    );
     // ... and its plugin still plans: a bad parameter is refused with a field error by it.
     let refused = daemon.request(
         "POST",

@@ -20,6 +20,9 @@ pub struct PluginSet {
     runtimes: BTreeMap<String, Arc<PluginRuntime>>,
     catalog: Arc<ToolCatalog>,
     generation: u64,
+    /// (path, reason) of each file the reload that made this set could not load; empty for the
+    /// start-up set (its skipped files are start-up facts).
+    not_loaded: Vec<(String, String)>,
 }
 
 impl PluginSet {
@@ -34,6 +37,7 @@ impl PluginSet {
             runtimes,
             catalog,
             generation: 0,
+            not_loaded: Vec::new(),
         }
     }
 
@@ -42,12 +46,19 @@ impl PluginSet {
         runtimes: BTreeMap<String, Arc<PluginRuntime>>,
         catalog: Arc<ToolCatalog>,
         generation: u64,
+        not_loaded: Vec<(String, String)>,
     ) -> Self {
         PluginSet {
             runtimes,
             catalog,
             generation,
+            not_loaded,
         }
+    }
+
+    /// (path, reason) of each file the reload that made this set could not load.
+    pub fn not_loaded(&self) -> &[(String, String)] {
+        &self.not_loaded
     }
 
     /// The runtime that serves `tool`.

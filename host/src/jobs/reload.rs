@@ -161,6 +161,10 @@ pub fn build_next(
         .collect();
     let catalog = ToolCatalog::build(descriptions, config, lookup_env);
     let generation = current.generation() + 1;
+    let not_loaded = plugins
+        .iter()
+        .filter_map(|p| Some((p.path.clone()?, p.reason.clone()?)))
+        .collect();
     let report = ReloadReport {
         generation,
         tools: runtimes.keys().cloned().collect(),
@@ -176,7 +180,7 @@ pub fn build_next(
         plugins,
     };
     Ok((
-        PluginSet::from_parts(runtimes, Arc::new(catalog), generation),
+        PluginSet::from_parts(runtimes, Arc::new(catalog), generation, not_loaded),
         report,
     ))
 }
