@@ -16,6 +16,15 @@ use crate::types::{Classification, Finding, Outcome, OutputFile, ParseResult};
 pub const EXCERPT_BYTES: usize = 512;
 
 /// Which of the run's streams a tool error quotes.
+///
+/// ```
+/// use toolgate_plugin_sdk::{Outcome, Quote};
+/// use toolgate_plugin_sdk::output::tool_error;
+/// let outcome = Outcome { exit_code: Some(1), stdout: b"fatal: no credentials".to_vec(), ..Outcome::default() };
+/// let quoted = tool_error(&outcome, "failed", Quote::StderrOrStdout);
+/// assert_eq!(quoted.message.as_deref(), Some("failed: fatal: no credentials"));
+/// assert_eq!(tool_error(&outcome, "failed", Quote::Stderr).message.as_deref(), Some("failed"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quote {
     /// The end of stderr only (tools that print their report on stdout).
@@ -84,6 +93,13 @@ impl ParseResult {
 }
 
 /// Why a JSON report could not be read; the message names the tool and the cause.
+///
+/// ```
+/// use toolgate_plugin_sdk::output::{ReportError, read_json};
+/// let error = read_json::<serde_json::Value>(b"", false, "mytool").unwrap_err();
+/// assert_eq!(error, ReportError::Empty { tool: "mytool".into() });
+/// assert_eq!(error.to_string(), "mytool printed no report");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
     #[error("{tool} printed no report")]
