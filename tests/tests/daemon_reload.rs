@@ -154,6 +154,19 @@ fn reload_adds_replaces_keeps_broken_and_removes_plugins() {
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body.contains("iac_dir"), "{}", refused.body);
 
+    // A plugin directory that cannot be read fails the reload and changes nothing.
+    let moved = env.root.join("plugins-moved");
+    std::fs::rename(&plugins, &moved).expect("move the plugin directory");
+    let failed = daemon.request("POST", "/admin/plugins/reload", None);
+    assert_eq!(failed.status, 503, "{}", failed.body);
+    assert!(
+        failed.body.contains("cannot read the plugin directory") && failed.body.contains("plugins_dir"),
+        "{}",
+        failed.body
+    );
+    assert_eq!(tool_names(&daemon), ["checkov", "template", "terrascan"]);
+    std::fs::rename(&moved, &plugins).expect("restore the plugin directory");
+
     // A removed file and SIGHUP: the tool goes.
     std::fs::remove_file(plugins.join("template.wasm")).expect("remove plugin");
     daemon.signal(libc::SIGHUP);

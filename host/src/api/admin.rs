@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "The new plugin set is in force; `plugins` says what became of each file (kept_previous and skipped with the reason)", body = Object),
         (status = 403, description = "Not from a loopback address", body = Object),
+        (status = 503, description = "The plugin directory (key plugins_dir) cannot be read; the previous plugins keep serving", body = Object),
         (status = 500, description = "The reload could not run; the previous plugins keep serving", body = Object)))]
 async fn reload_plugins(
     State(state): State<AppState>,
@@ -44,6 +45,12 @@ async fn reload_plugins(
     }
     match state.jobs.reload_plugins().await {
         Ok(report) => (StatusCode::OK, Json(report)).into_response(),
+        // The operator can fix a missing plugin directory: 503 naming the key, not a 500.
+        Err(error @ ReloadError::Directory { .. }) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": error.to_string(), "key": "plugins_dir" })),
+        )
+            .into_response(),
         Err(error @ (ReloadError::NotEnabled | ReloadError::Runtime(_) | ReloadError::Job(_))) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(serde_json::json!({ "error": error.to_string() })),

@@ -3,7 +3,8 @@
 //! Invariants: the new set is built beside the old one and put in force in one swap
 //! (`PluginSets::swap`), so a caller sees either the old set or the new one, never a mix; a file
 //! that no longer loads leaves the tool it served on its previous plugin (the old runtime stays
-//! alive for it) and the answer names the file and why; a tool whose file is gone is removed;
+//! alive for it) and the answer names the file and why; a tool whose file is gone is removed,
+//! but a directory that cannot be read fails the reload (nothing changes);
 //! reloads run one at a time; compiling happens on a blocking thread, never on an async worker.
 
 use std::collections::BTreeMap;
@@ -64,6 +65,11 @@ pub enum ReloadError {
     NotEnabled,
     #[error("cannot start a plugin runtime for the reload (the old plugins keep serving): {0}")]
     Runtime(#[from] RuntimeError),
+    #[error(
+        "cannot read the plugin directory {dir} (the old plugins keep serving; a reload never \
+         drops every tool because the directory is briefly missing): {reason}"
+    )]
+    Directory { dir: String, reason: String },
     #[error(transparent)]
     Job(#[from] JobError),
 }
@@ -115,6 +121,16 @@ pub fn build_next(
 ) -> Result<(PluginSet, ReloadReport), ReloadError> {
     let mut runtime = PluginRuntime::new(config.plugins.clone(), Some(config.plugin_cache_dir()))?;
     let loaded = runtime.load_dir(&config.plugins_dir);
+    if let Some(unreadable) = loaded
+        .skipped
+        .iter()
+        .find(|skipped| skipped.path == config.plugins_dir)
+    {
+        return Err(ReloadError::Directory {
+            dir: display(&config.plugins_dir),
+            reason: unreadable.reason.clone(),
+        });
+    }
     let runtime = Arc::new(runtime);
     let mut runtimes: BTreeMap<String, Arc<PluginRuntime>> = BTreeMap::new();
     let mut plugins = Vec::new();
