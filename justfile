@@ -36,6 +36,18 @@ build-test-plugins: _wasm-target
     cp target/{{wasm_target}}/release/toolgate_hostile_plugin.wasm target/test-plugins/hostile.wasm
     cargo build --release --target {{wasm_target}} -p toolgate-hostile-plugin --features trap-at-load
     cp target/{{wasm_target}}/release/toolgate_hostile_plugin.wasm target/test-plugins/trap-at-load.wasm
+    cargo build --release --target {{wasm_target}} -p toolgate-plugin-template
+    cp target/{{wasm_target}}/release/toolgate_plugin_template.wasm target/test-plugins/template.wasm
+
+# Scaffold plugins/NAME from the plugin template (see docs/plugins.md).
+new-plugin NAME:
+    cargo run -q -p toolgate -- plugin new {{NAME}}
+
+# Build one plugin (e.g. one made by `just new-plugin`) into target/plugins/NAME.wasm.
+build-plugin NAME: _wasm-target
+    cargo build --release --target {{wasm_target}} -p toolgate-plugin-{{NAME}}
+    mkdir -p target/plugins
+    cp "target/{{wasm_target}}/release/toolgate_plugin_$(echo {{NAME}} | tr - _).wasm" "target/plugins/{{NAME}}.wasm"
 
 # Run the daemon with the embedded default configuration (listens on 127.0.0.1:8888), with a
 # real checkov (pinned, installed into target/venv-checkov the first time: about a minute).

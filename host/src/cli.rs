@@ -87,6 +87,37 @@ enum PluginCommand {
         /// The parameters as a JSON object, e.g. '{"iac_dir": "."}'.
         params: String,
     },
+    /// Scaffold plugins/NAME from the plugin template and list it in the workspace.
+    New {
+        name: String,
+        /// The toolgate workspace root (the directory with the top Cargo.toml).
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Judge a built plugin component (contract, exports, describe, schema, size, load and call
+    /// time); exit 1 on any problem.
+    Check {
+        file: PathBuf,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a loaded plugin's parse() on a run's captured output and print the result as JSON.
+    Parse {
+        tool: String,
+        /// The run's exit code; omit for a run killed by a signal.
+        #[arg(long)]
+        exit_code: Option<i32>,
+        /// File holding the run's stdout.
+        #[arg(long)]
+        stdout: PathBuf,
+        /// File holding the run's stderr.
+        #[arg(long)]
+        stderr: Option<PathBuf>,
+        /// The run's output directory (its files are handed to parse).
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+    },
 }
 
 /// Why a command failed.
@@ -108,6 +139,12 @@ pub enum CliError {
     McpRelay(#[from] crate::mcp::stdio::RelayError),
     #[error("cannot create a scratch directory to probe the tools in: {0}")]
     Scratch(std::io::Error),
+    #[error(transparent)]
+    Scaffold(#[from] crate::plugin_kit::ScaffoldError),
+    #[error(transparent)]
+    ParseRun(#[from] crate::plugin_kit::ParseRunError),
+    #[error("{0}")]
+    PluginCall(#[from] toolgate_plugin_runtime::CallError),
 }
 
 /// Parses the command line and runs the command.
@@ -118,6 +155,14 @@ pub fn run() -> Result<ExitCode, CliError> {
             command: ConfigCommand::Check { file },
         } => Ok(check(&file)),
         Command::Mcp { url } => mcp(&url),
+        Command::Plugin {
+            command: PluginCommand::New { name, workspace },
+            ..
+        } => plugin_new(&workspace, &name),
+        Command::Plugin {
+            command: PluginCommand::Check { file, json },
+            ..
+        } => plugin_check(&file, json),
         Command::Plugin { config, command } => {
             let config = load(config.as_deref())?;
             crate::logging::init(config.log_format, crate::logging::COMMAND_FILTER);
@@ -125,6 +170,24 @@ pub fn run() -> Result<ExitCode, CliError> {
                 PluginCommand::List => list(&config),
                 PluginCommand::Describe { tool } => describe(&config, &tool),
                 PluginCommand::DryRun { tool, params } => dry_run(&config, &tool, &params),
+                PluginCommand::Parse {
+                    tool,
+                    exit_code,
+                    stdout,
+                    stderr,
+                    output_dir,
+                } => {
+                    let outcome = crate::plugin_kit::captured_outcome(
+                        exit_code,
+                        &stdout,
+                        stderr.as_deref(),
+                        output_dir.as_deref(),
+                    )?;
+                    plugin_parse(&config, &tool, &outcome)
+                }
+                // Matched above without loading a configuration; kept for exhaustiveness.
+                PluginCommand::New { name, workspace } => plugin_new(&workspace, &name),
+                PluginCommand::Check { file, json } => plugin_check(&file, json),
             }
         }
     }
@@ -427,4 +490,49 @@ fn dry_run(config: &Config, tool: &str, params: &str) -> Result<ExitCode, CliErr
         }
     };
     Ok(result)
+}
+
+fn plugin_new(workspace: &Path, name: &str) -> Result<ExitCode, CliError> {
+    let dir = crate::plugin_kit::scaffold(workspace, name)?;
+    println!(
+        "created {} (listed in the workspace's Cargo.toml)\n\
+         test:  cargo test -p toolgate-plugin-{name}\n\
+         build: just build-plugin {name}\n\
+         check: toolgate plugin check target/plugins/{name}.wasm\n\
+         guide: docs/plugins.md",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_check(file: &Path, json: bool) -> Result<ExitCode, CliError> {
+    crate::logging::init(
+        crate::config::LogFormat::Human,
+        crate::logging::COMMAND_FILTER,
+    );
+    let report = crate::plugin_kit::check_plugin(file);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn plugin_parse(
+    config: &Config,
+    tool: &str,
+    outcome: &toolgate_plugin_runtime::Outcome,
+) -> Result<ExitCode, CliError> {
+    let (plugins, _report) = daemon::load_plugins(config, PluginCache::None)?;
+    if plugins.describe(tool).is_none() {
+        return Err(CliError::UnknownTool(tool.to_string()));
+    }
+    let result = plugins.parse(tool, outcome)?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(ExitCode::SUCCESS)
 }

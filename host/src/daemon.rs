@@ -250,6 +250,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     }
     let state = build_probed_state(&config).await?;
     let jobs = state.jobs.clone();
+    jobs.enable_reload(config.clone());
     let scans = state.scans.clone();
     // Recovery first: scans a dead daemon left running are re-queued (or end in error) before
     // any worker claims one.
@@ -270,6 +271,10 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     tracing::info!(listen = %local, tools = jobs.catalog().len(), "toolgate ready");
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(wait_for_signal(shutdown_signals()?, shutdown.clone()));
+    let reloads = tokio::spawn(reload_on_sighup(
+        signal(SignalKind::hangup()).map_err(DaemonError::Signal)?,
+        jobs.clone(),
+    ));
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
     let drained = CancellationToken::new();
     let drain = {
@@ -317,6 +322,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     cleanup_stop.cancel();
     let _ = cleanup.await;
     signals.abort();
+    reloads.abort();
     tracing::info!("toolgate stopped");
     Ok(())
 }
@@ -413,6 +419,17 @@ fn shutdown_signals() -> Result<(Signal, Signal), DaemonError> {
     let terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     Ok((terminate, interrupt))
+}
+
+/// Reloads the plugin directory on every SIGHUP (the result is logged; `POST
+/// /admin/plugins/reload` answers it instead).
+async fn reload_on_sighup(mut hangup: Signal, jobs: JobService) {
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading plugins");
+        if let Err(error) = jobs.reload_plugins().await {
+            tracing::error!(%error, "plugin reload failed; the previous plugins keep serving");
+        }
+    }
 }
 
 async fn wait_for_signal(

@@ -54,6 +54,18 @@ pub fn fake_tool_binary() -> PathBuf {
     )
 }
 
+/// A built plugin component, `relative` to the repository (e.g. `target/plugins/checkov.wasm`);
+/// fails the test (never skips it) when `recipe` was not run.
+pub fn built_component(relative: &str, recipe: &str) -> PathBuf {
+    let path = repo_root().join(relative);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `{recipe}` first",
+        path.display()
+    );
+    path
+}
+
 /// The plugins the daemon tests configure (`[tools.terrascan]`, `[tools.prowler]`).
 pub const TESTED_PLUGINS: &[&str] = &["terrascan", "prowler"];
 

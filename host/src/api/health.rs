@@ -59,8 +59,9 @@ pub struct ToolHealth {
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, description = "Daemon health", body = HealthResponse)))]
 async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
-    let tools_status: BTreeMap<String, bool> = state
-        .jobs
+    // One set for the whole answer: a reload in between cannot mix two.
+    let set = state.jobs.plugin_set();
+    let tools_status: BTreeMap<String, bool> = set
         .catalog()
         .iter()
         .map(|entry| (entry.description.name.clone(), entry.is_available()))
@@ -101,8 +102,29 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
         tools_status,
         tools,
         uptime: facts.started.elapsed().as_secs_f64(),
-        plugins: facts.plugins.clone(),
-        skipped_plugins: facts.skipped_plugins.clone(),
+        // After a reload the plugins and skipped files are the reload's; before, start-up facts.
+        plugins: if set.generation() == 0 {
+            facts.plugins.clone()
+        } else {
+            set.catalog()
+                .iter()
+                .map(|entry| PluginInfo {
+                    name: entry.description.name.clone(),
+                    version: entry.description.version.clone(),
+                })
+                .collect()
+        },
+        skipped_plugins: if set.generation() == 0 {
+            facts.skipped_plugins.clone()
+        } else {
+            set.not_loaded()
+                .iter()
+                .map(|(path, reason)| SkippedPluginInfo {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                })
+                .collect()
+        },
         sandbox: facts.sandbox.clone(),
     })
 }

@@ -6,6 +6,7 @@
 //! request is counted by method, matched route and status (never by raw path or an unknown
 //! method, which would let callers create unbounded metric series).
 
+mod admin;
 mod docs;
 mod error;
 mod health;
@@ -93,6 +94,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(processes::router())
         .merge(iac::router())
+        .merge(admin::router())
 }
 
 /// The OpenAPI 3.1 document of every route.

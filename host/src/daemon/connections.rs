@@ -70,10 +70,10 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => {
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
-                stream
+                (stream, peer)
             }
             // The client gave up while queued: nothing to do.
             Err(error) if is_connection_error(&error) => continue,
@@ -109,6 +109,7 @@ pub async fn serve(
         }
         connections.spawn(serve_connection(
             stream,
+            peer,
             app.clone(),
             limits.waits,
             shutdown.clone(),
@@ -172,6 +173,7 @@ fn refuse(stream: TcpStream, response: &[u8]) {
 /// Serves one connection until it ends, or until `shutdown` and then its current answer.
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     app: Router,
     waits: ClientWaits,
     shutdown: CancellationToken,
@@ -184,6 +186,7 @@ async fn serve_connection(
     let service = AppService {
         app,
         body_read: waits.body_read,
+        peer,
     };
     let connection = http.serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
@@ -208,6 +211,8 @@ const UPLOAD_PATH_PREFIX: &str = "/iac/v2/uploads/";
 struct AppService {
     app: Router,
     body_read: Duration,
+    /// The client's address, handed to handlers as `ConnectInfo` (admin routes are loopback-only).
+    peer: std::net::SocketAddr,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for AppService {
@@ -221,13 +226,16 @@ impl hyper::service::Service<hyper::Request<Incoming>> for AppService {
         // single-use credential, so a slow drip there is not an anonymous resource hold.
         let upload = request.uri().path().starts_with(UPLOAD_PATH_PREFIX);
         let body_read = self.body_read;
-        let request = request.map(|body| {
+        let mut request = request.map(|body| {
             if upload {
                 BodyDeadline::per_stall(body, body_read)
             } else {
                 BodyDeadline::new(body, body_read)
             }
         });
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         self.app.clone().oneshot(request)
     }
 }

@@ -16,9 +16,11 @@ mod error;
 mod id;
 mod output_files;
 mod plan;
+mod plugin_set;
 mod probe;
 mod redact;
 mod registry;
+pub mod reload;
 mod report;
 mod scan_tool;
 
@@ -37,6 +39,7 @@ pub use catalog::{ToolCatalog, ToolEntry};
 pub use error::JobError;
 pub use id::new_job_id;
 pub use plan::{DryRunJob, PlannedJob, dry_run_job, map_arg, plan_job, plan_scan_job};
+pub use plugin_set::{PluginSet, PluginSets};
 pub use probe::{PROBE_TIMEOUT, Probe, cannot_start, probe_tools};
 pub use registry::{ActiveJobInfo, JobRegistry};
 pub use report::{FindingSummary, JobStatusSchema, KILLED_RETURN_CODE, ToolRunResponse};
@@ -85,11 +88,15 @@ pub struct JobService {
 }
 
 struct Inner {
-    plugins: Arc<PluginRuntime>,
+    /// The plugins and their catalog, swapped together by a reload.
+    plugins: PluginSets,
+    /// What a reload reads (the configuration); `None` until `enable_reload`.
+    reload_source: std::sync::OnceLock<reload::ReloadSource>,
+    /// One reload at a time: two at once could each keep a plugin the other replaced.
+    reloading: tokio::sync::Mutex<()>,
     jail: Arc<Sandbox>,
     store: Arc<dyn JobStore>,
     metrics: Arc<Metrics>,
-    catalog: Arc<ToolCatalog>,
     registry: JobRegistry,
     admission: Admission,
     limits: JobLimits,
@@ -136,9 +143,17 @@ impl StartedJob {
     }
 }
 
+/// The tool of a job and the runtime that planned it (and so parses its output).
+struct ParsingPlugin<'a> {
+    tool: &'a str,
+    plugins: &'a Arc<PluginRuntime>,
+}
+
 /// Everything the job task needs, moved into it.
 struct JobRun {
     id: String,
+    /// The runtime that planned the job parses its output, even after a reload.
+    plugins: Arc<PluginRuntime>,
     tool: String,
     planned: PlannedJob,
     spec: RunSpec,
@@ -157,11 +172,12 @@ impl JobService {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                plugins,
+                plugins: PluginSets::new(PluginSet::single(plugins, catalog)),
+                reload_source: std::sync::OnceLock::new(),
+                reloading: tokio::sync::Mutex::new(()),
                 jail,
                 store,
                 metrics,
-                catalog,
                 registry: JobRegistry::default(),
                 admission: Admission::new(limits.max_concurrent_jobs, limits.max_queued_jobs),
                 limits,
@@ -177,16 +193,16 @@ impl JobService {
         &self,
         request: &toolgate_model::ScanRequest,
     ) -> Result<(), toolgate_model::InvalidValue> {
-        scan_tool::check_scan_tool(&self.inner.catalog, request)
+        scan_tool::check_scan_tool(&self.catalog(), request)
     }
 
     /// The tool a scan runs when its initiate names none and `scans.default_tool` is unset: the
     /// first installed tool, by name, whose plugin scans templates (else the first such tool,
     /// so the refusal names it and what to install).
     pub fn default_scan_tool(&self) -> Option<String> {
+        let catalog = self.catalog();
         let scanners = || {
-            self.inner
-                .catalog
+            catalog
                 .iter()
                 .filter(|entry| !entry.description.scan_template_types.is_empty())
         };
@@ -198,14 +214,25 @@ impl JobService {
 
     /// The plugin version of a loaded tool.
     pub fn tool_version(&self, tool: &str) -> Option<String> {
-        self.inner
-            .catalog
+        self.catalog()
             .get(tool)
             .map(|entry| entry.description.version.clone())
     }
 
-    pub fn catalog(&self) -> &ToolCatalog {
-        &self.inner.catalog
+    /// The catalog in force now (a reload may replace it).
+    pub fn catalog(&self) -> Arc<ToolCatalog> {
+        Arc::clone(self.inner.plugins.current().catalog())
+    }
+
+    /// The plugin set in force now.
+    pub fn plugin_set(&self) -> Arc<PluginSet> {
+        self.inner.plugins.current()
+    }
+
+    /// Changes whenever a reload puts a new plugin set in force (its generation number): the
+    /// MCP server tells its sessions that the tool list changed.
+    pub fn plugin_generation(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.plugins.subscribe()
     }
 
     /// One job from the history, with its output unless retention dropped it.
@@ -236,7 +263,8 @@ impl JobService {
         if *closing {
             return Err(refused(Rejection::ShuttingDown, JobError::ShuttingDown));
         }
-        let Some(entry) = inner.catalog.get(tool) else {
+        let set = inner.plugins.current();
+        let (Some(entry), Some(plugins)) = (set.catalog().get(tool), set.runtime(tool)) else {
             return Err(refused(
                 Rejection::UnknownTool,
                 JobError::UnknownTool {
@@ -248,7 +276,7 @@ impl JobService {
         let (planned, params) = match input {
             JobInput::Params(params) => (
                 plan_job(
-                    &inner.plugins,
+                    plugins,
                     &inner.jail,
                     &inner.metrics,
                     entry,
@@ -259,7 +287,7 @@ impl JobService {
             ),
             JobInput::Scan(scan) => (
                 plan_scan_job(
-                    &inner.plugins,
+                    plugins,
                     &inner.jail,
                     &inner.metrics,
                     entry,
@@ -331,6 +359,7 @@ impl JobService {
         inner.metrics.job_queued();
         let run = JobRun {
             id: id.clone(),
+            plugins: Arc::clone(plugins),
             tool: tool.to_string(),
             spec: RunSpec {
                 binary,
@@ -433,7 +462,10 @@ impl JobService {
         let interpreted = self
             .interpret(
                 &job.id,
-                &job.tool,
+                ParsingPlugin {
+                    tool: &job.tool,
+                    plugins: &job.plugins,
+                },
                 &job.planned.command,
                 job.planned.output_directory,
                 result,
@@ -453,13 +485,14 @@ impl JobService {
     async fn interpret(
         &self,
         id: &str,
-        tool: &str,
+        parser: ParsingPlugin<'_>,
         command: &str,
         output_directory: Option<PathBuf>,
         result: RunResult,
         redactor: &Redactor,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
+        let ParsingPlugin { tool, plugins } = parser;
         // A job that was given no output directory has none (`prepare_planned`): nothing to read.
         let mut files = if output_directory.is_some() {
             let output_dir = result.output_dir.clone();
@@ -499,7 +532,7 @@ impl JobService {
             output_truncated,
             files,
         };
-        let (parsed, outcome) = self.parse(tool, outcome).await?;
+        let (parsed, outcome) = self.parse(plugins, tool, outcome).await?;
         // The files were parse's alone; the streams become the response's text without a copy
         // (the record shares them), so a flood of output is held about twice at its peak.
         let Outcome { stdout, stderr, .. } = outcome;
@@ -569,6 +602,7 @@ impl JobService {
     /// Runs the plugin's `parse` on a blocking thread; returns the outcome back for the response.
     async fn parse(
         &self,
+        plugins: &Arc<PluginRuntime>,
         tool: &str,
         outcome: Outcome,
     ) -> Result<
@@ -578,7 +612,7 @@ impl JobService {
         ),
         JobError,
     > {
-        let plugins = Arc::clone(&self.inner.plugins);
+        let plugins = Arc::clone(plugins);
         let metrics = Arc::clone(&self.inner.metrics);
         let tool = tool.to_string();
         let inline = outcome_size(&outcome) <= INLINE_PARSE_MAX_BYTES;
