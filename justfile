@@ -7,6 +7,13 @@ wasm_target := "wasm32-wasip2"
 plugins := "terrascan prowler checkov"
 # The MCP client the black-box MCP tests drive toolgate with (tests/tests/daemon_mcp.rs).
 mcp_python_sdk := "mcp==2.3.0"
+# The real scanners from PyPI, each in its own virtual environment under target/: checkov is
+# what `just serve` runs out of the box (the embedded default finds target/venv-checkov); the
+# end-to-end tests (tests/tests/real_scanners.rs) run all three.
+checkov_pin := "checkov==3.2.445"
+prowler_pin := "prowler==5.46.0"
+# The local AWS emulator the prowler test scans; its own venv, as its boto pins clash with prowler's.
+moto_pin := "moto[server]==5.1.22"
 
 # List the recipes.
 default:
@@ -29,9 +36,22 @@ build-test-plugins: _wasm-target
     cp target/{{wasm_target}}/release/toolgate_hostile_plugin.wasm target/test-plugins/hostile.wasm
     cargo build --release --target {{wasm_target}} -p toolgate-hostile-plugin --features trap-at-load
     cp target/{{wasm_target}}/release/toolgate_hostile_plugin.wasm target/test-plugins/trap-at-load.wasm
+    cargo build --release --target {{wasm_target}} -p toolgate-plugin-template
+    cp target/{{wasm_target}}/release/toolgate_plugin_template.wasm target/test-plugins/template.wasm
 
-# Run the daemon with the embedded default configuration (listens on 127.0.0.1:8888).
-serve *ARGS: build
+# Scaffold plugins/NAME from the plugin template (see docs/plugins.md).
+new-plugin NAME:
+    cargo run -q -p toolgate -- plugin new {{NAME}}
+
+# Build one plugin (e.g. one made by `just new-plugin`) into target/plugins/NAME.wasm.
+build-plugin NAME: _wasm-target
+    cargo build --release --target {{wasm_target}} -p toolgate-plugin-{{NAME}}
+    mkdir -p target/plugins
+    cp "target/{{wasm_target}}/release/toolgate_plugin_$(echo {{NAME}} | tr - _).wasm" "target/plugins/{{NAME}}.wasm"
+
+# Run the daemon with the embedded default configuration (listens on 127.0.0.1:8888), with a
+# real checkov (pinned, installed into target/venv-checkov the first time: about a minute).
+serve *ARGS: build _checkov-venv
     ./target/release/toolgate serve {{ARGS}}
 
 # Run the daemon with stand-in scanners (the tests' fake terrascan and prowler, fixed reports),
@@ -69,26 +89,38 @@ lint: _wasm-target
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy --target {{wasm_target}} {{ prepend("-p toolgate-plugin-", plugins) }} -p toolgate-hostile-plugin -- -D warnings
 
-# The official Python MCP SDK, pinned, in target/venv-mcp: installed only when missing or when
-# the pin changed (about 20 s once; nothing after).
-_mcp-venv:
+# Install the real scanners the end-to-end tests run (checkov, prowler, and the moto AWS
+# emulator), pinned, each into its venv under target/ (about 4 minutes once; nothing after).
+# CI runs this before `just test`; without it those tests skip locally, loudly.
+real-scanners: _checkov-venv (_venv "target/venv-prowler" prowler_pin) (_venv "target/venv-moto" moto_pin)
+
+# The official Python MCP SDK, pinned, in target/venv-mcp (about 20 s once; nothing after).
+_mcp-venv: (_venv "target/venv-mcp" mcp_python_sdk)
+
+# checkov, pinned, in target/venv-checkov: what the embedded default configuration runs.
+_checkov-venv: (_venv "target/venv-checkov" checkov_pin)
+
+# A virtual environment holding exactly PIN: installed only when missing or when the pin
+# changed, so a second run costs nothing.
+_venv VENV PIN:
     #!/usr/bin/env bash
     set -euo pipefail
-    venv=target/venv-mcp
-    if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.pinned" 2>/dev/null)" = "{{mcp_python_sdk}}" ]; then exit 0; fi
+    venv="{{VENV}}"
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.pinned" 2>/dev/null)" = "{{PIN}}" ]; then exit 0; fi
     if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
         # Debian splits venv's pip bootstrap into its own package.
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
             apt-get update -qq && apt-get install -y -qq python3-venv
         else
-            echo "python3 with venv is needed for the MCP tests (Debian: apt-get install python3-venv)" >&2
+            echo "python3 with venv is needed for $venv (Debian: apt-get install python3-venv)" >&2
             exit 1
         fi
     fi
+    echo "installing {{PIN}} into $venv" >&2
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "{{mcp_python_sdk}}"
-    echo "{{mcp_python_sdk}}" > "$venv/.pinned"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "{{PIN}}"
+    echo "{{PIN}}" > "$venv/.pinned"
 
 _wasm-target:
     @rustup target list --installed | grep -qx {{wasm_target}} || rustup target add {{wasm_target}}

@@ -7,6 +7,8 @@
 //! data_dir that cannot be written); `plugin dry-run` executes nothing and creates nothing (no
 //! data_dir, plugin cache, root, job or output directory): it compiles the plugins in memory,
 //! plans, and has the sandbox's own checks judge the plan (`PlanCheck`), as `serve` would.
+//! `config check` also shows, per tool, the binary, what it may read and its start-up probe,
+//! run under a sandbox of the file whose own directories are temporary.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use toolgate_sandbox::PlanCheck;
 
 use crate::config::{Config, ConfigError};
 use crate::daemon::{self, DaemonError, PluginCache};
-use crate::jobs::{JobError, ToolCatalog, dry_run_job};
+use crate::jobs::{JobError, Probe, ToolCatalog, dry_run_job, probe_tools};
 
 /// Exit code for invalid input to `plugin dry-run` (field errors or a refused plan).
 const EXIT_INVALID_INPUT: u8 = 2;
@@ -112,6 +114,37 @@ enum PluginCommand {
         /// The parameters as a JSON object, e.g. '{"iac_dir": "."}'.
         params: String,
     },
+    /// Scaffold plugins/NAME from the plugin template and list it in the workspace.
+    New {
+        name: String,
+        /// The toolgate workspace root (the directory with the top Cargo.toml).
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// Judge a built plugin component (contract, exports, describe, schema, size, load and call
+    /// time); exit 1 on any problem.
+    Check {
+        file: PathBuf,
+        /// Print the report as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a loaded plugin's parse() on a run's captured output and print the result as JSON.
+    Parse {
+        tool: String,
+        /// The run's exit code; omit for a run killed by a signal.
+        #[arg(long)]
+        exit_code: Option<i32>,
+        /// File holding the run's stdout.
+        #[arg(long)]
+        stdout: PathBuf,
+        /// File holding the run's stderr.
+        #[arg(long)]
+        stderr: Option<PathBuf>,
+        /// The run's output directory (its files are handed to parse).
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+    },
 }
 
 /// Why a command failed.
@@ -135,6 +168,14 @@ pub enum CliError {
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
     McpRelay(#[from] crate::mcp::stdio::RelayError),
+    #[error("cannot create a scratch directory to probe the tools in: {0}")]
+    Scratch(std::io::Error),
+    #[error(transparent)]
+    Scaffold(#[from] crate::plugin_kit::ScaffoldError),
+    #[error(transparent)]
+    ParseRun(#[from] crate::plugin_kit::ParseRunError),
+    #[error("{0}")]
+    PluginCall(#[from] toolgate_plugin_runtime::CallError),
 }
 
 /// Parses the command line and runs the command.
@@ -152,6 +193,14 @@ pub fn run() -> Result<ExitCode, CliError> {
             config,
             command: AuditCommand::Verify,
         } => audit_verify(&load(config.as_deref())?),
+        Command::Plugin {
+            command: PluginCommand::New { name, workspace },
+            ..
+        } => plugin_new(&workspace, &name),
+        Command::Plugin {
+            command: PluginCommand::Check { file, json },
+            ..
+        } => plugin_check(&file, json),
         Command::Plugin { config, command } => {
             let config = load(config.as_deref())?;
             crate::logging::init(config.log_format, crate::logging::COMMAND_FILTER);
@@ -159,6 +208,24 @@ pub fn run() -> Result<ExitCode, CliError> {
                 PluginCommand::List => list(&config),
                 PluginCommand::Describe { tool } => describe(&config, &tool),
                 PluginCommand::DryRun { tool, params } => dry_run(&config, &tool, &params),
+                PluginCommand::Parse {
+                    tool,
+                    exit_code,
+                    stdout,
+                    stderr,
+                    output_dir,
+                } => {
+                    let outcome = crate::plugin_kit::captured_outcome(
+                        exit_code,
+                        &stdout,
+                        stderr.as_deref(),
+                        output_dir.as_deref(),
+                    )?;
+                    plugin_parse(&config, &tool, &outcome)
+                }
+                // Matched above without loading a configuration; kept for exhaustiveness.
+                PluginCommand::New { name, workspace } => plugin_new(&workspace, &name),
+                PluginCommand::Check { file, json } => plugin_check(&file, json),
             }
         }
     }
@@ -275,13 +342,33 @@ fn check(file: &Path) -> ExitCode {
     if !problems.is_empty() {
         return report_problems(file, &problems);
     }
+    let (lines, tool_problems) = match check_tools(&config, tools.clone()) {
+        Ok(checked) => checked,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !tool_problems.is_empty() {
+        for line in &lines {
+            eprintln!("{line}");
+        }
+        return report_problems(file, &tool_problems);
+    }
     let names: Vec<String> = tools.into_iter().map(|tool| tool.name).collect();
     println!(
-        "{}: OK (listen {}, {} allowed dir(s), {} scan worker(s), plugins from {}: {})",
+        "{}: OK (listen {}, {} allowed dir(s), {} scan worker(s) with default tool {}, uploads up to {} bytes at {}/iac/v2/uploads/, plugins from {}: {})",
         file.display(),
         config.listen,
         config.sandbox.allowed_dirs.len(),
         config.scans.workers,
+        config
+            .scans
+            .default_tool
+            .as_deref()
+            .unwrap_or("(the first installed template scanner)"),
+        config.uploads.max_upload_bytes,
+        config.public_base_url(),
         config.plugins_dir.display(),
         if names.is_empty() {
             "none loaded".to_string()
@@ -289,7 +376,77 @@ fn check(file: &Path) -> ExitCode {
             names.join(", ")
         }
     );
+    for line in lines {
+        println!("{line}");
+    }
     ExitCode::SUCCESS
+}
+
+/// Resolves every tool as `serve` would, probes it under a sandbox of this configuration (whose
+/// output and job directories are in a temporary directory, removed afterwards, and which uses
+/// no cgroup, so the check writes nothing of the configuration's), and describes each: its binary or why it is
+/// unavailable, what it may read and its probe. A tool that fails its probe is a problem.
+fn check_tools(
+    config: &Config,
+    tools: Vec<toolgate_plugin_runtime::ToolDescription>,
+) -> Result<(Vec<String>, Vec<crate::config::ConfigProblem>), CliError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("toolgate-config-check-")
+        .tempdir()
+        .map_err(CliError::Scratch)?;
+    let mut policy = daemon::sandbox_policy(config);
+    policy.output_root = scratch.path().join("output");
+    policy.jobs_root = scratch.path().join("jobs");
+    // Using a cgroup_root enables controllers and creates groups in it: the check leaves it
+    // alone (its limits were checked read-only by `host_problems`), and a probe needs none.
+    policy.cgroup_root = None;
+    policy.memory_max_bytes = None;
+    policy.pids_max = None;
+    let jail =
+        std::sync::Arc::new(toolgate_sandbox::Sandbox::new(policy).map_err(DaemonError::from)?);
+    let mut catalog = ToolCatalog::build(tools, config, |name| std::env::var(name).ok());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::AsyncRuntime)?;
+    runtime.block_on(probe_tools(&mut catalog, &jail));
+    let mut lines = vec!["tools:".to_string()];
+    let mut problems = Vec::new();
+    for entry in catalog.iter() {
+        let name = &entry.description.name;
+        let probe = match &entry.probe {
+            Probe::Passed { version, .. } => format!("probe passed: {version}"),
+            Probe::Failed { .. } => "probe FAILED".to_string(),
+            Probe::NotProbed { reason } => format!("not probed: {reason}"),
+        };
+        match &entry.binary {
+            Ok(binary) => lines.push(format!("  {name}: {} ({probe})", binary.display())),
+            Err(reason) => {
+                lines.push(format!("  {name}: UNAVAILABLE: {reason}"));
+                if matches!(entry.probe, Probe::Failed { .. }) {
+                    problems.push(crate::config::ConfigProblem {
+                        key: format!("tools.{name}"),
+                        message: reason.clone(),
+                    });
+                }
+            }
+        }
+        for grant in &entry.reads.granted {
+            lines.push(format!(
+                "    reads {} ({})",
+                grant.path.display(),
+                grant.reason
+            ));
+        }
+        for skipped in &entry.reads.skipped {
+            lines.push(format!(
+                "    skipped {} ({})",
+                skipped.path.display(),
+                skipped.reason
+            ));
+        }
+    }
+    Ok((lines, problems))
 }
 
 fn report_problems(file: &Path, problems: &[crate::config::ConfigProblem]) -> ExitCode {
@@ -404,4 +561,49 @@ fn dry_run(config: &Config, tool: &str, params: &str) -> Result<ExitCode, CliErr
         }
     };
     Ok(result)
+}
+
+fn plugin_new(workspace: &Path, name: &str) -> Result<ExitCode, CliError> {
+    let dir = crate::plugin_kit::scaffold(workspace, name)?;
+    println!(
+        "created {} (listed in the workspace's Cargo.toml)\n\
+         test:  cargo test -p toolgate-plugin-{name}\n\
+         build: just build-plugin {name}\n\
+         check: toolgate plugin check target/plugins/{name}.wasm\n\
+         guide: docs/plugins.md",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_check(file: &Path, json: bool) -> Result<ExitCode, CliError> {
+    crate::logging::init(
+        crate::config::LogFormat::Human,
+        crate::logging::COMMAND_FILTER,
+    );
+    let report = crate::plugin_kit::check_plugin(file);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn plugin_parse(
+    config: &Config,
+    tool: &str,
+    outcome: &toolgate_plugin_runtime::Outcome,
+) -> Result<ExitCode, CliError> {
+    let (plugins, _report) = daemon::load_plugins(config, PluginCache::None)?;
+    if plugins.describe(tool).is_none() {
+        return Err(CliError::UnknownTool(tool.to_string()));
+    }
+    let result = plugins.parse(tool, outcome)?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,7 @@ use self::waits::ClientWaits;
 use crate::api::auth::AuthState;
 use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, StartupFacts};
 use crate::config::{Config, ConfigError, HttpConfig, tool_problems};
-use crate::jobs::{JobLimits, JobService, ToolCatalog};
+use crate::jobs::{JobLimits, JobService, ToolCatalog, probe_tools};
 use crate::metrics::Metrics;
 use toolgate_store::{SqliteStore, StoreError};
 
@@ -56,6 +56,8 @@ pub enum DaemonError {
     LoginKey(#[from] toolgate_auth::TokenSignerError),
     #[error("cannot set up authentication: {0}")]
     Auth(#[from] crate::api::auth::AuthSetupError),
+    #[error("cannot load or create the upload URL key: {0}")]
+    UploadKey(#[from] toolgate_uploads::SignerError),
     #[error("cannot set up the sandbox: {0}")]
     Sandbox(#[from] SandboxError),
     #[error("cannot listen on {addr}: {source}")]
@@ -108,13 +110,35 @@ pub fn sandbox_policy(config: &Config) -> SandboxPolicy {
     config.sandbox.policy(config.jobs_dir())
 }
 
-/// Everything the API needs, built from a configuration.
+/// What start-up builds before the API is assembled.
+struct Parts {
+    started: Instant,
+    store: Arc<SqliteStore>,
+    plugins: PluginRuntime,
+    report: LoadReport,
+    jail: Arc<Sandbox>,
+    catalog: ToolCatalog,
+}
+
+/// Everything the API needs, built from a configuration, without the start-up probe (tests
+/// and benchmarks; `serve` uses [`build_probed_state`]).
 pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
+    assemble(prepare(config)?, config)
+}
+
+/// [`build_state`], after every tool whose plugin names a version command was run once with it
+/// under the sandbox: a tool that cannot start is unavailable before the first call.
+pub async fn build_probed_state(config: &Config) -> Result<AppState, DaemonError> {
+    let mut parts = prepare(config)?;
+    probe_tools(&mut parts.catalog, &parts.jail).await;
+    assemble(parts, config)
+}
+
+fn prepare(config: &Config) -> Result<Parts, DaemonError> {
     let started = Instant::now();
     let (store, interrupted) =
         SqliteStore::open(&config.database_path(), config.limits.job_retention)?;
     let store = Arc::new(store);
-    let audit_store = Arc::clone(&store);
     if interrupted > 0 {
         tracing::warn!(
             interrupted,
@@ -134,13 +158,38 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         }
     }
     let catalog = ToolCatalog::build(plugins.tools(), config, |name| std::env::var(name).ok());
+    Ok(Parts {
+        started,
+        store,
+        plugins,
+        report,
+        jail: Arc::new(jail),
+        catalog,
+    })
+}
+
+fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
+    let Parts {
+        started,
+        store,
+        plugins,
+        report,
+        jail,
+        catalog,
+    } = parts;
     for entry in catalog.iter() {
+        let granted: Vec<String> = entry
+            .reads
+            .granted
+            .iter()
+            .map(|grant| grant.path.display().to_string())
+            .collect();
         match &entry.binary {
             Ok(binary) => {
-                tracing::info!(tool = %entry.description.name, binary = %binary.display(), timeout_secs = entry.timeout.as_secs(), "tool ready")
+                tracing::info!(tool = %entry.description.name, binary = %binary.display(), timeout_secs = entry.timeout.as_secs(), read_paths = ?granted, "tool ready")
             }
             Err(reason) => {
-                tracing::warn!(tool = %entry.description.name, %reason, "tool binary unavailable; set tools.{}.binary", entry.description.name)
+                tracing::warn!(tool = %entry.description.name, %reason, "tool unavailable")
             }
         }
     }
@@ -166,7 +215,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let metrics = Arc::new(Metrics::new());
     let jobs = JobService::new(
         Arc::new(plugins),
-        Arc::new(jail),
+        jail,
         Arc::clone(&store) as Arc<dyn toolgate_store::JobStore>,
         Arc::clone(&metrics),
         Arc::new(catalog),
@@ -180,6 +229,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
             .map(|tenant| (tenant.id.to_string(), tenant.allowed_tools.clone()))
             .collect(),
     );
+    let audit = crate::audit::AuditTrail::new(Arc::clone(&store));
     let scans = ScanService::new(
         store as Arc<dyn toolgate_store::ScanStore>,
         Arc::new(JobScanExecutor::new(jobs.clone())),
@@ -189,12 +239,19 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         },
         config.scans_dir(),
     );
+    let iac = crate::api::IacSettings {
+        default_tool: config.scans.default_tool.clone(),
+        public_base_url: config.public_base_url(),
+        uploads: config.uploads.clone(),
+        signer: toolgate_uploads::UploadSigner::load_or_create(&config.upload_key_path())?,
+    };
     let auth = build_auth(config)?;
     Ok(AppState {
         auth: Arc::new(auth),
-        audit: crate::audit::AuditTrail::new(Arc::clone(&audit_store)),
+        audit,
         jobs,
         scans,
+        iac: Arc::new(iac),
         metrics,
         facts: Arc::new(facts),
         settings: ApiSettings {
@@ -228,12 +285,19 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     // Without tenants there is no authentication: loopback only (the configuration checks it
     // too; this is the last word before binding).
     toolgate_auth::check_listen(config.listen, &config.tenants()?)?;
-    let state = build_state(&config)?;
+    let state = build_probed_state(&config).await?;
     let jobs = state.jobs.clone();
+    jobs.enable_reload(config.clone());
     let scans = state.scans.clone();
     // Recovery first: scans a dead daemon left running are re-queued (or end in error) before
     // any worker claims one.
     scans.start().await?;
+    let cleanup_stop = CancellationToken::new();
+    let cleanup = tokio::spawn(crate::scans::cleanup::run(
+        scans.clone(),
+        scan_retention(&config),
+        cleanup_stop.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -244,6 +308,10 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     tracing::info!(listen = %local, tools = jobs.catalog().len(), "toolgate ready");
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(wait_for_signal(shutdown_signals()?, shutdown.clone()));
+    let reloads = tokio::spawn(reload_on_sighup(
+        signal(SignalKind::hangup()).map_err(DaemonError::Signal)?,
+        jobs.clone(),
+    ));
     let grace = Duration::from_secs(config.http.shutdown_grace_secs);
     let drained = CancellationToken::new();
     let drain = {
@@ -288,9 +356,22 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         stop_drain_on_server_exit.cancel();
     };
     tokio::join!(serving, drain);
+    cleanup_stop.cancel();
+    let _ = cleanup.await;
     signals.abort();
+    reloads.abort();
     tracing::info!("toolgate stopped");
     Ok(())
+}
+
+/// The `[scans]` retention times.
+fn scan_retention(config: &Config) -> crate::scans::cleanup::Retention {
+    const DAY_SECS: u64 = 24 * 3_600;
+    crate::scans::cleanup::Retention {
+        finished: Duration::from_secs(config.scans.retention_days.saturating_mul(DAY_SECS)),
+        abandoned: Duration::from_secs(config.scans.abandoned_after_hours.saturating_mul(3_600)),
+        interval: Duration::from_secs(config.scans.cleanup_interval_secs),
+    }
 }
 
 /// The `[http]` bounds on connections.
@@ -375,6 +456,17 @@ fn shutdown_signals() -> Result<(Signal, Signal), DaemonError> {
     let terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     Ok((terminate, interrupt))
+}
+
+/// Reloads the plugin directory on every SIGHUP (the result is logged; `POST
+/// /admin/plugins/reload` answers it instead).
+async fn reload_on_sighup(mut hangup: Signal, jobs: JobService) {
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading plugins");
+        if let Err(error) = jobs.reload_plugins().await {
+            tracing::error!(%error, "plugin reload failed; the previous plugins keep serving");
+        }
+    }
 }
 
 async fn wait_for_signal(

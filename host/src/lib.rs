@@ -12,5 +12,6 @@ pub mod jobs;
 pub mod logging;
 pub mod mcp;
 pub mod metrics;
+pub mod plugin_kit;
 pub mod scans;
 pub mod time;

@@ -54,6 +54,18 @@ pub fn fake_tool_binary() -> PathBuf {
     )
 }
 
+/// A built plugin component, `relative` to the repository (e.g. `target/plugins/checkov.wasm`);
+/// fails the test (never skips it) when `recipe` was not run.
+pub fn built_component(relative: &str, recipe: &str) -> PathBuf {
+    let path = repo_root().join(relative);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `{recipe}` first",
+        path.display()
+    );
+    path
+}
+
 /// The plugins the daemon tests configure (`[tools.terrascan]`, `[tools.prowler]`).
 pub const TESTED_PLUGINS: &[&str] = &["terrascan", "prowler"];
 
@@ -66,25 +78,28 @@ pub const TESTED_PLUGINS: &[&str] = &["terrascan", "prowler"];
 pub fn plugins_dir() -> PathBuf {
     static PREPARED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PREPARED
-        .get_or_init(|| {
-            let built = repo_root().join("target/plugins");
-            let dir = repo_root().join("target/plugins-for-daemon-tests");
-            std::fs::create_dir_all(&dir).expect("create the tests' plugin directory");
-            for tool in TESTED_PLUGINS {
-                let source = built.join(format!("{tool}.wasm"));
-                assert!(
-                    source.is_file(),
-                    "{} is missing: run `just build-plugins` first",
-                    source.display()
-                );
-                let staged = dir.join(format!(".{tool}.wasm.{}", std::process::id()));
-                std::fs::copy(&source, &staged).expect("copy a plugin");
-                std::fs::rename(&staged, dir.join(format!("{tool}.wasm")))
-                    .expect("rename a plugin");
-            }
-            dir
-        })
+        .get_or_init(|| plugin_subset("plugins-for-daemon-tests", TESTED_PLUGINS))
         .clone()
+}
+
+/// `target/<name>`, holding only the built plugins of `tools` (see [`plugins_dir`] for how it
+/// is copied). Call it once per test process and directory name.
+pub fn plugin_subset(name: &str, tools: &[&str]) -> PathBuf {
+    let built = repo_root().join("target/plugins");
+    let dir = repo_root().join("target").join(name);
+    std::fs::create_dir_all(&dir).expect("create the tests' plugin directory");
+    for tool in tools {
+        let source = built.join(format!("{tool}.wasm"));
+        assert!(
+            source.is_file(),
+            "{} is missing: run `just build-plugins` first",
+            source.display()
+        );
+        let staged = dir.join(format!(".{tool}.wasm.{}", std::process::id()));
+        std::fs::copy(&source, &staged).expect("copy a plugin");
+        std::fs::rename(&staged, dir.join(format!("{tool}.wasm"))).expect("rename a plugin");
+    }
+    dir
 }
 
 /// A port nothing listens on right now.
@@ -120,7 +135,14 @@ pub fn install_slow_tool(dir: &Path, name: &str, secs: u32, how: SlowTool) -> Pa
         SlowTool::Child => format!("sleep {secs}\necho done"),
         SlowTool::Exec => format!("exec sleep {secs}"),
     };
-    std::fs::write(&target, format!("#!/bin/sh\necho started\n{sleep}\n")).expect("write script");
+    // It answers the start-up probe (`terrascan version`, `prowler --version`) at once, as the
+    // real tools do; only a scan is slow.
+    let probe = "case \"$1\" in version|--version) echo \"slow tool 1.0\"; exit 0;; esac";
+    std::fs::write(
+        &target,
+        format!("#!/bin/sh\n{probe}\necho started\n{sleep}\n"),
+    )
+    .expect("write script");
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     target
 }
@@ -358,12 +380,16 @@ pub fn send_only_with(
 }
 
 fn connect(port: u16) -> std::io::Result<TcpStream> {
+    connect_within(port, REQUEST_TIMEOUT)
+}
+
+fn connect_within(port: u16, within: Duration) -> std::io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(
         &SocketAddr::from(([127, 0, 0, 1], port)),
         Duration::from_secs(5),
     )?;
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+    stream.set_read_timeout(Some(within))?;
+    stream.set_write_timeout(Some(within))?;
     Ok(stream)
 }
 
@@ -374,7 +400,18 @@ pub fn try_request(
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<Response> {
-    let mut stream = connect(port)?;
+    try_request_within(port, method, path, body, REQUEST_TIMEOUT)
+}
+
+/// [`try_request`] for a call that may take longer than `REQUEST_TIMEOUT` (a real scanner).
+pub fn try_request_within(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    within: Duration,
+) -> std::io::Result<Response> {
+    let mut stream = connect_within(port, within)?;
     // A server may answer (413) and close before reading a large body: keep the answer.
     let _ = stream.write_all(&request_bytes(method, path, body));
     read_response(stream)

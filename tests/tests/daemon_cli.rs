@@ -448,3 +448,62 @@ fn config_check_asks_the_host_for_the_hardening_the_file_requires() {
     assert!(stderr.contains("error at `sandbox.run_as_uid`"), "{stderr}");
     assert!(!stderr.contains("sandbox.landlock"), "{stderr}");
 }
+
+/// `config check` shows, per tool, the binary, what it may read beyond the system paths (worked
+/// out from the binary, and `read_paths`), each with why, and its probe; a missing tool is
+/// listed unavailable with its key, and a `read_paths` entry that would expose the daemon's
+/// state is a problem naming the key.
+#[test]
+fn config_check_shows_what_each_tool_may_read_and_why() {
+    let env = TestEnv::new("cli-reads");
+    // A script whose `#!` interpreter is installed outside every system path.
+    let prefix = env.root.join("opt-tool");
+    std::fs::create_dir_all(prefix.join("bin")).expect("mkdir");
+    std::fs::create_dir_all(env.root.join("extra")).expect("mkdir");
+    std::fs::copy("/bin/sh", prefix.join("bin/sh")).expect("copy sh");
+    let terrascan = env.tools_dir().join("terrascan");
+    std::fs::write(&terrascan, format!("#!{}/bin/sh\n", prefix.display())).expect("script");
+    std::fs::set_permissions(
+        &terrascan,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let options = EnvOptions {
+        terrascan: Some(terrascan.clone()),
+        terrascan_extra: format!(
+            "read_paths = [{:?}]",
+            env.root.join("extra").display().to_string()
+        ),
+        ..EnvOptions::default()
+    };
+    let path = env.write_config(&options);
+    let output = toolgate(&["config", "check", path.to_str().expect("utf-8")]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    let root = env.root.canonicalize().expect("canonical");
+    for line in [
+        format!(
+            "  terrascan: {} (not probed:",
+            root.join("tools/terrascan").display()
+        ),
+        format!(
+            "    reads {} (install prefix of the interpreter {}/bin/sh)",
+            root.join("opt-tool").display(),
+            root.join("opt-tool").display()
+        ),
+        format!(
+            "    reads {} (tools.terrascan.read_paths[0])",
+            root.join("extra").display()
+        ),
+        "  prowler: UNAVAILABLE: ".to_string(),
+    ] {
+        assert!(stdout.contains(&line), "{line:?} in:\n{stdout}");
+    }
+
+    let exposing = env.write_config(&EnvOptions {
+        terrascan_extra: format!("read_paths = [{:?}]", env.data_dir().display().to_string()),
+        ..options
+    });
+    let stderr = check_names_each_key(&exposing, &["tools.terrascan.read_paths[0]"]);
+    assert!(stderr.contains("own state"), "{stderr}");
+}

@@ -258,18 +258,21 @@ fn a_job_whose_tool_cannot_start_is_recorded_and_logged_as_failed() {
         terrascan: Some(fake.clone()),
         ..EnvOptions::default()
     });
-    // Gone after start-up, when the catalog found it: the sandbox fails the job.
+    // Gone after start-up, when the catalog found it: the sandbox fails the job, and the
+    // caller is told what is wrong and which key fixes it (503: the operator's to fix).
     std::fs::remove_file(&fake).expect("remove the tool");
     let answer = daemon.request(
         "POST",
         "/api/tools/terrascan",
         Some("{\"iac_dir\": \"terraform\"}"),
     );
-    assert_eq!(answer.status, 500, "{}", answer.body);
+    assert_eq!(answer.status, 503, "{}", answer.body);
     assert!(
-        json(&answer.body)["error"]
-            .as_str()
-            .is_some_and(|error| error.contains("the sandbox could not run the tool")),
+        json(&answer.body)["error"].as_str().is_some_and(|error| {
+            error.contains("\"terrascan\" cannot be executed")
+                && error.contains("no longer exists")
+                && error.contains("`tools.terrascan.binary`")
+        }),
         "{}",
         answer.body
     );

@@ -175,6 +175,12 @@ impl PluginRuntime {
             .collect()
     }
 
+    /// The file `tool` was loaded from (a reload matches a file that no longer loads to the tool
+    /// it served, to keep that tool serving).
+    pub fn plugin_path(&self, tool: &str) -> Option<&Path> {
+        self.plugins.get(tool).map(|p| p.path.as_path())
+    }
+
     pub fn describe(&self, tool: &str) -> Option<ToolDescription> {
         self.plugins.get(tool).map(|p| p.description.clone())
     }

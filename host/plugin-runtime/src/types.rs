@@ -30,8 +30,9 @@ pub struct ToolDescription {
     /// Template types `plan_scan` accepts, without duplicates; empty: the tool cannot scan a
     /// directory (always empty for a 0.1.0 plugin).
     pub scan_template_types: Vec<TemplateType>,
-    /// Arguments that make the tool print its version and exit 0, for the host's start-up probe
-    /// (checked at load: see `loader::MAX_VERSION_ARGS`); empty for a 0.1.0 plugin.
+    /// Arguments that make the tool print its version and exit 0, which the host runs once under
+    /// the sandbox to check the tool can start (checked at load: see
+    /// `loader::MAX_VERSION_ARGS`). Empty for a 0.1.0 plugin: the tool is not probed.
     pub version_args: Vec<String>,
 }
 

@@ -179,6 +179,7 @@ async fn time_job(sandbox: &Sandbox, binary: &Path, i: usize) -> (Duration, Dura
         timeout: Duration::from_secs(30),
         needs_network: false,
         home: None,
+        read_paths: Vec::new(),
     };
     let started = Instant::now();
     let mut job = sandbox.prepare_planned(&job_id(i), &[]).unwrap();

@@ -209,10 +209,10 @@ fn covered<'a>(path: &Path, access: u64, grants: impl IntoIterator<Item = &'a Gr
         .any(|g| g.is_dir && access & !g.access == 0 && path.starts_with(&g.path))
 }
 
-/// Builds the ruleset of one job: the shared rules, the tool binary (read and execute), the
-/// `readable` directories (read only: the tool's operator-provided home, a job's own input
-/// root) and the job's own writable directories (every right: the sandbox created them for
-/// this job alone).
+/// Builds the ruleset of one job: the shared rules, the tool binary (read and execute), what
+/// the tool reads of its own (its operator-provided home, its install: read and execute, files
+/// or directories) and the job's own writable directories (every right: the sandbox created
+/// them for this job alone).
 pub fn build(
     shared: &SharedRules,
     binary: &Path,
@@ -229,9 +229,9 @@ pub fn build(
             open_beneath(None, binary, libc::O_PATH, 0).map_err(|e| held_error(binary, e))?;
         add(&ruleset, binary, binary_fd.as_fd(), execute)?;
     }
-    for &dir in readable {
-        if !covered(dir, rights.read, shared.rules.iter().map(|r| &r.grant)) {
-            add_dir(&ruleset, dir, rights.read)?;
+    for &path in readable {
+        if !covered(path, rights.read, shared.rules.iter().map(|r| &r.grant)) {
+            add_readable(&ruleset, path, rights)?;
         }
     }
     for &dir in writable {
@@ -252,6 +252,24 @@ fn add_dir(ruleset: &OwnedFd, dir: &Path, access: u64) -> Result<(), SandboxErro
     )
     .map_err(|e| held_error(dir, e))?;
     add(ruleset, dir, fd.as_fd(), access)
+}
+
+/// Grants read and execute on `path`, a canonical directory or file (narrowed to the rights
+/// valid on a file); like `add_dir`, a symlink found on the way is refused, never followed. A
+/// path gone since start-up (an uninstalled tool) is left out: that only denies, and the tool's
+/// `execve` then fails with a step and an errno the daemon can explain.
+fn add_readable(ruleset: &OwnedFd, path: &Path, rights: Rights) -> Result<(), SandboxError> {
+    let fd = match open_beneath(None, path, libc::O_PATH, libc::RESOLVE_NO_SYMLINKS) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(held_error(path, e)),
+    };
+    let access = if is_dir(&fd)? {
+        rights.read
+    } else {
+        rights.read & rights.file
+    };
+    add(ruleset, path, fd.as_fd(), access)
 }
 
 /// Most rulesets kept by `RulesetCache`: (tools × pooled private slots) in practice, a few
@@ -275,7 +293,7 @@ pub struct RulesetCache {
 #[derive(Hash, PartialEq, Eq)]
 struct CacheKey {
     binary: (u64, u64, i64, i64),
-    readable: Option<PathBuf>,
+    readable: Vec<PathBuf>,
     writable: Vec<PathBuf>,
 }
 
@@ -286,19 +304,19 @@ impl RulesetCache {
         shared: &SharedRules,
         binary: &Path,
         meta: &std::fs::Metadata,
-        readable: Option<&Path>,
+        readable: &[&Path],
         writable: &[&Path],
     ) -> Result<Arc<OwnedFd>, SandboxError> {
         let key = CacheKey {
             binary: (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec()),
-            readable: readable.map(Path::to_path_buf),
+            readable: readable.iter().map(|path| path.to_path_buf()).collect(),
             writable: writable.iter().map(|dir| dir.to_path_buf()).collect(),
         };
         let lock = || self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ruleset) = lock().get(&key) {
             return Ok(Arc::clone(ruleset));
         }
-        let ruleset = Arc::new(build(shared, binary, readable.as_slice(), writable)?);
+        let ruleset = Arc::new(build(shared, binary, readable, writable)?);
         let mut entries = lock();
         if entries.len() < MAX_CACHED_RULESETS {
             entries.insert(key, Arc::clone(&ruleset));
@@ -477,26 +495,55 @@ mod tests {
         let cache = RulesetCache::default();
         let meta = || std::fs::metadata(&binary).unwrap();
         let first = cache
-            .get_or_build(&shared, &binary, &meta(), None, &[&home])
+            .get_or_build(&shared, &binary, &meta(), &[], &[&home])
             .unwrap();
         let again = cache
-            .get_or_build(&shared, &binary, &meta(), None, &[&home])
+            .get_or_build(&shared, &binary, &meta(), &[], &[&home])
             .unwrap();
         assert!(Arc::ptr_eq(&first, &again));
         let other_dir = cache
-            .get_or_build(&shared, &binary, &meta(), None, &[&work])
+            .get_or_build(&shared, &binary, &meta(), &[], &[&work])
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &other_dir));
         let with_readable = cache
-            .get_or_build(&shared, &binary, &meta(), Some(&work), &[&home])
+            .get_or_build(&shared, &binary, &meta(), &[&work], &[&home])
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &with_readable));
         std::fs::remove_file(&binary).unwrap();
         std::fs::write(&binary, "#!/bin/true\n").unwrap();
         let replaced = cache
-            .get_or_build(&shared, &binary, &meta(), None, &[&home])
+            .get_or_build(&shared, &binary, &meta(), &[], &[&home])
             .unwrap();
         assert!(!Arc::ptr_eq(&first, &replaced));
         assert_eq!(cache.len(), 4);
+    }
+
+    /// What a tool reads of its own (files and directories) is granted; a path gone since
+    /// start-up is left out rather than failing the build, and a symlink is refused.
+    #[test]
+    fn readable_paths_table() {
+        assert_eq!(probe(), Enforcement::FullyEnforced);
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        // Outside the allowed directory, so that no shared rule covers the paths.
+        std::fs::create_dir(root.join("workspace")).unwrap();
+        let allowed = HeldDir::open(&root.join("workspace")).unwrap();
+        let shared = SharedRules::open(&[PathBuf::from("/usr")], &[allowed]).unwrap();
+        let binary = root.join("tool");
+        std::fs::write(&binary, "#!/bin/true\n").unwrap();
+        std::fs::create_dir(root.join("venv")).unwrap();
+        std::fs::write(root.join("interpreter"), "").unwrap();
+        std::os::unix::fs::symlink(root.join("venv"), root.join("link")).unwrap();
+        let cases: &[(&str, bool)] = &[
+            ("venv", true),
+            ("interpreter", true),
+            ("gone", true),
+            ("link", false),
+        ];
+        for (name, builds) in cases {
+            let path = root.join(name);
+            let built = build(&shared, &binary, &[path.as_path()], &[]);
+            assert_eq!(built.is_ok(), *builds, "{name}: {:?}", built.err());
+        }
     }
 }

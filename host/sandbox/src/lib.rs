@@ -4,7 +4,9 @@
 //! This is the only crate of toolgate that spawns processes. Its guarantees, mode by mode, are
 //! in GUARANTEES.md. Module map (one job each):
 //! - `policy`: the policy as data; `capabilities`: detected hardening and per-job protections
-//! - `binary`: tool binary resolution; `args` + `paths`: typed arguments and path checks
+//! - `binary`: tool binary resolution; `install_reads`: what a tool's own install must read
+//!   (virtual environment, `#!` interpreter, ELF loader); `args` + `paths`: typed arguments and
+//!   path checks
 //! - `job_dirs`: job ids and output directories; `private_dirs`: the pool of private home/tmp
 //!   directories; `env`: the rebuilt environment
 //! - `rlimits`, `landlock_rules`, `cgroup`: what the parent prepares for the child
@@ -29,6 +31,7 @@ mod child;
 mod env;
 mod error;
 mod exec;
+mod install_reads;
 mod job_dirs;
 mod landlock_rules;
 mod landlock_sys;
@@ -57,6 +60,7 @@ pub use cgroup::CgroupSupport;
 pub use check_only::{CheckedPlan, PlanCheck};
 pub use child::ChildStep;
 pub use error::{PlanRejected, RejectReason, SandboxError};
+pub use install_reads::{InstallReads, ReadGrant, exposes_daemon_state, install_read_paths};
 pub use landlock_rules::Enforcement;
 pub use policy::{
     DEFAULT_PATH_ENV, DEFAULT_SYSTEM_READ_PATHS, Hardening, Rlimits, RunAs, SandboxPolicy,
@@ -126,6 +130,10 @@ pub struct RunSpec {
     /// policies prepared by `terrascan init`). Canonical and absolute. Under Landlock the tool
     /// may read it and never write it; the private tmp stays the tool's only scratch space.
     pub home: Option<PathBuf>,
+    /// What the tool's own install needs to read and execute (`install_read_paths`, plus the
+    /// operator's additions), canonical. Under Landlock the tool may read and execute these,
+    /// never write them.
+    pub read_paths: Vec<PathBuf>,
 }
 
 /// What a run produced.
@@ -499,6 +507,7 @@ impl Sandbox {
                     .as_deref()
                     .into_iter()
                     .chain(std::iter::once(root.path.as_path()))
+                    .chain(spec.read_paths.iter().map(PathBuf::as_path))
                     .collect();
                 Some(std::sync::Arc::new(landlock_rules::build(
                     system,
@@ -513,12 +522,17 @@ impl Sandbox {
                 let output = job.output.is_created().then_some(job.output_dir.as_path());
                 let writable: Vec<&std::path::Path> = output.into_iter().chain(private).collect();
                 // An output directory is new for every job; home and tmp come from the pool.
-                let readable = spec.home.as_deref();
+                let readable: Vec<&std::path::Path> = spec
+                    .home
+                    .as_deref()
+                    .into_iter()
+                    .chain(spec.read_paths.iter().map(PathBuf::as_path))
+                    .collect();
                 Some(if output.is_some() {
                     std::sync::Arc::new(landlock_rules::build(
                         shared,
                         &spec.binary,
-                        readable.as_slice(),
+                        &readable,
                         &writable,
                     )?)
                 } else {
@@ -526,7 +540,7 @@ impl Sandbox {
                         shared,
                         &spec.binary,
                         &binary,
-                        readable,
+                        &readable,
                         &writable,
                     )?
                 })

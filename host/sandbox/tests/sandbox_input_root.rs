@@ -18,6 +18,7 @@ fn cat() -> RunSpec {
         timeout: Duration::from_secs(20),
         needs_network: false,
         home: None,
+        read_paths: Vec::new(),
     }
 }
 

@@ -44,6 +44,7 @@ fn spec(tool: &str) -> RunSpec {
         timeout: TIMEOUT,
         needs_network: false,
         home: None,
+        read_paths: Vec::new(),
     }
 }
 

@@ -263,6 +263,7 @@ async fn run_refuses_a_job_that_was_not_given_its_directories() {
         timeout: Duration::from_secs(10),
         needs_network: false,
         home: None,
+        read_paths: Vec::new(),
     };
     let err = f
         .sandbox

@@ -6,6 +6,8 @@
 //! echo (truncated) caller input and what is allowed. A job that failed because the daemon ran
 //! out of file descriptors (EMFILE, ENFILE) is answered 503 with `Retry-After`, never 500 or
 //! 400: the condition passes as connections and jobs end, and the caller's input is not at fault.
+//! A tool that cannot be executed (its `execve` refused) is answered 503 naming the tool, what
+//! was denied and the key to set: the operator's to fix, never a 500 pointing at the log.
 
 use std::io;
 
@@ -103,9 +105,9 @@ impl ApiError {
                 JobError::InvalidParams { .. } | JobError::PlanRejected { .. } => {
                     StatusCode::BAD_REQUEST
                 }
-                JobError::BinaryMissing { .. } | JobError::ShuttingDown => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                JobError::BinaryMissing { .. }
+                | JobError::CannotStart { .. }
+                | JobError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                 JobError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
                 JobError::Plugin(_) => StatusCode::BAD_GATEWAY,
                 JobError::Sandbox(_) | JobError::Store(_) | JobError::Task(_) => {
@@ -148,7 +150,11 @@ impl ApiError {
         // A missing tool or a shutdown is the operator's state, not a failure of the daemon.
         let unavailable = matches!(
             self,
-            ApiError::Job(JobError::BinaryMissing { .. } | JobError::ShuttingDown)
+            ApiError::Job(
+                JobError::BinaryMissing { .. }
+                    | JobError::CannotStart { .. }
+                    | JobError::ShuttingDown
+            )
         );
         if unavailable {
             tracing::warn!(status = status.as_u16(), error = %self, "request refused");

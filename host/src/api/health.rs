@@ -35,19 +35,50 @@ pub struct HealthResponse {
     pub uptime: f64,
     pub plugins: Vec<PluginInfo>,
     pub skipped_plugins: Vec<SkippedPluginInfo>,
+    /// Per tool: whether it runs, why not, what it may read beyond the system paths and what
+    /// its start-up probe saw (the shape of `GET /api/tools/{tool}`'s fields of those names).
+    pub tools: BTreeMap<String, ToolHealth>,
     /// Sandbox capabilities available on this host.
     #[schema(value_type = Object)]
     pub sandbox: serde_json::Value,
 }
 
+/// One tool in `/health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToolHealth {
+    pub available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable_reason: Option<String>,
+    /// The paths granted (read and execute), each with why.
+    #[schema(value_type = Object)]
+    pub read_paths: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub probe: serde_json::Value,
+}
+
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, description = "Daemon health", body = HealthResponse)))]
 async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
-    let tools_status: BTreeMap<String, bool> = state
-        .jobs
+    // One set for the whole answer: a reload in between cannot mix two.
+    let set = state.jobs.plugin_set();
+    let tools_status: BTreeMap<String, bool> = set
         .catalog()
         .iter()
         .map(|entry| (entry.description.name.clone(), entry.is_available()))
+        .collect();
+    let tools: BTreeMap<String, ToolHealth> = state
+        .jobs
+        .catalog()
+        .iter()
+        .map(|entry| {
+            let health = ToolHealth {
+                available: entry.is_available(),
+                unavailable_reason: entry.binary.as_ref().err().cloned(),
+                read_paths: serde_json::to_value(&entry.reads.granted).unwrap_or_default(),
+                probe: serde_json::to_value(&entry.probe).unwrap_or_default(),
+            };
+            (entry.description.name.clone(), health)
+        })
         .collect();
     let available = tools_status.values().filter(|ok| **ok).count();
     // A daemon with no tool can answer nothing useful: that is not "all available".
@@ -69,9 +100,31 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
         total_tools_available: available,
         total_tools_count: tools_status.len(),
         tools_status,
+        tools,
         uptime: facts.started.elapsed().as_secs_f64(),
-        plugins: facts.plugins.clone(),
-        skipped_plugins: facts.skipped_plugins.clone(),
+        // After a reload the plugins and skipped files are the reload's; before, start-up facts.
+        plugins: if set.generation() == 0 {
+            facts.plugins.clone()
+        } else {
+            set.catalog()
+                .iter()
+                .map(|entry| PluginInfo {
+                    name: entry.description.name.clone(),
+                    version: entry.description.version.clone(),
+                })
+                .collect()
+        },
+        skipped_plugins: if set.generation() == 0 {
+            facts.skipped_plugins.clone()
+        } else {
+            set.not_loaded()
+                .iter()
+                .map(|(path, reason)| SkippedPluginInfo {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                })
+                .collect()
+        },
         sandbox: facts.sandbox.clone(),
     })
 }

@@ -6,11 +6,13 @@
 //! request is counted by method, matched route and status (never by raw path or an unknown
 //! method, which would let callers create unbounded metric series).
 
+mod admin;
 mod audit;
 pub mod auth;
 mod docs;
 mod error;
 mod health;
+mod iac;
 mod job_view;
 mod jobs;
 mod path_segment;
@@ -32,6 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use docs::ApiDoc;
 pub use error::{ApiError, ErrorBody, FieldErrorBody, RETRY_AFTER_SECS};
+pub use iac::IacSettings;
 pub use job_view::JobView;
 pub(crate) use tools::CancelOnDrop;
 pub use tools::ToolInfo;
@@ -76,6 +79,8 @@ pub struct AppState {
     pub jobs: JobService,
     /// The asynchronous scan queue (its workers are started by `daemon::serve`).
     pub scans: crate::scans::ScanService,
+    /// The IaC scan API's settings and upload URL signer.
+    pub iac: Arc<IacSettings>,
     pub metrics: Arc<Metrics>,
     pub facts: Arc<StartupFacts>,
     pub settings: ApiSettings,
@@ -96,6 +101,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(processes::router())
         .merge(auth::router())
         .merge(audit::router())
+        .merge(iac::router())
+        .merge(admin::router())
 }
 
 /// The OpenAPI 3.1 document of every route.

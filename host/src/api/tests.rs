@@ -316,6 +316,15 @@ const EXPECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/login"),
     ("GET", "/auth_token/extend"),
     ("GET", "/api/audit"),
+    ("POST", "/iac/v2/scans"),
+    ("GET", "/iac/v2/scans"),
+    ("GET", "/iac/v2/scans/export"),
+    ("POST", "/iac/v2/scans/{id}"),
+    ("GET", "/iac/v2/scans/{id}/status"),
+    ("GET", "/iac/v2/scans/{id}/results"),
+    ("GET", "/iac/v2/scans/{id}/results/sarif"),
+    ("PUT", "/iac/v2/uploads/{id}"),
+    ("POST", "/admin/plugins/reload"),
 ];
 
 #[tokio::test]
@@ -402,4 +411,41 @@ async fn requests_are_counted_by_matched_route() {
     ] {
         assert!(text.contains(&format!("# TYPE {family}")), "{family}");
     }
+}
+
+/// (peer address, expected status): the admin route answers loopback clients only, and a
+/// request whose peer is unknown is refused, never assumed local.
+#[tokio::test]
+async fn plugin_reload_answers_loopback_clients_only() {
+    let fx = fixture("");
+    let table: &[(Option<&str>, StatusCode)] = &[
+        (None, StatusCode::FORBIDDEN),
+        (Some("192.0.2.7:5000"), StatusCode::FORBIDDEN),
+        (Some("[2001:db8::1]:5000"), StatusCode::FORBIDDEN),
+        (Some("127.0.0.1:5000"), StatusCode::OK),
+        (Some("[::1]:5000"), StatusCode::OK),
+    ];
+    // Reload reads the configuration the daemon started with.
+    let text = "plugins_dir = \"plugins\"\n";
+    let config = Config::from_toml_in(text, fx._dir.path()).expect("config");
+    fx.state.jobs.enable_reload(config);
+    for (peer, expected) in table {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/admin/plugins/reload")
+            .body(Body::empty())
+            .expect("request");
+        if let Some(peer) = peer {
+            let addr: std::net::SocketAddr = peer.parse().expect("address");
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(addr));
+        }
+        let response = app(fx.state.clone(), tokio_util::sync::CancellationToken::new())
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), *expected, "peer {peer:?}");
+    }
+    assert_eq!(fx.state.jobs.plugin_set().generation(), 2);
 }

@@ -55,6 +55,15 @@ pub struct ToolInfo {
     /// The operator-provided home the tool reads (`tools.<name>.home`), when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub home: Option<String>,
+    /// What the tool may read and execute beyond the system paths, each with why:
+    /// `granted` (its install, worked out from the binary, and `tools.<name>.read_paths`) and
+    /// `skipped` (found, but never granted: the daemon's state, a directory right below `/`).
+    #[schema(value_type = Object)]
+    pub read_paths: serde_json::Value,
+    /// The start-up probe: `{"status": "passed", "command", "version", "duration_ms"}`,
+    /// `{"status": "failed", "command", "reason"}` or `{"status": "not_probed", "reason"}`.
+    #[schema(value_type = Object)]
+    pub probe: serde_json::Value,
     /// JSON Schema of the parameters object.
     #[schema(value_type = Object)]
     pub params_schema: serde_json::Value,
@@ -75,6 +84,8 @@ impl From<&ToolEntry> for ToolInfo {
             needs_network: description.needs_network,
             env_passthrough: entry.env.iter().map(|(name, _)| name.clone()).collect(),
             home: entry.home.as_ref().map(|home| home.display().to_string()),
+            read_paths: serde_json::to_value(&entry.reads).unwrap_or_default(),
+            probe: serde_json::to_value(&entry.probe).unwrap_or_default(),
             params_schema: description.params_schema.clone(),
         }
     }
@@ -126,7 +137,7 @@ async fn describe_tool(
         (status = 429, description = "Too many jobs", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 502, description = "The plugin failed", body = ErrorBody),
-        (status = 503, description = "Tool binary not installed, shutting down, or out of file descriptors (then with Retry-After)", body = ErrorBody,
+        (status = 503, description = "Tool binary not installed or cannot be executed (the error names what was denied and the key to set), shutting down, or out of file descriptors (then with Retry-After)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying (out of file descriptors)")))))]
 async fn run_tool(
     State(state): State<AppState>,

@@ -79,6 +79,9 @@ pub struct Config {
     /// `[[tenants]]`: who may call, with what; empty = no authentication, loopback only (one
     /// implicit tenant). Checked by `toolgate_auth::Tenants::validate` (see [`Config::tenants`]).
     pub tenants: Vec<toolgate_auth::tenants::TenantConfig>,
+    /// What an IaC scan upload may be (`[uploads]`, `[uploads.extract]`): the uploads crate's
+    /// own settings, embedded as they are.
+    pub uploads: toolgate_uploads::UploadLimits,
 }
 
 impl Default for Config {
@@ -97,6 +100,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             scans: ScansConfig::default(),
             tenants: Vec::new(),
+            uploads: toolgate_uploads::UploadLimits::default(),
         }
     }
 }
@@ -121,11 +125,23 @@ pub struct ToolConfig {
     /// plugin that asks without this grant leaves its tool unavailable; one that does not ask
     /// runs in the empty network namespace whatever this says.
     pub allow_network: bool,
+    /// Paths (directories or files) the tool may read and execute besides what the host works
+    /// out from its binary (its virtual environment, `#!` interpreter, ELF loader): e.g. data
+    /// or plugins its install keeps elsewhere. Read-only; never one holding the daemon's state.
+    pub read_paths: Vec<PathBuf>,
+    /// Where the embedded default looks for the tool before `sandbox.path` (checkov: the
+    /// virtual environment `just serve` installs); never set from a file.
+    #[serde(skip)]
+    pub default_binary: Option<PathBuf>,
     /// Set for the sections the embedded default supplies (the bundled tools), never from a
     /// file: a missing bundled plugin is then no configuration error.
     #[serde(skip)]
     pub implicit: bool,
 }
+
+/// Where `just serve` installs its pinned checkov (a virtual environment under `target/`),
+/// relative to the working directory: the embedded default's checkov is looked for there first.
+pub const BUNDLED_CHECKOV: &str = "target/venv-checkov/bin/checkov";
 
 /// The tools the embedded default names, so that `just serve` runs them with no file: the
 /// plugins this repository builds, each with the one grant its tool needs. A configuration
@@ -139,6 +155,13 @@ fn bundled_tools() -> BTreeMap<String, ToolConfig> {
     BTreeMap::from([
         ("terrascan".to_string(), bundled(false)),
         ("prowler".to_string(), bundled(true)),
+        (
+            "checkov".to_string(),
+            ToolConfig {
+                default_binary: Some(PathBuf::from(BUNDLED_CHECKOV)),
+                ..bundled(false)
+            },
+        ),
     ])
 }
 
@@ -206,6 +229,21 @@ pub struct ScansConfig {
     pub workers: usize,
     /// How many times a scan is started before a daemon dying under it marks it `error`.
     pub max_attempts: u32,
+    /// The plugin that runs a scan whose initiate names no `tool` (it must scan templates:
+    /// contract 0.2.0 with scan template types). Unset: the first installed tool, by name, whose
+    /// plugin scans templates.
+    pub default_tool: Option<String>,
+    /// The absolute base of the URLs this daemon hands out (upload URLs, list links), e.g.
+    /// `https://toolgate.example.com` behind a proxy. Default: `http://<listen>`.
+    pub public_base_url: Option<String>,
+    /// Finished scans (their record, findings and folder) are deleted this long after they
+    /// ended.
+    pub retention_days: u64,
+    /// Scans never initiated are deleted this long after they were created (their upload URL
+    /// expired long before).
+    pub abandoned_after_hours: u64,
+    /// How often the cleanup task looks for expired scans.
+    pub cleanup_interval_secs: u64,
 }
 
 /// Most scan workers: each holds a running slot's worth of memory, and more workers than
@@ -217,6 +255,11 @@ impl Default for ScansConfig {
         Self {
             workers: 4,
             max_attempts: 3,
+            default_tool: None,
+            public_base_url: None,
+            retention_days: 30,
+            abandoned_after_hours: 24,
+            cleanup_interval_secs: 300,
         }
     }
 }
@@ -307,6 +350,10 @@ impl Config {
             if let Some(home) = tool.home.as_mut() {
                 resolve(home);
             }
+            if let Some(binary) = tool.default_binary.as_mut() {
+                resolve(binary);
+            }
+            tool.read_paths.iter_mut().for_each(resolve);
         }
     }
 
@@ -329,6 +376,19 @@ impl Config {
     /// Compiled-plugin cache directory.
     pub fn plugin_cache_dir(&self) -> PathBuf {
         self.data_dir.join("cache").join("plugins")
+    }
+
+    /// The absolute base of URLs handed out: `scans.public_base_url`, or `http://<listen>`.
+    pub fn public_base_url(&self) -> String {
+        match &self.scans.public_base_url {
+            Some(base) => base.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// Where the key that signs upload URLs lives (created on first start).
+    pub fn upload_key_path(&self) -> PathBuf {
+        self.data_dir.join("secrets/upload-url.key")
     }
 
     /// Root of the scans' folders (`<id>/tree` is a scan's extracted upload).

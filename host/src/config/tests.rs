@@ -47,6 +47,10 @@ fn empty_document_yields_the_documented_defaults() {
     assert!(config.limits.cancel_on_disconnect);
     assert_eq!(config.scans.workers, 4);
     assert_eq!(config.scans.max_attempts, 3);
+    assert_eq!(config.scans.default_tool, None);
+    assert_eq!(config.public_base_url(), "http://127.0.0.1:8888");
+    assert_eq!(config.uploads.max_upload_bytes, 300_000_000);
+    assert_eq!(config.uploads.url_lifetime_secs, 3600);
     assert_eq!(config.log_format, LogFormat::Human);
     assert_eq!(config.http.max_connections, 512);
     assert_eq!(config.http.idle_timeout_secs, 5);
@@ -70,6 +74,8 @@ fn accepted_documents() {
         "[tools.terrascan]\nhome = \"examples\"",
         "[scans]\nworkers = 1\nmax_attempts = 1",
         "[scans]\nworkers = 256\nmax_attempts = 100",
+        "[scans]\ndefault_tool = \"prowler\"\npublic_base_url = \"https://toolgate.example.com/\"",
+        "[uploads]\nmax_upload_bytes = 1\nurl_lifetime_secs = 60\n[uploads.extract]\nmax_files = 1",
     ];
     for text in table {
         if let Err(error) = load_in(text, base.path()) {
@@ -109,6 +115,25 @@ fn refused_documents_name_the_key() {
         ("[scans]\nworkers = 0", "scans.workers"),
         ("[scans]\nworkers = 257", "scans.workers"),
         ("[scans]\nmax_attempts = 0", "scans.max_attempts"),
+        ("[scans]\ndefault_tool = \"nmap\"", "scans.default_tool"),
+        (
+            "[scans]\npublic_base_url = \"ftp://example.com\"",
+            "scans.public_base_url",
+        ),
+        (
+            "[scans]\npublic_base_url = \"https://example.com/?x=1\"",
+            "scans.public_base_url",
+        ),
+        ("[scans]\nretention_days = 0", "scans.retention_days"),
+        (
+            "[uploads]\nmax_upload_bytes = 0",
+            "uploads.max_upload_bytes",
+        ),
+        (
+            "[uploads.extract]\nmax_ratio = 0",
+            "uploads.extract.max_ratio",
+        ),
+        ("[uploads]\nmax_bytes = 10", "uploads.max_bytes"),
         ("[scans]\nretries = 2", "scans.retries"),
         ("[sandbox]\nallowed_dirs = []", "sandbox.allowed_dirs"),
         (
@@ -402,4 +427,61 @@ fn without_tenants_a_non_loopback_listen_is_refused_naming_the_way_out() {
     let message = refusal("listen = \"0.0.0.0:8888\"");
     assert!(message.contains("listen"), "{message}");
     assert!(message.contains("[[tenants]]"), "{message}");
+}
+
+/// `[tools.<name>] read_paths`: (document, refused key or "" when accepted, the message says).
+#[test]
+fn read_paths_must_exist_and_never_hold_the_daemons_state_table() {
+    let base = base_with_examples();
+    std::fs::create_dir(base.path().join("opt")).expect("mkdir");
+    let table: &[(&str, &str, &str)] = &[
+        ("[tools.x]\nread_paths = [\"opt\", \"/usr/share\"]", "", ""),
+        (
+            "[tools.x]\nread_paths = [\"opt\", \"missing\"]",
+            "tools.x.read_paths[1]",
+            "does not exist",
+        ),
+        // The data directory (jobs, outputs, the database) and its ancestors.
+        (
+            "[tools.x]\nread_paths = [\"data\"]",
+            "tools.x.read_paths[0]",
+            "own state",
+        ),
+        (
+            "[tools.x]\nread_paths = [\"/\"]",
+            "tools.x.read_paths[0]",
+            "own state",
+        ),
+        (
+            "[tools.x]\nread_paths = [\".\"]",
+            "tools.x.read_paths[0]",
+            "own state",
+        ),
+        (
+            "[tools.x]\nread_paths = \"opt\"",
+            "tools.x.read_paths",
+            "expected a sequence",
+        ),
+    ];
+    std::fs::create_dir_all(base.path().join("data/output")).expect("mkdir");
+    for (text, key, says) in table {
+        let result = load_in(text, base.path());
+        if key.is_empty() {
+            let config = result.unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(
+                config.tools["x"].read_paths,
+                [base.path().join("opt"), PathBuf::from("/usr/share")],
+                "relative paths resolve against the base"
+            );
+            continue;
+        }
+        let message = match result {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("{text}: accepted"),
+        };
+        assert!(
+            message.contains(key) && message.contains(says),
+            "{text}: {message}"
+        );
+    }
 }

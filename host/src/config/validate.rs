@@ -151,6 +151,13 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
             "0 would never start a scan; allowed: 1 or more",
         ));
     }
+    problems.extend(scan_problems(config));
+    if let Err(error) = config.uploads.validate() {
+        problems.push(ConfigProblem::new(
+            format!("uploads.{}", error.key),
+            format!("{} is not allowed: {}", error.value, error.allowed),
+        ));
+    }
     if config.sandbox.timeout_secs == 0 {
         problems.push(ConfigProblem::new(
             "sandbox.timeout_secs",
@@ -213,6 +220,26 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
                     quoted(&home.display().to_string())
                 ),
             ));
+        }
+        let policy = config.sandbox.policy(config.jobs_dir());
+        for (index, path) in tool.read_paths.iter().enumerate() {
+            let key = format!("tools.{name}.read_paths[{index}]");
+            let shown = quoted(&path.display().to_string());
+            if !path.exists() {
+                problems.push(ConfigProblem::new(
+                    key,
+                    format!("{shown} does not exist; allowed: an existing directory or file"),
+                ));
+            } else if toolgate_sandbox::exposes_daemon_state(path, &policy) {
+                problems.push(ConfigProblem::new(
+                    key,
+                    format!(
+                        "{shown} holds the daemon's own state (sandbox.output_root or the job \
+                         directories under data_dir), which no tool may read; allowed: a path \
+                         outside them"
+                    ),
+                ));
+            }
         }
         if tool.timeout_secs == Some(0) {
             problems.push(ConfigProblem::new(
@@ -360,4 +387,48 @@ fn is_env_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The `[scans]` keys beyond the queue's: the default tool must be configured, the public base
+/// must be an absolute http(s) URL, and the retention times must be usable.
+fn scan_problems(config: &super::Config) -> Vec<ConfigProblem> {
+    let scans = &config.scans;
+    let mut problems = Vec::new();
+    if let Some(tool) = &scans.default_tool
+        && !config.tools.contains_key(tool)
+    {
+        let configured: Vec<&str> = config.tools.keys().map(String::as_str).collect();
+        problems.push(ConfigProblem::new(
+            "scans.default_tool",
+            format!(
+                "{tool:?} is not a configured tool; allowed: one of [tools.<name>]: {}",
+                configured.join(", ")
+            ),
+        ));
+    }
+    if let Some(base) = &scans.public_base_url {
+        let scheme_ok = base.starts_with("http://") || base.starts_with("https://");
+        let rest = base.split_once("://").map_or("", |(_, rest)| rest);
+        if !scheme_ok || rest.is_empty() || base.contains(['?', '#', ' ']) {
+            problems.push(ConfigProblem::new(
+                "scans.public_base_url",
+                format!(
+                    "{base:?} is not an absolute http(s) URL without query; e.g. \"https://toolgate.example.com\""
+                ),
+            ));
+        }
+    }
+    for (key, value) in [
+        ("scans.retention_days", scans.retention_days),
+        ("scans.abandoned_after_hours", scans.abandoned_after_hours),
+        ("scans.cleanup_interval_secs", scans.cleanup_interval_secs),
+    ] {
+        if value == 0 {
+            problems.push(ConfigProblem::new(
+                key,
+                "0 would delete scans as soon as they exist; allowed: 1 or more",
+            ));
+        }
+    }
+    problems
 }

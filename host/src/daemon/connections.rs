@@ -204,12 +204,16 @@ async fn serve_connection(
     }
 }
 
+/// Where signed upload URLs point (their bodies get a per-stall deadline).
+const UPLOAD_PATH_PREFIX: &str = "/iac/v2/uploads/";
+
 /// The API as hyper calls it: each request's body gets its deadline on the way in.
 #[derive(Clone)]
 struct AppService {
     app: Router,
     body_read: Duration,
-    /// The client's address, for authentication's failure limiting and the audit trail.
+    /// The client's address, for authentication's failure limiting and the audit trail, and
+    /// handed to handlers as `ConnectInfo` (admin routes are loopback-only without tenants).
     peer: SocketAddr,
 }
 
@@ -219,7 +223,18 @@ impl hyper::service::Service<hyper::Request<Incoming>> for AppService {
     type Future = Oneshot<Router, hyper::Request<BodyDeadline<Incoming>>>;
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
-        let mut request = request.map(|body| BodyDeadline::new(body, self.body_read));
+        // An upload (up to `uploads.max_upload_bytes`) takes as long as the client's link
+        // needs: its deadline is on each stall, not on the whole body. Its URL is a signed,
+        // single-use credential, so a slow drip there is not an anonymous resource hold.
+        let upload = request.uri().path().starts_with(UPLOAD_PATH_PREFIX);
+        let body_read = self.body_read;
+        let mut request = request.map(|body| {
+            if upload {
+                BodyDeadline::per_stall(body, body_read)
+            } else {
+                BodyDeadline::new(body, body_read)
+            }
+        });
         request
             .extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));

@@ -208,6 +208,9 @@ pin_project! {
         #[pin]
         deadline: Option<Sleep>,
         limit: Duration,
+        // Whether each arriving frame restarts the deadline (a stall limit, for uploads) or
+        // the body as a whole must arrive within it.
+        per_stall: bool,
     }
 }
 
@@ -217,6 +220,17 @@ impl<B> BodyDeadline<B> {
             body,
             deadline: None,
             limit,
+            per_stall: false,
+        }
+    }
+
+    /// A body that may take as long as it needs, but never `limit` without a byte arriving.
+    pub fn per_stall(body: B, limit: Duration) -> Self {
+        Self {
+            body,
+            deadline: None,
+            limit,
+            per_stall: true,
         }
     }
 }
@@ -235,6 +249,9 @@ where
     ) -> Poll<Option<Result<Frame<B::Data>, BodyError>>> {
         let mut this = self.project();
         if let Poll::Ready(frame) = this.body.poll_frame(cx) {
+            if *this.per_stall {
+                this.deadline.set(None);
+            }
             return Poll::Ready(frame.map(|frame| frame.map_err(|e| BodyError::Read(e.into()))));
         }
         if this.deadline.is_none() {
@@ -372,6 +389,62 @@ mod tests {
             self.sent = true;
             Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"{")))))
         }
+    }
+
+    /// A body that sends one byte every `gap`, `left` times: slow, but never stalled for long.
+    struct Trickle {
+        left: u32,
+        gap: Duration,
+        next: Pin<Box<tokio::time::Sleep>>,
+    }
+
+    impl Trickle {
+        fn new(left: u32, gap: Duration) -> Self {
+            Self {
+                left,
+                gap,
+                next: Box::pin(tokio::time::sleep(gap)),
+            }
+        }
+    }
+
+    impl Body for Trickle {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            if self.next.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.left -= 1;
+            let gap = self.gap;
+            self.next = Box::pin(tokio::time::sleep(gap));
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"#")))))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upload_body_may_take_long_but_never_stall_past_its_limit() {
+        let gap = Duration::from_millis(200);
+        let slow = BodyDeadline::per_stall(Trickle::new(8, gap), Duration::from_millis(600))
+            .collect()
+            .await
+            .expect("a slow body that keeps arriving is whole");
+        assert_eq!(slow.to_bytes().len(), 8);
+        BodyDeadline::new(Trickle::new(8, gap), Duration::from_millis(600))
+            .collect()
+            .await
+            .expect_err("the same body exceeds a whole-body deadline");
+        BodyDeadline::per_stall(Stalled { sent: false }, Duration::from_millis(300))
+            .collect()
+            .await
+            .expect_err("a stalled upload still times out");
     }
 
     #[tokio::test]

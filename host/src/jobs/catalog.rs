@@ -6,6 +6,9 @@
 //! binary is missing stays listed (unavailable) so callers get a 503 that names the config key;
 //! the environment a tool receives is the intersection of what its plugin declares and what the
 //! operator allows, with the daemon's own values, and those values are redacted from its output.
+//! What a tool may read of its own install is worked out from its binary once, here
+//! (`toolgate_sandbox::install_read_paths`, plus `[tools.<name>] read_paths`), and shown as it is
+//! granted; the start-up probe (`probe.rs`) may then mark a tool that cannot start unavailable.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use toolgate_plugin_runtime::ToolDescription;
+use toolgate_sandbox::InstallReads;
 
+use super::probe::Probe;
 use super::redact::Redactor;
 use crate::config::{Config, ToolConfig};
 
@@ -32,6 +37,11 @@ pub struct ToolEntry {
     pub home: Option<PathBuf>,
     /// The secret values of `env`, redacted from everything the tool outputs.
     pub redactor: Arc<Redactor>,
+    /// What the tool may read and execute besides the system paths: its install, worked out
+    /// from the binary, and `tools.<name>.read_paths`; and what was found but not granted.
+    pub reads: InstallReads,
+    /// Whether the tool was seen to start under the sandbox (`probe.rs`).
+    pub probe: Probe,
 }
 
 impl ToolEntry {
@@ -59,6 +69,8 @@ impl ToolCatalog {
             .map(|description| {
                 let operator = config.tools.get(&description.name);
                 let binary = decide_binary(&description, operator, config, &lookup_env);
+                let reads =
+                    install_reads(&description.name, binary.as_ref().ok(), operator, config);
                 let timeout = effective_timeout(
                     operator.and_then(|tool| tool.timeout_secs),
                     description.default_timeout_secs,
@@ -84,6 +96,8 @@ impl ToolCatalog {
                     env,
                     home,
                     redactor,
+                    reads,
+                    probe: Probe::not_probed(),
                 };
                 (entry.description.name.clone(), entry)
             })
@@ -106,6 +120,31 @@ impl ToolCatalog {
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
     }
+
+    pub(super) fn get_mut(&mut self, name: &str) -> Option<&mut ToolEntry> {
+        self.tools.get_mut(name)
+    }
+}
+
+/// What `binary` needs of its own install, with the operator's `read_paths`; nothing for a tool
+/// that cannot run anyway.
+fn install_reads(
+    name: &str,
+    binary: Option<&PathBuf>,
+    operator: Option<&ToolConfig>,
+    config: &Config,
+) -> InstallReads {
+    let (Some(binary), Some(operator)) = (binary, operator) else {
+        return InstallReads::default();
+    };
+    let explicit: Vec<(PathBuf, String)> = operator
+        .read_paths
+        .iter()
+        .enumerate()
+        .map(|(index, path)| (path.clone(), format!("tools.{name}.read_paths[{index}]")))
+        .collect();
+    let policy = config.sandbox.policy(config.jobs_dir());
+    toolgate_sandbox::install_read_paths(binary, &explicit, &policy)
 }
 
 /// The file a tool runs, or why it cannot run. The plugin proposes an executable name and
@@ -132,8 +171,13 @@ fn decide_binary(
              `tools.{name}.allow_network = true` to run it with the network"
         ));
     }
+    // The embedded default's own install (checkov in `target/`) when it is there, else PATH.
+    let default = operator
+        .default_binary
+        .as_deref()
+        .filter(|path| path.is_file());
     toolgate_sandbox::resolve_binary(
-        operator.binary.as_deref(),
+        operator.binary.as_deref().or(default),
         &description.executable,
         &lookup_path(&config.sandbox.path, lookup_env("PATH")),
     )
@@ -368,11 +412,55 @@ mod tests {
         std::fs::create_dir(dir.path().join("examples")).expect("mkdir");
         let config = Config::from_toml_in("", dir.path()).expect("config");
         let names: Vec<&str> = config.tools.keys().map(String::as_str).collect();
-        assert_eq!(names, ["prowler", "terrascan"]);
+        assert_eq!(names, ["checkov", "prowler", "terrascan"]);
+        assert!(!config.tools["checkov"].allow_network);
         assert!(config.tools["prowler"].allow_network);
         assert!(!config.tools["terrascan"].allow_network);
         // A file that names its tools gets only those.
         let config = Config::from_toml_in("[tools.terrascan]", dir.path()).expect("config");
         assert_eq!(config.tools.keys().collect::<Vec<_>>(), ["terrascan"]);
+    }
+
+    /// The embedded default's checkov is the one `just serve` installs under `target/` when it
+    /// is there, else looked up on PATH; what its install needs is worked out from it.
+    #[test]
+    fn the_embedded_default_finds_the_checkov_just_serve_installs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        std::fs::create_dir(root.join("examples")).expect("mkdir");
+        let config = Config::from_toml_in("", &root).expect("config");
+        let build = || {
+            ToolCatalog::build(vec![description("checkov", &[])], &config, |name| {
+                (name == "PATH").then(|| "/nonexistent".to_string())
+            })
+        };
+        let missing = build();
+        let reason = missing.get("checkov").expect("listed").binary.clone();
+        assert!(
+            reason
+                .as_ref()
+                .is_err_and(|r| r.contains("tools.checkov.binary")),
+            "{reason:?}"
+        );
+        let venv = root.join("target/venv-checkov");
+        std::fs::create_dir_all(venv.join("bin")).expect("mkdir");
+        std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\n").expect("write");
+        let checkov = venv.join("bin/checkov");
+        std::fs::write(&checkov, "#!/usr/bin/python3\n").expect("write");
+        std::fs::set_permissions(
+            &checkov,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        let found = build();
+        let entry = found.get("checkov").expect("listed");
+        assert_eq!(entry.binary.as_ref().ok(), Some(&checkov));
+        let granted: Vec<&std::path::Path> = entry
+            .reads
+            .granted
+            .iter()
+            .map(|g| g.path.as_path())
+            .collect();
+        assert_eq!(granted, [venv.as_path()], "{:#?}", entry.reads);
     }
 }

@@ -28,6 +28,14 @@ pub enum JobError {
     /// The tool cannot run here; `reason` ends with the configuration key that changes that.
     #[error("tool {tool:?} is not available: {reason}")]
     BinaryMissing { tool: String, reason: String },
+    /// The tool could not be started for this call (its `execve` was refused, e.g. Landlock
+    /// denied its interpreter); `denied` is the failed step and error, `fix` names the key.
+    #[error("tool {tool:?} cannot be executed: {denied}; {fix}")]
+    CannotStart {
+        tool: String,
+        denied: String,
+        fix: String,
+    },
     #[error("the plugin failed: {0}")]
     Plugin(#[from] CallError),
     #[error("too many jobs: {running} may run and {queued} may wait; retry later")]

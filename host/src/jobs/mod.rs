@@ -16,9 +16,13 @@ mod error;
 mod id;
 mod output_files;
 mod plan;
+mod plugin_set;
+mod probe;
 mod redact;
 mod registry;
+pub mod reload;
 mod report;
+mod scan_tool;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -36,6 +40,8 @@ pub use catalog::{ToolCatalog, ToolEntry};
 pub use error::JobError;
 pub use id::new_job_id;
 pub use plan::{DryRunJob, PlannedJob, dry_run_job, map_arg, plan_job, plan_scan_job};
+pub use plugin_set::{PluginSet, PluginSets};
+pub use probe::{PROBE_TIMEOUT, Probe, cannot_start, probe_tools};
 pub use registry::{ActiveJobInfo, JobRegistry};
 pub use report::{FindingSummary, JobStatusSchema, KILLED_RETURN_CODE, ToolRunResponse};
 
@@ -83,11 +89,15 @@ pub struct JobService {
 }
 
 struct Inner {
-    plugins: Arc<PluginRuntime>,
+    /// The plugins and their catalog, swapped together by a reload.
+    plugins: PluginSets,
+    /// What a reload reads (the configuration); `None` until `enable_reload`.
+    reload_source: std::sync::OnceLock<reload::ReloadSource>,
+    /// One reload at a time: two at once could each keep a plugin the other replaced.
+    reloading: tokio::sync::Mutex<()>,
     jail: Arc<Sandbox>,
     store: Arc<dyn JobStore>,
     metrics: Arc<Metrics>,
-    catalog: Arc<ToolCatalog>,
     registry: JobRegistry,
     admission: Admission,
     limits: JobLimits,
@@ -139,9 +149,17 @@ impl StartedJob {
     }
 }
 
+/// The tool of a job and the runtime that planned it (and so parses its output).
+struct ParsingPlugin<'a> {
+    tool: &'a str,
+    plugins: &'a Arc<PluginRuntime>,
+}
+
 /// Everything the job task needs, moved into it.
 struct JobRun {
     id: String,
+    /// The runtime that planned the job parses its output, even after a reload.
+    plugins: Arc<PluginRuntime>,
     tool: String,
     planned: PlannedJob,
     spec: RunSpec,
@@ -161,11 +179,12 @@ impl JobService {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                plugins,
+                plugins: PluginSets::new(PluginSet::single(plugins, catalog)),
+                reload_source: std::sync::OnceLock::new(),
+                reloading: tokio::sync::Mutex::new(()),
                 jail,
                 store,
                 metrics,
-                catalog,
                 registry: JobRegistry::default(),
                 admission: Admission::new(limits.max_concurrent_jobs, limits.max_queued_jobs),
                 limits,
@@ -176,8 +195,52 @@ impl JobService {
         }
     }
 
-    pub fn catalog(&self) -> &ToolCatalog {
-        &self.inner.catalog
+    /// Refuses a scan request its tool cannot run (unknown, not a template scanner, not this
+    /// template type, not installed), naming the field.
+    pub fn check_scan_tool(
+        &self,
+        request: &toolgate_model::ScanRequest,
+    ) -> Result<(), toolgate_model::InvalidValue> {
+        scan_tool::check_scan_tool(&self.catalog(), request)
+    }
+
+    /// The tool a scan runs when its initiate names none and `scans.default_tool` is unset: the
+    /// first installed tool, by name, whose plugin scans templates (else the first such tool,
+    /// so the refusal names it and what to install).
+    pub fn default_scan_tool(&self) -> Option<String> {
+        let catalog = self.catalog();
+        let scanners = || {
+            catalog
+                .iter()
+                .filter(|entry| !entry.description.scan_template_types.is_empty())
+        };
+        scanners()
+            .find(|entry| entry.is_available())
+            .or_else(|| scanners().next())
+            .map(|entry| entry.description.name.clone())
+    }
+
+    /// The plugin version of a loaded tool.
+    pub fn tool_version(&self, tool: &str) -> Option<String> {
+        self.catalog()
+            .get(tool)
+            .map(|entry| entry.description.version.clone())
+    }
+
+    /// The catalog in force now (a reload may replace it).
+    pub fn catalog(&self) -> Arc<ToolCatalog> {
+        Arc::clone(self.inner.plugins.current().catalog())
+    }
+
+    /// The plugin set in force now.
+    pub fn plugin_set(&self) -> Arc<PluginSet> {
+        self.inner.plugins.current()
+    }
+
+    /// Changes whenever a reload puts a new plugin set in force (its generation number): the
+    /// MCP server tells its sessions that the tool list changed.
+    pub fn plugin_generation(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.plugins.subscribe()
     }
 
     /// One of `owner`'s jobs from the history, with its output unless retention dropped it;
@@ -229,7 +292,11 @@ impl JobService {
             .tenant_tools
             .get(owner)
             .is_none_or(|tools| tools.contains(tool));
-        let Some(entry) = inner.catalog.get(tool).filter(|_| allowed) else {
+        let set = inner.plugins.current();
+        let (Some(entry), Some(plugins)) = (
+            set.catalog().get(tool).filter(|_| allowed),
+            set.runtime(tool),
+        ) else {
             return Err(refused(
                 Rejection::UnknownTool,
                 JobError::UnknownTool {
@@ -241,7 +308,7 @@ impl JobService {
         let (planned, params) = match input {
             JobInput::Params(params) => (
                 plan_job(
-                    &inner.plugins,
+                    plugins,
                     &inner.jail,
                     &inner.metrics,
                     entry,
@@ -252,7 +319,7 @@ impl JobService {
             ),
             JobInput::Scan(scan) => (
                 plan_scan_job(
-                    &inner.plugins,
+                    plugins,
                     &inner.jail,
                     &inner.metrics,
                     entry,
@@ -330,6 +397,7 @@ impl JobService {
         inner.metrics.job_queued();
         let run = JobRun {
             id: id.clone(),
+            plugins: Arc::clone(plugins),
             tool: tool.to_string(),
             spec: RunSpec {
                 binary,
@@ -338,6 +406,7 @@ impl JobService {
                 // Granted by the operator, or the tool would be unavailable (catalog).
                 needs_network: entry.description.needs_network,
                 home: entry.home.clone(),
+                read_paths: entry.reads.paths(),
             },
             redactor: Arc::clone(&entry.redactor),
             planned,
@@ -413,8 +482,18 @@ impl JobService {
         let result = match ran {
             Ok(result) => result,
             Err(error) => {
+                // A tool that cannot be executed is the operator's to fix, and the caller is
+                // told what was denied and which key to set.
+                let error = match cannot_start(&job.tool, &error) {
+                    Some((denied, fix)) => JobError::CannotStart {
+                        tool: job.tool.clone(),
+                        denied,
+                        fix,
+                    },
+                    None => error.into(),
+                };
                 return Err(self
-                    .record_failure(&job.id, &job.tool, &job.planned.argv, None, error.into())
+                    .record_failure(&job.id, &job.tool, &job.planned.argv, None, error)
                     .await);
             }
         };
@@ -422,7 +501,10 @@ impl JobService {
         let interpreted = self
             .interpret(
                 &job.id,
-                &job.tool,
+                ParsingPlugin {
+                    tool: &job.tool,
+                    plugins: &job.plugins,
+                },
                 &job.planned.command,
                 job.planned.output_directory,
                 result,
@@ -442,13 +524,14 @@ impl JobService {
     async fn interpret(
         &self,
         id: &str,
-        tool: &str,
+        parser: ParsingPlugin<'_>,
         command: &str,
         output_directory: Option<PathBuf>,
         result: RunResult,
         redactor: &Redactor,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
+        let ParsingPlugin { tool, plugins } = parser;
         // A job that was given no output directory has none (`prepare_planned`): nothing to read.
         let mut files = if output_directory.is_some() {
             let output_dir = result.output_dir.clone();
@@ -488,7 +571,7 @@ impl JobService {
             output_truncated,
             files,
         };
-        let (parsed, outcome) = self.parse(tool, outcome).await?;
+        let (parsed, outcome) = self.parse(plugins, tool, outcome).await?;
         // The files were parse's alone; the streams become the response's text without a copy
         // (the record shares them), so a flood of output is held about twice at its peak.
         let Outcome { stdout, stderr, .. } = outcome;
@@ -558,6 +641,7 @@ impl JobService {
     /// Runs the plugin's `parse` on a blocking thread; returns the outcome back for the response.
     async fn parse(
         &self,
+        plugins: &Arc<PluginRuntime>,
         tool: &str,
         outcome: Outcome,
     ) -> Result<
@@ -567,7 +651,7 @@ impl JobService {
         ),
         JobError,
     > {
-        let plugins = Arc::clone(&self.inner.plugins);
+        let plugins = Arc::clone(plugins);
         let metrics = Arc::clone(&self.inner.metrics);
         let tool = tool.to_string();
         let inline = outcome_size(&outcome) <= INLINE_PARSE_MAX_BYTES;
@@ -676,6 +760,7 @@ impl JobService {
         // and stays in its log.
         let reason = match &error {
             JobError::Sandbox(sandbox) => sandbox.to_string(),
+            JobError::CannotStart { .. } => error.to_string(),
             _ => "the daemon could not finish this job; see its log".to_string(),
         };
         let done = FinishedJob {

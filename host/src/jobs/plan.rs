@@ -190,17 +190,22 @@ pub fn plan_job(
     })
 }
 
+/// The runtime's name for a template type.
+pub fn runtime_template_type(kind: TemplateType) -> runtime::TemplateType {
+    match kind {
+        TemplateType::Tf => runtime::TemplateType::Tf,
+        TemplateType::Cft => runtime::TemplateType::Cft,
+        TemplateType::K8s => runtime::TemplateType::K8s,
+    }
+}
+
 /// The runtime's form of a scan request for the directory `tree` (already checked by the
 /// model: every path is relative to the upload and has no `..`).
 fn runtime_scan_request(request: &ScanRequest, tree: &Path) -> runtime::ScanRequest {
     let parameters = &request.parameters;
     runtime::ScanRequest {
         directory: tree.to_path_buf(),
-        template_type: match request.template_type {
-            TemplateType::Tf => runtime::TemplateType::Tf,
-            TemplateType::Cft => runtime::TemplateType::Cft,
-            TemplateType::K8s => runtime::TemplateType::K8s,
-        },
+        template_type: runtime_template_type(request.template_type),
         template_version: request.template_version.clone(),
         files: parameters.files.clone(),
         folders: parameters.folders.clone(),

@@ -1,5 +1,6 @@
 //! The MCP `ServerHandler`: `tools/list`, `tools/call`, and the job resources, over the same
-//! `AppState` as the HTTP API.
+//! `AppState` as the HTTP API; each session is told `notifications/tools/list_changed` when a
+//! plugin reload changes the tool set.
 //!
 //! Invariants: a plugin tool is listed only while its binary is available, and called only
 //! through `JobService::start` (so a call of an unavailable tool is refused with the config key
@@ -242,6 +243,7 @@ impl ServerHandler for McpHandler {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tool_list_changed()
                 .enable_resources()
                 .build(),
         )
@@ -251,6 +253,22 @@ impl ServerHandler for McpHandler {
              findings. A refused call lists every invalid field with what is allowed. Jobs are \
              resources toolgate://jobs/{id}.",
         )
+    }
+
+    /// Tells this session `notifications/tools/list_changed` after every plugin reload. The
+    /// watcher ends at the first notification that cannot be sent (the session is gone) or when
+    /// the job service is dropped.
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        let mut generations = self.state.jobs.plugin_generation();
+        generations.borrow_and_update();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            while generations.changed().await.is_ok() {
+                if peer.is_transport_closed() || peer.notify_tool_list_changed().await.is_err() {
+                    break;
+                }
+            }
+        });
     }
 
     async fn list_tools(

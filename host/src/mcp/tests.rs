@@ -552,3 +552,51 @@ async fn closing_the_session_of_a_running_call_leaves_its_job_running_when_cance
         "cancel the leftover job"
     );
 }
+
+/// A session listening on its standalone SSE stream (`GET /mcp`) is told
+/// `notifications/tools/list_changed` when the plugins are reloaded.
+#[tokio::test]
+async fn a_plugin_reload_tells_each_session_that_the_tool_list_changed() {
+    let fx = fixture(true, "");
+    let session = Session::open(&fx.state).await;
+    let listen = Request::get("/mcp")
+        .header(header::HOST, "127.0.0.1:8888")
+        .header(header::ACCEPT, "text/event-stream")
+        .header("mcp-protocol-version", PROTOCOL_VERSION)
+        .header("mcp-session-id", &session.id)
+        .body(Body::empty())
+        .expect("request");
+    let response = session
+        .app
+        .clone()
+        .oneshot(listen)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.into_body();
+
+    let text = format!(
+        "data_dir = \"data\"\nplugins_dir = {:?}\n[sandbox]\nallowed_dirs = [\"workspace\"]\n\
+         [tools.terrascan]\n[tools.prowler]\nallow_network = true\n",
+        plugins_dir().display().to_string()
+    );
+    let config = Config::from_toml_in(&text, fx._dir.path()).expect("config");
+    fx.state.jobs.enable_reload(config);
+    let report = fx.state.jobs.reload_plugins().await.expect("reload");
+    assert_eq!(report.generation, 1);
+
+    let mut seen = String::new();
+    let notified = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(frame)) = stream.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen.push_str(&String::from_utf8_lossy(data));
+            }
+            if seen.contains("notifications/tools/list_changed") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(notified, Ok(true), "stream so far: {seen}");
+}

@@ -75,7 +75,9 @@ fn start_error(error: JobError) -> StartError {
             StartError::Busy(error.to_string())
         }
         JobError::UnknownTool { .. } => refused("unknown_tool", error.to_string()),
-        JobError::BinaryMissing { .. } => refused("tool_unavailable", error.to_string()),
+        JobError::BinaryMissing { .. } | JobError::CannotStart { .. } => {
+            refused("tool_unavailable", error.to_string())
+        }
         JobError::PlanRejected { .. } => refused("plan_rejected", error.to_string()),
         JobError::Plugin(_) => refused("plugin_error", error.to_string()),
         JobError::Sandbox(_) => refused("sandbox_error", error.to_string()),
@@ -97,6 +99,7 @@ fn start_error(error: JobError) -> StartError {
 fn job_failure(error: &JobError) -> String {
     match error {
         JobError::Sandbox(sandbox) => sandbox.to_string(),
+        JobError::CannotStart { .. } => error.to_string(),
         _ => "the daemon could not finish this scan's job; see its log".to_string(),
     }
 }

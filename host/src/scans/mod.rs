@@ -11,6 +11,7 @@
 //! daemon chose to stop them), so no scan is left `running` by a graceful stop; a scan's files
 //! live in `<scans_dir>/<id>/`, its extracted upload in `<scans_dir>/<id>/tree/`.
 
+pub mod cleanup;
 mod executor;
 mod job_executor;
 mod judge;
@@ -183,6 +184,16 @@ impl ScanService {
         let scan = self.inner.store.initiate(id, request, Utc::now()).await?;
         self.inner.wake.notify_one();
         Ok(scan)
+    }
+
+    /// Any tenant's scan, for the signed upload route alone: its URL is the credential, and
+    /// its signature covers the scan's tenant, which the caller reads from here.
+    pub async fn scan_for_upload(&self, id: ScanId) -> Result<Scan, ScanError> {
+        self.inner
+            .store
+            .scan(id.clone())
+            .await?
+            .ok_or(ScanError::Refused(Refused::UnknownScan(id)))
     }
 
     /// One of `owner`'s scans (its state, outcome and job); `Refused::UnknownScan` when there

@@ -112,7 +112,7 @@ fn main() {
                 .block_on(store.list_scans(query.clone()))
                 .expect("list");
             times.push(started.elapsed());
-            found = listed.total;
+            found = listed.totals.all;
         }
         times.sort();
         let at = |share: f64| times[((times.len() - 1) as f64 * share) as usize];

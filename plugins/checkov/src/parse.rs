@@ -16,10 +16,12 @@
 //! they make the result a tool error (those files were not checked).
 
 use serde::Deserialize;
-use toolgate_plugin_sdk::{Classification, Finding, Outcome, ParseResult, Severity, output_tail};
+use toolgate_plugin_sdk::finding::{http_url, line_number, relative_file};
+use toolgate_plugin_sdk::output::tool_error;
+use toolgate_plugin_sdk::{
+    Classification, Finding, Outcome, ParseResult, Quote, Severity, output_tail,
+};
 
-/// How much of stderr a tool-error message quotes: the end of it, where Python's traceback ends.
-const STDERR_EXCERPT_BYTES: usize = 512;
 /// How much of an unparsable file's name a message quotes.
 const PARSING_ERROR_EXCERPT_BYTES: usize = 200;
 
@@ -128,10 +130,8 @@ pub fn parse(outcome: &Outcome) -> ParseResult {
     let reports = read_stdout(outcome);
     if outcome.timed_out {
         return match reports {
-            Ok(reports) => with_note(
-                classify(reports, None),
-                "checkov timed out after printing a complete report",
-            ),
+            Ok(reports) => classify(reports, None)
+                .with_note("checkov timed out after printing a complete report"),
             Err(_) => tool_error_from_stderr(
                 outcome,
                 "checkov timed out before printing a complete report",
@@ -255,23 +255,17 @@ fn record_to_finding(record: Record, check_type: &str) -> Finding {
             resource_type
         },
         resource_name,
-        file: record
-            .file_path
-            .map(|path| path.strip_prefix('/').map(str::to_string).unwrap_or(path))
-            .filter(|path| !path.is_empty()),
+        file: record.file_path.as_deref().and_then(relative_file),
         line: record
             .file_line_range
             .and_then(|range| range.first().copied())
-            .and_then(|line| u32::try_from(line).ok())
-            .filter(|line| *line > 0),
+            .and_then(line_number),
         category: record
             .bc_category
             .filter(|category| !category.is_empty())
             .unwrap_or_else(|| check_type.to_string()),
         // checkov's guideline is null offline; a URL is kept only when checkov gave one.
-        documentation_url: record
-            .guideline
-            .filter(|url| url.starts_with("https://") || url.starts_with("http://")),
+        documentation_url: record.guideline.as_deref().and_then(http_url),
         rule_id,
         title,
         description,
@@ -280,13 +274,8 @@ fn record_to_finding(record: Record, check_type: &str) -> Finding {
 
 /// checkov's own severity when it reports one, else `KNOWN_SEVERITIES`, else medium.
 fn severity_for(check_id: &str, reported: Option<&str>) -> Severity {
-    match reported.map(str::to_ascii_uppercase).as_deref() {
-        Some("CRITICAL") => return Severity::Critical,
-        Some("HIGH") => return Severity::High,
-        Some("MEDIUM") => return Severity::Medium,
-        Some("LOW") => return Severity::Low,
-        Some("INFO") => return Severity::Info,
-        _ => {}
+    if let Some(severity) = reported.and_then(Severity::from_word) {
+        return severity;
     }
     if check_id.starts_with(SECRET_CHECK_PREFIX) {
         return Severity::High;
@@ -319,19 +308,8 @@ fn split_resource(resource: &str) -> (String, String) {
     }
 }
 
-fn with_note(mut result: ParseResult, note: &str) -> ParseResult {
-    result.message = Some(match result.message {
-        Some(message) => format!("{note}; {message}"),
-        None => note.to_string(),
-    });
-    result
-}
-
 fn tool_error_from_stderr(outcome: &Outcome, summary: &str) -> ParseResult {
-    ParseResult::tool_error(match output_tail(&outcome.stderr, STDERR_EXCERPT_BYTES) {
-        Some(stderr) => format!("{summary}: {stderr}"),
-        None => summary.to_string(),
-    })
+    tool_error(outcome, summary, Quote::Stderr)
 }
 
 #[cfg(test)]

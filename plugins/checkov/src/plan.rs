@@ -20,7 +20,7 @@
 //!   refused.
 
 use toolgate_plugin_sdk::{
-    AcceptedFlag, Arg, FieldError, FlagSpec, Params, Pattern, PlanContext, Takes, ValueRule,
+    Arg, Argv, FieldError, FlagSpec, Params, Pattern, PlanContext, Takes, ValueRule,
 };
 
 /// The accepted parameter names.
@@ -175,23 +175,15 @@ pub fn plan(params_json: &str, _ctx: &PlanContext) -> Result<Vec<Arg>, Vec<Field
         "framework",
     );
 
-    let mut args = vec![
-        Arg::literal("--director"),
-        Arg::InputPath(directory),
-        Arg::literal("-o"),
-        Arg::literal("json"),
-        Arg::literal("--skip-download"),
-    ];
-    for (flag, values) in [
-        ("--framework", frameworks),
-        ("--check", checks),
-        ("--skip-check", skipped_checks),
-    ] {
-        if let Some(values) = values {
-            args.extend([Arg::literal(flag), Arg::Literal(values.join(","))]);
-        }
-    }
-    args.extend(extra_flags.iter().flat_map(AcceptedFlag::to_args));
+    let args = Argv::new()
+        .input_path("--director", &directory)
+        .option("-o", "json")
+        .literal("--skip-download")
+        .list_if("--framework", frameworks.as_deref(), ",")
+        .list_if("--check", checks.as_deref(), ",")
+        .list_if("--skip-check", skipped_checks.as_deref(), ",")
+        .flags(&extra_flags)
+        .build();
     params.finish(args)
 }
 

@@ -17,10 +17,10 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
-use toolgate_plugin_sdk::{Classification, Finding, Outcome, ParseResult, Severity, output_tail};
+use toolgate_plugin_sdk::finding::http_url;
+use toolgate_plugin_sdk::output;
+use toolgate_plugin_sdk::{Classification, Finding, Outcome, ParseResult, Quote, Severity};
 
-/// How much of stderr a tool-error message quotes: the end, where Python puts the error.
-const STDERR_EXCERPT_BYTES: usize = 512;
 const OCSF_SUFFIX: &str = ".ocsf.json";
 /// prowler's exit code for "at least one check failed".
 const EXIT_FAILED_CHECKS: i32 = 3;
@@ -162,7 +162,7 @@ fn record_to_finding(record: OcsfRecord) -> Finding {
         .references
         .into_iter()
         .chain(std::iter::once(unmapped.related_url))
-        .find(|url| is_http_url(url));
+        .find_map(|url| http_url(&url));
     Finding {
         rule_id: metadata.event_code,
         title: finding_info.title,
@@ -181,19 +181,10 @@ fn record_to_finding(record: OcsfRecord) -> Finding {
     }
 }
 
-fn is_http_url(text: &str) -> bool {
-    (text.starts_with("https://") || text.starts_with("http://"))
-        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
+/// prowler's OCSF severities are the contract's words ("Informational" included); anything
+/// else is info rather than a guessed higher rank.
 fn severity_from(text: &str) -> Severity {
-    match text.to_ascii_lowercase().as_str() {
-        "critical" => Severity::Critical,
-        "high" => Severity::High,
-        "medium" => Severity::Medium,
-        "low" => Severity::Low,
-        _ => Severity::Info,
-    }
+    Severity::from_word(text).unwrap_or(Severity::Info)
 }
 
 /// All reports in the output directory, merged. `Ok(None)` when there is none.
@@ -269,13 +260,9 @@ pub fn parse(outcome: &Outcome) -> ParseResult {
     }
 }
 
+/// prowler logs to stdout as well; with an empty stderr the end of stdout says what went wrong.
 fn tool_error(outcome: &Outcome, summary: &str) -> ParseResult {
-    let detail = output_tail(&outcome.stderr, STDERR_EXCERPT_BYTES)
-        .or_else(|| output_tail(&outcome.stdout, STDERR_EXCERPT_BYTES));
-    ParseResult::tool_error(match detail {
-        Some(detail) => format!("{summary}: {detail}"),
-        None => summary.to_string(),
-    })
+    output::tool_error(outcome, summary, Quote::StderrOrStdout)
 }
 
 #[cfg(test)]

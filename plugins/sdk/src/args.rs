@@ -63,6 +63,14 @@ pub struct AcceptedFlag {
 }
 
 impl AcceptedFlag {
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{Arg, FlagSpec, Takes};
+    /// use toolgate_plugin_sdk::args::parse_flags;
+    /// const T: &[FlagSpec] = &[FlagSpec { name: "--compact", aliases: &[], takes: Takes::Nothing }];
+    /// let flags = parse_flags("--compact", T).unwrap();
+    /// assert_eq!(flags[0].to_args().collect::<Vec<_>>(), [Arg::literal("--compact")]);
+    /// ```
     pub fn to_args(&self) -> impl Iterator<Item = Arg> + '_ {
         self.tokens.iter().map(|token| Arg::Literal(token.clone()))
     }
@@ -97,6 +105,13 @@ pub enum ArgsError {
 
 /// Splits `raw` like a POSIX shell would split words (quotes, backslashes), without any
 /// expansion. An empty or all-space string gives no tokens.
+///
+/// ```
+/// use toolgate_plugin_sdk::args::split_words;
+/// assert_eq!(split_words("-a 'b c' d\\ e").unwrap(), ["-a", "b c", "d e"]);
+/// assert!(split_words("'unbalanced").is_err());
+/// assert_eq!(split_words("$(id)").unwrap(), ["$(id)"]); // no expansion, ever
+/// ```
 pub fn split_words(raw: &str) -> Result<Vec<String>, ArgsError> {
     if raw.len() > MAX_ADDITIONAL_ARGS_BYTES {
         return Err(ArgsError::Raw(ValueError::TooLong {
@@ -121,6 +136,17 @@ pub fn split_words(raw: &str) -> Result<Vec<String>, ArgsError> {
 }
 
 /// Parses `raw` against `table`. Returns every accepted flag in order, or every error found.
+///
+/// ```
+/// use toolgate_plugin_sdk::{FlagSpec, Takes, ValueRule};
+/// use toolgate_plugin_sdk::args::parse_flags;
+/// const T: &[FlagSpec] = &[
+///     FlagSpec { name: "--log-level", aliases: &["-l"], takes: Takes::One(ValueRule::OneOf(&["info", "debug"])) },
+/// ];
+/// assert_eq!(parse_flags("-l debug", T).unwrap()[0].tokens, ["--log-level", "debug"]);
+/// assert!(parse_flags("--log-lev debug", T).is_err()); // no prefix matching
+/// assert!(parse_flags("--log-level=trace", T).is_err());
+/// ```
 pub fn parse_flags(raw: &str, table: &[FlagSpec]) -> Result<Vec<AcceptedFlag>, Vec<ArgsError>> {
     let words = split_words(raw).map_err(|error| vec![error])?;
     let mut accepted: Vec<AcceptedFlag> = Vec::new();
@@ -224,6 +250,13 @@ fn check_flag_values(spec: &FlagSpec, raw_values: &[&str]) -> Result<AcceptedFla
 }
 
 /// The allowed spellings, for error messages.
+///
+/// ```
+/// use toolgate_plugin_sdk::{FlagSpec, Takes};
+/// use toolgate_plugin_sdk::args::allowed_flags;
+/// const T: &[FlagSpec] = &[FlagSpec { name: "--quiet", aliases: &["-q"], takes: Takes::Nothing }];
+/// assert_eq!(allowed_flags(T), "--quiet, -q");
+/// ```
 pub fn allowed_flags(table: &[FlagSpec]) -> String {
     table
         .iter()

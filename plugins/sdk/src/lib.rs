@@ -8,15 +8,25 @@
 //!   error messages.
 //! - `args`: `additional_args` splitting (shell-like, no shell) and the exact-token flag
 //!   allowlist.
+//! - `argv`: `Argv`, a typed argv builder (input paths and output directories as typed tokens).
+//! - `finding`: `Finding` builders and normalizers (line numbers, relative files, safe URLs).
+//! - `severity`: severity words and SARIF levels -> `Severity`.
+//! - `output`: reading a run (JSON from stdout or files, tool errors quoting stderr, notes).
+//! - `sarif`: SARIF 2.1.0 reports -> findings.
 //! - `export_plugin!`: on `wasm32`, exports a `Plugin` as the component's `describe`/`plan`/
 //!   `plan-scan`/`parse`; on native targets it expands to nothing, so the same crate is unit-tested natively.
 //!
 //! Invariant: nothing here panics on input; every rejection is a value, never a trap.
 
 pub mod args;
+pub mod argv;
+pub mod finding;
+pub mod output;
 pub mod params;
 pub mod plugin;
+pub mod sarif;
 pub mod scan;
+mod severity;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod text;
@@ -26,6 +36,8 @@ pub mod value;
 pub mod wasm;
 
 pub use args::{AcceptedFlag, FlagSpec, Takes};
+pub use argv::Argv;
+pub use output::Quote;
 pub use params::Params;
 pub use plugin::{Plugin, TEMPLATE_TYPE_FIELD};
 pub use text::{Shown, output_tail};

@@ -60,6 +60,15 @@ impl<'de> Deserialize<'de> for Entries {
 impl Params {
     /// Parses the body. `Err` when it is not a bounded JSON object; unknown and repeated keys are
     /// recorded as errors and reading continues.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::Params;
+    /// let params = Params::parse(r#"{"severity":"high"}"#, &["severity", "dir"]).unwrap();
+    /// assert_eq!(params.error_count(), 0);
+    /// let unknown = Params::parse(r#"{"iac_file":"/etc/passwd"}"#, &["dir"]).unwrap();
+    /// assert_eq!(unknown.finish(()).unwrap_err()[0].field, "iac_file");
+    /// assert_eq!(Params::parse("[]", &["dir"]).unwrap_err()[0].field, "body");
+    /// ```
     pub fn parse(json: &str, fields: &[&str]) -> Result<Params, Vec<FieldError>> {
         if json.len() > MAX_PARAMS_JSON_BYTES {
             return Err(vec![FieldError::new(
@@ -99,6 +108,15 @@ impl Params {
 
     /// The raw string value of `field`, `None` for absent, `null` or `""` (use the default).
     /// A non-string value is recorded as an error.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::Params;
+    /// let mut params = Params::parse(r#"{"name":"x","empty":"","num":1}"#, &["name", "empty", "num"]).unwrap();
+    /// assert_eq!(params.text("name").as_deref(), Some("x"));
+    /// assert_eq!(params.text("empty"), None);
+    /// assert_eq!(params.text("num"), None); // and an error is recorded
+    /// assert_eq!(params.error_count(), 1);
+    /// ```
     pub fn text(&mut self, field: &str) -> Option<String> {
         let value = self
             .entries
@@ -123,12 +141,26 @@ impl Params {
     }
 
     /// `field` checked against `rule` (canonical spelling), `None` when defaulted or invalid.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{Params, ValueRule};
+    /// const LEVELS: ValueRule = ValueRule::OneOfIgnoreCase(&["low", "high"]);
+    /// let mut params = Params::parse(r#"{"level":"HIGH"}"#, &["level"]).unwrap();
+    /// assert_eq!(params.one("level", &LEVELS).as_deref(), Some("high"));
+    /// ```
     pub fn one(&mut self, field: &str, rule: &ValueRule) -> Option<String> {
         let raw = self.text(field)?;
         self.checked(field, check_one(&raw, rule))
     }
 
     /// `field` as a list split on `separators`, each item checked against `rule`.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{Params, ValueRule};
+    /// const REGIONS: ValueRule = ValueRule::OneOf(&["eu-west-1", "us-east-1"]);
+    /// let mut params = Params::parse(r#"{"regions":"eu-west-1, us-east-1"}"#, &["regions"]).unwrap();
+    /// assert_eq!(params.list("regions", &REGIONS, &[',', ' ']).unwrap(), ["eu-west-1", "us-east-1"]);
+    /// ```
     pub fn list(
         &mut self,
         field: &str,
@@ -140,12 +172,29 @@ impl Params {
     }
 
     /// `field` as a path (see `value::check_path`).
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::Params;
+    /// let mut params = Params::parse(r#"{"dir":"../etc"}"#, &["dir"]).unwrap();
+    /// assert_eq!(params.path("dir"), None);
+    /// let errors = params.finish(()).unwrap_err();
+    /// assert!(errors[0].message.contains("'..'"), "{}", errors[0]);
+    /// ```
     pub fn path(&mut self, field: &str) -> Option<String> {
         let raw = self.text(field)?;
         self.checked(field, check_path(&raw))
     }
 
     /// `field` as `additional_args`-style flags allowed by `table`; every problem is recorded.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{FlagSpec, Params, Takes};
+    /// const EXTRA: &[FlagSpec] = &[FlagSpec { name: "--quiet", aliases: &["-q"], takes: Takes::Nothing }];
+    /// let mut params = Params::parse(r#"{"additional_args":"-q --config /tmp/x"}"#, &["additional_args"]).unwrap();
+    /// params.flags("additional_args", EXTRA);
+    /// let errors = params.finish(()).unwrap_err();
+    /// assert!(errors.iter().all(|e| e.field == "additional_args"));
+    /// ```
     pub fn flags(&mut self, field: &str, table: &[FlagSpec]) -> Vec<AcceptedFlag> {
         let Some(raw) = self.text(field) else {
             return Vec::new();
@@ -162,16 +211,37 @@ impl Params {
     }
 
     /// Records a plugin-specific error.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::Params;
+    /// let mut params = Params::parse("{}", &["a", "b"]).unwrap();
+    /// params.error("b", "cannot be used with a");
+    /// assert_eq!(params.finish(()).unwrap_err()[0].to_string(), "b: cannot be used with a");
+    /// ```
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
         self.errors.push(FieldError::new(field, message));
     }
 
     /// How many errors have been recorded so far (to tell whether one read added any).
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::Params;
+    /// let mut params = Params::parse(r#"{"a":true}"#, &["a"]).unwrap();
+    /// let before = params.error_count();
+    /// params.text("a");
+    /// assert_eq!(params.error_count(), before + 1);
+    /// ```
     pub fn error_count(&self) -> usize {
         self.errors.len()
     }
 
     /// `Ok(value)` when no error was recorded, else every error.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::Params;
+    /// let params = Params::parse("{}", &["a"]).unwrap();
+    /// assert_eq!(params.finish(42), Ok(42));
+    /// ```
     pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
         if self.errors.is_empty() {
             Ok(value)

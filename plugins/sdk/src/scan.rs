@@ -26,6 +26,14 @@ pub struct ScanPaths {
 
 impl ScanPaths {
     /// Checks `request.directory`: absolute, and a clean path by `value::check_path`.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{ScanRequest, TemplateType};
+    /// use toolgate_plugin_sdk::scan::ScanPaths;
+    /// let request = ScanRequest { directory: "scans/1".into(), template_type: TemplateType::Tf, template_version: None,
+    ///     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+    /// assert_eq!(ScanPaths::new(&request).finish(()).unwrap_err()[0].field, "directory");
+    /// ```
     pub fn new(request: &ScanRequest) -> Self {
         let mut paths = ScanPaths {
             directory: request.directory.trim_end_matches('/').to_string(),
@@ -40,6 +48,14 @@ impl ScanPaths {
     }
 
     /// The scan's directory itself.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{Arg, ScanRequest, TemplateType};
+    /// use toolgate_plugin_sdk::scan::ScanPaths;
+    /// let request = ScanRequest { directory: "/scans/1/".into(), template_type: TemplateType::Tf, template_version: None,
+    ///     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+    /// assert_eq!(ScanPaths::new(&request).directory(), Arg::InputPath("/scans/1".into()));
+    /// ```
     pub fn directory(&self) -> Arg {
         Arg::InputPath(self.root())
     }
@@ -47,6 +63,17 @@ impl ScanPaths {
     /// `relative` (to the directory; a leading `/` means the upload's root, as the IaC Scan
     /// API spells it) as an input path under the directory. `None`, with a field error naming
     /// `field`, when it is not a clean relative path.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{Arg, ScanRequest, TemplateType};
+    /// use toolgate_plugin_sdk::scan::ScanPaths;
+    /// let request = ScanRequest { directory: "/scans/1".into(), template_type: TemplateType::Tf, template_version: None,
+    ///     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+    /// let mut paths = ScanPaths::new(&request);
+    /// assert_eq!(paths.path("files", "/net/main.tf"), Some(Arg::InputPath("/scans/1/net/main.tf".into())));
+    /// assert_eq!(paths.path("files", "../x"), None);
+    /// assert_eq!(paths.finish(()).unwrap_err()[0].field, "files");
+    /// ```
     pub fn path(&mut self, field: &str, relative: &str) -> Option<Arg> {
         let trimmed = relative.trim_start_matches('/');
         match check_path(trimmed) {
@@ -60,6 +87,15 @@ impl ScanPaths {
     }
 
     /// Every path of `relatives`, in order; the bad ones give field errors.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{ScanRequest, TemplateType};
+    /// use toolgate_plugin_sdk::scan::ScanPaths;
+    /// let request = ScanRequest { directory: "/s".into(), template_type: TemplateType::Tf, template_version: None,
+    ///     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+    /// let mut paths = ScanPaths::new(&request);
+    /// assert_eq!(paths.paths("folders", &["a".into(), "b".into()]).len(), 2);
+    /// ```
     pub fn paths(&mut self, field: &str, relatives: &[String]) -> Vec<Arg> {
         relatives
             .iter()
@@ -67,11 +103,29 @@ impl ScanPaths {
             .collect()
     }
 
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{ScanRequest, TemplateType};
+    /// use toolgate_plugin_sdk::scan::ScanPaths;
+    /// let request = ScanRequest { directory: "/s".into(), template_type: TemplateType::Cft, template_version: None,
+    ///     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+    /// let mut paths = ScanPaths::new(&request);
+    /// paths.error("template-version", "not supported");
+    /// assert!(paths.finish(()).is_err());
+    /// ```
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
         self.errors.push(FieldError::new(field, message));
     }
 
     /// `value` when no error was recorded, otherwise every error.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{ScanRequest, TemplateType};
+    /// use toolgate_plugin_sdk::scan::ScanPaths;
+    /// let request = ScanRequest { directory: "/s".into(), template_type: TemplateType::K8s, template_version: None,
+    ///     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+    /// assert_eq!(ScanPaths::new(&request).finish("ok"), Ok("ok"));
+    /// ```
     pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
         if self.errors.is_empty() {
             Ok(value)

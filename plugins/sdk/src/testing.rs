@@ -5,6 +5,11 @@
 use crate::{Arg, PlanContext};
 
 /// A plan context with fixed, recognisable paths.
+///
+/// ```
+/// use toolgate_plugin_sdk::testing::sample_context;
+/// assert_eq!(sample_context().output_dir, "/srv/out/job-1");
+/// ```
 pub fn sample_context() -> PlanContext {
     PlanContext {
         output_dir: "/srv/out/job-1".to_string(),
@@ -14,6 +19,13 @@ pub fn sample_context() -> PlanContext {
 }
 
 /// Renders a plan as words: literals as they are, typed paths in angle brackets.
+///
+/// ```
+/// use toolgate_plugin_sdk::Argv;
+/// use toolgate_plugin_sdk::testing::render_args;
+/// let argv = Argv::new().input_path("-d", "src").output_dir("-o").build();
+/// assert_eq!(render_args(argv), ["-d", "<in:src>", "-o", "<out>"]);
+/// ```
 pub fn render_args(args: Vec<Arg>) -> Vec<String> {
     args.into_iter()
         .map(|arg| match arg {
@@ -27,6 +39,13 @@ pub fn render_args(args: Vec<Arg>) -> Vec<String> {
 
 /// Asserts that a `params_schema` is a closed JSON object schema whose properties are exactly
 /// `fields`, each a string: the schema agents read must match what `plan` accepts.
+///
+/// ```
+/// use toolgate_plugin_sdk::testing::assert_schema_lists_exactly;
+/// let schema = r#"{"type":"object","additionalProperties":false,
+///                  "properties":{"dir":{"type":"string"}}}"#;
+/// assert_schema_lists_exactly(schema, &["dir"]);
+/// ```
 pub fn assert_schema_lists_exactly(params_schema: &str, fields: &[&str]) {
     let schema: serde_json::Value = serde_json::from_str(params_schema).expect("schema is JSON");
     assert_eq!(schema["additionalProperties"], serde_json::json!(false));

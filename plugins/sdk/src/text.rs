@@ -16,6 +16,11 @@ pub const SHOWN_VALUE_CHARS: usize = 64;
 pub struct Shown(String);
 
 impl Shown {
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::Shown;
+    /// assert_eq!(Shown::new("a\nb").to_string(), "\"a\\nb\"");
+    /// ```
     pub fn new(value: &str) -> Self {
         let char_count = value.chars().count();
         if char_count <= SHOWN_VALUE_CHARS {
@@ -36,6 +41,12 @@ impl fmt::Display for Shown {
 /// decoded lossily, control characters other than newline replaced by spaces (no terminal
 /// escapes reach a caller), trimmed, cut on a character boundary. `None` when there is nothing
 /// to show.
+///
+/// ```
+/// use toolgate_plugin_sdk::output_tail;
+/// assert_eq!(output_tail(b"log\nError: boom\n", 11).as_deref(), Some("...Error: boom"));
+/// assert_eq!(output_tail(b"  ", 10), None);
+/// ```
 pub fn output_tail(bytes: &[u8], max_bytes: usize) -> Option<String> {
     let text: String = String::from_utf8_lossy(bytes)
         .chars()

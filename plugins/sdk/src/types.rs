@@ -53,6 +53,11 @@ pub enum TemplateType {
 
 impl TemplateType {
     /// The contract's spelling, for messages: `tf`, `cft`, `k8s`.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::TemplateType;
+    /// assert_eq!(TemplateType::K8s.name(), "k8s");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             TemplateType::Tf => "tf",
@@ -111,6 +116,11 @@ pub enum Arg {
 
 impl Arg {
     /// A literal token.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::Arg;
+    /// assert_eq!(Arg::literal("--quiet"), Arg::Literal("--quiet".into()));
+    /// ```
     pub fn literal(token: impl Into<String>) -> Self {
         Arg::Literal(token.into())
     }
@@ -126,6 +136,11 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::FieldError;
+    /// assert_eq!(FieldError::new("dir", "must not be empty").to_string(), "dir: must not be empty");
+    /// ```
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         FieldError {
             field: field.into(),
@@ -202,6 +217,12 @@ pub struct ParseResult {
 
 impl ParseResult {
     /// A tool error without findings.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::{Classification, ParseResult};
+    /// let result = ParseResult::tool_error("mytool exited with code 2");
+    /// assert_eq!(result.classification, Classification::ToolError);
+    /// ```
     pub fn tool_error(message: impl Into<String>) -> Self {
         ParseResult {
             classification: Classification::ToolError,

@@ -127,6 +127,14 @@ fn not_allowed(item: &str, words: &[&str]) -> ValueError {
 
 /// Checks what every value must satisfy whatever its rule: length, no control characters,
 /// no leading `-`.
+///
+/// ```
+/// use toolgate_plugin_sdk::value::check_basic;
+/// assert!(check_basic("ok", 8).is_ok());
+/// assert!(check_basic("-rf", 8).is_err());
+/// assert!(check_basic("a\nb", 8).is_err());
+/// assert!(check_basic("too long", 3).is_err());
+/// ```
 pub fn check_basic(value: &str, max_bytes: usize) -> Result<(), ValueError> {
     if value.len() > max_bytes {
         return Err(ValueError::TooLong {
@@ -149,6 +157,15 @@ pub fn check_basic(value: &str, max_bytes: usize) -> Result<(), ValueError> {
 }
 
 /// Checks a single value against `rule` and returns its canonical spelling.
+///
+/// ```
+/// use toolgate_plugin_sdk::ValueRule;
+/// use toolgate_plugin_sdk::value::check_one;
+/// const FORMATS: ValueRule = ValueRule::OneOfIgnoreCase(&["json", "sarif"]);
+/// assert_eq!(check_one("JSON", &FORMATS).unwrap(), "json");
+/// let error = check_one("xml", &FORMATS).unwrap_err();
+/// assert_eq!(error.to_string(), "\"xml\" is not allowed; allowed: json, sarif");
+/// ```
 pub fn check_one(value: &str, rule: &ValueRule) -> Result<String, ValueError> {
     check_basic(value, rule.max_bytes())?;
     rule.check_item(value)
@@ -157,6 +174,14 @@ pub fn check_one(value: &str, rule: &ValueRule) -> Result<String, ValueError> {
 /// Checks a list value: items separated by any of `separators` (runs of spaces count as one
 /// separator when ' ' is among them; an empty item between commas is an error). Returns the
 /// canonical items in order.
+///
+/// ```
+/// use toolgate_plugin_sdk::ValueRule;
+/// use toolgate_plugin_sdk::value::check_list;
+/// const SERVICES: ValueRule = ValueRule::OneOf(&["s3", "iam"]);
+/// assert_eq!(check_list("s3,iam", &SERVICES, &[',']).unwrap(), ["s3", "iam"]);
+/// assert!(check_list("s3,,iam", &SERVICES, &[',']).is_err());
+/// ```
 pub fn check_list(
     value: &str,
     rule: &ValueRule,
@@ -195,6 +220,13 @@ pub fn check_list(
 /// portable characters (ASCII letters, digits, space and `/ . _ - + @ , = : ~`), and no `..`
 /// component. There is no shell, so metacharacters would be harmless; refusing them makes an
 /// injection attempt a visible error instead of a strange path. Containment is the host's job.
+///
+/// ```
+/// use toolgate_plugin_sdk::value::check_path;
+/// assert!(check_path("modules/network").is_ok());
+/// assert!(check_path("a/../../etc").is_err());
+/// assert!(check_path("$(id)").is_err());
+/// ```
 pub fn check_path(value: &str) -> Result<String, ValueError> {
     check_basic(value, MAX_PATH_BYTES)?;
     if !value.chars().all(is_path_char) {
@@ -216,6 +248,14 @@ fn is_path_char(c: char) -> bool {
 
 /// `true` when `s` is non-empty, starts with a byte accepted by `first` and continues with bytes
 /// accepted by `rest`. The building block of hand-written patterns (ASCII only by construction).
+///
+/// ```
+/// use toolgate_plugin_sdk::ascii_token;
+/// let is_name = |s: &str| ascii_token(s, |b| b.is_ascii_lowercase(), |b| b.is_ascii_lowercase() || b == b'_');
+/// assert!(!is_name("s3_bucket")); // digits are not in `rest` here
+/// assert!(is_name("bucket_name"));
+/// assert!(!is_name("bucket\u{0430}")); // Cyrillic look-alike
+/// ```
 pub fn ascii_token(s: &str, first: fn(u8) -> bool, rest: fn(u8) -> bool) -> bool {
     let bytes = s.as_bytes();
     match bytes.split_first() {

@@ -13,10 +13,12 @@
 //! error; a timeout is a tool error unless a complete report was produced.
 
 use serde::Deserialize;
-use toolgate_plugin_sdk::{Classification, Finding, Outcome, ParseResult, Severity, output_tail};
-
-/// How much of stderr a tool-error message quotes: the end of it, where the fatal error is.
-const STDERR_EXCERPT_BYTES: usize = 512;
+use toolgate_plugin_sdk::finding::line_number;
+use toolgate_plugin_sdk::output::tool_error;
+use toolgate_plugin_sdk::sarif;
+use toolgate_plugin_sdk::{
+    Classification, Finding, Outcome, ParseResult, Quote, Severity, output_tail,
+};
 /// How much of a scan error message is quoted.
 const SCAN_ERROR_EXCERPT_BYTES: usize = 300;
 
@@ -30,7 +32,7 @@ const EXIT_VIOLATIONS_AND_SCAN_ERRORS: i32 = 5;
 #[derive(Deserialize)]
 struct Report {
     results: Option<Results>,
-    runs: Option<Vec<SarifRun>>,
+    runs: Option<Vec<sarif::Run>>,
 }
 
 #[derive(Deserialize)]
@@ -69,101 +71,10 @@ struct Violation {
     line: Option<i64>,
 }
 
-#[derive(Deserialize)]
-struct SarifRun {
-    #[serde(default)]
-    tool: Option<SarifTool>,
-    #[serde(default)]
-    results: Option<Vec<SarifResult>>,
-}
-
-#[derive(Deserialize)]
-struct SarifTool {
-    driver: SarifDriver,
-}
-
-#[derive(Deserialize)]
-struct SarifDriver {
-    #[serde(default)]
-    rules: Vec<SarifRule>,
-}
-
-#[derive(Deserialize)]
-struct SarifRule {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    properties: Option<SarifRuleProperties>,
-}
-
-#[derive(Deserialize)]
-struct SarifRuleProperties {
-    #[serde(default)]
-    category: String,
-    #[serde(default)]
-    severity: String,
-}
-
-#[derive(Deserialize)]
-struct SarifResult {
-    #[serde(default, rename = "ruleId")]
-    rule_id: String,
-    #[serde(default)]
-    level: String,
-    #[serde(default)]
-    message: Option<SarifText>,
-    #[serde(default)]
-    locations: Vec<SarifLocation>,
-}
-
-#[derive(Deserialize)]
-struct SarifText {
-    #[serde(default)]
-    text: String,
-}
-
-#[derive(Deserialize)]
-struct SarifLocation {
-    #[serde(default, rename = "physicalLocation")]
-    physical: Option<SarifPhysical>,
-    #[serde(default, rename = "logicalLocations")]
-    logical: Vec<SarifLogical>,
-}
-
-#[derive(Deserialize)]
-struct SarifPhysical {
-    #[serde(default, rename = "artifactLocation")]
-    artifact: Option<SarifArtifact>,
-    #[serde(default)]
-    region: Option<SarifRegion>,
-}
-
-#[derive(Deserialize)]
-struct SarifArtifact {
-    #[serde(default)]
-    uri: String,
-}
-
-#[derive(Deserialize)]
-struct SarifRegion {
-    #[serde(default, rename = "startLine")]
-    start_line: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct SarifLogical {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    kind: String,
-}
-
 /// What stdout turned out to be.
 enum Stdout {
     Json(Results),
-    Sarif(Vec<SarifRun>),
+    Sarif(Vec<sarif::Run>),
     /// JSON without a report (e.g. `--config-only`) or a non-JSON format.
     Opaque,
     /// Looked like JSON but did not parse.
@@ -174,14 +85,10 @@ pub fn parse(outcome: &Outcome) -> ParseResult {
     let stdout = read_stdout(outcome);
     if outcome.timed_out {
         return match stdout {
-            Stdout::Json(results) => with_note(
-                classify_results(results),
-                "terrascan timed out after printing a complete report",
-            ),
-            Stdout::Sarif(runs) => with_note(
-                classify_sarif(runs, EXIT_CLEAN),
-                "terrascan timed out after printing a complete report",
-            ),
+            Stdout::Json(results) => classify_results(results)
+                .with_note("terrascan timed out after printing a complete report"),
+            Stdout::Sarif(runs) => classify_sarif(runs, EXIT_CLEAN)
+                .with_note("terrascan timed out after printing a complete report"),
             Stdout::Opaque | Stdout::Broken(_) => {
                 ParseResult::tool_error("terrascan timed out before printing a complete report")
             }
@@ -281,88 +188,24 @@ fn violation_to_finding(v: Violation) -> Finding {
         resource_type: v.resource_type,
         resource_name: v.resource_name,
         file: v.file.filter(|f| !f.is_empty()),
-        line: positive_line(v.line),
+        line: v.line.and_then(line_number),
         category: v.category,
         // terrascan rule ids do not map to a stable per-rule documentation page.
         documentation_url: None,
     }
 }
 
+/// terrascan's severities are HIGH, MEDIUM and LOW; anything else is info, never a guessed rank.
 fn severity_from(text: &str) -> Severity {
-    match text.to_ascii_uppercase().as_str() {
-        "HIGH" => Severity::High,
-        "MEDIUM" => Severity::Medium,
-        "LOW" => Severity::Low,
-        _ => Severity::Info,
-    }
+    Severity::from_word(text).unwrap_or(Severity::Info)
 }
 
-fn positive_line(line: Option<i64>) -> Option<u32> {
-    line.and_then(|l| u32::try_from(l).ok()).filter(|l| *l > 0)
-}
-
-fn classify_sarif(runs: Vec<SarifRun>, exit_code: i32) -> ParseResult {
-    let mut findings = Vec::new();
-    for run in runs {
-        let rules = run.tool.map(|t| t.driver.rules).unwrap_or_default();
-        for result in run.results.unwrap_or_default() {
-            findings.push(sarif_to_finding(result, &rules));
-        }
-    }
+fn classify_sarif(runs: Vec<sarif::Run>, exit_code: i32) -> ParseResult {
+    let findings = sarif::Log { runs }.findings();
     if findings.is_empty() {
         return classify_exit_code(exit_code);
     }
-    ParseResult {
-        classification: Classification::Findings,
-        findings,
-        message: None,
-    }
-}
-
-fn sarif_to_finding(result: SarifResult, rules: &[SarifRule]) -> Finding {
-    let rule = rules.iter().find(|r| r.id == result.rule_id);
-    let properties = rule.and_then(|r| r.properties.as_ref());
-    let severity = match properties.map(|p| p.severity.as_str()) {
-        Some(text) if !text.is_empty() => severity_from(text),
-        _ => match result.level.as_str() {
-            "error" => Severity::High,
-            "warning" => Severity::Medium,
-            "note" => Severity::Low,
-            _ => Severity::Info,
-        },
-    };
-    let location = result.locations.into_iter().next();
-    let (physical, logical) = match location {
-        Some(l) => (l.physical, l.logical.into_iter().next()),
-        None => (None, None),
-    };
-    let (file, line) = match physical {
-        Some(p) => (
-            p.artifact
-                .map(|a| {
-                    a.uri
-                        .strip_prefix("file://")
-                        .map(String::from)
-                        .unwrap_or(a.uri)
-                })
-                .filter(|uri| !uri.is_empty()),
-            positive_line(p.region.and_then(|r| r.start_line)),
-        ),
-        None => (None, None),
-    };
-    let (resource_name, resource_type) = logical.map(|l| (l.name, l.kind)).unwrap_or_default();
-    Finding {
-        title: rule.map(|r| r.name.clone()).unwrap_or_default(),
-        rule_id: result.rule_id,
-        severity,
-        description: result.message.map(|m| m.text).unwrap_or_default(),
-        resource_type,
-        resource_name,
-        file,
-        line,
-        category: properties.map(|p| p.category.clone()).unwrap_or_default(),
-        documentation_url: None,
-    }
+    ParseResult::from_findings(findings)
 }
 
 /// For reports the plugin cannot read (yaml, xml, junit-xml, human): the exit code is all there is.
@@ -395,19 +238,8 @@ fn classify_exit_code(exit_code: i32) -> ParseResult {
     }
 }
 
-fn with_note(mut result: ParseResult, note: &str) -> ParseResult {
-    result.message = Some(match result.message {
-        Some(message) => format!("{note}; {message}"),
-        None => note.to_string(),
-    });
-    result
-}
-
 fn tool_error_from_stderr(outcome: &Outcome, summary: &str) -> ParseResult {
-    ParseResult::tool_error(match output_tail(&outcome.stderr, STDERR_EXCERPT_BYTES) {
-        Some(stderr) => format!("{summary}: {stderr}"),
-        None => summary.to_string(),
-    })
+    tool_error(outcome, summary, Quote::Stderr)
 }
 
 #[cfg(test)]

@@ -408,6 +408,11 @@ const TERRASCAN_CLEAN_RESULT: &str = r#"{
 "#;
 
 fn fake_terrascan(args: &[String]) -> i32 {
+    // The daemon's start-up probe (the plugin's version command).
+    if args.first().is_some_and(|arg| arg == "version") {
+        println!("version: v1.19.9 (toolgate-fake-tool)");
+        return 0;
+    }
     let markers = terrascan_markers(args);
     if markers.sleep_secs > 0 {
         std::thread::sleep(Duration::from_secs(markers.sleep_secs));
@@ -434,6 +439,11 @@ fn fake_terrascan(args: &[String]) -> i32 {
 }
 
 fn fake_prowler(args: &[String]) -> i32 {
+    // The daemon's start-up probe (the plugin's version command).
+    if args.first().is_some_and(|arg| arg == "--version") {
+        println!("Prowler 5.46.0 (toolgate-fake-tool)");
+        return 0;
+    }
     let dir = args
         .windows(2)
         .find(|w| w[0] == "-o" || w[0] == "--output-directory")

@@ -58,6 +58,7 @@ pub fn spec(binary: &Path, timeout: Duration) -> RunSpec {
         timeout,
         needs_network: false,
         home: None,
+        read_paths: Vec::new(),
     }
 }
 

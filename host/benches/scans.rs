@@ -1,0 +1,269 @@
+//! Asynchronous scan benchmark, side by side in one run against the same daemon:
+//! - 500 IaC scans of a small template (create, upload with PUT, initiate, poll until done) from
+//!   32 clients, against 500 synchronous `POST /api/tools/terrascan` calls scanning the same
+//!   template from 32 clients; the fast fake terrascan behind both, 32 job slots and 32 scan
+//!   workers. Rounds alternate (sync, async, sync, async, ...) because the machine's speed drifts;
+//! - the daemon's RSS growth during one 300 MB upload (the body is streamed to disk, so it
+//!   should not grow with the upload).
+//!
+//! Run: `just build-plugins && cargo build --release -p toolgate-tests --bin toolgate-fake-tool
+//! && cargo bench -p toolgate --bench scans` (`just bench` does all of it). Tunables:
+//! TOOLGATE_BENCH_SCANS (default 500), TOOLGATE_BENCH_ROUNDS (default 3),
+//! TOOLGATE_BENCH_CLIENTS (default 32), TOOLGATE_BENCH_UPLOAD_MB (default 300).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{KEPT, env_number, post_kept, start, stop};
+
+/// The synchronous call: a terrascan scan of the sample directory.
+const SYNC_BODY: &str = r#"{"iac_dir": "terraform"}"#;
+/// How often a client polls a scan's status (CI scripts poll every 4 s; a benchmark measuring
+/// throughput must not add seconds of polling delay to each scan).
+const POLL: Duration = Duration::from_millis(20);
+
+fn main() {
+    let scans = env_number("TOOLGATE_BENCH_SCANS", 500) as usize;
+    let rounds = env_number("TOOLGATE_BENCH_ROUNDS", 3) as usize;
+    let clients = env_number("TOOLGATE_BENCH_CLIENTS", 32) as usize;
+    let upload_mb = env_number("TOOLGATE_BENCH_UPLOAD_MB", 300);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let toolgate = PathBuf::from(env!("CARGO_BIN_EXE_toolgate"));
+    let fake = toolgate.with_file_name("toolgate-fake-tool");
+    assert!(
+        fake.is_file(),
+        "{} missing: cargo build --release -p toolgate-tests --bin toolgate-fake-tool",
+        fake.display()
+    );
+    let plugins = repo.join("target/plugins");
+    assert!(
+        plugins.join("terrascan.wasm").is_file(),
+        "run `just build-plugins` first"
+    );
+    let root = std::env::temp_dir().join(format!("toolgate-bench-scans-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for dir in ["workspace/terraform", "tools", "data"] {
+        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    let template = std::fs::read(repo.join("examples/terraform/aws_ami/main.tf")).expect("sample");
+    std::fs::write(root.join("workspace/terraform/main.tf"), &template).expect("sample");
+    let terrascan = root.join("tools/terrascan");
+    std::fs::copy(&fake, &terrascan).expect("copy fake tool");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let config = root.join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nplugins_dir = {plugins:?}\n\
+             [sandbox]\nallowed_dirs = [{ws:?}]\noutput_root = {out:?}\n\
+             [tools.terrascan]\nbinary = {bin:?}\n\
+             [limits]\nmax_concurrent_jobs = {clients}\nmax_queued_jobs = {queued}\njob_retention = 100\n\
+             [scans]\nworkers = {clients}\n\
+             [uploads]\nmax_upload_bytes = {max_upload}\n",
+            data = root.join("data").display().to_string(),
+            plugins = plugins.display().to_string(),
+            ws = root.join("workspace").display().to_string(),
+            out = root.join("data/output").display().to_string(),
+            bin = terrascan.display().to_string(),
+            queued = clients * 2,
+            max_upload = (upload_mb + 1) << 20,
+        ),
+    )
+    .expect("config");
+    let (daemon, _) = start(&toolgate, &config, port, &root);
+
+    let mut sync_rates = Vec::new();
+    let mut async_rates = Vec::new();
+    for _ in 0..rounds {
+        sync_rates.push(sync_round(port, scans, clients));
+        async_rates.push(async_round(port, scans, clients, &template));
+    }
+    let (before, peak) = upload_rss(port, daemon.id(), upload_mb, &root);
+    stop(daemon);
+    let _ = std::fs::remove_dir_all(&root);
+
+    println!(
+        "toolgate scan benchmark ({scans} per side per round, {rounds} alternating rounds, {clients} clients, fake terrascan)"
+    );
+    for (index, (sync, scan)) in sync_rates.iter().zip(&async_rates).enumerate() {
+        println!(
+            "round {}: synchronous {sync:.1} calls/s, asynchronous {scan:.1} scans/s: {:.2}x",
+            index + 1,
+            scan / sync
+        );
+    }
+    let total = |rates: &[f64]| rates.iter().sum::<f64>();
+    println!(
+        "asynchronous / synchronous throughput: {:.2}x over all rounds (target >= 0.8x)",
+        total(&async_rates) / total(&sync_rates)
+    );
+    println!(
+        "daemon RSS during a {upload_mb} MB upload: {:.1} MB before, peak {:.1} MB, growth {:.1} MB (target < 32 MB)",
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        peak.saturating_sub(before) as f64 / 1024.0
+    );
+}
+
+/// Runs `count` calls from `clients` threads; returns calls per second.
+fn sync_round(port: u16, count: usize, clients: usize) -> f64 {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..clients {
+            let next = Arc::clone(&next);
+            scope.spawn(move || {
+                while next.fetch_add(1, Ordering::Relaxed) < count {
+                    let body = KEPT
+                        .with_borrow_mut(|kept| {
+                            post_kept(kept, port, "/api/tools/terrascan", SYNC_BODY)
+                        })
+                        .expect("synchronous call answered 200");
+                    assert!(body.contains("\"success\":true"), "{body}");
+                }
+            });
+        }
+    });
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Runs `count` scans from `clients` threads, each scan from create to a final status; returns
+/// scans per second.
+fn async_round(port: u16, count: usize, clients: usize, template: &[u8]) -> f64 {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..clients {
+            let next = Arc::clone(&next);
+            scope.spawn(move || {
+                while next.fetch_add(1, Ordering::Relaxed) < count {
+                    one_scan(port, template);
+                }
+            });
+        }
+    });
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+fn one_scan(port: u16, template: &[u8]) {
+    let created = request(
+        port,
+        "POST",
+        "/iac/v2/scans",
+        br#"{"data":{"type":"async-scan","attributes":{"assetName":"bench","assetType":"IaC-API"}}}"#,
+    );
+    assert_eq!(created.0, 201, "create: {}", created.1);
+    let document: serde_json::Value = serde_json::from_str(&created.1).expect("JSON");
+    let id = document["data"]["id"].as_str().expect("id").to_string();
+    let url = document["data"]["links"]["url"].as_str().expect("url");
+    let path = &url[url.find("/iac/").expect("path")..];
+    let uploaded = request(port, "PUT", path, template);
+    assert_eq!(uploaded.0, 200, "upload: {}", uploaded.1);
+    let initiate = format!(r#"{{"data":{{"id":"{id}","attributes":{{"templateType":"tf"}}}}}}"#);
+    let started = request(
+        port,
+        "POST",
+        &format!("/iac/v2/scans/{id}"),
+        initiate.as_bytes(),
+    );
+    assert_eq!(started.0, 200, "initiate: {}", started.1);
+    loop {
+        let status = request(port, "GET", &format!("/iac/v2/scans/{id}/status"), b"");
+        assert_eq!(status.0, 200, "status: {}", status.1);
+        if !status.1.contains("\"processing\"") {
+            assert!(status.1.contains("\"failed\""), "{}", status.1);
+            return;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// One HTTP/1.1 exchange on a new connection: (status, body).
+fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\nContent-Type: application/vnd.api+json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream.write_all(body).expect("send body");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string());
+    (status, body)
+}
+
+/// The daemon's RSS (KiB) before and at its peak during one upload of `mb` MB of template text,
+/// sent in 64 KiB writes.
+fn upload_rss(port: u16, pid: u32, mb: u64, root: &Path) -> (u64, u64) {
+    let created = request(
+        port,
+        "POST",
+        "/iac/v2/scans",
+        br#"{"data":{"type":"async-scan","attributes":{"assetName":"big","assetType":"IaC-API"}}}"#,
+    );
+    let document: serde_json::Value = serde_json::from_str(&created.1).expect("JSON");
+    let url = document["data"]["links"]["url"].as_str().expect("url");
+    let path = url[url.find("/iac/").expect("path")..].to_string();
+    let before = rss_kib(pid);
+    let peak = Arc::new(AtomicUsize::new(before as usize));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (Arc::clone(&peak), Arc::clone(&sampling));
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid) as usize, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let total = mb << 20;
+    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("connect");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\nContent-Length: {total}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("send head");
+    let line = b"# a large template, one comment line after another, streamed to disk\n";
+    let chunk: Vec<u8> = line.iter().copied().cycle().take(64 << 10).collect();
+    let mut sent = 0u64;
+    while sent < total {
+        let take = chunk.len().min((total - sent) as usize);
+        stream.write_all(&chunk[..take]).expect("send body");
+        sent += take as u64;
+    }
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().expect("sampler");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "the upload was refused: {}; see {}",
+        response.lines().next().unwrap_or(""),
+        root.join("daemon.log").display()
+    );
+    (before, peak.load(Ordering::Relaxed) as u64)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,256 @@
+//! SARIF 2.1.0 reports -> findings: typed structs holding only the fields a finding uses
+//! (every field optional, unknown fields ignored) and one conversion.
+//!
+//! Invariants: a result's severity comes from its rule's `properties.severity` word when the
+//! tool gives one (scanners put their own scale there), else from the result's `level`, else
+//! `medium` (SARIF's default level is `warning`); file and line go through
+//! `finding::file_path` and `finding::line_number`; the help URL through
+//! `finding::http_url`.
+
+use serde::{Deserialize, Deserializer};
+
+use crate::finding::http_url;
+use crate::types::{Finding, Severity};
+
+/// `null` reads as the field's default: some tools print `"results": null` for an empty run.
+fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A SARIF log: `{"version": "2.1.0", "runs": [...]}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Log {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub runs: Vec<Run>,
+}
+
+/// One run of one tool.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Run {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tool: Tool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub results: Vec<SarifResult>,
+}
+
+/// `run.tool`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Tool {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub driver: Driver,
+}
+
+/// `run.tool.driver`: the rules results refer to.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Driver {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub rules: Vec<Rule>,
+}
+
+/// One rule (`reportingDescriptor`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Rule {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, rename = "shortDescription")]
+    pub short_description: Option<Text>,
+    #[serde(default, rename = "helpUri")]
+    pub help_uri: Option<String>,
+    #[serde(default)]
+    pub properties: Option<RuleProperties>,
+}
+
+/// The rule's property bag fields scanners use for their own scale.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RuleProperties {
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+/// A `message` or description: `{"text": ...}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Text {
+    #[serde(default)]
+    pub text: String,
+}
+
+/// One result.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SarifResult {
+    #[serde(default, rename = "ruleId")]
+    pub rule_id: String,
+    #[serde(default)]
+    pub level: Option<String>,
+    #[serde(default)]
+    pub message: Option<Text>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub locations: Vec<Location>,
+}
+
+/// Where a result is.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Location {
+    #[serde(default, rename = "physicalLocation")]
+    pub physical: Option<PhysicalLocation>,
+    #[serde(
+        default,
+        rename = "logicalLocations",
+        deserialize_with = "null_as_default"
+    )]
+    pub logical: Vec<LogicalLocation>,
+}
+
+/// File and region.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PhysicalLocation {
+    #[serde(default, rename = "artifactLocation")]
+    pub artifact: Option<ArtifactLocation>,
+    #[serde(default)]
+    pub region: Option<Region>,
+}
+
+/// `artifactLocation.uri`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ArtifactLocation {
+    #[serde(default)]
+    pub uri: String,
+}
+
+/// `region.startLine`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Region {
+    #[serde(default, rename = "startLine")]
+    pub start_line: Option<i64>,
+}
+
+/// A logical location: the resource (`name`) and its type (`kind`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogicalLocation {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub kind: String,
+}
+
+impl Log {
+    /// Every result of every run as a finding.
+    ///
+    /// ```
+    /// use toolgate_plugin_sdk::Severity;
+    /// use toolgate_plugin_sdk::output::read_json;
+    /// use toolgate_plugin_sdk::sarif::Log;
+    /// let sarif = br#"{"version":"2.1.0","runs":[{"tool":{"driver":{"rules":[
+    ///   {"id":"R1","name":"openPort","properties":{"severity":"HIGH","category":"Network"}}]}},
+    ///   "results":[{"ruleId":"R1","level":"warning","message":{"text":"port 22 open"},
+    ///   "locations":[{"physicalLocation":{"artifactLocation":{"uri":"file://main.tf"},
+    ///   "region":{"startLine":4}}}]}]}]}"#;
+    /// let log: Log = read_json(sarif, false, "mytool").unwrap();
+    /// let findings = log.findings();
+    /// assert_eq!(findings[0].severity, Severity::High);
+    /// assert_eq!(findings[0].title, "openPort");
+    /// assert_eq!((findings[0].file.as_deref(), findings[0].line), (Some("main.tf"), Some(4)));
+    /// ```
+    pub fn findings(self) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for run in self.runs {
+            let rules = run.tool.driver.rules;
+            findings.extend(
+                run.results
+                    .into_iter()
+                    .map(|result| result_to_finding(result, &rules)),
+            );
+        }
+        findings
+    }
+}
+
+fn result_to_finding(result: SarifResult, rules: &[Rule]) -> Finding {
+    let rule = rules.iter().find(|rule| rule.id == result.rule_id);
+    let properties = rule.and_then(|rule| rule.properties.as_ref());
+    let severity = properties
+        .and_then(|p| p.severity.as_deref())
+        .and_then(Severity::from_word)
+        .or_else(|| result.level.as_deref().and_then(Severity::from_sarif_level))
+        .unwrap_or(Severity::Medium);
+    let title = rule
+        .and_then(|rule| rule.name.clone())
+        .filter(|name| !name.is_empty())
+        .or_else(|| rule.and_then(|rule| rule.short_description.as_ref().map(|t| t.text.clone())))
+        .unwrap_or_default();
+    let location = result.locations.into_iter().next().unwrap_or_default();
+    let physical = location.physical.unwrap_or_default();
+    let logical = location.logical.into_iter().next().unwrap_or_default();
+    Finding::new(result.rule_id, title, severity)
+        .description(result.message.map(|m| m.text).unwrap_or_default())
+        .resource(logical.kind, logical.name)
+        .location(
+            physical.artifact.as_ref().map(|a| a.uri.as_str()),
+            physical.region.and_then(|r| r.start_line),
+        )
+        .category(
+            properties
+                .and_then(|p| p.category.clone())
+                .unwrap_or_default(),
+        )
+        .documentation_url(
+            rule.and_then(|rule| rule.help_uri.as_deref())
+                .and_then(http_url)
+                .as_deref(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::read_json;
+
+    fn findings(json: &str) -> Vec<Finding> {
+        read_json::<Log>(json.as_bytes(), false, "t")
+            .map(Log::findings)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn severity_sources_in_order() {
+        let table: &[(&str, &str, Severity)] = &[
+            (r#"{"severity":"LOW"}"#, r#""error""#, Severity::Low),
+            (r#"{"severity":"odd"}"#, r#""error""#, Severity::High),
+            ("null", r#""note""#, Severity::Low),
+            ("null", "null", Severity::Medium),
+            ("null", r#""fatal""#, Severity::Medium),
+        ];
+        for (properties, level, expected) in table {
+            let json = format!(
+                r#"{{"runs":[{{"tool":{{"driver":{{"rules":[{{"id":"R","properties":{properties}}}]}}}},
+                "results":[{{"ruleId":"R","level":{level}}}]}}]}}"#
+            );
+            let got = findings(&json);
+            assert_eq!(got.len(), 1, "{json}");
+            assert_eq!(got[0].severity, *expected, "{properties} {level}");
+        }
+    }
+
+    #[test]
+    fn a_minimal_result_has_empty_fields_not_a_panic() {
+        let got = findings(r#"{"runs":[{"results":[{}]},{}]}"#);
+        assert_eq!(got, vec![Finding::new("", "", Severity::Medium)]);
+        assert!(findings(r#"{"runs":[]}"#).is_empty());
+        assert!(findings(r#"{"runs":[{"tool":null,"results":null}]}"#).is_empty());
+    }
+
+    #[test]
+    fn unsafe_help_uri_and_bad_lines_are_dropped() {
+        let got = findings(
+            r#"{"runs":[{"tool":{"driver":{"rules":[{"id":"R","helpUri":"javascript:x"}]}},
+            "results":[{"ruleId":"R","locations":[{"physicalLocation":{"region":{"startLine":0}}}]}]}]}"#,
+        );
+        assert_eq!(got[0].documentation_url, None);
+        assert_eq!(got[0].line, None);
+    }
+}
