@@ -13,8 +13,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 use toolgate_auth::{KeyId, Principal, Role, TenantId, TokenSigner, load_or_create_key};
 use toolgate_tests::{
-    Daemon, EnvOptions, Response, SlowTool, TestEnv, install_slow_tool, read_response,
-    request_with, send_only_with, toolgate_binary, wait_for,
+    Daemon, EnvOptions, Response, SlowTool, TestEnv, install_fake_tool, install_slow_tool,
+    read_response, repo_root, request_with, send_only_with, toolgate_binary, wait_for,
 };
 
 /// A key printed by `toolgate token new`.
@@ -422,4 +422,365 @@ fn a_tenant_never_sees_or_touches_another_tenants_jobs_and_processes() {
     assert_eq!(listed["count"], 1, "{listed}");
     let after = call(&daemon, "GET", &format!("/api/jobs/{job_id}"), &as_beta);
     assert_eq!(after.status, 404, "{}", after.body);
+}
+
+/// JSON:API's media type, which the IaC scan API speaks.
+const JSON_API: &str = "application/vnd.api+json";
+
+/// A daemon with the fake terrascan as the default scanner and these tenants.
+fn start_scanning(env: &TestEnv, tenants: String) -> Daemon {
+    let options = EnvOptions {
+        terrascan: Some(install_fake_tool(&env.tools_dir(), "terrascan")),
+        tenants,
+        ..EnvOptions::default()
+    };
+    let config = env.write_config_edited(&options, |text| {
+        format!("{text}\n[scans]\ndefault_tool = \"terrascan\"\n")
+    });
+    Daemon::start(&config, env.port, &env.root.join("daemon.log"))
+}
+
+/// `POST /iac/v2/scans` as `auth`; returns (scan id, upload path with its signed query).
+fn create_scan(daemon: &Daemon, auth: &str) -> (String, String) {
+    let body = serde_json::json!({"data": {"type": "async-scan", "attributes": {
+        "assetName": "tenant-test", "assetType": "IaC-API",
+    }}});
+    let created = request_with(
+        daemon.port,
+        "POST",
+        "/iac/v2/scans",
+        &[("Authorization", auth), ("Content-Type", JSON_API)],
+        Some(&body.to_string()),
+    );
+    assert_eq!(created.status, 201, "create: {}", created.body);
+    let document = json(&created);
+    let id = document["data"]["id"]
+        .as_str()
+        .expect(".data.id")
+        .to_string();
+    let url = document["data"]["links"]["url"]
+        .as_str()
+        .expect(".data.links.url");
+    let path = &url[url.find("/iac/v2/uploads/").expect("upload path")..];
+    (id, path.to_string())
+}
+
+fn upload(daemon: &Daemon, path: &str, auth: &[(&str, &str)]) -> Response {
+    let template = std::fs::read_to_string(repo_root().join("examples/terraform/aws_ami/main.tf"))
+        .expect("read the example template");
+    request_with(daemon.port, "PUT", path, auth, Some(&template))
+}
+
+fn initiate(daemon: &Daemon, id: &str, auth: &str) -> Response {
+    let body = serde_json::json!({"data": {"id": id, "attributes": {"templateType": "tf"}}});
+    request_with(
+        daemon.port,
+        "POST",
+        &format!("/iac/v2/scans/{id}"),
+        &[("Authorization", auth), ("Content-Type", JSON_API)],
+        Some(&body.to_string()),
+    )
+}
+
+/// Creates, uploads and initiates a scan as `auth`, and waits for it to end.
+fn finished_scan(daemon: &Daemon, auth: &str) -> String {
+    let (id, path) = create_scan(daemon, auth);
+    let uploaded = upload(daemon, &path, &[]);
+    assert_eq!(uploaded.status, 200, "upload: {}", uploaded.body);
+    let queued = initiate(daemon, &id, auth);
+    assert_eq!(queued.status, 200, "initiate: {}", queued.body);
+    wait_for(Duration::from_secs(60), "the scan to end", || {
+        let status = call(
+            daemon,
+            "GET",
+            &format!("/iac/v2/scans/{id}/status"),
+            &[("Authorization", auth)],
+        );
+        assert_eq!(status.status, 200, "{}", status.body);
+        let state = json(&status)["data"]["attributes"]["status"]
+            .as_str()
+            .map(str::to_string);
+        state.filter(|state| state != "processing")
+    });
+    id
+}
+
+/// The JSON:API error detail with the scan id replaced, to compare a foreign scan's answer with
+/// a missing one's.
+fn detail_without(response: &Response, id: &str) -> String {
+    json(response)["errors"][0]["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no errors[0].detail: {}", response.body))
+        .replace(id, "X")
+}
+
+#[test]
+fn a_tenant_never_sees_or_touches_another_tenants_iac_scans_and_only_admins_reload() {
+    let env = TestEnv::new("tenants-iac");
+    let acme = new_key("acme");
+    let beta = new_key("beta");
+    let root = new_key("root");
+    let tenants = tenant(&env, "acme", &[&acme], "")
+        + &tenant(&env, "beta", &[&beta], "")
+        + &tenant(&env, "root", &[&root], "role = \"admin\"");
+    let daemon = start_scanning(&env, tenants);
+    let (a, b) = (acme.bearer(), beta.bearer());
+    let as_beta = [("Authorization", b.as_str())];
+
+    // A URL is bound to its tenant's scan: beta's own signed query on acme's scan is refused,
+    // and beta sending its credential to acme's URL is told the scan does not exist.
+    let (pending, pending_path) = create_scan(&daemon, &a);
+    let (_, beta_path) = create_scan(&daemon, &b);
+    let beta_query = &beta_path[beta_path.find('?').expect("query")..];
+    let moved = upload(
+        &daemon,
+        &format!("/iac/v2/uploads/{pending}{beta_query}"),
+        &[],
+    );
+    assert_eq!(moved.status, 403, "{}", moved.body);
+    let foreign_upload = upload(&daemon, &pending_path, &as_beta);
+    assert_eq!(foreign_upload.status, 404, "{}", foreign_upload.body);
+    let foreign_initiate = initiate(&daemon, &pending, &b);
+    assert_eq!(foreign_initiate.status, 404, "{}", foreign_initiate.body);
+
+    let id = finished_scan(&daemon, &a);
+    let missing = "00000000-0000-4000-8000-000000000000";
+    for suffix in ["status", "results", "results/sarif"] {
+        let foreign = call(
+            &daemon,
+            "GET",
+            &format!("/iac/v2/scans/{id}/{suffix}"),
+            &as_beta,
+        );
+        assert_eq!(foreign.status, 404, "beta {suffix}: {}", foreign.body);
+        let unknown = call(
+            &daemon,
+            "GET",
+            &format!("/iac/v2/scans/{missing}/{suffix}"),
+            &as_beta,
+        );
+        assert_eq!(unknown.status, 404, "{}", unknown.body);
+        assert_eq!(
+            detail_without(&foreign, &id),
+            detail_without(&unknown, missing),
+            "a foreign scan's {suffix} reads exactly like a missing one"
+        );
+        let own = call(
+            &daemon,
+            "GET",
+            &format!("/iac/v2/scans/{id}/{suffix}"),
+            &[("Authorization", &a)],
+        );
+        assert_eq!(own.status, 200, "acme {suffix}: {}", own.body);
+    }
+    let again = initiate(&daemon, &id, &b);
+    assert_eq!(again.status, 404, "{}", again.body);
+    let listed = json(&call(&daemon, "GET", "/iac/v2/scans", &as_beta));
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .expect("data[]")
+        .iter()
+        .filter_map(|scan| scan["id"].as_str())
+        .collect();
+    assert!(
+        !ids.contains(&id.as_str()) && !ids.contains(&pending.as_str()),
+        "{listed}"
+    );
+    let acme_list = json(&call(
+        &daemon,
+        "GET",
+        "/iac/v2/scans",
+        &[("Authorization", &a)],
+    ));
+    assert_eq!(
+        acme_list["data"].as_array().map(Vec::len),
+        Some(2),
+        "{acme_list}"
+    );
+    let export = call(&daemon, "GET", "/iac/v2/scans/export?fmt=csv", &as_beta);
+    assert_eq!(export.status, 200, "{}", export.body);
+    assert!(
+        !export.body.contains(&id) && !export.body.contains(&pending),
+        "{}",
+        export.body
+    );
+    let acme_export = call(
+        &daemon,
+        "GET",
+        "/iac/v2/scans/export?fmt=csv",
+        &[("Authorization", &a)],
+    );
+    assert!(acme_export.body.contains(&id), "{}", acme_export.body);
+
+    let reload = "/admin/plugins/reload";
+    let refused = call(&daemon, "POST", reload, &as_beta);
+    assert_eq!(refused.status, 403, "a user tenant: {}", refused.body);
+    let anonymous = call(&daemon, "POST", reload, &[]);
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let reloaded = call(
+        &daemon,
+        "POST",
+        reload,
+        &[("Authorization", &root.bearer())],
+    );
+    assert_eq!(reloaded.status, 200, "an admin tenant: {}", reloaded.body);
+}
+
+/// The audit trail's records of `action` (as the admin `auth` reads them).
+fn audit_records(daemon: &Daemon, auth: &str, query: &str) -> Vec<Value> {
+    let page = call(
+        daemon,
+        "GET",
+        &format!("/api/audit?{query}"),
+        &[("Authorization", auth)],
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    json(&page)["records"]
+        .as_array()
+        .expect("records[]")
+        .clone()
+}
+
+fn audit_verify(env: &TestEnv) -> std::process::Output {
+    Command::new(toolgate_binary())
+        .args(["audit", "verify", "--config"])
+        .arg(env.root.join("toolgate.toml"))
+        .output()
+        .expect("run toolgate audit verify")
+}
+
+#[test]
+fn login_run_cancel_upload_initiate_and_results_each_leave_exactly_one_audit_record() {
+    let env = TestEnv::new("tenants-audit");
+    let acme = new_key("acme");
+    let root = new_key("root");
+    let tenants =
+        tenant(&env, "acme", &[&acme], "") + &tenant(&env, "root", &[&root], "role = \"admin\"");
+    let daemon = start_scanning(&env, tenants);
+    let (a, admin) = (acme.bearer(), root.bearer());
+    let as_acme = [("Authorization", a.as_str())];
+
+    login(&daemon, &acme);
+    let ran = request_with(
+        daemon.port,
+        "POST",
+        "/api/tools/terrascan",
+        &as_acme,
+        Some("{\"iac_dir\": \"terraform\"}"),
+    );
+    assert_eq!(ran.status, 200, "{}", ran.body);
+    let jobs = json(&call(&daemon, "GET", "/api/jobs", &as_acme));
+    let job = jobs["jobs"][0]["id"].as_str().expect("a job").to_string();
+    // Cancelling an ended job is refused, and the refusal is recorded too.
+    let cancel = call(
+        &daemon,
+        "POST",
+        &format!("/api/jobs/{job}/cancel"),
+        &as_acme,
+    );
+    assert_eq!(cancel.status, 409, "{}", cancel.body);
+    let scan = finished_scan(&daemon, &a);
+    let results = call(
+        &daemon,
+        "GET",
+        &format!("/iac/v2/scans/{scan}/results"),
+        &as_acme,
+    );
+    assert_eq!(results.status, 200, "{}", results.body);
+
+    let user = call(&daemon, "GET", "/api/audit", &as_acme);
+    assert_eq!(
+        user.status, 404,
+        "a user tenant does not see the trail: {}",
+        user.body
+    );
+    let records = audit_records(&daemon, &admin, "tenant=acme&limit=1000");
+    for (action, count) in [
+        ("login", 1),
+        ("run", 1),
+        ("cancel", 1),
+        ("create_scan", 1),
+        ("upload", 1),
+        ("initiate", 1),
+        ("read_results", 1),
+    ] {
+        let found: Vec<&Value> = records.iter().filter(|r| r["action"] == action).collect();
+        assert_eq!(found.len(), count, "{action}: {records:#?}");
+        assert_eq!(found[0]["tenant"], "acme", "{action}");
+        assert!(
+            found[0]["hash"].as_str().is_some_and(|h| h.len() == 64),
+            "{action}"
+        );
+    }
+    let run = records.iter().find(|r| r["action"] == "run").expect("run");
+    assert_eq!(run["tool"], "terrascan", "{run}");
+    assert_eq!(run["decision"], "allowed", "{run}");
+    assert!(
+        run["argv"].as_array().is_some_and(|argv| !argv.is_empty()),
+        "{run}"
+    );
+    assert_eq!(run["key_id"], acme.id.as_str(), "{run}");
+    let cancel = records
+        .iter()
+        .find(|r| r["action"] == "cancel")
+        .expect("cancel");
+    assert_eq!(cancel["decision"], "denied", "{cancel}");
+    // Filters and paging.
+    let logins = audit_records(&daemon, &admin, "action=login");
+    assert!(logins.iter().all(|r| r["action"] == "login") && logins.len() == 1);
+    let first = audit_records(&daemon, &admin, "limit=1");
+    let second = audit_records(
+        &daemon,
+        &admin,
+        &format!("limit=1&after={}", first[0]["id"]),
+    );
+    assert_eq!(
+        second[0]["id"].as_u64(),
+        first[0]["id"].as_u64().map(|id| id + 1)
+    );
+    let future = audit_records(&daemon, &admin, "since=2999-01-01T00:00:00Z");
+    assert!(future.is_empty(), "{future:?}");
+    let bad = call(
+        &daemon,
+        "GET",
+        "/api/audit?action=steal",
+        &[("Authorization", &admin)],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(
+        daemon.log().contains("\"target\":\"audit\""),
+        "each record is a log event too"
+    );
+
+    let verified = audit_verify(&env);
+    assert!(verified.status.success(), "{verified:?}");
+}
+
+#[test]
+fn audit_verify_names_the_first_record_edited_in_the_database() {
+    let env = TestEnv::new("tenants-tamper");
+    let acme = new_key("acme");
+    let mut daemon = start(&env, tenant(&env, "acme", &[&acme], ""));
+    for _ in 0..4 {
+        login(&daemon, &acme);
+    }
+    daemon.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
+    let verified = audit_verify(&env);
+    assert!(verified.status.success(), "{verified:?}");
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("4 record(s)"),
+        "{verified:?}"
+    );
+
+    // Someone with the file drops the guard and rewrites one record's outcome.
+    let db = rusqlite::Connection::open(env.data_dir().join("toolgate.sqlite3")).expect("open");
+    db.execute_batch(
+        "DROP TRIGGER audit_no_update; UPDATE audit SET outcome = 'nothing happened' WHERE id = 3;",
+    )
+    .expect("tamper");
+    drop(db);
+    let broken = audit_verify(&env);
+    assert!(!broken.status.success(), "{broken:?}");
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(stderr.contains("audit record 3 "), "{stderr}");
 }
