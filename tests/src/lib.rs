@@ -135,7 +135,14 @@ pub fn install_slow_tool(dir: &Path, name: &str, secs: u32, how: SlowTool) -> Pa
         SlowTool::Child => format!("sleep {secs}\necho done"),
         SlowTool::Exec => format!("exec sleep {secs}"),
     };
-    std::fs::write(&target, format!("#!/bin/sh\necho started\n{sleep}\n")).expect("write script");
+    // It answers the start-up probe (`terrascan version`, `prowler --version`) at once, as the
+    // real tools do; only a scan is slow.
+    let probe = "case \"$1\" in version|--version) echo \"slow tool 1.0\"; exit 0;; esac";
+    std::fs::write(
+        &target,
+        format!("#!/bin/sh\n{probe}\necho started\n{sleep}\n"),
+    )
+    .expect("write script");
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     target
 }
