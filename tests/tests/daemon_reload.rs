@@ -160,7 +160,8 @@ fn reload_adds_replaces_keeps_broken_and_removes_plugins() {
     let failed = daemon.request("POST", "/admin/plugins/reload", None);
     assert_eq!(failed.status, 503, "{}", failed.body);
     assert!(
-        failed.body.contains("cannot read the plugin directory") && failed.body.contains("plugins_dir"),
+        failed.body.contains("cannot read the plugin directory")
+            && failed.body.contains("plugins_dir"),
         "{}",
         failed.body
     );

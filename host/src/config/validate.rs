@@ -130,7 +130,7 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     problems.extend(scan_problems(config));
     if let Err(error) = config.uploads.validate() {
         problems.push(ConfigProblem::new(
-            &format!("uploads.{}", error.key),
+            format!("uploads.{}", error.key),
             format!("{} is not allowed: {}", error.value, error.allowed),
         ));
     }
