@@ -15,14 +15,56 @@ use crate::text::Shown;
 
 /// Longest single value (a word, an id, a list of ids) in bytes: generous for any legitimate
 /// flag value, small enough that nothing downstream has to cope with megabytes.
+///
+/// ```
+/// use toolgate_plugin_sdk::ValueRule;
+/// use toolgate_plugin_sdk::value::{MAX_VALUE_BYTES, ValueError, check_one};
+/// const SEVERITIES: ValueRule = ValueRule::OneOf(&["high"]);
+/// let long = "h".repeat(MAX_VALUE_BYTES + 1);
+/// assert!(matches!(check_one(&long, &SEVERITIES), Err(ValueError::TooLong { max: MAX_VALUE_BYTES, .. })));
+/// ```
 pub const MAX_VALUE_BYTES: usize = 256;
 /// Longest path in bytes: Linux's PATH_MAX.
+///
+/// ```
+/// use toolgate_plugin_sdk::value::{MAX_PATH_BYTES, check_path};
+/// assert!(check_path(&"a".repeat(MAX_PATH_BYTES)).is_ok());
+/// assert!(check_path(&"a".repeat(MAX_PATH_BYTES + 1)).is_err());
+/// ```
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest list value in bytes (all items with separators): room for dozens of long check ids.
+///
+/// ```
+/// use toolgate_plugin_sdk::ValueRule;
+/// use toolgate_plugin_sdk::value::{MAX_LIST_BYTES, ValueError, check_list};
+/// const REGIONS: ValueRule = ValueRule::OneOf(&["eu-west-1"]);
+/// let long = vec!["eu-west-1"; MAX_LIST_BYTES / 8].join(",");
+/// assert!(matches!(check_list(&long, &REGIONS, &[',']), Err(ValueError::TooLong { .. })));
+/// ```
 pub const MAX_LIST_BYTES: usize = 4096;
 /// Most items in one list value: far above any real use (a few regions or checks).
+///
+/// ```
+/// use toolgate_plugin_sdk::ValueRule;
+/// use toolgate_plugin_sdk::value::{MAX_LIST_ITEMS, ValueError, check_list};
+/// const SERVICES: ValueRule = ValueRule::OneOf(&["s3"]);
+/// let many = vec!["s3"; MAX_LIST_ITEMS + 1].join(",");
+/// assert!(matches!(check_list(&many, &SERVICES, &[',']), Err(ValueError::TooManyItems { .. })));
+/// ```
 pub const MAX_LIST_ITEMS: usize = 64;
 
+/// Why a value was refused. The message shows the value (bounded and escaped by `Shown`) and
+/// what is allowed, so the caller can correct it without guessing; `Params` prefixes the field.
+///
+/// ```
+/// use toolgate_plugin_sdk::value::{ValueError, check_path};
+/// let error = check_path("modules/../../etc").unwrap_err();
+/// assert!(matches!(error, ValueError::ParentComponent { .. }));
+/// assert_eq!(
+///     error.to_string(),
+///     r#""modules/../../etc" contains a '..' component; paths may not climb out of a directory"#
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
     #[error("{value} is too long ({len} bytes; at most {max} allowed)")]
@@ -57,6 +99,23 @@ pub enum ValueError {
 }
 
 /// A hand-written pattern: an ASCII predicate plus the words that describe it in errors.
+///
+/// The guest carries no regex engine; a plain `fn` over ASCII bytes is small, obviously
+/// bounded, and cannot be fooled by Unicode look-alikes.
+///
+/// ```
+/// use toolgate_plugin_sdk::{Pattern, ValueRule, ascii_token};
+/// use toolgate_plugin_sdk::value::check_one;
+/// // checkov check ids: CKV_AWS_20, CKV2_K8S_1, ...
+/// const CHECK_ID: ValueRule = ValueRule::Pattern(Pattern {
+///     expected: "a check id (upper-case letters, digits and '_')",
+///     max_bytes: 64,
+///     matches: |s| ascii_token(s, |b| b.is_ascii_uppercase(), |b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+/// });
+/// assert_eq!(check_one("CKV_AWS_20", &CHECK_ID).unwrap(), "CKV_AWS_20");
+/// let error = check_one("ckv_aws_20", &CHECK_ID).unwrap_err();
+/// assert_eq!(error.to_string(), r#""ckv_aws_20" is not a check id (upper-case letters, digits and '_')"#);
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Pattern {
     /// Completes "value is not ...", e.g. "a check id (lower-case letters, digits and '_')".
@@ -67,6 +126,17 @@ pub struct Pattern {
 }
 
 /// What one value (or one item of a list) may be.
+///
+/// Rules are `const`s so a plugin's whole allowlist reads as data at the top of `plan.rs`.
+///
+/// ```
+/// use toolgate_plugin_sdk::ValueRule;
+/// use toolgate_plugin_sdk::value::check_one;
+/// const OUTPUT: ValueRule = ValueRule::OneOf(&["json", "sarif"]);
+/// const SEVERITY: ValueRule = ValueRule::OneOfIgnoreCase(&["low", "medium", "high"]);
+/// assert!(check_one("JSON", &OUTPUT).is_err()); // exact words only
+/// assert_eq!(check_one("Medium", &SEVERITY).unwrap(), "medium"); // canonical spelling back
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum ValueRule {
     /// Exactly one of these words.
