@@ -13,6 +13,17 @@ use crate::types::{Classification, Finding, Outcome, OutputFile, ParseResult};
 
 /// How much of a tool's output a tool-error message quotes: the end of it, where Go and Python
 /// print their fatal error; a few lines, not a log.
+///
+/// ```
+/// use toolgate_plugin_sdk::{Outcome, Quote};
+/// use toolgate_plugin_sdk::output::{EXCERPT_BYTES, tool_error};
+/// let mut stderr = "DEBUG loading policy\n".repeat(100).into_bytes();
+/// stderr.extend_from_slice(b"Error: failed to read policies");
+/// let outcome = Outcome { exit_code: Some(1), stderr, ..Outcome::default() };
+/// let message = tool_error(&outcome, "terrascan failed", Quote::Stderr).message.unwrap();
+/// assert!(message.ends_with("Error: failed to read policies"));
+/// assert!(message.len() < EXCERPT_BYTES + 40);
+/// ```
 pub const EXCERPT_BYTES: usize = 512;
 
 /// Which of the run's streams a tool error quotes.
