@@ -86,6 +86,7 @@ pub struct FlagSpec {
     pub name: &'static str,
     /// Other exact spellings accepted from callers: `-s`.
     pub aliases: &'static [&'static str],
+    /// What follows the flag, and the rule its values must pass.
     pub takes: Takes,
 }
 
@@ -150,29 +151,64 @@ impl AcceptedFlag {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArgsError {
+    /// The raw string itself is refused (too long, or a control character).
     #[error(transparent)]
     Raw(ValueError),
+    /// The string cannot be split: a quote is never closed or it ends with `\`.
     #[error("has unbalanced quotes or a trailing backslash")]
     Unbalanced,
+    /// More tokens than `MAX_ADDITIONAL_ARGS_TOKENS`.
     #[error("has {count} tokens; at most {max} allowed")]
-    TooManyTokens { count: usize, max: usize },
+    TooManyTokens {
+        /// How many tokens the string split into.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A token that looks like a flag but is not exactly one of the table's spellings.
     #[error("{token} is not an allowed flag; allowed flags: {allowed}")]
-    NotAllowed { token: Shown, allowed: String },
+    NotAllowed {
+        /// The refused token.
+        token: Shown,
+        /// Every allowed spelling (`allowed_flags`).
+        allowed: String,
+    },
+    /// A value with no flag before it that takes one.
     #[error(
         "{token} is a value without a flag before it (a value must follow a flag that takes one)"
     )]
-    StrayValue { token: Shown },
+    StrayValue {
+        /// The stray token.
+        token: Shown,
+    },
+    /// A flag that takes a value is last, or followed by another flag.
     #[error("{flag} needs a value")]
-    MissingValue { flag: &'static str },
+    MissingValue {
+        /// The flag's canonical name.
+        flag: &'static str,
+    },
+    /// A switch (`Takes::Nothing`) was given `--flag=value`.
     #[error("{flag} takes no value, got {value}")]
-    UnexpectedValue { flag: &'static str, value: Shown },
+    UnexpectedValue {
+        /// The flag's canonical name.
+        flag: &'static str,
+        /// The value it was given.
+        value: Shown,
+    },
+    /// A value the flag's `ValueRule` refuses.
     #[error("{flag}: {source}")]
     BadValue {
+        /// The flag's canonical name.
         flag: &'static str,
+        /// Why the value was refused.
         source: ValueError,
     },
+    /// The same flag (under any of its spellings) appears twice.
     #[error("{flag} is given more than once")]
-    Repeated { flag: &'static str },
+    Repeated {
+        /// The flag's canonical name.
+        flag: &'static str,
+    },
 }
 
 /// Splits `raw` like a POSIX shell would split words (quotes, backslashes), without any

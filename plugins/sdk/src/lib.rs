@@ -18,6 +18,8 @@
 //!
 //! Invariant: nothing here panics on input; every rejection is a value, never a trap.
 
+#![warn(missing_docs)]
+
 pub mod args;
 pub mod argv;
 pub mod finding;

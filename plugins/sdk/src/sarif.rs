@@ -32,6 +32,7 @@ fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Log {
+    /// The runs; most tools write one.
     #[serde(default, deserialize_with = "null_as_default")]
     pub runs: Vec<Run>,
 }
@@ -48,8 +49,10 @@ pub struct Log {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Run {
+    /// The tool that ran and its rules.
     #[serde(default, deserialize_with = "null_as_default")]
     pub tool: Tool,
+    /// What the tool reported, one entry per finding.
     #[serde(default, deserialize_with = "null_as_default")]
     pub results: Vec<SarifResult>,
 }
@@ -63,6 +66,7 @@ pub struct Run {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Tool {
+    /// The tool's main component, which holds the rules.
     #[serde(default, deserialize_with = "null_as_default")]
     pub driver: Driver,
 }
@@ -76,6 +80,7 @@ pub struct Tool {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Driver {
+    /// The rules results refer to by `ruleId`.
     #[serde(default, deserialize_with = "null_as_default")]
     pub rules: Vec<Rule>,
 }
@@ -94,14 +99,19 @@ pub struct Driver {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Rule {
+    /// The rule id results refer to, e.g. `CKV_AWS_20`.
     #[serde(default)]
     pub id: String,
+    /// A short name; the finding's title when not empty.
     #[serde(default)]
     pub name: Option<String>,
+    /// A one-line description; the title when the rule has no name.
     #[serde(default, rename = "shortDescription")]
     pub short_description: Option<Text>,
+    /// The rule's documentation; kept only when it is a safe `http(s)` URL.
     #[serde(default, rename = "helpUri")]
     pub help_uri: Option<String>,
+    /// The tool's own severity and category.
     #[serde(default)]
     pub properties: Option<RuleProperties>,
 }
@@ -120,8 +130,10 @@ pub struct Rule {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RuleProperties {
+    /// The tool's severity word (`HIGH`, `moderate`, ...), read by `Severity::from_word`.
     #[serde(default)]
     pub severity: Option<String>,
+    /// The tool's category, copied to the finding.
     #[serde(default)]
     pub category: Option<String>,
 }
@@ -135,6 +147,7 @@ pub struct RuleProperties {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Text {
+    /// The plain text (other renderings are ignored).
     #[serde(default)]
     pub text: String,
 }
@@ -149,12 +162,16 @@ pub struct Text {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SarifResult {
+    /// The id of the rule this result violates.
     #[serde(default, rename = "ruleId")]
     pub rule_id: String,
+    /// SARIF's `error`/`warning`/`note`/`none`; used when the rule has no severity word.
     #[serde(default)]
     pub level: Option<String>,
+    /// What is wrong in this place; the finding's description.
     #[serde(default)]
     pub message: Option<Text>,
+    /// Where; only the first one is used.
     #[serde(default, deserialize_with = "null_as_default")]
     pub locations: Vec<Location>,
 }
@@ -171,8 +188,10 @@ pub struct SarifResult {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Location {
+    /// The file and line.
     #[serde(default, rename = "physicalLocation")]
     pub physical: Option<PhysicalLocation>,
+    /// The resource; only the first one is used.
     #[serde(
         default,
         rename = "logicalLocations",
@@ -192,8 +211,10 @@ pub struct Location {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PhysicalLocation {
+    /// The file.
     #[serde(default, rename = "artifactLocation")]
     pub artifact: Option<ArtifactLocation>,
+    /// The place in the file.
     #[serde(default)]
     pub region: Option<Region>,
 }
@@ -209,6 +230,7 @@ pub struct PhysicalLocation {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ArtifactLocation {
+    /// The file's URI, often `file://` or relative to the scanned directory.
     #[serde(default)]
     pub uri: String,
 }
@@ -224,6 +246,7 @@ pub struct ArtifactLocation {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Region {
+    /// The first line, 1-based; other values mean "no line".
     #[serde(default, rename = "startLine")]
     pub start_line: Option<i64>,
 }
@@ -237,8 +260,10 @@ pub struct Region {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct LogicalLocation {
+    /// The resource's name, e.g. `web`.
     #[serde(default)]
     pub name: String,
+    /// The resource's type, e.g. `aws_security_group`.
     #[serde(default)]
     pub kind: String,
 }

@@ -20,10 +20,15 @@
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Severity {
+    /// A tool's `critical`, its most severe level.
     Critical,
+    /// A tool's `high`; SARIF `error`.
     High,
+    /// A tool's `medium` or `moderate`; SARIF `warning` (SARIF's default level, hence the usual fallback).
     Medium,
+    /// A tool's `low`; SARIF `note`.
     Low,
+    /// A tool's `info` or `informational`; SARIF `none`.
     Info,
 }
 
@@ -145,12 +150,17 @@ impl TemplateType {
 pub struct ScanRequest {
     /// Absolute path of the scan's extracted upload: the job's only input root.
     pub directory: String,
+    /// How to read the templates; one of the description's `scan_template_types`.
     pub template_type: TemplateType,
+    /// The template language's version (e.g. a Terraform version), when the caller gave one.
     pub template_version: Option<String>,
+    /// Files to scan, relative to `directory`; empty: the whole directory.
     pub files: Vec<String>,
+    /// Folders to scan, relative to `directory`; empty: the whole directory.
     pub folders: Vec<String>,
     /// (name, value) pairs.
     pub variables: Vec<(String, String)>,
+    /// Variable files (`.tfvars`), relative to `directory`.
     pub variable_files: Vec<String>,
 }
 
@@ -176,6 +186,7 @@ pub struct ScanRequest {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanPlan {
+    /// The argv after `argv[0]`, typed like `plan`'s.
     pub args: Vec<Arg>,
     /// E.g. "variables: terrascan has no option for Terraform variables; not applied".
     pub not_applied: Vec<String>,
@@ -309,6 +320,7 @@ impl std::fmt::Display for FieldError {
 pub struct OutputFile {
     /// Path relative to the output directory.
     pub name: String,
+    /// The file's bytes (maybe cut: see `truncated`).
     pub content: Vec<u8>,
     /// True when the host cut the content at its size limit.
     pub truncated: bool,
@@ -337,7 +349,9 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     /// Whether the host killed the tool at its timeout.
     pub timed_out: bool,
+    /// What the tool printed on stdout (maybe cut: see `output_truncated`).
     pub stdout: Vec<u8>,
+    /// What the tool printed on stderr (maybe cut: see `output_truncated`).
     pub stderr: Vec<u8>,
     /// True when stdout or stderr was cut at the host's limit.
     pub output_truncated: bool,
@@ -389,15 +403,25 @@ pub enum Classification {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// The tool's id of the rule or check, e.g. `CKV_AWS_20`.
     pub rule_id: String,
+    /// A short human title of the rule.
     pub title: String,
+    /// The normalized severity.
     pub severity: Severity,
+    /// What is wrong here; empty when the tool says nothing more than the title.
     pub description: String,
+    /// The type of the affected resource, e.g. `aws_s3_bucket`; may be empty.
     pub resource_type: String,
+    /// The name of the affected resource, e.g. `logs`; may be empty.
     pub resource_name: String,
+    /// The file, as the tool names it (relative to the scanned directory when possible).
     pub file: Option<String>,
+    /// The 1-based line in `file`.
     pub line: Option<u32>,
+    /// The tool's category (e.g. `networking`); may be empty.
     pub category: String,
+    /// An `http(s)` page explaining the rule; never another scheme.
     pub documentation_url: Option<String>,
 }
 
@@ -415,7 +439,9 @@ pub struct Finding {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseResult {
+    /// Whether the run was clean, found something, or failed.
     pub classification: Classification,
+    /// The normalized findings; none when the run is `Clean`.
     pub findings: Vec<Finding>,
     /// A short explanation for humans, e.g. the tool's error message on tool-error.
     pub message: Option<String>,

@@ -67,35 +67,72 @@ pub const MAX_LIST_ITEMS: usize = 64;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
+    /// Longer than the rule's byte limit.
     #[error("{value} is too long ({len} bytes; at most {max} allowed)")]
     TooLong {
+        /// The refused value.
         value: Shown,
+        /// Its length in bytes.
         len: usize,
+        /// The limit in bytes.
         max: usize,
     },
+    /// Holds a control character (NUL, newline, tab, DEL, ...).
     #[error("{value} contains a control character (NUL, newline, tab, ...); none is allowed")]
-    ControlCharacter { value: Shown },
+    ControlCharacter {
+        /// The refused value.
+        value: Shown,
+    },
+    /// Starts with `-`, so the tool could read it as an option.
     #[error("{value} starts with '-'; a value is never an option")]
-    LooksLikeOption { value: Shown },
+    LooksLikeOption {
+        /// The refused value.
+        value: Shown,
+    },
+    /// Not one of a `OneOf`/`OneOfIgnoreCase` rule's words.
     #[error("{value} is not allowed; allowed: {allowed}")]
-    NotAllowed { value: Shown, allowed: String },
+    NotAllowed {
+        /// The refused value.
+        value: Shown,
+        /// The allowed words, comma-separated.
+        allowed: String,
+    },
+    /// Does not match a `Pattern` rule (or is longer than its `max_bytes`).
     #[error("{value} is not {expected}")]
     Pattern {
+        /// The refused value.
         value: Shown,
+        /// The pattern's description (`Pattern::expected`).
         expected: &'static str,
     },
+    /// A list with an empty item (`a,,b`, a trailing comma) or no item at all.
     #[error("{value} has an empty item; separate items with single commas")]
-    EmptyItem { value: Shown },
+    EmptyItem {
+        /// The refused list.
+        value: Shown,
+    },
+    /// A list with more than `MAX_LIST_ITEMS` items.
     #[error("{value} has {count} items; at most {max} allowed")]
     TooManyItems {
+        /// The refused list.
         value: Shown,
+        /// How many items it has.
         count: usize,
+        /// The limit.
         max: usize,
     },
+    /// A path with a character outside the portable set.
     #[error("{value} is not a path made of letters, digits, spaces and / . _ - + @ , = : ~")]
-    PathCharacters { value: Shown },
+    PathCharacters {
+        /// The refused path.
+        value: Shown,
+    },
+    /// A path with a `..` component.
     #[error("{value} contains a '..' component; paths may not climb out of a directory")]
-    ParentComponent { value: Shown },
+    ParentComponent {
+        /// The refused path.
+        value: Shown,
+    },
 }
 
 /// A hand-written pattern: an ASCII predicate plus the words that describe it in errors.
@@ -122,6 +159,7 @@ pub struct Pattern {
     pub expected: &'static str,
     /// Longest accepted match in bytes.
     pub max_bytes: usize,
+    /// The predicate; build it from `ascii_token` so only ASCII can match.
     pub matches: fn(&str) -> bool,
 }
 

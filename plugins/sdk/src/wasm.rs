@@ -11,8 +11,9 @@ use crate::plugin::Plugin;
 use crate::types;
 
 /// The generated bindings. `export_world!` is the generated export macro; plugins use it only
-/// through `export_plugin!`. The generated ABI shims take one parameter per flattened WIT value.
-#[allow(clippy::too_many_arguments)]
+/// through `export_plugin!`. The generated ABI shims take one parameter per flattened WIT value;
+/// the generated items carry the WIT file's own comments, which do not cover every field.
+#[allow(clippy::too_many_arguments, missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "plugin",
