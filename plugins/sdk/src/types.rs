@@ -24,7 +24,8 @@ pub enum Severity {
     Critical,
     /// A tool's `high`; SARIF `error`.
     High,
-    /// A tool's `medium` or `moderate`; SARIF `warning` (SARIF's default level, hence the usual fallback).
+    /// A tool's `medium` or `moderate`; SARIF `warning` (SARIF's default level, hence the
+    /// usual fallback).
     Medium,
     /// A tool's `low`; SARIF `note`.
     Low,
