@@ -483,7 +483,7 @@ fn config_check_shows_what_each_tool_may_read_and_why() {
     let root = env.root.canonicalize().expect("canonical");
     for line in [
         format!(
-            "  terrascan: {} (not probed:",
+            "  terrascan: {} (probe passed:",
             root.join("tools/terrascan").display()
         ),
         format!(

@@ -3,7 +3,8 @@
 //!
 //! This is the only crate of toolgate that spawns processes. Its guarantees, mode by mode, are
 //! in GUARANTEES.md. Module map (one job each):
-//! - `policy`: the policy as data; `capabilities`: detected hardening and per-job protections
+//! - `settings`: the operator's `[sandbox]` section and its checks; `policy`: the policy as
+//!   data it becomes; `capabilities`: detected hardening and per-job protections
 //! - `binary`: tool binary resolution; `install_reads`: what a tool's own install must read
 //!   (virtual environment, `#!` interpreter, ELF loader); `args` + `paths`: typed arguments and
 //!   path checks
@@ -42,6 +43,7 @@ mod private_dirs;
 mod reaper;
 mod rlimits;
 mod run;
+mod settings;
 mod spawner;
 
 use std::ffi::CString;
@@ -66,6 +68,7 @@ pub use policy::{
     DEFAULT_PATH_ENV, DEFAULT_SYSTEM_READ_PATHS, Hardening, Rlimits, RunAs, SandboxPolicy,
 };
 pub use rlimits::{JobLimits, Limit};
+pub use settings::{SandboxSettings, SettingsProblem};
 
 use child::ChildPlan;
 use output::{Captured, drain};

@@ -7,7 +7,6 @@
 //! relative path; a configuration that listens beyond loopback is refused unless `[[tenants]]`
 //! are configured (without them there is no authentication: `toolgate_auth::check_listen`).
 
-mod sandbox;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -17,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toolgate_plugin_runtime::RuntimeConfig;
 
-pub use sandbox::SandboxConfig;
+pub use toolgate_sandbox::SandboxSettings;
 pub use validate::{ConfigProblem, host_problems, tool_problems};
 
 /// Default listen address: loopback only, HexStrike's port.
@@ -66,7 +65,7 @@ pub struct Config {
     /// Directory of `<tool>.wasm` plugin components.
     pub plugins_dir: PathBuf,
     pub log_format: LogFormat,
-    pub sandbox: SandboxConfig,
+    pub sandbox: SandboxSettings,
     /// Per-tool operator settings, keyed by tool name. A plugin's tool runs only when it is
     /// named here (a plugin never chooses to run by being dropped in `plugins_dir`); the embedded
     /// default names the bundled tools.
@@ -93,7 +92,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             plugins_dir: PathBuf::from("target/plugins"),
             log_format: LogFormat::Human,
-            sandbox: SandboxConfig::default(),
+            sandbox: SandboxSettings::default(),
             tools: bundled_tools(),
             limits: LimitsConfig::default(),
             plugins: RuntimeConfig::default(),

@@ -158,33 +158,11 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
             format!("{} is not allowed: {}", error.value, error.allowed),
         ));
     }
-    if config.sandbox.timeout_secs == 0 {
+    // The sandbox crate owns its settings and their checks; only the section prefix is ours.
+    for problem in config.sandbox.problems() {
         problems.push(ConfigProblem::new(
-            "sandbox.timeout_secs",
-            "0 would kill every tool at once; allowed: 1 or more",
-        ));
-    }
-    if config.sandbox.allowed_dirs.is_empty() {
-        problems.push(ConfigProblem::new(
-            "sandbox.allowed_dirs",
-            "empty: tools need at least one directory to read (the first is the workspace)",
-        ));
-    }
-    for (index, dir) in config.sandbox.allowed_dirs.iter().enumerate() {
-        if !dir.is_dir() {
-            problems.push(ConfigProblem::new(
-                format!("sandbox.allowed_dirs[{index}]"),
-                format!(
-                    "{} is not an existing directory",
-                    quoted(&dir.display().to_string())
-                ),
-            ));
-        }
-    }
-    if config.sandbox.run_as_uid.is_some() != config.sandbox.run_as_gid.is_some() {
-        problems.push(ConfigProblem::new(
-            "sandbox.run_as_uid",
-            "run_as_uid and run_as_gid must be set together",
+            format!("sandbox.{}", problem.key),
+            problem.message,
         ));
     }
     for problem in config.plugins.problems() {

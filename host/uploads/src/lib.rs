@@ -21,7 +21,8 @@ mod receive;
 mod signer;
 
 pub use extract::{
-    ArchiveKind, ExtractError, ExtractedTree, SINGLE_TEMPLATE_NAME, extract, name_single_template,
+    ArchiveKind, ExtractError, ExtractedTree, SINGLE_TEMPLATE_NAME, copy_directory, extract,
+    name_single_template,
 };
 pub use limits::{
     DEFAULT_MAX_DEPTH, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, DEFAULT_MAX_RATIO,

@@ -16,11 +16,39 @@ use crate::types::Arg;
 use crate::value::{ValueError, ValueRule, check_list, check_one};
 
 /// Longest `additional_args` string in bytes: room for a dozen flags with lists of values.
+///
+/// ```
+/// use toolgate_plugin_sdk::args::{MAX_ADDITIONAL_ARGS_BYTES, split_words};
+/// let huge = "x".repeat(MAX_ADDITIONAL_ARGS_BYTES + 1);
+/// assert!(split_words(&huge).is_err()); // refused before splitting
+/// ```
 pub const MAX_ADDITIONAL_ARGS_BYTES: usize = 4096;
 /// Most tokens in `additional_args`: well above any legitimate use.
+///
+/// ```
+/// use toolgate_plugin_sdk::args::{ArgsError, MAX_ADDITIONAL_ARGS_TOKENS, split_words};
+/// let many = "-v ".repeat(MAX_ADDITIONAL_ARGS_TOKENS + 1);
+/// assert!(matches!(split_words(&many), Err(ArgsError::TooManyTokens { .. })));
+/// ```
 pub const MAX_ADDITIONAL_ARGS_TOKENS: usize = 128;
 
 /// What a flag takes after it.
+///
+/// The variants mirror how the tool's own parser reads values (Go pflag slices vs argparse
+/// `nargs`), so the canonical tokens re-emitted are ones the tool reads the same way.
+///
+/// ```
+/// use toolgate_plugin_sdk::{FlagSpec, Takes, ValueRule};
+/// use toolgate_plugin_sdk::args::parse_flags;
+/// const FRAMEWORKS: ValueRule = ValueRule::OneOf(&["terraform", "kubernetes", "cloudformation"]);
+/// const T: &[FlagSpec] = &[
+///     FlagSpec { name: "--compact", aliases: &[], takes: Takes::Nothing },
+///     FlagSpec { name: "--framework", aliases: &[], takes: Takes::OneOrMore(FRAMEWORKS) },
+/// ];
+/// let flags = parse_flags("--framework terraform,kubernetes --compact", T).unwrap();
+/// assert_eq!(flags[0].tokens, ["--framework", "terraform", "kubernetes"]);
+/// assert!(parse_flags("--compact=yes", T).is_err()); // a switch takes no value
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum Takes {
     /// A switch: no value (`--flag=x` is an error).
@@ -36,12 +64,29 @@ pub enum Takes {
 }
 
 /// One allowed flag.
+///
+/// A plugin lists the flags it lets callers add in a `const` table; anything not in the table
+/// is refused, which keeps dangerous options (config files, plugins, output paths) out.
+///
+/// ```
+/// use toolgate_plugin_sdk::{FlagSpec, Takes, ValueRule};
+/// use toolgate_plugin_sdk::args::parse_flags;
+/// const EXTRA_FLAGS: &[FlagSpec] = &[FlagSpec {
+///     name: "--severity",
+///     aliases: &["-s"],
+///     takes: Takes::One(ValueRule::OneOfIgnoreCase(&["low", "medium", "high"])),
+/// }];
+/// // an alias is accepted and re-emitted under the canonical name
+/// assert_eq!(parse_flags("-s HIGH", EXTRA_FLAGS).unwrap()[0].tokens, ["--severity", "high"]);
+/// assert!(parse_flags("--config-file /etc/shadow", EXTRA_FLAGS).is_err());
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct FlagSpec {
     /// The canonical (emitted) spelling, normally the long form: `--severity`.
     pub name: &'static str,
     /// Other exact spellings accepted from callers: `-s`.
     pub aliases: &'static [&'static str],
+    /// What follows the flag, and the rule its values must pass.
     pub takes: Takes,
 }
 
@@ -52,6 +97,20 @@ impl FlagSpec {
 }
 
 /// A flag accepted from `additional_args`, with its checked values.
+///
+/// `values` lets a plugin react to what was asked (e.g. refuse a combination); `tokens` is
+/// what goes into the argv, via `Argv::flags`.
+///
+/// ```
+/// use toolgate_plugin_sdk::{FlagSpec, Takes, ValueRule};
+/// use toolgate_plugin_sdk::args::parse_flags;
+/// const CHECK_IDS: ValueRule = ValueRule::OneOf(&["CKV_AWS_1", "CKV_AWS_2"]);
+/// const T: &[FlagSpec] = &[FlagSpec { name: "--check", aliases: &["-c"], takes: Takes::CommaList(CHECK_IDS) }];
+/// let flag = &parse_flags("-c CKV_AWS_1,CKV_AWS_2", T).unwrap()[0];
+/// assert_eq!(flag.name, "--check");
+/// assert_eq!(flag.values, ["CKV_AWS_1", "CKV_AWS_2"]);
+/// assert_eq!(flag.tokens, ["--check", "CKV_AWS_1,CKV_AWS_2"]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptedFlag {
     /// The canonical name from the table.
@@ -63,6 +122,8 @@ pub struct AcceptedFlag {
 }
 
 impl AcceptedFlag {
+    /// The flag's tokens as literal argv arguments: its values were checked, so they are
+    /// literals, never paths.
     ///
     /// ```
     /// use toolgate_plugin_sdk::{Arg, FlagSpec, Takes};
@@ -76,31 +137,78 @@ impl AcceptedFlag {
     }
 }
 
+/// Why `additional_args` was refused; the message names the offending token and, for an
+/// unknown flag, every allowed one, so a caller can correct its request in one go.
+///
+/// ```
+/// use toolgate_plugin_sdk::{FlagSpec, Takes};
+/// use toolgate_plugin_sdk::args::{ArgsError, parse_flags};
+/// const T: &[FlagSpec] = &[FlagSpec { name: "--quiet", aliases: &["-q"], takes: Takes::Nothing }];
+/// let errors = parse_flags("--quiet --quiet --external-checks-dir /tmp", T).unwrap_err();
+/// assert_eq!(errors[0], ArgsError::Repeated { flag: "--quiet" });
+/// assert_eq!(errors[1].to_string(), r#""--external-checks-dir" is not an allowed flag; allowed flags: --quiet, -q"#);
+/// assert!(matches!(errors[2], ArgsError::StrayValue { .. })); // "/tmp"
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArgsError {
+    /// The raw string itself is refused (too long, or a control character).
     #[error(transparent)]
     Raw(ValueError),
+    /// The string cannot be split: a quote is never closed or it ends with `\`.
     #[error("has unbalanced quotes or a trailing backslash")]
     Unbalanced,
+    /// More tokens than `MAX_ADDITIONAL_ARGS_TOKENS`.
     #[error("has {count} tokens; at most {max} allowed")]
-    TooManyTokens { count: usize, max: usize },
+    TooManyTokens {
+        /// How many tokens the string split into.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A token that looks like a flag but is not exactly one of the table's spellings.
     #[error("{token} is not an allowed flag; allowed flags: {allowed}")]
-    NotAllowed { token: Shown, allowed: String },
+    NotAllowed {
+        /// The refused token.
+        token: Shown,
+        /// Every allowed spelling (`allowed_flags`).
+        allowed: String,
+    },
+    /// A value with no flag before it that takes one.
     #[error(
         "{token} is a value without a flag before it (a value must follow a flag that takes one)"
     )]
-    StrayValue { token: Shown },
+    StrayValue {
+        /// The stray token.
+        token: Shown,
+    },
+    /// A flag that takes a value is last, or followed by another flag.
     #[error("{flag} needs a value")]
-    MissingValue { flag: &'static str },
+    MissingValue {
+        /// The flag's canonical name.
+        flag: &'static str,
+    },
+    /// A switch (`Takes::Nothing`) was given `--flag=value`.
     #[error("{flag} takes no value, got {value}")]
-    UnexpectedValue { flag: &'static str, value: Shown },
+    UnexpectedValue {
+        /// The flag's canonical name.
+        flag: &'static str,
+        /// The value it was given.
+        value: Shown,
+    },
+    /// A value the flag's `ValueRule` refuses.
     #[error("{flag}: {source}")]
     BadValue {
+        /// The flag's canonical name.
         flag: &'static str,
+        /// Why the value was refused.
         source: ValueError,
     },
+    /// The same flag (under any of its spellings) appears twice.
     #[error("{flag} is given more than once")]
-    Repeated { flag: &'static str },
+    Repeated {
+        /// The flag's canonical name.
+        flag: &'static str,
+    },
 }
 
 /// Splits `raw` like a POSIX shell would split words (quotes, backslashes), without any

@@ -9,7 +9,25 @@
 use crate::args::AcceptedFlag;
 use crate::types::Arg;
 
-/// A typed argv being built; `build` returns the tokens after argv[0].
+/// A typed argv being built; `build` returns the tokens after `argv[0]`.
+///
+/// Each method appends a whole, typed unit (a flag with its value, a flag with its path), so a
+/// plan reads like the command line it produces and a path cannot slip into a literal.
+///
+/// ```
+/// use toolgate_plugin_sdk::Argv;
+/// use toolgate_plugin_sdk::testing::render_args;
+/// let severity = Some("high");
+/// let skip: Option<Vec<String>> = None;
+/// let argv = Argv::new()
+///     .literal("scan")
+///     .option("-o", "sarif")
+///     .option_if("--severity", severity)
+///     .list_if("--skip-rules", skip.as_deref(), ",")
+///     .input_path("-d", "infra/prod")
+///     .build();
+/// assert_eq!(render_args(argv), ["scan", "-o", "sarif", "--severity", "high", "-d", "<in:infra/prod>"]);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Argv {
     args: Vec<Arg>,
@@ -158,7 +176,7 @@ impl Argv {
         self
     }
 
-    /// The argv after argv[0].
+    /// The argv after `argv[0]` (the host puts the operator's executable first).
     ///
     /// ```
     /// use toolgate_plugin_sdk::Argv;

@@ -18,6 +18,8 @@
 //!
 //! Invariant: nothing here panics on input; every rejection is a value, never a trap.
 
+#![warn(missing_docs)]
+
 pub mod args;
 pub mod argv;
 pub mod finding;
@@ -49,13 +51,53 @@ pub use value::{Pattern, ValueError, ValueRule, ascii_token};
 
 /// Exports a `Plugin` implementation as the component's WIT exports.
 ///
-/// ```text
-/// struct MyTool;
-/// impl toolgate_plugin_sdk::Plugin for MyTool { /* ... */ }
-/// toolgate_plugin_sdk::export_plugin!(MyTool);
-/// ```
+/// Use it once, at the top level of the plugin crate's `lib.rs`. It expands to nothing on
+/// non-wasm targets, so the plugin's native unit tests (and this example) call the trait's
+/// functions directly and the same code is what the component exports.
 ///
-/// Expands to nothing on non-wasm targets.
+/// ```
+/// use toolgate_plugin_sdk::output::{Quote, tool_error};
+/// use toolgate_plugin_sdk::testing::render_args;
+/// use toolgate_plugin_sdk::{
+///     Arg, Argv, Classification, FieldError, Outcome, Params, ParseResult, PlanContext, Plugin,
+///     ToolDescription,
+/// };
+///
+/// struct Tfsec;
+///
+/// impl Plugin for Tfsec {
+///     fn describe() -> ToolDescription {
+///         ToolDescription {
+///             name: "tfsec".into(),
+///             version: "0.1.0".into(),
+///             summary: "Security scanner for Terraform code.".into(),
+///             executable: "tfsec".into(),
+///             default_timeout_secs: 120,
+///             needs_network: false,
+///             env_vars: Vec::new(),
+///             params_schema: r#"{"type":"object","additionalProperties":false,
+///                 "properties":{"directory":{"type":"string"}}}"#.into(),
+///             scan_template_types: Vec::new(),
+///             version_args: vec!["--version".into()],
+///         }
+///     }
+///     fn plan(params: &str, _ctx: &PlanContext) -> Result<Vec<Arg>, Vec<FieldError>> {
+///         let mut params = Params::parse(params, &["directory"])?;
+///         let directory = params.path("directory").unwrap_or_else(|| ".".into());
+///         params.finish(Argv::new().positional_path(&directory).option("--format", "sarif").build())
+///     }
+///     fn parse(outcome: &Outcome) -> ParseResult {
+///         tool_error(outcome, "not implemented in this example", Quote::Stderr)
+///     }
+/// }
+///
+/// toolgate_plugin_sdk::export_plugin!(Tfsec);
+///
+/// let args = Tfsec::plan(r#"{"directory":"modules"}"#, &PlanContext::default()).unwrap();
+/// assert_eq!(render_args(args), ["<in:modules>", "--format", "sarif"]);
+/// let result = Tfsec::parse(&Outcome::default());
+/// assert_eq!(result.classification, Classification::ToolError);
+/// ```
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {

@@ -13,6 +13,17 @@ use crate::types::{Classification, Finding, Outcome, OutputFile, ParseResult};
 
 /// How much of a tool's output a tool-error message quotes: the end of it, where Go and Python
 /// print their fatal error; a few lines, not a log.
+///
+/// ```
+/// use toolgate_plugin_sdk::{Outcome, Quote};
+/// use toolgate_plugin_sdk::output::{EXCERPT_BYTES, tool_error};
+/// let mut stderr = "DEBUG loading policy\n".repeat(100).into_bytes();
+/// stderr.extend_from_slice(b"Error: failed to read policies");
+/// let outcome = Outcome { exit_code: Some(1), stderr, ..Outcome::default() };
+/// let message = tool_error(&outcome, "terrascan failed", Quote::Stderr).message.unwrap();
+/// assert!(message.ends_with("Error: failed to read policies"));
+/// assert!(message.len() < EXCERPT_BYTES + 40);
+/// ```
 pub const EXCERPT_BYTES: usize = 512;
 
 /// Which of the run's streams a tool error quotes.
@@ -102,14 +113,36 @@ impl ParseResult {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
+    /// Nothing but whitespace: the tool died before printing, or printed elsewhere.
     #[error("{tool} printed no report")]
-    Empty { tool: String },
+    Empty {
+        /// The tool (and file) named in the message.
+        tool: String,
+    },
+    /// The output does not start with `{` or `[`: a banner, a log line or a usage text.
     #[error("{tool}'s output is not a JSON report (it starts with {start:?})")]
-    NotJson { tool: String, start: String },
+    NotJson {
+        /// The tool (and file) named in the message.
+        tool: String,
+        /// The first characters of the output, to recognise what was printed instead.
+        start: String,
+    },
+    /// The host cut the output at its limit and the JSON is incomplete.
     #[error("{tool}'s report was cut at the host's output limit and cannot be read ({error})")]
-    Truncated { tool: String, error: String },
+    Truncated {
+        /// The tool (and file) named in the message.
+        tool: String,
+        /// The JSON parser's error.
+        error: String,
+    },
+    /// Complete output that is not JSON of the shape the plugin expects.
     #[error("{tool}'s report is not valid JSON of the expected shape ({error})")]
-    Invalid { tool: String, error: String },
+    Invalid {
+        /// The tool (and file) named in the message.
+        tool: String,
+        /// The JSON parser's error (with line and column).
+        error: String,
+    },
 }
 
 /// How many characters of a non-JSON output an error shows: enough to recognise a banner.

@@ -23,11 +23,48 @@ use crate::value::{ValueError, ValueRule, check_list, check_one, check_path};
 
 /// Largest parameters body in bytes: every field at its own limit fits many times over, so a
 /// bigger body can only be an attempt to make the guest allocate.
+///
+/// ```
+/// use toolgate_plugin_sdk::Params;
+/// use toolgate_plugin_sdk::params::MAX_PARAMS_JSON_BYTES;
+/// let body = format!(r#"{{"iac_dir":"{}"}}"#, "a".repeat(MAX_PARAMS_JSON_BYTES));
+/// let errors = Params::parse(&body, &["iac_dir"]).unwrap_err();
+/// assert!(errors[0].message.contains("at most 262144 allowed"), "{}", errors[0]);
+/// ```
 pub const MAX_PARAMS_JSON_BYTES: usize = 256 * 1024;
-/// The pseudo-field naming errors about the body as a whole.
+/// The pseudo-field naming errors about the body as a whole (no real field is to blame).
+///
+/// ```
+/// use toolgate_plugin_sdk::Params;
+/// use toolgate_plugin_sdk::params::BODY_FIELD;
+/// let errors = Params::parse(r#"{"iac_dir": "infra""#, &["iac_dir"]).unwrap_err();
+/// assert_eq!(errors.len(), 1);
+/// assert_eq!(errors[0].field, BODY_FIELD);
+/// ```
 pub const BODY_FIELD: &str = "body";
 
 /// The parameters object being read; see the module docs.
+///
+/// Reading never stops at the first problem: each accessor records its error and returns
+/// `None`, and `finish` hands back every error at once, so a caller fixes its request in one
+/// round trip.
+///
+/// ```
+/// use toolgate_plugin_sdk::{Argv, Params, ValueRule};
+/// use toolgate_plugin_sdk::testing::render_args;
+/// const FIELDS: &[&str] = &["directory", "framework"];
+/// const FRAMEWORKS: ValueRule = ValueRule::OneOfIgnoreCase(&["terraform", "kubernetes"]);
+/// fn plan(json: &str) -> Result<Vec<String>, Vec<toolgate_plugin_sdk::FieldError>> {
+///     let mut params = Params::parse(json, FIELDS)?;
+///     let directory = params.path("directory").unwrap_or_else(|| ".".to_string());
+///     let framework = params.one("framework", &FRAMEWORKS);
+///     let argv = Argv::new().input_path("-d", &directory).option_if("--framework", framework.as_deref());
+///     params.finish(render_args(argv.build()))
+/// }
+/// assert_eq!(plan(r#"{"framework":"Terraform"}"#).unwrap(), ["-d", "<in:.>", "--framework", "terraform"]);
+/// let errors = plan(r#"{"directory":"../..","framework":"helm"}"#).unwrap_err();
+/// assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["directory", "framework"]);
+/// ```
 #[derive(Debug)]
 pub struct Params {
     entries: Vec<(String, Value)>,

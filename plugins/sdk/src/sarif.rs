@@ -20,84 +20,178 @@ fn null_as_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
 }
 
 /// A SARIF log: `{"version": "2.1.0", "runs": [...]}`.
+///
+/// Read it with `output::read_json` (or `json_file`), then turn it into findings with
+/// `Log::findings`.
+///
+/// ```
+/// use toolgate_plugin_sdk::sarif::Log;
+/// // Some tools print `"runs": null` for an empty scan: that reads as no runs, not an error.
+/// let log: Log = serde_json::from_str(r#"{"version":"2.1.0","runs":null}"#).unwrap();
+/// assert!(log.findings().is_empty());
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Log {
+    /// The runs; most tools write one.
     #[serde(default, deserialize_with = "null_as_default")]
     pub runs: Vec<Run>,
 }
 
 /// One run of one tool.
+///
+/// A rule id in `results` is looked up in this run's own `tool.driver.rules` only.
+///
+/// ```
+/// use toolgate_plugin_sdk::sarif::Run;
+/// let run: Run = serde_json::from_str(r#"{"results":[{"ruleId":"AC_AWS_0214"}],"invocations":[]}"#).unwrap();
+/// assert_eq!(run.results[0].rule_id, "AC_AWS_0214"); // unknown fields are ignored
+/// assert!(run.tool.driver.rules.is_empty());
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Run {
+    /// The tool that ran and its rules.
     #[serde(default, deserialize_with = "null_as_default")]
     pub tool: Tool,
+    /// What the tool reported, one entry per finding.
     #[serde(default, deserialize_with = "null_as_default")]
     pub results: Vec<SarifResult>,
 }
 
 /// `run.tool`.
+///
+/// ```
+/// use toolgate_plugin_sdk::sarif::Tool;
+/// let tool: Tool = serde_json::from_str(r#"{"driver":{"name":"terrascan","rules":[{"id":"R1"}]}}"#).unwrap();
+/// assert_eq!(tool.driver.rules[0].id, "R1");
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Tool {
+    /// The tool's main component, which holds the rules.
     #[serde(default, deserialize_with = "null_as_default")]
     pub driver: Driver,
 }
 
 /// `run.tool.driver`: the rules results refer to.
+///
+/// ```
+/// use toolgate_plugin_sdk::sarif::Driver;
+/// let driver: Driver = serde_json::from_str(r#"{"name":"tfsec","rules":null}"#).unwrap();
+/// assert!(driver.rules.is_empty());
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Driver {
+    /// The rules results refer to by `ruleId`.
     #[serde(default, deserialize_with = "null_as_default")]
     pub rules: Vec<Rule>,
 }
 
 /// One rule (`reportingDescriptor`).
+///
+/// The rule gives a finding its title (`name`, else `shortDescription`), documentation URL
+/// and, through `properties`, the tool's own severity.
+///
+/// ```
+/// use toolgate_plugin_sdk::sarif::Rule;
+/// let rule: Rule = serde_json::from_str(r#"{"id":"CKV_AWS_20","name":"S3 bucket is public",
+///     "helpUri":"https://docs.example/ckv_aws_20","properties":{"severity":"HIGH"}}"#).unwrap();
+/// assert_eq!(rule.name.as_deref(), Some("S3 bucket is public"));
+/// assert!(rule.short_description.is_none());
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Rule {
+    /// The rule id results refer to, e.g. `CKV_AWS_20`.
     #[serde(default)]
     pub id: String,
+    /// A short name; the finding's title when not empty.
     #[serde(default)]
     pub name: Option<String>,
+    /// A one-line description; the title when the rule has no name.
     #[serde(default, rename = "shortDescription")]
     pub short_description: Option<Text>,
+    /// The rule's documentation; kept only when it is a safe `http(s)` URL.
     #[serde(default, rename = "helpUri")]
     pub help_uri: Option<String>,
+    /// The tool's own severity and category.
     #[serde(default)]
     pub properties: Option<RuleProperties>,
 }
 
 /// The rule's property bag fields scanners use for their own scale.
+///
+/// SARIF's `level` has only three steps; scanners' own `severity` word is finer, so it wins
+/// when present.
+///
+/// ```
+/// use toolgate_plugin_sdk::Severity;
+/// use toolgate_plugin_sdk::sarif::RuleProperties;
+/// let properties: RuleProperties = serde_json::from_str(r#"{"severity":"MEDIUM","category":"Encryption","tags":["s3"]}"#).unwrap();
+/// let severity = properties.severity.as_deref().and_then(Severity::from_word);
+/// assert_eq!(severity, Some(Severity::Medium));
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RuleProperties {
+    /// The tool's severity word (`HIGH`, `moderate`, ...), read by `Severity::from_word`.
     #[serde(default)]
     pub severity: Option<String>,
+    /// The tool's category, copied to the finding.
     #[serde(default)]
     pub category: Option<String>,
 }
 
 /// A `message` or description: `{"text": ...}`.
+///
+/// ```
+/// use toolgate_plugin_sdk::sarif::Text;
+/// let text: Text = serde_json::from_str(r#"{"text":"Port 22 is open","markdown":"Port **22**"}"#).unwrap();
+/// assert_eq!(text.text, "Port 22 is open"); // plain text only; markdown is ignored
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Text {
+    /// The plain text (other renderings are ignored).
     #[serde(default)]
     pub text: String,
 }
 
 /// One result.
+///
+/// ```
+/// use toolgate_plugin_sdk::sarif::SarifResult;
+/// let result: SarifResult = serde_json::from_str(r#"{"ruleId":"R1","message":{"text":"open"},"locations":null}"#).unwrap();
+/// assert_eq!(result.level, None); // absent: the conversion falls back to medium
+/// assert!(result.locations.is_empty());
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SarifResult {
+    /// The id of the rule this result violates.
     #[serde(default, rename = "ruleId")]
     pub rule_id: String,
+    /// SARIF's `error`/`warning`/`note`/`none`; used when the rule has no severity word.
     #[serde(default)]
     pub level: Option<String>,
+    /// What is wrong in this place; the finding's description.
     #[serde(default)]
     pub message: Option<Text>,
+    /// Where; only the first one is used.
     #[serde(default, deserialize_with = "null_as_default")]
     pub locations: Vec<Location>,
 }
 
 /// Where a result is.
+///
+/// Only the first location of a result becomes the finding's file, line and resource.
+///
+/// ```
+/// use toolgate_plugin_sdk::sarif::Location;
+/// let location: Location = serde_json::from_str(r#"{"logicalLocations":[{"name":"web","kind":"aws_security_group"}]}"#).unwrap();
+/// assert!(location.physical.is_none());
+/// assert_eq!(location.logical[0].kind, "aws_security_group");
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Location {
+    /// The file and line.
     #[serde(default, rename = "physicalLocation")]
     pub physical: Option<PhysicalLocation>,
+    /// The resource; only the first one is used.
     #[serde(
         default,
         rename = "logicalLocations",
@@ -107,33 +201,69 @@ pub struct Location {
 }
 
 /// File and region.
+///
+/// ```
+/// use toolgate_plugin_sdk::sarif::PhysicalLocation;
+/// let physical: PhysicalLocation = serde_json::from_str(
+///     r#"{"artifactLocation":{"uri":"file:///scans/7/main.tf"},"region":{"startLine":12,"endLine":14}}"#).unwrap();
+/// assert_eq!(physical.artifact.unwrap().uri, "file:///scans/7/main.tf");
+/// assert_eq!(physical.region.unwrap().start_line, Some(12));
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PhysicalLocation {
+    /// The file.
     #[serde(default, rename = "artifactLocation")]
     pub artifact: Option<ArtifactLocation>,
+    /// The place in the file.
     #[serde(default)]
     pub region: Option<Region>,
 }
 
 /// `artifactLocation.uri`.
+///
+/// ```
+/// use toolgate_plugin_sdk::finding::file_path;
+/// use toolgate_plugin_sdk::sarif::ArtifactLocation;
+/// let artifact: ArtifactLocation = serde_json::from_str(r#"{"uri":"file://modules/vpc/main.tf"}"#).unwrap();
+/// // kept raw here; the conversion strips the scheme
+/// assert_eq!(file_path(&artifact.uri).as_deref(), Some("modules/vpc/main.tf"));
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ArtifactLocation {
+    /// The file's URI, often `file://` or relative to the scanned directory.
     #[serde(default)]
     pub uri: String,
 }
 
 /// `region.startLine`.
+///
+/// ```
+/// use toolgate_plugin_sdk::finding::line_number;
+/// use toolgate_plugin_sdk::sarif::Region;
+/// let region: Region = serde_json::from_str(r#"{"startLine":0}"#).unwrap();
+/// // an `i64`, so odd values still parse; the conversion then drops them
+/// assert_eq!(region.start_line.and_then(line_number), None);
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Region {
+    /// The first line, 1-based; other values mean "no line".
     #[serde(default, rename = "startLine")]
     pub start_line: Option<i64>,
 }
 
 /// A logical location: the resource (`name`) and its type (`kind`).
+///
+/// ```
+/// use toolgate_plugin_sdk::sarif::LogicalLocation;
+/// let logical: LogicalLocation = serde_json::from_str(r#"{"name":"logs","kind":"aws_s3_bucket"}"#).unwrap();
+/// assert_eq!((logical.kind.as_str(), logical.name.as_str()), ("aws_s3_bucket", "logs"));
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct LogicalLocation {
+    /// The resource's name, e.g. `web`.
     #[serde(default)]
     pub name: String,
+    /// The resource's type, e.g. `aws_security_group`.
     #[serde(default)]
     pub kind: String,
 }

@@ -9,15 +9,102 @@
 use crate::types::{Arg, FieldError, ScanRequest};
 use crate::value::check_path;
 
-/// Field names of the request's parts, as the contract spells them (and errors name them).
+/// Field name of the request's scan directory, as the contract spells it. Errors and
+/// `not_applied` sentences use these constants so a caller can match them to its request.
+///
+/// ```
+/// use toolgate_plugin_sdk::scan::{DIRECTORY_FIELD, ScanPaths};
+/// # use toolgate_plugin_sdk::{ScanRequest, TemplateType};
+/// # let base = ScanRequest { directory: "/scans/7".into(), template_type: TemplateType::Tf, template_version: None,
+/// #     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+/// let request = ScanRequest { directory: "scans/7".into(), ..base };
+/// let errors = ScanPaths::new(&request).finish(()).unwrap_err();
+/// assert_eq!(errors[0].field, DIRECTORY_FIELD);
+/// ```
 pub const DIRECTORY_FIELD: &str = "directory";
+/// Field name of the request's individual template files.
+///
+/// ```
+/// use toolgate_plugin_sdk::scan::{FILES_FIELD, ScanPaths};
+/// # use toolgate_plugin_sdk::{ScanRequest, TemplateType};
+/// # let base = ScanRequest { directory: "/scans/7".into(), template_type: TemplateType::Tf, template_version: None,
+/// #     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+/// let request = ScanRequest { files: vec!["main.tf".into(), "../../etc/passwd".into()], ..base };
+/// let mut paths = ScanPaths::new(&request);
+/// assert_eq!(paths.paths(FILES_FIELD, &request.files).len(), 1);
+/// assert_eq!(paths.finish(()).unwrap_err()[0].field, "files");
+/// ```
 pub const FILES_FIELD: &str = "files";
+/// Field name of the request's sub-folders to scan.
+///
+/// ```
+/// use toolgate_plugin_sdk::Arg;
+/// use toolgate_plugin_sdk::scan::{FOLDERS_FIELD, ScanPaths};
+/// # use toolgate_plugin_sdk::{ScanRequest, TemplateType};
+/// # let base = ScanRequest { directory: "/scans/7".into(), template_type: TemplateType::Tf, template_version: None,
+/// #     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+/// let request = ScanRequest { folders: vec!["/modules/vpc".into()], ..base };
+/// let mut paths = ScanPaths::new(&request);
+/// assert_eq!(paths.paths(FOLDERS_FIELD, &request.folders), [Arg::InputPath("/scans/7/modules/vpc".into())]);
+/// ```
 pub const FOLDERS_FIELD: &str = "folders";
+/// Field name of the request's Terraform variables (name, value).
+///
+/// ```
+/// use toolgate_plugin_sdk::scan::VARIABLES_FIELD;
+/// // a tool without a variables option says so instead of silently ignoring them
+/// let sentence = format!("{VARIABLES_FIELD}: terrascan has no option for Terraform variables; not applied");
+/// assert!(sentence.starts_with("variables: "));
+/// ```
 pub const VARIABLES_FIELD: &str = "variables";
+/// Field name of the request's variable files (`.tfvars`); note the contract's hyphen.
+///
+/// ```
+/// use toolgate_plugin_sdk::scan::{ScanPaths, VARIABLE_FILES_FIELD};
+/// # use toolgate_plugin_sdk::{ScanRequest, TemplateType};
+/// # let base = ScanRequest { directory: "/scans/7".into(), template_type: TemplateType::Tf, template_version: None,
+/// #     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+/// let request = ScanRequest { variable_files: vec!["../prod.tfvars".into()], ..base };
+/// let mut paths = ScanPaths::new(&request);
+/// assert!(paths.paths(VARIABLE_FILES_FIELD, &request.variable_files).is_empty());
+/// assert_eq!(paths.finish(()).unwrap_err()[0].field, "variable-files");
+/// ```
 pub const VARIABLE_FILES_FIELD: &str = "variable-files";
+/// Field name of the request's template version (e.g. a Terraform version).
+///
+/// ```
+/// use toolgate_plugin_sdk::scan::{ScanPaths, TEMPLATE_VERSION_FIELD};
+/// # use toolgate_plugin_sdk::{ScanRequest, TemplateType};
+/// # let base = ScanRequest { directory: "/scans/7".into(), template_type: TemplateType::Tf, template_version: None,
+/// #     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+/// let request = ScanRequest { template_version: Some("0.11".into()), ..base };
+/// let mut paths = ScanPaths::new(&request);
+/// if request.template_version.as_deref() == Some("0.11") {
+///     paths.error(TEMPLATE_VERSION_FIELD, "0.11: this tool reads Terraform 0.12 and later only");
+/// }
+/// assert_eq!(paths.finish(()).unwrap_err()[0].field, "template-version");
+/// ```
 pub const TEMPLATE_VERSION_FIELD: &str = "template-version";
 
 /// Turns a request's paths into input paths under its directory, collecting field errors.
+///
+/// Like `Params` for `plan`, it keeps going after a bad path so `plan_scan` can report every
+/// problem of a request at once, then `finish` returns the argv or all the errors.
+///
+/// ```
+/// use toolgate_plugin_sdk::{Argv, ScanPlan, ScanRequest, TemplateType};
+/// use toolgate_plugin_sdk::scan::{FOLDERS_FIELD, ScanPaths};
+/// use toolgate_plugin_sdk::testing::render_args;
+/// let request = ScanRequest { directory: "/scans/7".into(), template_type: TemplateType::Tf, template_version: None,
+///     files: vec![], folders: vec!["network".into()], variables: vec![], variable_files: vec![] };
+/// let mut paths = ScanPaths::new(&request);
+/// let mut argv = Argv::new().literal("scan").push(paths.directory());
+/// for folder in paths.paths(FOLDERS_FIELD, &request.folders) {
+///     argv = argv.literal("--folder").push(folder);
+/// }
+/// let plan = paths.finish(ScanPlan { args: argv.build(), not_applied: Vec::new() }).unwrap();
+/// assert_eq!(render_args(plan.args), ["scan", "<in:/scans/7>", "--folder", "<in:/scans/7/network>"]);
+/// ```
 #[derive(Debug)]
 pub struct ScanPaths {
     directory: String,
@@ -103,6 +190,7 @@ impl ScanPaths {
             .collect()
     }
 
+    /// Records a plugin-specific error (e.g. a request part the tool cannot honour at all).
     ///
     /// ```
     /// use toolgate_plugin_sdk::{ScanRequest, TemplateType};

@@ -9,13 +9,32 @@ use std::fmt;
 
 /// How many characters of a bad value an error message repeats: enough to recognise it,
 /// too few to turn error messages into an amplifier for huge inputs.
+///
+/// ```
+/// use toolgate_plugin_sdk::Shown;
+/// use toolgate_plugin_sdk::text::SHOWN_VALUE_CHARS;
+/// let shown = Shown::new(&"A".repeat(1000)).to_string();
+/// assert!(shown.starts_with(&format!("\"{}\"...", "A".repeat(SHOWN_VALUE_CHARS))));
+/// assert!(shown.ends_with("(1000 bytes in total)"));
+/// ```
 pub const SHOWN_VALUE_CHARS: usize = 64;
 
 /// A caller-supplied value prepared for an error message: truncated and `{:?}`-escaped.
+///
+/// Error types hold a `Shown` instead of a `String` so no code path can put a raw caller value
+/// (a newline forging a log line, an ANSI escape) into a message.
+///
+/// ```
+/// use toolgate_plugin_sdk::Shown;
+/// let shown = Shown::new("high\u{1b}[2J");
+/// assert_eq!(shown.to_string(), r#""high\u{1b}[2J""#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shown(String);
 
 impl Shown {
+    /// Prepares `value`: at most `SHOWN_VALUE_CHARS` characters, quoted and escaped, with the
+    /// total byte length appended when it was cut.
     ///
     /// ```
     /// use toolgate_plugin_sdk::Shown;

@@ -15,58 +15,166 @@ use crate::text::Shown;
 
 /// Longest single value (a word, an id, a list of ids) in bytes: generous for any legitimate
 /// flag value, small enough that nothing downstream has to cope with megabytes.
+///
+/// ```
+/// use toolgate_plugin_sdk::ValueRule;
+/// use toolgate_plugin_sdk::value::{MAX_VALUE_BYTES, ValueError, check_one};
+/// const SEVERITIES: ValueRule = ValueRule::OneOf(&["high"]);
+/// let long = "h".repeat(MAX_VALUE_BYTES + 1);
+/// assert!(matches!(check_one(&long, &SEVERITIES), Err(ValueError::TooLong { max: MAX_VALUE_BYTES, .. })));
+/// ```
 pub const MAX_VALUE_BYTES: usize = 256;
 /// Longest path in bytes: Linux's PATH_MAX.
+///
+/// ```
+/// use toolgate_plugin_sdk::value::{MAX_PATH_BYTES, check_path};
+/// assert!(check_path(&"a".repeat(MAX_PATH_BYTES)).is_ok());
+/// assert!(check_path(&"a".repeat(MAX_PATH_BYTES + 1)).is_err());
+/// ```
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest list value in bytes (all items with separators): room for dozens of long check ids.
+///
+/// ```
+/// use toolgate_plugin_sdk::ValueRule;
+/// use toolgate_plugin_sdk::value::{MAX_LIST_BYTES, ValueError, check_list};
+/// const REGIONS: ValueRule = ValueRule::OneOf(&["eu-west-1"]);
+/// let long = vec!["eu-west-1"; MAX_LIST_BYTES / 8].join(",");
+/// assert!(matches!(check_list(&long, &REGIONS, &[',']), Err(ValueError::TooLong { .. })));
+/// ```
 pub const MAX_LIST_BYTES: usize = 4096;
 /// Most items in one list value: far above any real use (a few regions or checks).
+///
+/// ```
+/// use toolgate_plugin_sdk::ValueRule;
+/// use toolgate_plugin_sdk::value::{MAX_LIST_ITEMS, ValueError, check_list};
+/// const SERVICES: ValueRule = ValueRule::OneOf(&["s3"]);
+/// let many = vec!["s3"; MAX_LIST_ITEMS + 1].join(",");
+/// assert!(matches!(check_list(&many, &SERVICES, &[',']), Err(ValueError::TooManyItems { .. })));
+/// ```
 pub const MAX_LIST_ITEMS: usize = 64;
 
+/// Why a value was refused. The message shows the value (bounded and escaped by `Shown`) and
+/// what is allowed, so the caller can correct it without guessing; `Params` prefixes the field.
+///
+/// ```
+/// use toolgate_plugin_sdk::value::{ValueError, check_path};
+/// let error = check_path("modules/../../etc").unwrap_err();
+/// assert!(matches!(error, ValueError::ParentComponent { .. }));
+/// assert_eq!(
+///     error.to_string(),
+///     r#""modules/../../etc" contains a '..' component; paths may not climb out of a directory"#
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
+    /// Longer than the rule's byte limit.
     #[error("{value} is too long ({len} bytes; at most {max} allowed)")]
     TooLong {
+        /// The refused value.
         value: Shown,
+        /// Its length in bytes.
         len: usize,
+        /// The limit in bytes.
         max: usize,
     },
+    /// Holds a control character (NUL, newline, tab, DEL, ...).
     #[error("{value} contains a control character (NUL, newline, tab, ...); none is allowed")]
-    ControlCharacter { value: Shown },
+    ControlCharacter {
+        /// The refused value.
+        value: Shown,
+    },
+    /// Starts with `-`, so the tool could read it as an option.
     #[error("{value} starts with '-'; a value is never an option")]
-    LooksLikeOption { value: Shown },
+    LooksLikeOption {
+        /// The refused value.
+        value: Shown,
+    },
+    /// Not one of a `OneOf`/`OneOfIgnoreCase` rule's words.
     #[error("{value} is not allowed; allowed: {allowed}")]
-    NotAllowed { value: Shown, allowed: String },
+    NotAllowed {
+        /// The refused value.
+        value: Shown,
+        /// The allowed words, comma-separated.
+        allowed: String,
+    },
+    /// Does not match a `Pattern` rule (or is longer than its `max_bytes`).
     #[error("{value} is not {expected}")]
     Pattern {
+        /// The refused value.
         value: Shown,
+        /// The pattern's description (`Pattern::expected`).
         expected: &'static str,
     },
+    /// A list with an empty item (`a,,b`, a trailing comma) or no item at all.
     #[error("{value} has an empty item; separate items with single commas")]
-    EmptyItem { value: Shown },
+    EmptyItem {
+        /// The refused list.
+        value: Shown,
+    },
+    /// A list with more than `MAX_LIST_ITEMS` items.
     #[error("{value} has {count} items; at most {max} allowed")]
     TooManyItems {
+        /// The refused list.
         value: Shown,
+        /// How many items it has.
         count: usize,
+        /// The limit.
         max: usize,
     },
+    /// A path with a character outside the portable set.
     #[error("{value} is not a path made of letters, digits, spaces and / . _ - + @ , = : ~")]
-    PathCharacters { value: Shown },
+    PathCharacters {
+        /// The refused path.
+        value: Shown,
+    },
+    /// A path with a `..` component.
     #[error("{value} contains a '..' component; paths may not climb out of a directory")]
-    ParentComponent { value: Shown },
+    ParentComponent {
+        /// The refused path.
+        value: Shown,
+    },
 }
 
 /// A hand-written pattern: an ASCII predicate plus the words that describe it in errors.
+///
+/// The guest carries no regex engine; a plain `fn` over ASCII bytes is small, obviously
+/// bounded, and cannot be fooled by Unicode look-alikes.
+///
+/// ```
+/// use toolgate_plugin_sdk::{Pattern, ValueRule, ascii_token};
+/// use toolgate_plugin_sdk::value::check_one;
+/// // checkov check ids: CKV_AWS_20, CKV2_K8S_1, ...
+/// const CHECK_ID: ValueRule = ValueRule::Pattern(Pattern {
+///     expected: "a check id (upper-case letters, digits and '_')",
+///     max_bytes: 64,
+///     matches: |s| ascii_token(s, |b| b.is_ascii_uppercase(), |b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+/// });
+/// assert_eq!(check_one("CKV_AWS_20", &CHECK_ID).unwrap(), "CKV_AWS_20");
+/// let error = check_one("ckv_aws_20", &CHECK_ID).unwrap_err();
+/// assert_eq!(error.to_string(), r#""ckv_aws_20" is not a check id (upper-case letters, digits and '_')"#);
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Pattern {
     /// Completes "value is not ...", e.g. "a check id (lower-case letters, digits and '_')".
     pub expected: &'static str,
     /// Longest accepted match in bytes.
     pub max_bytes: usize,
+    /// The predicate; build it from `ascii_token` so only ASCII can match.
     pub matches: fn(&str) -> bool,
 }
 
 /// What one value (or one item of a list) may be.
+///
+/// Rules are `const`s so a plugin's whole allowlist reads as data at the top of `plan.rs`.
+///
+/// ```
+/// use toolgate_plugin_sdk::ValueRule;
+/// use toolgate_plugin_sdk::value::check_one;
+/// const OUTPUT: ValueRule = ValueRule::OneOf(&["json", "sarif"]);
+/// const SEVERITY: ValueRule = ValueRule::OneOfIgnoreCase(&["low", "medium", "high"]);
+/// assert!(check_one("JSON", &OUTPUT).is_err()); // exact words only
+/// assert_eq!(check_one("Medium", &SEVERITY).unwrap(), "medium"); // canonical spelling back
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum ValueRule {
     /// Exactly one of these words.

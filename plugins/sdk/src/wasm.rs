@@ -11,8 +11,9 @@ use crate::plugin::Plugin;
 use crate::types;
 
 /// The generated bindings. `export_world!` is the generated export macro; plugins use it only
-/// through `export_plugin!`. The generated ABI shims take one parameter per flattened WIT value.
-#[allow(clippy::too_many_arguments)]
+/// through `export_plugin!`. The generated ABI shims take one parameter per flattened WIT value;
+/// the generated items carry the WIT file's own comments, which do not cover every field.
+#[allow(clippy::too_many_arguments, missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "plugin",
@@ -31,6 +32,29 @@ pub use wit::{
 };
 
 /// `describe` for `P`, converted to the WIT type.
+///
+/// Called by the component's `describe` export (see `export_plugin!`); a plugin never calls it
+/// itself.
+///
+/// ```no_run
+/// // `no_run`: this module exists only on wasm32, where doctests have no runner.
+/// # use toolgate_plugin_sdk::{Arg, FieldError, Outcome, ParseResult, PlanContext, Plugin, ToolDescription};
+/// # struct Semgrep;
+/// # impl Plugin for Semgrep {
+/// #     fn describe() -> ToolDescription {
+/// #         ToolDescription { name: "semgrep".into(), version: "0.1.0".into(), summary: String::new(),
+/// #             executable: "semgrep".into(), default_timeout_secs: 300, needs_network: false,
+/// #             env_vars: Vec::new(), params_schema: "{}".into(), scan_template_types: Vec::new(),
+/// #             version_args: vec!["--version".into()] }
+/// #     }
+/// #     fn plan(_params: &str, _ctx: &PlanContext) -> Result<Vec<Arg>, Vec<FieldError>> {
+/// #         Ok(vec![Arg::literal("scan"), Arg::OutputDir])
+/// #     }
+/// #     fn parse(_outcome: &Outcome) -> ParseResult { ParseResult::from_findings(Vec::new()) }
+/// # }
+/// let description = toolgate_plugin_sdk::wasm::describe::<Semgrep>();
+/// assert_eq!(description.version_args, ["--version"]);
+/// ```
 pub fn describe<P: Plugin>() -> wit::ToolDescription {
     let d = P::describe();
     wit::ToolDescription {
@@ -52,6 +76,34 @@ pub fn describe<P: Plugin>() -> wit::ToolDescription {
 }
 
 /// `plan-scan` for `P`, converted to and from the WIT types.
+///
+/// Called by the component's `plan-scan` export; a plugin implements `Plugin::plan_scan`.
+///
+/// ```no_run
+/// // `no_run`: this module exists only on wasm32, where doctests have no runner.
+/// # use toolgate_plugin_sdk::{Arg, FieldError, Outcome, ParseResult, PlanContext, Plugin, ToolDescription};
+/// # struct Semgrep;
+/// # impl Plugin for Semgrep {
+/// #     fn describe() -> ToolDescription {
+/// #         ToolDescription { name: "semgrep".into(), version: "0.1.0".into(), summary: String::new(),
+/// #             executable: "semgrep".into(), default_timeout_secs: 300, needs_network: false,
+/// #             env_vars: Vec::new(), params_schema: "{}".into(), scan_template_types: Vec::new(),
+/// #             version_args: vec!["--version".into()] }
+/// #     }
+/// #     fn plan(_params: &str, _ctx: &PlanContext) -> Result<Vec<Arg>, Vec<FieldError>> {
+/// #         Ok(vec![Arg::literal("scan"), Arg::OutputDir])
+/// #     }
+/// #     fn parse(_outcome: &Outcome) -> ParseResult { ParseResult::from_findings(Vec::new()) }
+/// # }
+/// use toolgate_plugin_sdk::wasm::{PlanContext as WitContext, ScanRequest as WitRequest};
+/// use toolgate_plugin_sdk::wasm::bindings::toolgate::plugin::types::TemplateType;
+/// let request = WitRequest { directory: "/scans/7".into(), template_type: TemplateType::Cft, template_version: None,
+///     files: vec![], folders: vec![], variables: vec![], variable_files: vec![] };
+/// let context = WitContext { output_dir: "/srv/out/job-1".into(), workspace: "/scans/7".into(), output_root: "/srv/out".into() };
+/// // Semgrep keeps the default `plan_scan`, which refuses every template type.
+/// let errors = toolgate_plugin_sdk::wasm::plan_scan::<Semgrep>(request, context).unwrap_err();
+/// assert_eq!(errors[0].field, "template-type");
+/// ```
 pub fn plan_scan<P: Plugin>(
     request: wit::ScanRequest,
     context: wit::PlanContext,
@@ -107,6 +159,31 @@ fn template_type_to_wit(template_type: types::TemplateType) -> wit::TemplateType
 }
 
 /// `plan` for `P`, converted to and from the WIT types.
+///
+/// Called by the component's `plan` export; a plugin implements `Plugin::plan`.
+///
+/// ```no_run
+/// // `no_run`: this module exists only on wasm32, where doctests have no runner.
+/// # use toolgate_plugin_sdk::{Arg, FieldError, Outcome, ParseResult, PlanContext, Plugin, ToolDescription};
+/// # struct Semgrep;
+/// # impl Plugin for Semgrep {
+/// #     fn describe() -> ToolDescription {
+/// #         ToolDescription { name: "semgrep".into(), version: "0.1.0".into(), summary: String::new(),
+/// #             executable: "semgrep".into(), default_timeout_secs: 300, needs_network: false,
+/// #             env_vars: Vec::new(), params_schema: "{}".into(), scan_template_types: Vec::new(),
+/// #             version_args: vec!["--version".into()] }
+/// #     }
+/// #     fn plan(_params: &str, _ctx: &PlanContext) -> Result<Vec<Arg>, Vec<FieldError>> {
+/// #         Ok(vec![Arg::literal("scan"), Arg::OutputDir])
+/// #     }
+/// #     fn parse(_outcome: &Outcome) -> ParseResult { ParseResult::from_findings(Vec::new()) }
+/// # }
+/// use toolgate_plugin_sdk::wasm::PlanContext as WitContext;
+/// use toolgate_plugin_sdk::wasm::bindings::toolgate::plugin::types::Arg as WitArg;
+/// let context = WitContext { output_dir: "/srv/out/job-1".into(), workspace: "/srv/work".into(), output_root: "/srv/out".into() };
+/// let plan = toolgate_plugin_sdk::wasm::plan::<Semgrep>("{}".into(), context).unwrap();
+/// assert!(matches!(plan.args[1], WitArg::OutputDir));
+/// ```
 pub fn plan<P: Plugin>(
     params_json: String,
     context: wit::PlanContext,
@@ -120,6 +197,32 @@ pub fn plan<P: Plugin>(
 }
 
 /// `parse` for `P`, converted to and from the WIT types.
+///
+/// Called by the component's `parse` export; the outcome's buffers are moved, not copied.
+///
+/// ```no_run
+/// // `no_run`: this module exists only on wasm32, where doctests have no runner.
+/// # use toolgate_plugin_sdk::{Arg, FieldError, Outcome, ParseResult, PlanContext, Plugin, ToolDescription};
+/// # struct Semgrep;
+/// # impl Plugin for Semgrep {
+/// #     fn describe() -> ToolDescription {
+/// #         ToolDescription { name: "semgrep".into(), version: "0.1.0".into(), summary: String::new(),
+/// #             executable: "semgrep".into(), default_timeout_secs: 300, needs_network: false,
+/// #             env_vars: Vec::new(), params_schema: "{}".into(), scan_template_types: Vec::new(),
+/// #             version_args: vec!["--version".into()] }
+/// #     }
+/// #     fn plan(_params: &str, _ctx: &PlanContext) -> Result<Vec<Arg>, Vec<FieldError>> {
+/// #         Ok(vec![Arg::literal("scan"), Arg::OutputDir])
+/// #     }
+/// #     fn parse(_outcome: &Outcome) -> ParseResult { ParseResult::from_findings(Vec::new()) }
+/// # }
+/// use toolgate_plugin_sdk::wasm::Outcome as WitOutcome;
+/// use toolgate_plugin_sdk::wasm::bindings::toolgate::plugin::types::Classification;
+/// let outcome = WitOutcome { exit_code: Some(0), timed_out: false, stdout: b"{}".to_vec(), stderr: Vec::new(),
+///     output_truncated: false, files: Vec::new() };
+/// let result = toolgate_plugin_sdk::wasm::parse::<Semgrep>(outcome);
+/// assert!(matches!(result.classification, Classification::Clean));
+/// ```
 pub fn parse<P: Plugin>(outcome: wit::Outcome) -> wit::ParseResult {
     let outcome = types::Outcome {
         exit_code: outcome.exit_code,

@@ -29,6 +29,8 @@ pub enum ArchiveKind {
     Tar,
     /// One template file (UTF-8 text), placed at `dest/template`.
     SingleTemplate,
+    /// A directory the daemon copied (`copy_directory`); never what `sniff` says of an upload.
+    Directory,
 }
 
 /// Reads the head of `upload` and says what it is; `None` for an empty upload.

@@ -15,6 +15,14 @@ pub enum ExtractError {
         /// The destination given.
         path: PathBuf,
     },
+    /// A directory to copy is not under any directory the caller may read.
+    #[error(
+        "{path} is not inside the allowed directories; allowed: a directory under sandbox.allowed_dirs"
+    )]
+    OutsideAllowedDirs {
+        /// Its real path (links resolved).
+        path: PathBuf,
+    },
     /// The upload has no bytes.
     #[error("the upload is empty; allowed: a zip, a tar.gz, a tar or one UTF-8 template file")]
     EmptyUpload,

@@ -10,6 +10,7 @@
 
 mod counting;
 mod detect;
+mod directory;
 mod entry_path;
 mod error;
 mod single;
@@ -24,6 +25,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 pub use detect::ArchiveKind;
+pub use directory::copy_directory;
 pub use error::ExtractError;
 pub use single::{SINGLE_TEMPLATE_NAME, name_single_template};
 
@@ -84,6 +86,8 @@ pub fn extract(
         ArchiveKind::SingleTemplate => {
             single::extract(&mut file, &mut writer, limits.max_file_bytes)?
         }
+        // `sniff` reads bytes; a directory is never an upload's content.
+        ArchiveKind::Directory => return Err(ExtractError::NotAnArchiveOrTemplate),
     }
     let tally = writer.tally();
     guard.disarm();
