@@ -228,6 +228,16 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
             .iter()
             .map(|tenant| (tenant.id.to_string(), tenant.allowed_tools.clone()))
             .collect(),
+    )
+    .with_tenant_concurrency(
+        config
+            .tenants()?
+            .iter()
+            .filter_map(|tenant| {
+                let max = tenant.quotas.max_concurrent_jobs?;
+                Some((tenant.id.to_string(), usize::try_from(max.get()).ok()?))
+            })
+            .collect(),
     );
     let audit = crate::audit::AuditTrail::new(Arc::clone(&store));
     let scans = ScanService::new(

@@ -784,3 +784,104 @@ fn audit_verify_names_the_first_record_edited_in_the_database() {
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(stderr.contains("audit record 3 "), "{stderr}");
 }
+
+#[test]
+fn a_tenant_over_its_concurrent_jobs_waits_queued_and_a_full_queue_answers_429() {
+    let env = TestEnv::new("tenants-quota");
+    let slow = install_slow_tool(&env.tools_dir(), "terrascan", 30, SlowTool::Child);
+    let acme = new_key("acme");
+    let beta = new_key("beta");
+    let tenants = tenant(
+        &env,
+        "acme",
+        &[&acme],
+        "[tenants.quotas]\nmax_concurrent_jobs = 1",
+    ) + &tenant(&env, "beta", &[&beta], "");
+    let daemon = env.start(&EnvOptions {
+        terrascan: Some(slow),
+        limits: "max_concurrent_jobs = 2\nmax_queued_jobs = 1".into(),
+        tenants,
+        ..EnvOptions::default()
+    });
+    let (a, b) = (acme.bearer(), beta.bearer());
+    let as_acme = [("Authorization", a.as_str())];
+    let as_beta = [("Authorization", b.as_str())];
+    let params = Some("{\"iac_dir\": \"terraform\"}");
+    let statuses = |auth: &[(&str, &str)]| -> Vec<String> {
+        let list = json(&call(&daemon, "GET", "/api/jobs", auth));
+        let mut found: Vec<String> = list["jobs"]
+            .as_array()
+            .expect("jobs[]")
+            .iter()
+            .filter_map(|job| job["status"].as_str().map(str::to_string))
+            .collect();
+        found.sort();
+        found
+    };
+    let mut open = vec![send_only_with(
+        daemon.port,
+        "POST",
+        "/api/tools/terrascan",
+        &as_acme,
+        params,
+    )];
+    wait_for(Duration::from_secs(30), "acme's first job running", || {
+        (statuses(&as_acme) == ["running"]).then_some(())
+    });
+    // acme's second job waits for acme's one slot although a global slot is free...
+    open.push(send_only_with(
+        daemon.port,
+        "POST",
+        "/api/tools/terrascan",
+        &as_acme,
+        params,
+    ));
+    wait_for(Duration::from_secs(30), "acme's second job queued", || {
+        (statuses(&as_acme) == ["queued", "running"]).then_some(())
+    });
+    // ...which beta's job takes at once.
+    open.push(send_only_with(
+        daemon.port,
+        "POST",
+        "/api/tools/terrascan",
+        &as_beta,
+        params,
+    ));
+    wait_for(Duration::from_secs(30), "beta's job running", || {
+        (statuses(&as_beta) == ["running"]).then_some(())
+    });
+    assert_eq!(statuses(&as_acme), ["queued", "running"]);
+    // Two running and one queued: the queue is full, and the answer says when to retry.
+    let refused = request_with(
+        daemon.port,
+        "POST",
+        "/api/tools/terrascan",
+        &as_acme,
+        params,
+    );
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(
+        refused
+            .header("retry-after")
+            .is_some_and(|secs| secs.parse::<u64>().is_ok_and(|secs| secs > 0)),
+        "{:?}",
+        refused.headers
+    );
+    for auth in [&as_acme, &as_beta] {
+        let processes = json(&call(&daemon, "GET", "/api/processes/list", auth));
+        for pid in processes["active_processes"]
+            .as_object()
+            .expect("active_processes")
+            .values()
+            .filter_map(|job| job["pid"].as_u64())
+        {
+            call(
+                &daemon,
+                "POST",
+                &format!("/api/processes/terminate/{pid}"),
+                auth,
+            );
+        }
+    }
+    drop(open);
+}

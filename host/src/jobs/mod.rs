@@ -105,11 +105,20 @@ struct Inner {
     /// The tools each configured tenant may run (`tenants[].allowed_tools`); a tenant absent
     /// from it (the implicit loopback tenant) may run every tool.
     tenant_tools: HashMap<String, BTreeSet<String>>,
+    /// Running slots of each tenant with a `quotas.max_concurrent_jobs` (issue #16): its jobs
+    /// beyond that wait queued (holding a place of the global queue, not a global running slot).
+    tenant_slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
     /// Set by `drain`. `start` holds it for reading from its check until the job's task is in
     /// the tracker, so `drain` cannot find the tracker empty in between and leave that job
     /// unawaited (and its tool unkilled) at shutdown.
     closing: RwLock<bool>,
 }
+
+/// A running job's slots: the global one, and its tenant's when the tenant has a limit.
+type RunSlots = (
+    tokio::sync::OwnedSemaphorePermit,
+    Option<tokio::sync::OwnedSemaphorePermit>,
+);
 
 /// What a job runs on.
 #[derive(Debug, Clone)]
@@ -190,9 +199,25 @@ impl JobService {
                 limits,
                 tracker: TaskTracker::new(),
                 tenant_tools,
+                tenant_slots: HashMap::new(),
                 closing: RwLock::new(false),
             }),
         }
+    }
+
+    /// The same service with per-tenant running limits (`tenants[].quotas.max_concurrent_jobs`:
+    /// tenant id -> jobs running at once). Only before the service is shared.
+    pub fn with_tenant_concurrency(mut self, limits: HashMap<String, usize>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.tenant_slots = limits
+                    .into_iter()
+                    .map(|(tenant, max)| (tenant, Arc::new(tokio::sync::Semaphore::new(max))))
+                    .collect();
+            }
+            None => tracing::error!("tenant limits set on a shared job service; ignored"),
+        }
+        self
     }
 
     /// Refuses a scan request its tool cannot run (unknown, not a template scanner, not this
@@ -368,7 +393,14 @@ impl JobService {
         }
         let created_at = crate::time::now_rfc3339();
         // A job that can start at once is recorded as running straight away (one write).
-        let free_slot = ticket.try_run_slot();
+        let tenant_slots = inner.tenant_slots.get(owner).cloned();
+        let free_slot = match &tenant_slots {
+            None => ticket.try_run_slot().map(|slot| (slot, None)),
+            Some(tenant) => Arc::clone(tenant)
+                .try_acquire_owned()
+                .ok()
+                .and_then(|own| ticket.try_run_slot().map(|slot| (slot, Some(own)))),
+        };
         let started_at = free_slot.as_ref().map(|_| created_at.clone());
         let record = NewJob {
             id: id.clone(),
@@ -423,7 +455,9 @@ impl JobService {
                 return Err(error.into());
             }
             service.inner.registry.mark_recorded(&run.id);
-            service.run(run, &ticket, free_slot, token).await
+            service
+                .run(run, &ticket, tenant_slots, free_slot, token)
+                .await
         });
         drop(closing);
         Ok(StartedJob {
@@ -437,11 +471,14 @@ impl JobService {
 
     /// Waits for a running slot (unless `free_slot` is one, taken and recorded at admission),
     /// runs, parses and records one job.
+    /// A job of a tenant with its own running limit waits for its tenant's slot first, then a
+    /// global one, so that waiting on its own limit never holds a slot other tenants could use.
     async fn run(
         &self,
         job: JobRun,
         ticket: &admission::Ticket,
-        free_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+        tenant_slots: Option<Arc<tokio::sync::Semaphore>>,
+        free_slot: Option<RunSlots>,
         cancel: CancellationToken,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
@@ -451,7 +488,13 @@ impl JobService {
             None => tokio::select! {
                 biased;
                 () = cancel.cancelled() => None,
-                slot = ticket.run_slot() => slot,
+                slot = async {
+                    let own = match tenant_slots {
+                        Some(tenant) => Some(tenant.acquire_owned().await.ok()?),
+                        None => None,
+                    };
+                    ticket.run_slot().await.map(|slot| (slot, own))
+                } => slot,
             },
         };
         inner.metrics.job_dequeued();
