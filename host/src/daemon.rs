@@ -248,6 +248,16 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
             max_attempts: config.scans.max_attempts,
         },
         config.scans_dir(),
+    )
+    .with_tenant_queues(
+        config
+            .tenants()?
+            .iter()
+            .filter_map(|tenant| {
+                let max = tenant.quotas.max_queued_scans?;
+                Some((tenant.id.to_string(), max.get()))
+            })
+            .collect(),
     );
     let iac = crate::api::IacSettings {
         default_tool: config.scans.default_tool.clone(),

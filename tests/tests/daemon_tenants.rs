@@ -471,6 +471,15 @@ fn upload(daemon: &Daemon, path: &str, auth: &[(&str, &str)]) -> Response {
     request_with(daemon.port, "PUT", path, auth, Some(&template))
 }
 
+/// Creates and uploads a scan as `auth` whose fake terrascan sleeps `secs`; returns its id.
+fn uploaded_slow_scan(daemon: &Daemon, auth: &str, secs: u32) -> String {
+    let (id, path) = create_scan(daemon, auth);
+    let template = format!("# toolgate-fake-terrascan: sleep {secs}\nresource \"x\" \"y\" {{}}\n");
+    let uploaded = request_with(daemon.port, "PUT", &path, &[], Some(&template));
+    assert_eq!(uploaded.status, 200, "upload: {}", uploaded.body);
+    id
+}
+
 fn initiate(daemon: &Daemon, id: &str, auth: &str) -> Response {
     let body = serde_json::json!({"data": {"id": id, "attributes": {"templateType": "tf"}}});
     request_with(
@@ -884,4 +893,61 @@ fn a_tenant_over_its_concurrent_jobs_waits_queued_and_a_full_queue_answers_429()
         }
     }
     drop(open);
+}
+
+#[test]
+fn a_tenant_over_its_queued_scans_gets_429_with_retry_after_and_another_does_not() {
+    let env = TestEnv::new("tenants-scan-quota");
+    let acme = new_key("acme");
+    let beta = new_key("beta");
+    let tenants = tenant(
+        &env,
+        "acme",
+        &[&acme],
+        "[tenants.quotas]\nmax_queued_scans = 1",
+    ) + &tenant(&env, "beta", &[&beta], "");
+    let options = EnvOptions {
+        terrascan: Some(install_fake_tool(&env.tools_dir(), "terrascan")),
+        tenants,
+        ..EnvOptions::default()
+    };
+    // One worker: the first scan runs, the next ones wait queued.
+    let config = env.write_config_edited(&options, |text| {
+        format!("{text}\n[scans]\ndefault_tool = \"terrascan\"\nworkers = 1\n")
+    });
+    let daemon = Daemon::start(&config, env.port, &env.root.join("daemon.log"));
+    let (a, b) = (acme.bearer(), beta.bearer());
+    let running = uploaded_slow_scan(&daemon, &a, 30);
+    assert_eq!(initiate(&daemon, &running, &a).status, 200);
+    wait_for(Duration::from_secs(30), "the first scan to start", || {
+        let status = call(
+            &daemon,
+            "GET",
+            &format!("/iac/v2/scans/{running}/status"),
+            &[("Authorization", &a)],
+        );
+        (json(&status)["data"]["attributes"]["state"] == "running").then_some(())
+    });
+    let queued = uploaded_slow_scan(&daemon, &a, 1);
+    let first = initiate(&daemon, &queued, &a);
+    assert_eq!(first.status, 200, "{}", first.body);
+    let over = uploaded_slow_scan(&daemon, &a, 1);
+    let refused = initiate(&daemon, &over, &a);
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(
+        refused.body.contains("max_queued_scans"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused
+            .header("retry-after")
+            .is_some_and(|secs| secs.parse::<u64>().is_ok_and(|secs| secs > 0)),
+        "{:?}",
+        refused.headers
+    );
+    // Another tenant's queue is its own.
+    let other = uploaded_slow_scan(&daemon, &b, 1);
+    let accepted = initiate(&daemon, &other, &b);
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
 }

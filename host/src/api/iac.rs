@@ -43,6 +43,9 @@ pub struct IacSettings {
 }
 use crate::scans::ScanError;
 
+/// Retry-After of a 429 for a tenant's full scan queue.
+const QUEUE_RETRY_AFTER_SECS: u64 = 5;
+
 /// JSON:API's media type, on every document this API answers.
 const JSON_API: &str = "application/vnd.api+json";
 
@@ -107,7 +110,15 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        json_api(status, self.0.to_bytes()).into_response()
+        let mut response = json_api(status, self.0.to_bytes()).into_response();
+        // A full queue empties as scans start: the caller is told when to try again.
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(QUEUE_RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }
 
@@ -136,6 +147,13 @@ fn scan_failure(error: ScanError) -> Failure {
                 IacApiError::forbidden(format!("{refused}; this upload URL cannot be used again"))
                     .into()
             }
+            Refused::TenantQueueFull { .. } => IacApiError::new(
+                429,
+                "too_many_queued_scans",
+                "Too many queued scans",
+                refused.to_string(),
+            )
+            .into(),
             Refused::NotUploaded { .. } | Refused::AlreadyInitiated { .. } => {
                 IacApiError::conflict(refused.to_string()).into()
             }

@@ -17,6 +17,7 @@ mod job_executor;
 mod judge;
 mod worker;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +92,8 @@ struct Inner {
     /// Cancelled by `shutdown`: workers stop claiming and cancel what they run.
     stopping: CancellationToken,
     workers: TaskTracker,
+    /// `tenants[].quotas.max_queued_scans` (issue #16): tenant id -> scans it may have queued.
+    tenant_queues: HashMap<String, u32>,
 }
 
 impl ScanService {
@@ -109,8 +112,20 @@ impl ScanService {
                 wake: Notify::new(),
                 stopping: CancellationToken::new(),
                 workers: TaskTracker::new(),
+                tenant_queues: HashMap::new(),
             }),
         }
+    }
+
+    /// The same service with per-tenant queue limits (`quotas.max_queued_scans`: tenant id ->
+    /// scans it may have queued; one more initiate is `Refused::TenantQueueFull`). Only before
+    /// the service is shared.
+    pub fn with_tenant_queues(mut self, limits: HashMap<String, u32>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.tenant_queues = limits,
+            None => tracing::error!("tenant queue limits set on a shared scan service; ignored"),
+        }
+        self
     }
 
     /// Recovers the scans a dead daemon left running, then starts the workers (which run what
@@ -181,7 +196,11 @@ impl ScanService {
         owner: &str,
     ) -> Result<Scan, ScanError> {
         self.status(id.clone(), owner).await?;
-        let scan = self.inner.store.initiate(id, request, Utc::now()).await?;
+        let store = &self.inner.store;
+        let scan = match self.inner.tenant_queues.get(owner) {
+            Some(max) => store.initiate_within(id, request, Utc::now(), *max).await?,
+            None => store.initiate(id, request, Utc::now()).await?,
+        };
         self.inner.wake.notify_one();
         Ok(scan)
     }

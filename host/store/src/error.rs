@@ -23,6 +23,11 @@ pub enum Refused {
     AlreadyInitiated { id: ScanId, state: &'static str },
     #[error("scan {id} is {state}, not running")]
     NotRunning { id: ScanId, state: &'static str },
+    #[error(
+        "tenant {tenant} already has {max} scan(s) queued (quotas.max_queued_scans); retry once \
+         one has started"
+    )]
+    TenantQueueFull { tenant: String, max: u32 },
     #[error("{0} is not a state a scan can end in; allowed: passed, failed, error")]
     NotAnEnding(&'static str),
 }

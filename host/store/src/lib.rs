@@ -80,6 +80,15 @@ pub trait ScanStore: Send + Sync {
     /// Moves uploaded -> queued with the request. Refused: unknown scan, not uploaded yet,
     /// already initiated.
     fn initiate(&self, id: ScanId, request: ScanRequest, now: DateTime<Utc>) -> StoreFuture<Scan>;
+    /// [`ScanStore::initiate`], refused with `Refused::TenantQueueFull` when the scan's tenant
+    /// already has `max_queued` scans queued (checked and queued in one transaction).
+    fn initiate_within(
+        &self,
+        id: ScanId,
+        request: ScanRequest,
+        now: DateTime<Utc>,
+        max_queued: u32,
+    ) -> StoreFuture<Scan>;
     /// Takes the oldest queued scan: queued -> running, attempts + 1, atomically, so two
     /// workers (or daemons) never take the same scan. `None` when nothing is queued.
     fn claim_next(&self, now: DateTime<Utc>) -> StoreFuture<Option<Scan>>;

@@ -327,6 +327,31 @@ impl ScanStore for SqliteStore {
         self.transition(move |tx| initiate(tx, &id, &request, now))
     }
 
+    fn initiate_within(
+        &self,
+        id: ScanId,
+        request: ScanRequest,
+        now: DateTime<Utc>,
+        max_queued: u32,
+    ) -> StoreFuture<Scan> {
+        self.transition(move |tx| {
+            let (tenant, queued): (String, u32) = tx.query_row(
+                "SELECT s.tenant, (SELECT COUNT(*) FROM scans q WHERE q.tenant = s.tenant \
+                 AND q.state = 'queued') FROM scans s WHERE s.id = ?1",
+                params![id.as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            if queued >= max_queued {
+                return Err(Refused::TenantQueueFull {
+                    tenant,
+                    max: max_queued,
+                }
+                .into());
+            }
+            initiate(tx, &id, &request, now)
+        })
+    }
+
     fn claim_next(&self, now: DateTime<Utc>) -> StoreFuture<Option<Scan>> {
         self.transition(move |tx| claim_next(tx, now))
     }
