@@ -951,3 +951,63 @@ fn a_tenant_over_its_queued_scans_gets_429_with_retry_after_and_another_does_not
     let accepted = initiate(&daemon, &other, &b);
     assert_eq!(accepted.status, 200, "{}", accepted.body);
 }
+
+/// `sha256sum FILE`'s hex digest.
+fn sha256_of(path: &std::path::Path) -> String {
+    let output = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
+}
+
+#[test]
+fn a_plugin_pinned_to_another_sha256_is_refused_at_load_and_a_matching_one_loads() {
+    let env = TestEnv::new("tenants-pinning");
+    let terrascan = toolgate_tests::plugins_dir().join("terrascan.wasm");
+    let pins = |prowler: &str| {
+        format!(
+            "\n[plugins.pinned_sha256]\n\"terrascan.wasm\" = \"{}\"\n\"prowler.wasm\" = \"{prowler}\"\n",
+            sha256_of(&terrascan)
+        )
+    };
+    let check = |pinned: String| {
+        let config = env.write_config_edited(&EnvOptions::default(), |text| text + &pinned);
+        Command::new(toolgate_binary())
+            .args(["plugin", "list", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run toolgate plugin list")
+    };
+    let mismatch = check(pins(&"0".repeat(64)));
+    assert!(!mismatch.status.success(), "{mismatch:?}");
+    let stderr = String::from_utf8_lossy(&mismatch.stderr);
+    assert!(
+        stderr.contains("prowler.wasm") && stderr.contains("pinned_sha256"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("terrascan.wasm"),
+        "terrascan matches its pin: {stderr}"
+    );
+
+    let prowler = toolgate_tests::plugins_dir().join("prowler.wasm");
+    let matching = check(pins(&sha256_of(&prowler)));
+    assert!(matching.status.success(), "{matching:?}");
+    let listed = String::from_utf8_lossy(&matching.stdout);
+    assert!(
+        listed.contains("prowler") && listed.contains("terrascan"),
+        "{listed}"
+    );
+
+    let malformed = check(pins("not-a-hash"));
+    assert!(!malformed.status.success(), "{malformed:?}");
+    let stderr = String::from_utf8_lossy(&malformed.stderr);
+    assert!(stderr.contains("pinned_sha256"), "{stderr}");
+    assert!(stderr.contains("not-a-hash"), "{stderr}");
+}

@@ -54,6 +54,10 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// Bytes of stdout/stderr kept per plugin (the most recent ones) for `plugin_log`.
     pub log_capacity_bytes: usize,
+    /// Plugins pinned by content (issue #16): file name in the plugin directory (e.g.
+    /// `terrascan.wasm`) -> SHA-256 of the component, 64 lowercase hex characters. A pinned file
+    /// whose bytes hash otherwise is refused at load (and at every reload).
+    pub pinned_sha256: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for RuntimeConfig {
@@ -66,6 +70,7 @@ impl Default for RuntimeConfig {
             fuel: None,
             max_instances: DEFAULT_MAX_INSTANCES,
             log_capacity_bytes: DEFAULT_LOG_CAPACITY_BYTES,
+            pinned_sha256: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -126,6 +131,19 @@ impl RuntimeConfig {
             self.log_capacity_bytes <= MAX_LOG_CAPACITY_BYTES,
             format!("0..={MAX_LOG_CAPACITY_BYTES}"),
         );
+        for (file, hash) in &self.pinned_sha256 {
+            check(
+                "pinned_sha256",
+                format!("{file:?} = {hash:?}"),
+                file.ends_with(".wasm")
+                    && !file.contains('/')
+                    && hash.len() == 64
+                    && hash
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                "\"<file>.wasm\" = \"<64 lowercase hex: sha256sum of the file>\"".into(),
+            );
+        }
         problems
     }
 }

@@ -44,6 +44,14 @@ pub enum LoadError {
     NotWasm { path: PathBuf },
     #[error("{path} is a core WebAssembly module, not a component; build it for wasm32-wasip2")]
     NotAComponent { path: PathBuf },
+    #[error(
+        "{path} has SHA-256 {actual}, not the {expected} pinned in plugins.pinned_sha256; refused"
+    )]
+    PinMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("{path} does not compile as a component: {reason}")]
     Compile { path: PathBuf, reason: String },
     #[error(

@@ -86,11 +86,32 @@ pub(crate) struct LoadContext<'a> {
 }
 
 /// Loads one plugin file (everything but the duplicate-name check, which needs the table).
+/// Refuses `bytes` (the very bytes compiled next) when their file is pinned to another hash.
+fn check_pin(config: &RuntimeConfig, path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let Some(expected) = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| config.pinned_sha256.get(name))
+    else {
+        return Ok(());
+    };
+    let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+    if actual == *expected {
+        return Ok(());
+    }
+    Err(LoadError::PinMismatch {
+        path: path.to_owned(),
+        expected: expected.clone(),
+        actual,
+    })
+}
+
 pub(crate) fn load_plugin(
     context: &LoadContext<'_>,
     path: &Path,
 ) -> Result<(LoadedPlugin, Origin), LoadError> {
     let bytes = read_component_bytes(path)?;
+    check_pin(context.config, path, &bytes)?;
     let compiled = match context.cache {
         Some(cache) => cache.component(context.engine, &bytes),
         None => cache::compile(context.engine, &bytes),
