@@ -237,13 +237,19 @@ mod tests {
         let dir = dir.display();
         let cases: &[(String, &[&str])] = &[
             (format!("allowed_dirs = [{dir:?}]"), &[]),
-            (format!("allowed_dirs = [{dir:?}]\ntimeout_secs = 0"), &["timeout_secs"]),
+            (
+                format!("allowed_dirs = [{dir:?}]\ntimeout_secs = 0"),
+                &["timeout_secs"],
+            ),
             ("allowed_dirs = []".to_string(), &["allowed_dirs"]),
             (
                 format!("allowed_dirs = [{dir:?}, \"/no/such/dir\"]"),
                 &["allowed_dirs[1]"],
             ),
-            (format!("allowed_dirs = [{dir:?}]\nrun_as_uid = 1000"), &["run_as_uid"]),
+            (
+                format!("allowed_dirs = [{dir:?}]\nrun_as_uid = 1000"),
+                &["run_as_uid"],
+            ),
             (
                 format!("allowed_dirs = [{dir:?}]\nrun_as_uid = 1000\nrun_as_gid = 1000"),
                 &[],
@@ -258,12 +264,25 @@ mod tests {
 
     #[test]
     fn resolved_paths_are_absolute_and_the_output_root_defaults_under_the_data_dir() {
-        let mut settings = parse("allowed_dirs = [\"examples\"]\ncgroup_root = \"cg\"").expect("parses");
+        let mut settings =
+            parse("allowed_dirs = [\"examples\"]\ncgroup_root = \"cg\"").expect("parses");
         settings.resolve_paths(Path::new("/etc/toolgate"), Path::new("/var/lib/toolgate"));
-        assert_eq!(settings.allowed_dirs, [PathBuf::from("/etc/toolgate/examples")]);
-        assert_eq!(settings.output_root(), PathBuf::from("/var/lib/toolgate/output"));
-        assert_eq!(settings.cgroup_root, Some(PathBuf::from("/etc/toolgate/cg")));
+        assert_eq!(
+            settings.allowed_dirs,
+            [PathBuf::from("/etc/toolgate/examples")]
+        );
+        assert_eq!(
+            settings.output_root(),
+            PathBuf::from("/var/lib/toolgate/output")
+        );
+        assert_eq!(
+            settings.cgroup_root,
+            Some(PathBuf::from("/etc/toolgate/cg"))
+        );
         let policy = settings.policy(PathBuf::from("/var/lib/toolgate/jobs"));
-        assert_eq!(policy.output_root, PathBuf::from("/var/lib/toolgate/output"));
+        assert_eq!(
+            policy.output_root,
+            PathBuf::from("/var/lib/toolgate/output")
+        );
     }
 }
