@@ -68,7 +68,8 @@ test: build-plugins build-test-plugins _mcp-venv
     cargo test --workspace
 
 # Run the benchmarks (numbers go in the README): plugin calls, sandbox overhead, daemon
-# throughput, the job store's cost per job.
+# throughput against a naive server, MCP against the HTTP API, the job store's cost per job,
+# scan listing, asynchronous scans against synchronous calls, upload extraction against unzip.
 bench: build-plugins
     cargo build --release -p toolgate -p toolgate-tests --bins
     cargo build --release -p toolgate --example naive_server
@@ -78,6 +79,9 @@ bench: build-plugins
     cargo bench -p toolgate --bench mcp
     cargo bench -p toolgate-store --bench store
     cargo bench -p toolgate-store --bench scans
+    cargo bench -p toolgate --bench scans
+    cargo bench -p toolgate-uploads --bench extract
+    cargo bench -p toolgate-uploads --bench receive_rss
 
 # Format the code.
 fmt:

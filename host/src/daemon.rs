@@ -264,6 +264,14 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
         public_base_url: config.public_base_url(),
         uploads: config.uploads.clone(),
         signer: toolgate_uploads::UploadSigner::load_or_create(&config.upload_key_path())?,
+        // Canonical, so a copy's real path can be compared with them; a directory that cannot
+        // be resolved is left out (config check names it).
+        allowed_dirs: config
+            .sandbox
+            .allowed_dirs
+            .iter()
+            .filter_map(|dir| dir.canonicalize().ok())
+            .collect(),
     };
     let auth = build_auth(config)?;
     Ok(AppState {

@@ -5,7 +5,8 @@
 //! Invariants: a plugin tool is listed only while its binary is available, and called only
 //! through `JobService::start` (so a call of an unavailable tool is refused with the config key
 //! to set, as `POST /api/tools/{tool}` refuses it); the built-in job tools (`list_jobs`,
-//! `get_job`, `cancel_job`) take precedence over a plugin of the same name; an MCP
+//! `get_job`, `cancel_job`, and the scan tools `start_scan`, `get_scan`) take precedence over
+//! a plugin of the same name; an MCP
 //! cancellation always cancels the job, a dropped request only when
 //! `limits.cancel_on_disconnect` is set; progress is reported only when the request carries a
 //! `progressToken`, and at most once per step (queued, running, done).
@@ -25,6 +26,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use super::render::{self, JOB_URI_PREFIX, object};
+use super::scan_tools::{self, GET_SCAN, START_SCAN};
 use crate::api::{AppState, CancelOnDrop};
 use toolgate_model::{JobFilter, JobStatus};
 
@@ -65,6 +67,7 @@ impl McpHandler {
             .map(render::plugin_tool)
             .collect();
         tools.extend(builtin_tools());
+        tools.extend(scan_tools::tools());
         tools
     }
 
@@ -286,7 +289,7 @@ impl ServerHandler for McpHandler {
     ) -> Result<CallToolResponse, McpError> {
         let arguments = serde_json::Value::Object(request.arguments.unwrap_or_default());
         let result = match request.name.as_ref() {
-            LIST_JOBS | GET_JOB | CANCEL_JOB => {
+            LIST_JOBS | GET_JOB | CANCEL_JOB | START_SCAN | GET_SCAN => {
                 let owner = match owner(&context) {
                     Ok(owner) => owner,
                     Err(refused) => return Ok(refused.into()),
@@ -294,7 +297,9 @@ impl ServerHandler for McpHandler {
                 match request.name.as_ref() {
                     LIST_JOBS => self.list_jobs(arguments, &owner).await?,
                     GET_JOB => self.get_job(arguments, &owner).await?,
-                    _ => self.cancel_job(arguments, &owner).await?,
+                    CANCEL_JOB => self.cancel_job(arguments, &owner).await?,
+                    START_SCAN => scan_tools::start_scan(&self.state, arguments, &owner).await?,
+                    _ => scan_tools::get_scan(&self.state, arguments, &owner).await?,
                 }
             }
             tool if self.state.jobs.catalog().get(tool).is_some() => {
@@ -396,7 +401,10 @@ struct JobIdArgs {
 }
 
 fn is_builtin(name: &str) -> bool {
-    matches!(name, LIST_JOBS | GET_JOB | CANCEL_JOB)
+    matches!(
+        name,
+        LIST_JOBS | GET_JOB | CANCEL_JOB | START_SCAN | GET_SCAN
+    )
 }
 
 fn builtin_tools() -> Vec<Tool> {
@@ -468,7 +476,10 @@ fn store_failed(error: crate::jobs::JobError) -> McpError {
 }
 
 /// A built-in tool's answer: the JSON as structured content and as text, with a summary.
-fn json_result(value: &impl serde::Serialize, summary: String) -> Result<CallToolResult, McpError> {
+pub(super) fn json_result(
+    value: &impl serde::Serialize,
+    summary: String,
+) -> Result<CallToolResult, McpError> {
     let value = serde_json::to_value(value)
         .map_err(|error| McpError::internal_error(error.to_string(), None))?;
     let mut result = CallToolResult::success(vec![

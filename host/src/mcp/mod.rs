@@ -20,6 +20,7 @@
 
 mod handler;
 mod render;
+mod scan_tools;
 pub mod stdio;
 
 use std::sync::Arc;

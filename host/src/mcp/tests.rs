@@ -233,7 +233,14 @@ async fn tools_list_shows_each_available_plugin_with_the_api_schema_plus_the_job
     // prowler's binary is not installed: it is not listed.
     assert_eq!(
         names,
-        ["terrascan", "list_jobs", "get_job", "cancel_job"],
+        [
+            "terrascan",
+            "list_jobs",
+            "get_job",
+            "cancel_job",
+            "start_scan",
+            "get_scan"
+        ],
         "{answer}"
     );
     let catalog = fx.state.jobs.catalog();
@@ -242,6 +249,84 @@ async fn tools_list_shows_each_available_plugin_with_the_api_schema_plus_the_job
     assert_eq!(terrascan["inputSchema"], api.params_schema);
     assert_eq!(terrascan["description"], api.summary.as_str());
     assert_eq!(terrascan["outputSchema"]["type"], "object");
+}
+
+/// `start_scan` copies a directory inside the allowed directories into a queued IaC scan that
+/// the workers run; `get_scan` shows it processing, then its findings; a directory outside,
+/// a bad template type and an unknown scan are tool errors naming what is wrong.
+#[tokio::test]
+async fn start_scan_scans_a_directory_of_the_workspace_and_get_scan_reads_its_findings() {
+    let fx = fixture(true, "");
+    let workspace = fx.state.iac.allowed_dirs[0].clone();
+    std::fs::write(
+        workspace.join("terraform/main.tf"),
+        "resource \"aws_instance\" \"web\" {}\n",
+    )
+    .expect("template");
+    fx.state.scans.start().await.expect("scan workers");
+    let mut session = Session::open(&fx.state).await;
+
+    let started = session
+        .call_tool(
+            "start_scan",
+            json!({"directory": "terraform", "template_type": "tf"}),
+        )
+        .await;
+    assert_eq!(started["isError"], false, "{started}");
+    let scan_id = started["structuredContent"]["scan_id"]
+        .as_str()
+        .expect("scan id")
+        .to_string();
+    let mut results = Value::Null;
+    for _ in 0..200 {
+        results = session.call_tool("get_scan", json!({"id": scan_id})).await;
+        assert_eq!(results["isError"], false, "{results}");
+        if results["structuredContent"].get("meta").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let document = &results["structuredContent"];
+    assert_eq!(
+        document["meta"]["matchedPoliciesSummary"]["medium"], 1,
+        "{results}"
+    );
+    assert_eq!(document["data"][0]["attributes"]["policyId"], "AC_AWS_0001");
+    assert!(
+        text_of(&results).contains("failed; 1 findings"),
+        "{results}"
+    );
+
+    let outside = std::env::temp_dir();
+    let refusals = [
+        (
+            json!({"directory": outside.display().to_string(), "template_type": "tf"}),
+            "not inside the allowed directories",
+        ),
+        (
+            json!({"directory": "terraform", "template_type": "helm"}),
+            "template_type",
+        ),
+        (
+            json!({"directory": "terraform", "template_type": "tf", "tool": "prowler"}),
+            "prowler",
+        ),
+        (json!({"template_type": "tf"}), "directory"),
+    ];
+    for (arguments, named) in refusals {
+        let refused = session.call_tool("start_scan", arguments.clone()).await;
+        assert_eq!(refused["isError"], true, "{arguments}: {refused}");
+        assert!(text_of(&refused).contains(named), "{arguments}: {refused}");
+    }
+    let unknown = session
+        .call_tool(
+            "get_scan",
+            json!({"id": "0190a0b0-0000-7000-8000-000000000000"}),
+        )
+        .await;
+    assert_eq!(unknown["isError"], true, "{unknown}");
+    assert!(text_of(&unknown).contains("no scan"), "{unknown}");
+    fx.state.scans.shutdown().await;
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@
 
 pub mod cleanup;
 mod executor;
+mod from_directory;
 mod job_executor;
 mod judge;
 mod worker;
@@ -53,6 +54,10 @@ pub enum ScanError {
     Refused(Refused),
     #[error("the scan store failed: {0}")]
     Store(StoreError),
+    /// A directory to scan could not be copied (outside the allowed directories, a link, a
+    /// limit): the message names what and why.
+    #[error("{0}")]
+    Copy(String),
     #[error("cannot remove scan folder {path}: {source}")]
     RemoveFolder {
         path: PathBuf,
