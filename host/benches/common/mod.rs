@@ -95,7 +95,10 @@ pub fn start(toolgate: &Path, config: &Path, port: u16, root: &Path) -> (Child, 
     let mut child = Command::new(toolgate)
         .args(["serve", "--config"])
         .arg(config)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("TOOLGATE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
