@@ -297,12 +297,42 @@ fn build_auth(config: &Config) -> Result<AuthState, DaemonError> {
     if tenants.is_empty() {
         return Ok(AuthState::implicit()?);
     }
+    for tenant in tenants.iter() {
+        let unenforced = unenforced_tenant_keys(tenant);
+        if !unenforced.is_empty() {
+            tracing::warn!(
+                tenant = %tenant.id,
+                keys = ?unenforced,
+                "these tenant keys are validated but not yet enforced: the tenant reads \
+                 sandbox.allowed_dirs, writes under sandbox.output_root and runs tools as the \
+                 daemon's tool identity, with the global tool limits (docs/tenants.md, Status)"
+            );
+        }
+    }
     let signer = toolgate_auth::TokenSigner::load_or_create(&config.login_key_path())?;
     tracing::info!(
         tenants = tenants.len(),
         "authentication on: every route but /health, /login and signed uploads needs a credential"
     );
     Ok(AuthState::for_tenants(tenants, signer)?)
+}
+
+/// The keys of `tenant` that the configuration accepts but the daemon does not enforce yet.
+fn unenforced_tenant_keys(tenant: &toolgate_auth::Tenant) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if !tenant.allowed_dirs.is_empty() {
+        keys.push("allowed_dirs");
+    }
+    if !tenant.output_root.as_os_str().is_empty() {
+        keys.push("output_root");
+    }
+    if tenant.run_as.is_some() {
+        keys.push("run_as");
+    }
+    if !tenant.tool_limits.is_empty() {
+        keys.push("tools");
+    }
+    keys
 }
 
 /// Serves the API until SIGTERM/SIGINT, then shuts down gracefully.

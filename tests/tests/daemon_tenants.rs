@@ -207,6 +207,12 @@ fn every_bad_credential_gets_the_same_401_and_good_ones_pass() {
         !log.contains(&key.secret),
         "the secret never reaches the log"
     );
+    // The tenant sets allowed_dirs and output_root, which the daemon does not enforce yet: it
+    // says so at start rather than let the operator believe the tenant is confined.
+    assert!(
+        log.contains("validated but not yet enforced") && log.contains("allowed_dirs"),
+        "{log}"
+    );
 }
 
 #[test]
