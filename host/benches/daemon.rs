@@ -28,7 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod common;
-use common::{KEPT, KEPT_OTHER, LoadResult, env_number, exchange, load, post_kept, start, stop};
+use common::{
+    KEPT, KEPT_OTHER, LoadResult, built_plugins, env_number, exchange, fake_tool, load, post_kept,
+    scratch_root, start, stop,
+};
 
 /// Request body: a terrascan scan of the sample directory.
 const BODY: &str = r#"{"iac_dir": "terraform"}"#;
@@ -46,23 +49,10 @@ fn main() {
     let daemon_binary =
         std::env::var_os("TOOLGATE_BENCH_DAEMON").map_or_else(|| toolgate.clone(), PathBuf::from);
     let profile_dir = toolgate.parent().expect("profile dir").to_path_buf();
-    let fake = profile_dir.join("toolgate-fake-tool");
-    assert!(
-        fake.is_file(),
-        "{} missing: cargo build --release -p toolgate-tests --bin toolgate-fake-tool",
-        fake.display()
-    );
-    let plugins = repo.join("target/plugins");
-    assert!(
-        plugins.join("terrascan.wasm").is_file(),
-        "run `just build-plugins` first"
-    );
+    let fake = fake_tool(&toolgate);
+    let plugins = built_plugins(&repo);
 
-    let root = std::env::temp_dir().join(format!("toolgate-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    for dir in ["workspace/terraform", "tools", "data"] {
-        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
-    }
+    let root = scratch_root("toolgate-bench", &["workspace/terraform", "tools", "data"]);
     std::fs::copy(
         repo.join("examples/terraform/aws_ami/main.tf"),
         root.join("workspace/terraform/main.tf"),

@@ -27,7 +27,10 @@ use std::time::{Duration, Instant};
 use rmcp::ServiceExt;
 
 mod common;
-use common::{KEPT, LoadResult, env_number, load, post_kept, start, stop};
+use common::{
+    KEPT, LoadResult, built_plugins, env_number, fake_tool, load, post_kept, scratch_root, start,
+    stop,
+};
 use rmcp::model::{CallToolRequestParams, ClientRequest, ListToolsRequest};
 use rmcp::service::{Peer, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -46,20 +49,13 @@ fn main() {
     let clients = env_number("TOOLGATE_BENCH_CLIENTS", 32) as usize;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let toolgate = PathBuf::from(env!("CARGO_BIN_EXE_toolgate"));
-    let fake = toolgate.with_file_name("toolgate-fake-tool");
-    assert!(
-        fake.is_file(),
-        "{} missing: cargo build --release -p toolgate-tests --bin toolgate-fake-tool",
-        fake.display()
-    );
-    let terrascan_wasm = repo.join("target/plugins/terrascan.wasm");
-    assert!(terrascan_wasm.is_file(), "run `just build-plugins` first");
+    let fake = fake_tool(&toolgate);
+    let terrascan_wasm = built_plugins(&repo).join("terrascan.wasm");
 
-    let root = std::env::temp_dir().join(format!("toolgate-bench-mcp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    for dir in ["workspace/terraform", "tools", "data", "plugins"] {
-        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
-    }
+    let root = scratch_root(
+        "toolgate-bench-mcp",
+        &["workspace/terraform", "tools", "data", "plugins"],
+    );
     std::fs::copy(
         repo.join("examples/terraform/aws_ami/main.tf"),
         root.join("workspace/terraform/main.tf"),

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{KEPT, env_number, post_kept, start, stop};
+use common::{KEPT, built_plugins, env_number, fake_tool, post_kept, scratch_root, start, stop};
 
 /// The synchronous call: a terrascan scan of the sample directory.
 const SYNC_BODY: &str = r#"{"iac_dir": "terraform"}"#;
@@ -35,22 +35,12 @@ fn main() {
     let upload_mb = env_number("TOOLGATE_BENCH_UPLOAD_MB", 300);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let toolgate = PathBuf::from(env!("CARGO_BIN_EXE_toolgate"));
-    let fake = toolgate.with_file_name("toolgate-fake-tool");
-    assert!(
-        fake.is_file(),
-        "{} missing: cargo build --release -p toolgate-tests --bin toolgate-fake-tool",
-        fake.display()
+    let fake = fake_tool(&toolgate);
+    let plugins = built_plugins(&repo);
+    let root = scratch_root(
+        "toolgate-bench-scans",
+        &["workspace/terraform", "tools", "data"],
     );
-    let plugins = repo.join("target/plugins");
-    assert!(
-        plugins.join("terrascan.wasm").is_file(),
-        "run `just build-plugins` first"
-    );
-    let root = std::env::temp_dir().join(format!("toolgate-bench-scans-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    for dir in ["workspace/terraform", "tools", "data"] {
-        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
-    }
     let template = std::fs::read(repo.join("examples/terraform/aws_ami/main.tf")).expect("sample");
     std::fs::write(root.join("workspace/terraform/main.tf"), &template).expect("sample");
     let terrascan = root.join("tools/terrascan");

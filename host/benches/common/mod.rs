@@ -4,12 +4,44 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Longest the daemon may take to become ready before a benchmark gives up.
 pub const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// The fast fake tool built next to the toolgate binary `toolgate`; panics saying how to build
+/// it when it is missing.
+pub fn fake_tool(toolgate: &Path) -> PathBuf {
+    let fake = toolgate.with_file_name("toolgate-fake-tool");
+    assert!(
+        fake.is_file(),
+        "{} missing: cargo build --release -p toolgate-tests --bin toolgate-fake-tool",
+        fake.display()
+    );
+    fake
+}
+
+/// The plugins `just build-plugins` built (`<repo>/target/plugins`); panics when they are missing.
+pub fn built_plugins(repo: &Path) -> PathBuf {
+    let plugins = repo.join("target/plugins");
+    assert!(
+        plugins.join("terrascan.wasm").is_file(),
+        "run `just build-plugins` first"
+    );
+    plugins
+}
+
+/// A fresh scratch directory `<tmp>/<name>-<pid>` holding `dirs`.
+pub fn scratch_root(name: &str, dirs: &[&str]) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for dir in dirs {
+        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    root
+}
 
 pub fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
