@@ -172,6 +172,17 @@ fn internal(error: &dyn std::fmt::Display) -> Failure {
     IacApiError::internal("the daemon failed to handle this request; see its log").into()
 }
 
+/// The tool a scan runs when its request names none: `scans.default_tool`, else the first
+/// installed tool that scans templates (empty when there is none, which the tool check refuses).
+pub(crate) fn default_scan_tool(state: &AppState) -> String {
+    state
+        .iac
+        .default_tool
+        .clone()
+        .or_else(|| state.jobs.default_scan_tool())
+        .unwrap_or_default()
+}
+
 /// The base of absolute URLs this daemon hands out (`scans.public_base_url`).
 fn public_base(state: &AppState) -> &str {
     state.iac.public_base_url.trim_end_matches('/')
@@ -469,12 +480,7 @@ async fn initiate_checked(
 ) -> Result<String, Failure> {
     let id = scan_id(raw_id)?;
     let requested = initiate::parse_initiate(&body, &id).map_err(|e| Failure((&e).into()))?;
-    let default_tool = state
-        .iac
-        .default_tool
-        .clone()
-        .or_else(|| state.jobs.default_scan_tool())
-        .unwrap_or_default();
+    let default_tool = default_scan_tool(state);
     let request = requested.into_scan_request(&default_tool);
     let scan = state
         .scans

@@ -35,6 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use docs::ApiDoc;
 pub use error::{ApiError, ErrorBody, FieldErrorBody, RETRY_AFTER_SECS};
 pub use iac::IacSettings;
+pub(crate) use iac::default_scan_tool;
 pub use job_view::JobView;
 pub(crate) use tools::CancelOnDrop;
 pub use tools::ToolInfo;

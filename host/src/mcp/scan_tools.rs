@@ -97,12 +97,7 @@ pub async fn start_scan(
         Ok(kind) => kind,
         Err(invalid) => return Ok(render::caller_error(invalid.to_string())),
     };
-    let default_tool = state
-        .iac
-        .default_tool
-        .clone()
-        .or_else(|| state.jobs.default_scan_tool())
-        .unwrap_or_default();
+    let default_tool = crate::api::default_scan_tool(state);
     let request = ScanRequest {
         template_type,
         template_version: args.template_version,
