@@ -12,6 +12,7 @@
 //! the descriptors tool calls need.
 
 mod connections;
+mod tenant_sandboxes;
 mod waits;
 
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub enum DaemonError {
     UploadKey(#[from] toolgate_uploads::SignerError),
     #[error("cannot set up the sandbox: {0}")]
     Sandbox(#[from] SandboxError),
+    #[error("cannot set up a tenant's sandbox: {0}")]
+    TenantSandbox(#[from] tenant_sandboxes::TenantSandboxError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -117,6 +120,8 @@ struct Parts {
     plugins: PluginRuntime,
     report: LoadReport,
     jail: Arc<Sandbox>,
+    /// Each tenant's sandbox, scoped to its directories and identity.
+    tenant_jails: std::collections::HashMap<String, Arc<Sandbox>>,
     catalog: ToolCatalog,
 }
 
@@ -157,6 +162,7 @@ fn prepare(config: &Config) -> Result<Parts, DaemonError> {
             tracing::warn!(error = %e, "cannot remove private job directories an earlier daemon left behind")
         }
     }
+    let tenant_jails = tenant_sandboxes::build(config, &config.tenants()?, &jail)?;
     let catalog = ToolCatalog::build(plugins.tools(), config, |name| std::env::var(name).ok());
     Ok(Parts {
         started,
@@ -164,6 +170,7 @@ fn prepare(config: &Config) -> Result<Parts, DaemonError> {
         plugins,
         report,
         jail: Arc::new(jail),
+        tenant_jails,
         catalog,
     })
 }
@@ -175,6 +182,7 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
         plugins,
         report,
         jail,
+        mut tenant_jails,
         catalog,
     } = parts;
     for entry in catalog.iter() {
@@ -223,21 +231,7 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
             max_concurrent_jobs: config.limits.max_concurrent_jobs,
             max_queued_jobs: config.limits.max_queued_jobs,
         },
-        config
-            .tenants()?
-            .iter()
-            .map(|tenant| (tenant.id.to_string(), tenant.allowed_tools.clone()))
-            .collect(),
-    )
-    .with_tenant_concurrency(
-        config
-            .tenants()?
-            .iter()
-            .filter_map(|tenant| {
-                let max = tenant.quotas.max_concurrent_jobs?;
-                Some((tenant.id.to_string(), usize::try_from(max.get()).ok()?))
-            })
-            .collect(),
+        tenant_rules(&config.tenants()?, &mut tenant_jails),
     );
     let audit = crate::audit::AuditTrail::new(Arc::clone(&store));
     let scans = ScanService::new(
@@ -264,14 +258,6 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
         public_base_url: config.public_base_url(),
         uploads: config.uploads.clone(),
         signer: toolgate_uploads::UploadSigner::load_or_create(&config.upload_key_path())?,
-        // Canonical, so a copy's real path can be compared with them; a directory that cannot
-        // be resolved is left out (config check names it).
-        allowed_dirs: config
-            .sandbox
-            .allowed_dirs
-            .iter()
-            .filter_map(|dir| dir.canonicalize().ok())
-            .collect(),
     };
     let auth = build_auth(config)?;
     Ok(AppState {
@@ -297,18 +283,6 @@ fn build_auth(config: &Config) -> Result<AuthState, DaemonError> {
     if tenants.is_empty() {
         return Ok(AuthState::implicit()?);
     }
-    for tenant in tenants.iter() {
-        let unenforced = unenforced_tenant_keys(tenant);
-        if !unenforced.is_empty() {
-            tracing::warn!(
-                tenant = %tenant.id,
-                keys = ?unenforced,
-                "these tenant keys are validated but not yet enforced: the tenant reads \
-                 sandbox.allowed_dirs, writes under sandbox.output_root and runs tools as the \
-                 daemon's tool identity, with the global tool limits (docs/tenants.md, Status)"
-            );
-        }
-    }
     let signer = toolgate_auth::TokenSigner::load_or_create(&config.login_key_path())?;
     tracing::info!(
         tenants = tenants.len(),
@@ -317,22 +291,31 @@ fn build_auth(config: &Config) -> Result<AuthState, DaemonError> {
     Ok(AuthState::for_tenants(tenants, signer)?)
 }
 
-/// The keys of `tenant` that the configuration accepts but the daemon does not enforce yet.
-fn unenforced_tenant_keys(tenant: &toolgate_auth::Tenant) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    if !tenant.allowed_dirs.is_empty() {
-        keys.push("allowed_dirs");
-    }
-    if !tenant.output_root.as_os_str().is_empty() {
-        keys.push("output_root");
-    }
-    if tenant.run_as.is_some() {
-        keys.push("run_as");
-    }
-    if !tenant.tool_limits.is_empty() {
-        keys.push("tools");
-    }
-    keys
+/// Each tenant's rules for its jobs: its tools, its running limit, its scoped sandbox (taken
+/// from `jails`) and its per-tool limits.
+fn tenant_rules(
+    tenants: &toolgate_auth::Tenants,
+    jails: &mut std::collections::HashMap<String, Arc<Sandbox>>,
+) -> std::collections::HashMap<String, crate::jobs::TenantRules> {
+    tenants
+        .iter()
+        .filter_map(|tenant| {
+            let id = tenant.id.to_string();
+            let sandbox = jails.remove(&id)?;
+            let slots = tenant
+                .quotas
+                .max_concurrent_jobs
+                .and_then(|max| usize::try_from(max.get()).ok())
+                .map(|max| Arc::new(tokio::sync::Semaphore::new(max)));
+            let rules = crate::jobs::TenantRules {
+                tools: tenant.allowed_tools.clone(),
+                slots,
+                sandbox,
+                tool_limits: tenant.tool_limits.clone(),
+            };
+            Some((id, rules))
+        })
+        .collect()
 }
 
 /// Serves the API until SIGTERM/SIGINT, then shuts down gracefully.

@@ -43,7 +43,9 @@ pub use listen::{ListenError, check_listen};
 pub use login::{CustomerName, LOGIN_SUCCESSFUL, LoginRequest, LoginResponse};
 pub use secret::{EntropyUnavailable, SECRET_RANDOM_BYTES, Secret, SecretHash};
 pub use tenant_rate::TenantRateLimiter;
-pub use tenants::{GlobalLimits, Role, Tenant, TenantProblem, Tenants, TenantsError};
+pub use tenants::{
+    GlobalLimits, Role, RunAs, Tenant, TenantProblem, Tenants, TenantsError, ToolLimits,
+};
 pub use token::{
     TOKEN_ISSUER, TOKEN_LIFETIME, TokenClaims, TokenError, TokenSigner, TokenSignerError,
 };

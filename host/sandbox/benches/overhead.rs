@@ -180,6 +180,7 @@ async fn time_job(sandbox: &Sandbox, binary: &Path, i: usize) -> (Duration, Dura
         needs_network: false,
         home: None,
         read_paths: Vec::new(),
+        limits: toolgate_sandbox::RunLimits::default(),
     };
     let started = Instant::now();
     let mut job = sandbox.prepare_planned(&job_id(i), &[]).unwrap();

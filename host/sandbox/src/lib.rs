@@ -50,6 +50,7 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::unix::pipe;
@@ -137,6 +138,42 @@ pub struct RunSpec {
     /// operator's additions), canonical. Under Landlock the tool may read and execute these,
     /// never write them.
     pub read_paths: Vec<PathBuf>,
+    /// Limits of this run that tighten the policy's (a tenant's per-tool limits).
+    pub limits: RunLimits,
+}
+
+/// Limits of one run that can only tighten the policy's: where both are set the lower one
+/// applies, so a run never gets more than the operator's daemon-wide maximum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunLimits {
+    /// cgroup `memory.max` of the run, in bytes. Needs the cgroup memory controller: a run
+    /// asking for it where the sandbox has none is refused, never run without it.
+    pub memory_max_bytes: Option<u64>,
+    /// Cap on captured stdout, and separately on captured stderr, in bytes.
+    pub max_output_bytes: Option<usize>,
+}
+
+/// The lower of two optional limits (`None` means "no limit from this side").
+fn tightest<T: Ord>(policy: Option<T>, run: Option<T>) -> Option<T> {
+    match (policy, run) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What one tenant's jobs get in place of the daemon-wide directories and identity: the
+/// sandbox's policy with these fields replaced (`Sandbox::scoped`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The directories its jobs may read; the first is the workspace. At least one: a scope
+    /// that may read nothing is given an empty directory of its own.
+    pub allowed_dirs: Vec<PathBuf>,
+    /// Where its jobs' output directories are created.
+    pub output_root: PathBuf,
+    /// Where its jobs' private `home` and `tmp` live; not shared with another scope.
+    pub jobs_root: PathBuf,
+    /// Its tools' identity; `None` keeps the sandbox's own (`run_as` of the policy).
+    pub run_as: Option<RunAs>,
 }
 
 /// What a run produced.
@@ -171,8 +208,9 @@ pub struct Sandbox {
     landlock_system: Option<landlock_rules::SharedRules>,
     /// Rulesets of jobs without an output directory, reused job after job.
     landlock_cache: landlock_rules::RulesetCache,
-    empty_network: Option<OwnedFd>,
-    spawner: spawner::Spawner,
+    /// Shared by every scope of this sandbox (`scoped`): one namespace, one set of spawners.
+    empty_network: Option<Arc<OwnedFd>>,
+    spawner: Arc<spawner::Spawner>,
     daemon_pid: libc::pid_t,
 }
 
@@ -293,10 +331,68 @@ impl Sandbox {
             landlock_shared,
             landlock_system,
             landlock_cache: landlock_rules::RulesetCache::default(),
-            empty_network,
-            spawner: spawner::Spawner::start(last_capability)?,
+            empty_network: empty_network.map(Arc::new),
+            spawner: Arc::new(spawner::Spawner::start(last_capability)?),
             // SAFETY: getpid cannot fail.
             daemon_pid: unsafe { libc::getpid() },
+        })
+    }
+
+    /// The same sandbox for one tenant: `scope`'s directories and identity in place of the
+    /// policy's; everything else (hardening, limits, the spawner threads, the empty network
+    /// namespace) shared. Its jobs read only `scope.allowed_dirs`, get output directories only
+    /// below `scope.output_root`, run as `scope.run_as` (else the policy's identity), and
+    /// lease private directories from a pool of their own.
+    pub fn scoped(&self, scope: Scope) -> Result<Self, SandboxError> {
+        let mut policy = self.policy.clone();
+        policy.allowed_dirs = scope.allowed_dirs;
+        policy.run_as = scope.run_as.or(self.policy.run_as);
+        if policy.run_as.is_some() && !self.capabilities.running_as_root {
+            return Err(run_as_needs_root(&policy));
+        }
+        let allowed = open_allowed_dirs(&policy)?;
+        let output_root = create_root(&scope.output_root)?;
+        let jobs_root = create_root(&scope.jobs_root)?;
+        // Two pools in one root would lease each other's slots.
+        if jobs_root.path == self.policy.jobs_root {
+            return Err(policy_error(
+                "jobs_root",
+                &jobs_root.path.display().to_string(),
+                "a scope needs a jobs root of its own, not the sandbox's",
+            ));
+        }
+        policy.allowed_dirs = allowed.iter().map(|d| d.path.clone()).collect();
+        policy.output_root = output_root.path.clone();
+        policy.jobs_root = jobs_root.path.clone();
+        let (landlock_shared, landlock_system) = match self.landlock_shared {
+            Some(_) => (
+                Some(landlock_rules::SharedRules::open(
+                    &policy.system_read_paths,
+                    &allowed,
+                )?),
+                Some(landlock_rules::SharedRules::open(
+                    &policy.system_read_paths,
+                    &[],
+                )?),
+            ),
+            None => (None, None),
+        };
+        Ok(Self {
+            capabilities: self.capabilities.clone(),
+            private_dirs: PrivateDirPool::new(
+                jobs_root,
+                policy.run_as.filter(|_| self.capabilities.running_as_root),
+                landlock_shared.is_some(),
+            ),
+            policy,
+            allowed,
+            output_root,
+            landlock_shared,
+            landlock_system,
+            landlock_cache: landlock_rules::RulesetCache::default(),
+            empty_network: self.empty_network.clone(),
+            spawner: Arc::clone(&self.spawner),
+            daemon_pid: self.daemon_pid,
         })
     }
 
@@ -492,6 +588,7 @@ impl Sandbox {
         )?;
         // 3. rlimits.
         let run_as = self.dedicated_identity();
+        let memory_max_bytes = tightest(policy.memory_max_bytes, spec.limits.memory_max_bytes);
         let limits = JobLimits::compute(&policy.rlimits, spec.timeout, run_as.is_some());
         // 4. Landlock ruleset (the child only restricts itself with it).
         let landlock_fd = match (
@@ -553,15 +650,21 @@ impl Sandbox {
         // A ruleset is built exactly when the probe found Landlock enforced.
         let landlock = self.capabilities.landlock;
         let network_isolated = self.capabilities.network_namespace && !spec.needs_network;
-        // 5. Job cgroup: created last before the clone, so no earlier failure can leak it.
+        // 5. Job cgroup: created last before the clone, so no earlier failure can leak it. A
+        //    memory limit this run asks for is applied or the run is refused.
         let cgroup = match &self.capabilities.cgroup {
-            Some(support) => Some(cgroup::JobCgroup::create(
-                support,
-                &job.job_id,
-                policy.memory_max_bytes,
-                policy.pids_max,
-            )?),
-            None => None,
+            Some(support) if memory_max_bytes.is_none() || support.memory_controller => Some(
+                cgroup::JobCgroup::create(support, &job.job_id, memory_max_bytes, policy.pids_max)?,
+            ),
+            _ if memory_max_bytes.is_some() => {
+                return Err(SandboxError::HardeningUnavailable {
+                    what: "memory_max_bytes",
+                    detail: "this run sets a memory limit, which needs a cgroup_root offering \
+                             the memory controller"
+                        .into(),
+                });
+            }
+            _ => None,
         };
         let cgroup_limits = cgroup
             .as_ref()
@@ -621,7 +724,8 @@ impl Sandbox {
         }
 
         // 8. Supervise (timeout, cancellation, kill, sweep, reap) while draining the output.
-        let cap = policy.max_output_bytes;
+        let cap = tightest(Some(policy.max_output_bytes), spec.limits.max_output_bytes)
+            .unwrap_or(policy.max_output_bytes);
         let mut stdout = Captured::default();
         let mut stderr = Captured::default();
         let outcome = {

@@ -19,6 +19,7 @@ fn cat() -> RunSpec {
         needs_network: false,
         home: None,
         read_paths: Vec::new(),
+        limits: toolgate_sandbox::RunLimits::default(),
     }
 }
 

@@ -45,6 +45,7 @@ fn spec(tool: &str) -> RunSpec {
         needs_network: false,
         home: None,
         read_paths: Vec::new(),
+        limits: toolgate_sandbox::RunLimits::default(),
     }
 }
 

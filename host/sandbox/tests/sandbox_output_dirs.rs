@@ -264,6 +264,7 @@ async fn run_refuses_a_job_that_was_not_given_its_directories() {
         needs_network: false,
         home: None,
         read_paths: Vec::new(),
+        limits: toolgate_sandbox::RunLimits::default(),
     };
     let err = f
         .sandbox

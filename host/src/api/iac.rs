@@ -40,9 +40,6 @@ pub struct IacSettings {
     pub uploads: toolgate_uploads::UploadLimits,
     /// Signs and checks upload URLs (key in `<data_dir>/secrets/upload-url.key`).
     pub signer: toolgate_uploads::UploadSigner,
-    /// `sandbox.allowed_dirs`, canonical: the directories an MCP `start_scan` may copy from
-    /// (the first is the workspace relative paths are taken from).
-    pub allowed_dirs: Vec<PathBuf>,
 }
 use crate::scans::ScanError;
 

@@ -399,6 +399,17 @@ impl Config {
     pub fn jobs_dir(&self) -> PathBuf {
         self.data_dir.join("jobs")
     }
+
+    /// Root of one tenant's private per-job directories (its own pool, owned by its identity).
+    pub fn tenant_jobs_dir(&self, tenant: &str) -> PathBuf {
+        self.data_dir.join("tenants").join(tenant).join("jobs")
+    }
+
+    /// The empty directory that is the workspace of a tenant with no `allowed_dirs`: its tools
+    /// read nothing of the host's but their own uploads.
+    pub fn tenant_empty_workspace(&self, tenant: &str) -> PathBuf {
+        self.data_dir.join("tenants").join(tenant).join("workspace")
+    }
 }
 
 /// The configuration when it has no problem.

@@ -415,6 +415,16 @@ fn tenants_allow_a_non_loopback_listen_and_are_validated_with_their_keys() {
         let keys = problem_keys(load_in(&format!("{TENANT}{extra}"), base.path()));
         assert!(keys.iter().any(|k| k.starts_with(key)), "{extra}: {keys:?}");
     }
+    let missing_dir = TENANT.replace(
+        "output_root",
+        "allowed_dirs = [\"examples\", \"no-such-dir\"]\noutput_root",
+    );
+    let keys = problem_keys(load_in(&missing_dir, base.path()));
+    assert_eq!(
+        keys,
+        ["tenants[0].allowed_dirs[1]"],
+        "a read directory must exist"
+    );
     let unknown = problem_keys(load_in(&format!("{TENANT}colour = 1"), base.path()));
     assert!(
         unknown.iter().any(|k| k.starts_with("tenants")),

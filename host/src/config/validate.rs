@@ -113,6 +113,21 @@ fn tenant_problems(config: &Config) -> Vec<ConfigProblem> {
             ConfigProblem::new(problem.key, message)
         }));
     }
+    // Each read directory must exist: the tenant's jobs are confined to them (as
+    // `sandbox.allowed_dirs`' are checked in `SandboxSettings::problems`).
+    for (index, tenant) in config.tenants.iter().enumerate() {
+        for (d, dir) in tenant.allowed_dirs.iter().enumerate() {
+            if !dir.is_dir() {
+                problems.push(ConfigProblem::new(
+                    format!("tenants[{index}].allowed_dirs[{d}]"),
+                    format!(
+                        "{} is not an existing directory",
+                        quoted(&dir.display().to_string())
+                    ),
+                ));
+            }
+        }
+    }
     problems
 }
 

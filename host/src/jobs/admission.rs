@@ -1,4 +1,5 @@
-//! Admission control: at most `max_concurrent` jobs run and at most `max_queued` wait.
+//! Admission control: at most `max_concurrent` jobs run and at most `max_queued` wait; running
+//! slots are shared fairly between tenants (`FairSlots`).
 //!
 //! Invariants: a ticket is taken before any side effect of a job and released on drop, so every
 //! exit path (error, cancel, panic) gives its place back; a request beyond
@@ -7,12 +8,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use super::fair_slots::{FairSlots, Slot};
 
 /// Running and queued slots.
 #[derive(Debug)]
 pub struct Admission {
-    running_slots: Arc<Semaphore>,
+    running_slots: FairSlots,
     admitted: Arc<AtomicUsize>,
     capacity: usize,
 }
@@ -21,13 +22,13 @@ pub struct Admission {
 #[derive(Debug)]
 pub struct Ticket {
     admitted: Arc<AtomicUsize>,
-    running_slots: Arc<Semaphore>,
+    running_slots: FairSlots,
 }
 
 impl Admission {
     pub fn new(max_concurrent: usize, max_queued: usize) -> Self {
         Self {
-            running_slots: Arc::new(Semaphore::new(max_concurrent)),
+            running_slots: FairSlots::new(max_concurrent),
             admitted: Arc::new(AtomicUsize::new(0)),
             capacity: max_concurrent.saturating_add(max_queued),
         }
@@ -42,21 +43,21 @@ impl Admission {
             .ok()
             .map(|_| Ticket {
                 admitted: Arc::clone(&self.admitted),
-                running_slots: Arc::clone(&self.running_slots),
+                running_slots: self.running_slots.clone(),
             })
     }
 }
 
 impl Ticket {
-    /// A running slot if one is free right now (free slots imply nobody is waiting: the
-    /// semaphore hands released permits to waiters first).
-    pub fn try_run_slot(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.running_slots).try_acquire_owned().ok()
+    /// A running slot for `tenant` if one is free right now (free slots imply nobody is
+    /// waiting: released slots go to waiters first).
+    pub fn try_run_slot(&self, tenant: &str) -> Option<Slot> {
+        self.running_slots.try_acquire(tenant)
     }
 
-    /// Waits for a running slot.
-    pub async fn run_slot(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.running_slots).acquire_owned().await.ok()
+    /// Waits for a running slot for `tenant`, served fairly between tenants.
+    pub async fn run_slot(&self, tenant: &str) -> Slot {
+        self.running_slots.acquire(tenant).await
     }
 }
 
@@ -90,10 +91,10 @@ mod tests {
         let first = admission.try_admit().expect("first");
         let second = admission.try_admit().expect("second (queued)");
         assert!(admission.try_admit().is_none(), "third refused");
-        let permit = first.try_run_slot().expect("the free slot");
-        assert!(second.try_run_slot().is_none());
-        drop(permit);
+        let slot = first.try_run_slot("a").expect("the free slot");
+        assert!(second.try_run_slot("a").is_none());
+        drop(slot);
         drop(first);
-        assert!(second.run_slot().await.is_some());
+        drop(second.run_slot("a").await);
     }
 }

@@ -13,6 +13,7 @@
 mod admission;
 mod catalog;
 mod error;
+mod fair_slots;
 mod id;
 mod output_files;
 mod plan;
@@ -23,8 +24,9 @@ mod registry;
 pub mod reload;
 mod report;
 mod scan_tool;
+mod tenant_rules;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -44,6 +46,7 @@ pub use plugin_set::{PluginSet, PluginSets};
 pub use probe::{PROBE_TIMEOUT, Probe, cannot_start, probe_tools};
 pub use registry::{ActiveJobInfo, JobRegistry};
 pub use report::{FindingSummary, JobStatusSchema, KILLED_RETURN_CODE, ToolRunResponse};
+pub use tenant_rules::TenantRules;
 
 use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob, ScanId, ScanRequest};
 use toolgate_store::JobStore;
@@ -102,12 +105,9 @@ struct Inner {
     admission: Admission,
     limits: JobLimits,
     tracker: TaskTracker,
-    /// The tools each configured tenant may run (`tenants[].allowed_tools`); a tenant absent
-    /// from it (the implicit loopback tenant) may run every tool.
-    tenant_tools: HashMap<String, BTreeSet<String>>,
-    /// Running slots of each tenant with a `quotas.max_concurrent_jobs` (issue #16): its jobs
-    /// beyond that wait queued (holding a place of the global queue, not a global running slot).
-    tenant_slots: HashMap<String, Arc<tokio::sync::Semaphore>>,
+    /// Each configured tenant's tools, running limit, sandbox and per-tool limits; an owner
+    /// absent from it (the implicit loopback tenant) may run every tool in `jail`.
+    tenants: HashMap<String, TenantRules>,
     /// Set by `drain`. `start` holds it for reading from its check until the job's task is in
     /// the tracker, so `drain` cannot find the tracker empty in between and leave that job
     /// unawaited (and its tool unkilled) at shutdown.
@@ -115,10 +115,7 @@ struct Inner {
 }
 
 /// A running job's slots: the global one, and its tenant's when the tenant has a limit.
-type RunSlots = (
-    tokio::sync::OwnedSemaphorePermit,
-    Option<tokio::sync::OwnedSemaphorePermit>,
-);
+type RunSlots = (fair_slots::Slot, Option<tokio::sync::OwnedSemaphorePermit>);
 
 /// What a job runs on.
 #[derive(Debug, Clone)]
@@ -158,8 +155,9 @@ impl StartedJob {
     }
 }
 
-/// The tool of a job and the runtime that planned it (and so parses its output).
+/// The owner and tool of a job and the runtime that planned it (and so parses its output).
 struct ParsingPlugin<'a> {
+    owner: &'a str,
     tool: &'a str,
     plugins: &'a Arc<PluginRuntime>,
 }
@@ -167,6 +165,10 @@ struct ParsingPlugin<'a> {
 /// Everything the job task needs, moved into it.
 struct JobRun {
     id: String,
+    /// The tenant that owns the job (for the logs).
+    owner: String,
+    /// The owner's sandbox: its directories, identity and private directories.
+    jail: Arc<Sandbox>,
     /// The runtime that planned the job parses its output, even after a reload.
     plugins: Arc<PluginRuntime>,
     tool: String,
@@ -184,7 +186,7 @@ impl JobService {
         metrics: Arc<Metrics>,
         catalog: Arc<ToolCatalog>,
         limits: JobLimits,
-        tenant_tools: HashMap<String, BTreeSet<String>>,
+        tenants: HashMap<String, TenantRules>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -198,26 +200,10 @@ impl JobService {
                 admission: Admission::new(limits.max_concurrent_jobs, limits.max_queued_jobs),
                 limits,
                 tracker: TaskTracker::new(),
-                tenant_tools,
-                tenant_slots: HashMap::new(),
+                tenants,
                 closing: RwLock::new(false),
             }),
         }
-    }
-
-    /// The same service with per-tenant running limits (`tenants[].quotas.max_concurrent_jobs`:
-    /// tenant id -> jobs running at once). Only before the service is shared.
-    pub fn with_tenant_concurrency(mut self, limits: HashMap<String, usize>) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => {
-                inner.tenant_slots = limits
-                    .into_iter()
-                    .map(|(tenant, max)| (tenant, Arc::new(tokio::sync::Semaphore::new(max))))
-                    .collect();
-            }
-            None => tracing::error!("tenant limits set on a shared job service; ignored"),
-        }
-        self
     }
 
     /// Refuses a scan request its tool cannot run (unknown, not a template scanner, not this
@@ -286,6 +272,17 @@ impl JobService {
         Ok(self.inner.store.list_jobs(filter).await?)
     }
 
+    /// The directories `owner`'s jobs may read, canonical, the workspace first: its tenant's
+    /// `allowed_dirs` (or its empty workspace), else `sandbox.allowed_dirs`.
+    pub fn read_dirs(&self, owner: &str) -> Vec<PathBuf> {
+        let jail = self
+            .inner
+            .tenants
+            .get(owner)
+            .map_or(&self.inner.jail, |rules| &rules.sandbox);
+        jail.policy().allowed_dirs.clone()
+    }
+
     /// `owner`'s live (queued or running) jobs.
     pub fn live_jobs(&self, owner: &str) -> Vec<ActiveJobInfo> {
         let mut jobs = self.inner.registry.list();
@@ -313,10 +310,9 @@ impl JobService {
         if *closing {
             return Err(refused(Rejection::ShuttingDown, JobError::ShuttingDown));
         }
-        let allowed = inner
-            .tenant_tools
-            .get(owner)
-            .is_none_or(|tools| tools.contains(tool));
+        let rules = inner.tenants.get(owner);
+        let allowed = rules.is_none_or(|rules| rules.tools.contains(tool));
+        let jail = rules.map_or(&inner.jail, |rules| &rules.sandbox);
         let set = inner.plugins.current();
         let (Some(entry), Some(plugins)) = (
             set.catalog().get(tool).filter(|_| allowed),
@@ -334,7 +330,7 @@ impl JobService {
             JobInput::Params(params) => (
                 plan_job(
                     plugins,
-                    &inner.jail,
+                    jail,
                     &inner.metrics,
                     entry,
                     &id,
@@ -345,7 +341,7 @@ impl JobService {
             JobInput::Scan(scan) => (
                 plan_scan_job(
                     plugins,
-                    &inner.jail,
+                    jail,
                     &inner.metrics,
                     entry,
                     &id,
@@ -387,19 +383,23 @@ impl JobService {
             ));
         };
         // Only an admitted job gets directories: a refused call leaves none behind.
-        if let Err(error) = planned.provide_dirs(&inner.jail) {
+        if let Err(error) = planned.provide_dirs(jail) {
             planned.prepared.discard();
             return Err(refused(Rejection::PlanRejected, error));
         }
         let created_at = crate::time::now_rfc3339();
         // A job that can start at once is recorded as running straight away (one write).
-        let tenant_slots = inner.tenant_slots.get(owner).cloned();
+        let tenant_slots = rules.and_then(|rules| rules.slots.clone());
         let free_slot = match &tenant_slots {
-            None => ticket.try_run_slot().map(|slot| (slot, None)),
+            None => ticket.try_run_slot(owner).map(|slot| (slot, None)),
             Some(tenant) => Arc::clone(tenant)
                 .try_acquire_owned()
                 .ok()
-                .and_then(|own| ticket.try_run_slot().map(|slot| (slot, Some(own)))),
+                .and_then(|own| ticket.try_run_slot(owner).map(|slot| (slot, Some(own)))),
+        };
+        let (timeout, run_limits) = match rules {
+            Some(rules) => rules.limits_for(tool, entry.timeout),
+            None => (entry.timeout, toolgate_sandbox::RunLimits::default()),
         };
         let started_at = free_slot.as_ref().map(|_| created_at.clone());
         let record = NewJob {
@@ -429,16 +429,19 @@ impl JobService {
         inner.metrics.job_queued();
         let run = JobRun {
             id: id.clone(),
+            owner: owner.to_string(),
+            jail: Arc::clone(jail),
             plugins: Arc::clone(plugins),
             tool: tool.to_string(),
             spec: RunSpec {
                 binary,
                 env: entry.env.clone(),
-                timeout: entry.timeout,
+                timeout,
                 // Granted by the operator, or the tool would be unavailable (catalog).
                 needs_network: entry.description.needs_network,
                 home: entry.home.clone(),
                 read_paths: entry.reads.paths(),
+                limits: run_limits,
             },
             redactor: Arc::clone(&entry.redactor),
             planned,
@@ -493,7 +496,7 @@ impl JobService {
                         Some(tenant) => Some(tenant.acquire_owned().await.ok()?),
                         None => None,
                     };
-                    ticket.run_slot().await.map(|slot| (slot, own))
+                    Some((ticket.run_slot(&job.owner).await, own))
                 } => slot,
             },
         };
@@ -509,12 +512,19 @@ impl JobService {
                 .await
         {
             return Err(self
-                .record_failure(&job.id, &job.tool, &job.planned.argv, None, error.into())
+                .record_failure(
+                    &job.id,
+                    &job.owner,
+                    &job.tool,
+                    &job.planned.argv,
+                    None,
+                    error.into(),
+                )
                 .await);
         }
         inner.metrics.job_started();
         let registry = &inner.registry;
-        let ran = inner
+        let ran = job
             .jail
             .run_reporting_pid(job.planned.prepared, job.spec, cancel, |pid| {
                 registry.set_pid(&job.id, Some(pid));
@@ -536,7 +546,14 @@ impl JobService {
                     None => error.into(),
                 };
                 return Err(self
-                    .record_failure(&job.id, &job.tool, &job.planned.argv, None, error)
+                    .record_failure(
+                        &job.id,
+                        &job.owner,
+                        &job.tool,
+                        &job.planned.argv,
+                        None,
+                        error,
+                    )
                     .await);
             }
         };
@@ -545,6 +562,7 @@ impl JobService {
             .interpret(
                 &job.id,
                 ParsingPlugin {
+                    owner: &job.owner,
                     tool: &job.tool,
                     plugins: &job.plugins,
                 },
@@ -557,7 +575,14 @@ impl JobService {
         match interpreted {
             Ok(response) => Ok(response),
             Err(error) => Err(self
-                .record_failure(&job.id, &job.tool, &job.planned.argv, Some(ran_for), error)
+                .record_failure(
+                    &job.id,
+                    &job.owner,
+                    &job.tool,
+                    &job.planned.argv,
+                    Some(ran_for),
+                    error,
+                )
                 .await),
         }
     }
@@ -574,7 +599,11 @@ impl JobService {
         redactor: &Redactor,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
-        let ParsingPlugin { tool, plugins } = parser;
+        let ParsingPlugin {
+            owner,
+            tool,
+            plugins,
+        } = parser;
         // A job that was given no output directory has none (`prepare_planned`): nothing to read.
         let mut files = if output_directory.is_some() {
             let output_dir = result.output_dir.clone();
@@ -666,7 +695,7 @@ impl JobService {
             .record_job(tool, status.as_str(), Some(duration));
         tracing::info!(
             target: "toolgate::job",
-            tenant = "default",
+            tenant = owner,
             job_id = id,
             tool,
             argv = ?argv,
@@ -777,7 +806,7 @@ impl JobService {
             .record_job(&job.tool, JobStatus::Cancelled.as_str(), None);
         tracing::info!(
             target: "toolgate::job",
-            tenant = "default",
+            tenant = job.owner,
             job_id = job.id,
             tool = job.tool,
             argv = ?job.planned.argv,
@@ -794,6 +823,7 @@ impl JobService {
     async fn record_failure(
         &self,
         id: &str,
+        owner: &str,
         tool: &str,
         argv: &[String],
         ran: Option<Duration>,
@@ -821,7 +851,7 @@ impl JobService {
             .record_job(tool, JobStatus::Failed.as_str(), ran);
         tracing::error!(
             target: "toolgate::job",
-            tenant = "default",
+            tenant = owner,
             job_id = id,
             tool,
             argv = ?argv,

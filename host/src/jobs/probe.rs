@@ -70,6 +70,7 @@ pub async fn probe_tools(catalog: &mut ToolCatalog, jail: &Arc<Sandbox>) {
             needs_network: entry.description.needs_network,
             home: entry.home.clone(),
             read_paths: entry.reads.paths(),
+            limits: toolgate_sandbox::RunLimits::default(),
         };
         let jail = Arc::clone(jail);
         probes.spawn(async move {

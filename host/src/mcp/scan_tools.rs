@@ -4,7 +4,8 @@
 //!
 //! Invariants: the directory is resolved against the workspace (the first allowed directory)
 //! when relative, and copied by `ScanService::create_from_directory`, which refuses a real path
-//! outside `sandbox.allowed_dirs` and every link; the tool and template type are checked as
+//! outside the caller's read directories (its tenant's `allowed_dirs`, else
+//! `sandbox.allowed_dirs`) and every link; the tool and template type are checked as
 //! `/iac/v2` initiate checks them, each refusal a tool error naming the argument, the value and
 //! what is allowed.
 
@@ -110,7 +111,9 @@ pub async fn start_scan(
     if let Err(invalid) = state.jobs.check_scan_tool(&request) {
         return Ok(render::caller_error(invalid.to_string()));
     }
-    let Some(workspace) = state.iac.allowed_dirs.first() else {
+    // The caller's own read directories: a tenant's `allowed_dirs`, else `sandbox.allowed_dirs`.
+    let allowed_dirs = state.jobs.read_dirs(owner);
+    let Some(workspace) = allowed_dirs.first() else {
         return Ok(render::caller_error(
             "no allowed directories are configured",
         ));
@@ -143,7 +146,7 @@ pub async fn start_scan(
         .create_from_directory(
             new,
             source,
-            state.iac.allowed_dirs.clone(),
+            allowed_dirs.clone(),
             state.iac.uploads.extract.clone(),
         )
         .await;

@@ -257,7 +257,7 @@ async fn tools_list_shows_each_available_plugin_with_the_api_schema_plus_the_job
 #[tokio::test]
 async fn start_scan_scans_a_directory_of_the_workspace_and_get_scan_reads_its_findings() {
     let fx = fixture(true, "");
-    let workspace = fx.state.iac.allowed_dirs[0].clone();
+    let workspace = fx.state.jobs.read_dirs(crate::api::auth::IMPLICIT_TENANT)[0].clone();
     std::fs::write(
         workspace.join("terraform/main.tf"),
         "resource \"aws_instance\" \"web\" {}\n",

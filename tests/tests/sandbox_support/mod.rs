@@ -59,6 +59,7 @@ pub fn spec(binary: &Path, timeout: Duration) -> RunSpec {
         needs_network: false,
         home: None,
         read_paths: Vec::new(),
+        limits: toolgate_sandbox::RunLimits::default(),
     }
 }
 
