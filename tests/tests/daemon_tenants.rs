@@ -15,11 +15,11 @@ use toolgate_auth::{KeyId, Principal, Role, TenantId, TokenSigner, load_or_creat
 mod tenants_support;
 
 use tenants_support::{
-    JSON_API, Key, call, create_scan, finished_scan, initiate, json, new_key, tenant, upload,
+    Key, call, create_scan, finished_scan, initiate, json, new_key, tenant, upload,
 };
 use toolgate_tests::{
     Daemon, EnvOptions, Response, SlowTool, TestEnv, install_fake_tool, install_slow_tool,
-    read_response, repo_root, request_with, send_only_with, toolgate_binary, wait_for,
+    read_response, request_with, send_only_with, toolgate_binary, wait_for,
 };
 
 fn start(env: &TestEnv, tenants: String) -> Daemon {
