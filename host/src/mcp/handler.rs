@@ -9,7 +9,9 @@
 //! a plugin of the same name; an MCP
 //! cancellation always cancels the job, a dropped request only when
 //! `limits.cancel_on_disconnect` is set; progress is reported only when the request carries a
-//! `progressToken`, and at most once per step (queued, running, done).
+//! `progressToken`, and at most once per step (queued, running, done). Every call that runs,
+//! cancels, starts a scan or reads a result (job, scan, job resource) leaves one audit record,
+//! as its HTTP counterpart does; `list_jobs` and `tools/list` read no result and leave none.
 
 use std::time::Duration;
 
@@ -27,7 +29,10 @@ use std::sync::Arc;
 
 use super::render::{self, JOB_URI_PREFIX, object};
 use super::scan_tools::{self, GET_SCAN, START_SCAN};
+use crate::api::auth::Caller;
 use crate::api::{AppState, CancelOnDrop};
+use crate::audit::AuditEvent;
+use toolgate_auth::audit::Action;
 use toolgate_model::{JobFilter, JobStatus};
 
 use crate::api::JobView;
@@ -78,10 +83,10 @@ impl McpHandler {
         tool: &str,
         params: serde_json::Value,
         context: &RequestContext<RoleServer>,
-    ) -> CallToolResult {
+    ) -> (CallToolResult, Vec<String>) {
         let owner = match owner(context) {
             Ok(owner) => owner,
-            Err(refused) => return refused,
+            Err(refused) => return (refused, Vec::new()),
         };
         let started = match self
             .state
@@ -90,8 +95,9 @@ impl McpHandler {
             .await
         {
             Ok(started) => started,
-            Err(error) => return render::refused(error),
+            Err(error) => return (render::refused(error), Vec::new()),
         };
+        let argv = started.argv.clone();
         let progress = Progress {
             token: context.meta.get_progress_token(),
             context,
@@ -133,7 +139,7 @@ impl McpHandler {
             }
         };
         guard.disarm();
-        match outcome {
+        let result = match outcome {
             Ok(response) => {
                 progress
                     .report(PROGRESS_STEPS, format!("done: job {id}"))
@@ -141,6 +147,15 @@ impl McpHandler {
                 render::finished(tool, &response)
             }
             Err(error) => render::refused(error),
+        };
+        (result, argv)
+    }
+
+    /// Appends one audit record for a call by the caller of `context` (none without a caller:
+    /// such a call was refused before it did anything).
+    async fn audit(&self, context: &RequestContext<RoleServer>, event: AuditEvent) {
+        if let Some(caller) = caller(context) {
+            self.state.audit.record(&caller, event).await;
         }
     }
 
@@ -294,16 +309,37 @@ impl ServerHandler for McpHandler {
                     Ok(owner) => owner,
                     Err(refused) => return Ok(refused.into()),
                 };
-                match request.name.as_ref() {
-                    LIST_JOBS => self.list_jobs(arguments, &owner).await?,
-                    GET_JOB => self.get_job(arguments, &owner).await?,
-                    CANCEL_JOB => self.cancel_job(arguments, &owner).await?,
-                    START_SCAN => scan_tools::start_scan(&self.state, arguments, &owner).await?,
-                    _ => scan_tools::get_scan(&self.state, arguments, &owner).await?,
+                let name = request.name.as_ref();
+                let (result, action) = match name {
+                    LIST_JOBS => (self.list_jobs(arguments, &owner).await?, None),
+                    GET_JOB => (
+                        self.get_job(arguments, &owner).await?,
+                        Some(Action::ReadResults),
+                    ),
+                    CANCEL_JOB => (
+                        self.cancel_job(arguments, &owner).await?,
+                        Some(Action::Cancel),
+                    ),
+                    START_SCAN => (
+                        scan_tools::start_scan(&self.state, arguments, &owner).await?,
+                        Some(Action::Initiate),
+                    ),
+                    _ => (
+                        scan_tools::get_scan(&self.state, arguments, &owner).await?,
+                        Some(Action::ReadResults),
+                    ),
+                };
+                if let Some(action) = action {
+                    let event = audit_event(action, &result).tool(format!("mcp:{name}"));
+                    self.audit(&context, event).await;
                 }
+                result
             }
             tool if self.state.jobs.catalog().get(tool).is_some() => {
-                self.call_plugin(tool, arguments, &context).await
+                let (result, argv) = self.call_plugin(tool, arguments, &context).await;
+                let event = audit_event(Action::Run, &result).tool(tool).argv(argv);
+                self.audit(&context, event).await;
+                result
             }
             unknown => {
                 return Err(McpError::invalid_params(
@@ -351,12 +387,20 @@ impl ServerHandler for McpHandler {
                 None,
             ));
         };
-        let job = self
+        let record = self
             .state
             .jobs
             .job(id, &owner)
             .await
-            .map_err(store_failed)?
+            .map_err(store_failed)?;
+        let event = match &record {
+            Some(job) => AuditEvent::allowed(Action::ReadResults, format!("job {id}"))
+                .tool(&job.tool)
+                .argv(job.argv.clone()),
+            None => AuditEvent::denied(Action::ReadResults, no_such_job(id)),
+        };
+        self.audit(&context, event).await;
+        let job = record
             .map(JobView::from)
             .ok_or_else(|| McpError::resource_not_found(no_such_job(id), None))?;
         let text = serde_json::to_string(&job)
@@ -490,15 +534,42 @@ pub(super) fn json_result(
     Ok(result)
 }
 
+/// Longest outcome text an MCP call's audit record keeps (a summary, not the output).
+const AUDIT_OUTCOME_CHARS: usize = 200;
+
+/// The audit record of a finished MCP call: allowed unless the result is a tool error, with the
+/// start of its text as the outcome.
+fn audit_event(action: Action, result: &CallToolResult) -> AuditEvent {
+    let text: String = result
+        .content
+        .iter()
+        .find_map(|content| content.as_text().map(|text| text.text.clone()))
+        .unwrap_or_default()
+        .chars()
+        .take(AUDIT_OUTCOME_CHARS)
+        .collect();
+    if result.is_error == Some(true) {
+        AuditEvent::denied(action, text)
+    } else {
+        AuditEvent::allowed(action, text)
+    }
+}
+
+/// The caller of the HTTP request carrying this MCP message, if the middleware placed one.
+fn caller(context: &RequestContext<RoleServer>) -> Option<Caller> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>())
+        .cloned()
+}
+
 /// The tenant of the HTTP request carrying this MCP message: the authentication middleware
 /// placed its [`Caller`](crate::api::auth::Caller) in the request, which rmcp hands on as
 /// `http::request::Parts`. A message without one is refused (it did not come through the
 /// middleware), never run as anyone.
 fn owner(context: &RequestContext<RoleServer>) -> Result<String, CallToolResult> {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<crate::api::auth::Caller>())
+    caller(context)
         .map(|caller| caller.owner().to_string())
         .ok_or_else(|| render::caller_error("no authenticated caller on this request"))
 }

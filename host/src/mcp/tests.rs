@@ -378,6 +378,51 @@ async fn calling_the_fake_terrascan_returns_findings_a_summary_and_a_readable_jo
         .call("resources/read", json!({"uri": "toolgate://jobs/nope"}))
         .await;
     assert_eq!(missing["error"]["code"], -32002, "{missing}");
+
+    // Each call that ran, cancelled or read a result left one audit record; list_jobs none.
+    let trail = fx
+        .state
+        .audit
+        .page(toolgate_store::AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("audit trail");
+    let seen: Vec<(String, String, Option<String>)> = trail
+        .iter()
+        .map(|sealed| {
+            let record = &sealed.record;
+            (
+                record.action.as_str().to_string(),
+                format!("{:?}", record.decision).to_lowercase(),
+                record.tool.clone(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("run", "allowed", Some("terrascan")),
+        ("read_results", "allowed", Some("terrascan")),
+        ("read_results", "allowed", Some("mcp:get_job")),
+        ("cancel", "denied", Some("mcp:cancel_job")),
+        ("read_results", "denied", None),
+    ];
+    let expected: Vec<(String, String, Option<String>)> = expected
+        .iter()
+        .map(|(action, decision, tool)| {
+            (
+                action.to_string(),
+                decision.to_string(),
+                tool.map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    assert!(
+        trail[0].record.argv.iter().any(|arg| arg == "-d"),
+        "the run's record has the argv the host ran: {:?}",
+        trail[0].record.argv
+    );
 }
 
 #[tokio::test]
