@@ -7,6 +7,9 @@
 //!   as a script with plain `curl` would. The sides alternate in one-second slices (the
 //!   machine's speed drifts by ±20% over tens of seconds here, more than the differences
 //!   measured);
+//! - what authentication costs: the same kept-connection load against a second daemon with one
+//!   `[[tenants]]` entry, each request carrying `Authorization: Bearer <key>` (issue #16:
+//!   tenants on within 5% of tenants off);
 //! - daemon RSS while idle and (peak) during the run, from /proc/<pid>/status;
 //! - the daemon's peak memory (VmHWM) around one call whose tool prints 1 GiB, as copies of the
 //!   capped output held at once;
@@ -18,7 +21,8 @@
 //! TOOLGATE_BENCH_CLIENTS (default 32), TOOLGATE_BENCH_SANDBOX (extra `[sandbox]` lines, e.g.
 //! `network_isolation = "off"` to measure what one hardening layer costs), TOOLGATE_BENCH_DAEMON
 //! (path of another toolgate binary to run instead, e.g. a saved baseline build),
-//! TOOLGATE_BENCH_ONLY (`direct`, `kept`, `new` or `naive`: load one side only, to profile it).
+//! TOOLGATE_BENCH_ONLY (`direct`, `kept`, `new`, `naive` or `tenants`: load one side only, to
+//! profile it).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -29,8 +33,8 @@ use std::time::Duration;
 
 mod common;
 use common::{
-    KEPT, KEPT_OTHER, LoadResult, built_plugins, env_number, exchange, fake_tool, load, post_kept,
-    scratch_root, start, stop,
+    KEPT, KEPT_OTHER, KEPT_THIRD, LoadResult, built_plugins, env_number, exchange, fake_tool, load,
+    post_kept, post_kept_with, scratch_root, start, stop,
 };
 
 /// Request body: a terrascan scan of the sample directory.
@@ -131,6 +135,30 @@ fn main() {
             .is_some_and(|body| body.contains("\"success\":true"))
     };
 
+    // The same daemon with authentication on: one tenant, one access key made by the CLI.
+    let tenant_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let (tenant_config, bearer) = write_tenant_config(
+        &daemon_binary,
+        &root,
+        tenant_port,
+        &plugins,
+        &sandbox_extra,
+        clients,
+        &terrascan,
+    );
+    let (tenant_daemon, _) = start(&daemon_binary, &tenant_config, tenant_port, &root);
+    let auth_header = format!("Authorization: {bearer}\r\n");
+    let tenant_keep_alive = || {
+        KEPT_THIRD
+            .with_borrow_mut(|kept| {
+                post_kept_with(kept, tenant_port, "/api/tools/terrascan", BODY, &auth_header)
+            })
+            .is_some_and(|body| body.contains("\"success\":true"))
+    };
+
     let peak = Arc::new(Mutex::new(idle_rss));
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
@@ -149,6 +177,7 @@ fn main() {
     let mut kept_run = LoadResult::default();
     let mut per_request_run = LoadResult::default();
     let mut naive_run = LoadResult::default();
+    let mut tenants_run = LoadResult::default();
     let only = std::env::var("TOOLGATE_BENCH_ONLY").ok();
     let runs = |side: &str| only.as_deref().is_none_or(|only| only == side);
     for _ in 0..secs {
@@ -164,12 +193,16 @@ fn main() {
         if runs("naive") {
             naive_run.add(load(clients, SLICE, &naive_keep_alive));
         }
+        if runs("tenants") {
+            tenants_run.add(load(clients, SLICE, &tenant_keep_alive));
+        }
     }
     for result in [
         &mut direct,
         &mut kept_run,
         &mut per_request_run,
         &mut naive_run,
+        &mut tenants_run,
     ] {
         result.latencies.sort_unstable();
     }
@@ -178,6 +211,7 @@ fn main() {
     let peak_rss = *peak.lock().expect("lock");
     stop(daemon);
     stop(naive);
+    stop(tenant_daemon);
     let flood = flood_peak(&daemon_binary, &fake, &root, port, &plugins, &sandbox_extra);
     let _ = std::fs::remove_dir_all(&root);
 
@@ -196,6 +230,7 @@ fn main() {
             &per_request_run,
         ),
         ("naive server (axum + Command), kept connection", &naive_run),
+        ("POST /api/tools/terrascan, kept, tenants on", &tenants_run),
     ] {
         // A side left out with TOOLGATE_BENCH_ONLY has no rate to compare with.
         let share = if result.latencies.is_empty() || direct.latencies.is_empty() {
@@ -221,6 +256,13 @@ fn main() {
             "toolgate / naive server, kept connections: throughput {:.2}x (target >= 0.85x, aim 0.95x), p99 {:.2}x (target <= 1.3x)",
             kept_run.rate() / naive_run.rate(),
             kept_run.percentile(99.0) / naive_run.percentile(99.0)
+        );
+    }
+    if !kept_run.latencies.is_empty() && !tenants_run.latencies.is_empty() {
+        println!(
+            "tenants on (Bearer key) / tenants off, kept connections: throughput {:.3}x (target >= 0.95x), p50 {:.2}x",
+            tenants_run.rate() / kept_run.rate(),
+            tenants_run.percentile(50.0) / kept_run.percentile(50.0)
         );
     }
     println!(
@@ -258,22 +300,93 @@ fn write_config(
     terrascan: &Path,
 ) -> PathBuf {
     let config = root.join("bench.toml");
+    let text = config_text(
+        &root.join("data"),
+        root,
+        port,
+        plugins,
+        sandbox_extra,
+        clients,
+        terrascan,
+    );
+    std::fs::write(&config, text).expect("config");
+    config
+}
+
+/// The configuration text: data in `data`, the workspace and outputs under `root`.
+fn config_text(
+    data: &Path,
+    root: &Path,
+    port: u16,
+    plugins: &Path,
+    sandbox_extra: &str,
+    clients: usize,
+    terrascan: &Path,
+) -> String {
+    format!(
+        "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nplugins_dir = {plugins:?}\n\
+         [sandbox]\nallowed_dirs = [{ws:?}]\noutput_root = {out:?}\n{sandbox_extra}\n\
+         [tools.terrascan]\nbinary = {bin:?}\n\
+         [limits]\nmax_concurrent_jobs = {clients}\nmax_queued_jobs = {clients}\njob_retention = 100\n",
+        data = data.display().to_string(),
+        plugins = plugins.display().to_string(),
+        ws = root.join("workspace").display().to_string(),
+        out = root.join("data/output").display().to_string(),
+        bin = terrascan.display().to_string(),
+    )
+}
+
+/// The benchmark's configuration plus one tenant allowed terrascan, with its own data
+/// directory; returns the file and the `Bearer` credential of the tenant's key (made by
+/// `toolgate token new`, as an operator makes one).
+fn write_tenant_config(
+    toolgate: &Path,
+    root: &Path,
+    port: u16,
+    plugins: &Path,
+    sandbox_extra: &str,
+    clients: usize,
+    terrascan: &Path,
+) -> (PathBuf, String) {
+    let tenant_root = root.join("tenants-on");
+    for dir in ["data", "out"] {
+        std::fs::create_dir_all(tenant_root.join(dir)).expect("mkdir");
+    }
+    let made = Command::new(toolgate)
+        .args(["token", "new", "bench"])
+        .output()
+        .expect("toolgate token new");
+    assert!(made.status.success(), "{made:?}");
+    let text = String::from_utf8(made.stdout).expect("utf-8");
+    let field = |label: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(label))
+            .map(|rest| rest.trim().to_string())
+            .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+    };
+    let bearer = format!("Bearer {}:{}", field("access key id:"), field("secret:"));
+    let key_lines = &text[text.find("# access key").expect("config lines")..];
+    let text = config_text(
+        &tenant_root.join("data"),
+        root,
+        port,
+        plugins,
+        sandbox_extra,
+        clients,
+        terrascan,
+    );
+    let config = tenant_root.join("bench.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\nplugins_dir = {plugins:?}\n\
-             [sandbox]\nallowed_dirs = [{ws:?}]\noutput_root = {out:?}\n{sandbox_extra}\n\
-             [tools.terrascan]\nbinary = {bin:?}\n\
-             [limits]\nmax_concurrent_jobs = {clients}\nmax_queued_jobs = {clients}\njob_retention = 100\n",
-            data = root.join("data").display().to_string(),
-            plugins = plugins.display().to_string(),
+            "{text}\n[[tenants]]\nid = \"bench\"\ndisplay_name = \"Benchmark\"\n\
+             allowed_tools = [\"terrascan\"]\nallowed_dirs = [{ws:?}]\noutput_root = {out:?}\n{key_lines}\n",
             ws = root.join("workspace").display().to_string(),
-            out = root.join("data/output").display().to_string(),
-            bin = terrascan.display().to_string(),
+            out = tenant_root.join("out").display().to_string(),
         ),
     )
-    .expect("config");
-    config
+    .expect("tenant config");
+    (config, bearer)
 }
 
 /// `sandbox.max_output_bytes` by default: what one stream of a flooding tool is cut to.

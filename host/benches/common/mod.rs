@@ -165,6 +165,8 @@ thread_local! {
     pub static KEPT: std::cell::RefCell<Option<TcpStream>> = const { std::cell::RefCell::new(None) };
     /// The same, to the second server a benchmark compares with (the naive server).
     pub static KEPT_OTHER: std::cell::RefCell<Option<TcpStream>> = const { std::cell::RefCell::new(None) };
+    /// The same, to a third server (the daemon with tenants on).
+    pub static KEPT_THIRD: std::cell::RefCell<Option<TcpStream>> = const { std::cell::RefCell::new(None) };
 }
 
 /// One request on the thread's persistent connection (HTTP/1.1 keep-alive, as a
@@ -176,8 +178,19 @@ pub fn post_kept(
     path: &str,
     body: &str,
 ) -> Option<String> {
+    post_kept_with(kept, port, path, body, "")
+}
+
+/// [`post_kept`] with extra header lines (each ending in `\r\n`), e.g. `Authorization`.
+pub fn post_kept_with(
+    kept: &mut Option<TcpStream>,
+    port: u16,
+    path: &str,
+    body: &str,
+    headers: &str,
+) -> Option<String> {
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     if kept.is_none() {
