@@ -154,7 +154,13 @@ fn main() {
     let tenant_keep_alive = || {
         KEPT_THIRD
             .with_borrow_mut(|kept| {
-                post_kept_with(kept, tenant_port, "/api/tools/terrascan", BODY, &auth_header)
+                post_kept_with(
+                    kept,
+                    tenant_port,
+                    "/api/tools/terrascan",
+                    BODY,
+                    &auth_header,
+                )
             })
             .is_some_and(|body| body.contains("\"success\":true"))
     };

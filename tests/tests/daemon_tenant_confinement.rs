@@ -371,7 +371,8 @@ fn with_its_own_uid_a_tenants_tool_cannot_signal_or_read_another_tenants() {
 }
 
 /// Root only: a tenant whose tools run as its own uid can scan what it uploads: the scan's
-/// extracted tree is handed to that uid (the tool reads every file of it, or the scan fails).
+/// extracted tree is handed to that uid (the tool reads every file of it, or the scan fails)
+/// and closed to every other uid.
 #[test]
 fn a_tenant_with_its_own_uid_scans_its_own_uploads() {
     // SAFETY: geteuid cannot fail.
@@ -444,4 +445,10 @@ fn a_tenant_with_its_own_uid_scans_its_own_uploads() {
         &[("Authorization", a.as_str())],
     ));
     assert_eq!(job["sandbox"]["run_as"]["uid"], ACME_UID, "{job}");
+    // The tree is the tenant's alone: owned by its uid, closed to every other uid.
+    use std::os::unix::fs::MetadataExt;
+    let tree = env.data_dir().join("scans").join(&id).join("tree");
+    let meta = std::fs::metadata(&tree).expect("the scan's tree");
+    assert_eq!(meta.uid(), ACME_UID, "{}", tree.display());
+    assert_eq!(meta.mode() & 0o777, 0o700, "{}", tree.display());
 }

@@ -32,6 +32,7 @@ mod child;
 mod env;
 mod error;
 mod exec;
+mod handover;
 mod install_reads;
 mod job_dirs;
 mod landlock_rules;
@@ -500,15 +501,30 @@ impl Sandbox {
         })
     }
 
-    /// Gives a planned job its directories, for a job the caller admitted: creates its output
-    /// directory (when it has one) with `mkdirat`, handing it to the dedicated identity, and
-    /// leases its private `home` and `tmp`. A name taken since planning is refused
+    /// Gives a planned job its directories, for a job the caller admitted: hands its own input
+    /// directory (if any) to the dedicated identity, creates its output directory (when it has
+    /// one) with `mkdirat`, handing it to the dedicated identity, and leases its private `home`
+    /// and `tmp`. A name taken since planning is refused
     /// (`OutputDirExists`, naming the requesting argument), never reused. On a refusal the job
     /// holds nothing it did not hold before; calling it again after success does nothing.
     pub fn provide_dirs(&self, job: &mut PreparedJob) -> Result<(), PlanRejected> {
         let internal = |e: std::io::Error| {
             PlanRejected::job(&job.job_id, RejectReason::Internal(e.to_string()))
         };
+        // A job's own input directory becomes its identity's: the tool must read it, other
+        // tenants' uids must not (`handover`).
+        if let (Some(root), Some(owner)) = (&job.input_root, self.dedicated_identity()) {
+            handover::hand_over(root, owner).map_err(|e| {
+                PlanRejected::job(
+                    &job.job_id,
+                    RejectReason::Internal(format!(
+                        "handing the input directory {} to uid {}: {e}",
+                        root.path.display(),
+                        owner.uid
+                    )),
+                )
+            })?;
+        }
         let private = match job.private.take() {
             Some(private) => private,
             None => self.private_dirs.lease().map_err(internal)?,
