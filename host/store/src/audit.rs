@@ -11,8 +11,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, Row, params};
 
-use crate::StoreError;
 use crate::jobs::{SqliteStore, on_blocking_thread};
+use crate::{StoreError, StoreFuture};
 
 /// Most rows one read returns: a page of the trail, not the whole of it.
 pub const MAX_AUDIT_PAGE: usize = 1000;
@@ -124,6 +124,23 @@ impl SqliteStore {
     /// Rows matching `filter`, oldest first.
     pub async fn audit_rows(&self, filter: AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
         self.with_reader(move |conn| select(conn, &filter)).await
+    }
+}
+
+impl crate::AuditStore for SqliteStore {
+    fn append_audit(&self, row: AuditRow) -> StoreFuture<()> {
+        let store = self.clone();
+        Box::pin(async move { SqliteStore::append_audit(&store, row).await })
+    }
+
+    fn last_audit(&self) -> StoreFuture<Option<AuditRow>> {
+        let store = self.clone();
+        Box::pin(async move { SqliteStore::last_audit(&store).await })
+    }
+
+    fn audit_rows(&self, filter: AuditFilter) -> StoreFuture<Vec<AuditRow>> {
+        let store = self.clone();
+        Box::pin(async move { SqliteStore::audit_rows(&store, filter).await })
     }
 }
 

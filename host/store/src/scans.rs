@@ -19,7 +19,7 @@ use crate::scan_rows::{
     FINDING_COLUMNS, RawScan, SCAN_COLUMNS, checked_finding, insert_findings, insert_scan,
     read_finding, state_of,
 };
-use crate::{Recovered, Refused, ScanStore, StoreError, StoreFuture};
+use crate::{Recovered, Refused, SQLITE_DAEMON, ScanStore, StoreError, StoreFuture};
 
 /// The `code` of the error detail a scan gets when it ran out of attempts.
 pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
@@ -132,15 +132,33 @@ fn initiate(
 fn claim_next(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Option<Scan>, StoreError> {
     let sql = format!(
         "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = ?1, \
-         job_id = NULL \
+         job_id = NULL, claimed_by = ?2, lease_until = ?3 \
          WHERE id = (SELECT id FROM scans WHERE state = 'queued' ORDER BY queued_at, id LIMIT 1) \
          AND state = 'queued' RETURNING {SCAN_COLUMNS}"
     );
     tx.prepare_cached(&sql)?
-        .query_row(params![time_text(now)], RawScan::read)
+        .query_row(
+            params![
+                time_text(now),
+                SQLITE_DAEMON,
+                time_text(lease_end_after(now, crate::DEFAULT_SCAN_LEASE)?)
+            ],
+            RawScan::read,
+        )
         .optional()?
         .map(RawScan::into_scan)
         .transpose()
+}
+
+/// `now` plus `lease`, refused when it leaves the calendar.
+pub(crate) fn lease_end_after(
+    now: DateTime<Utc>,
+    lease: std::time::Duration,
+) -> Result<DateTime<Utc>, StoreError> {
+    chrono::Duration::from_std(lease)
+        .ok()
+        .and_then(|lease| now.checked_add_signed(lease))
+        .ok_or_else(|| StoreError::Corrupt(format!("a lease of {lease:?} from {now}")))
 }
 
 fn refuse_unless_running(tx: &Transaction<'_>, id: &ScanId) -> Result<(), StoreError> {
@@ -202,7 +220,7 @@ fn requeue(tx: &Transaction<'_>, id: &ScanId) -> Result<(), StoreError> {
     refuse_unless_running(tx, id)?;
     tx.prepare_cached(
         "UPDATE scans SET state = 'queued', attempts = MAX(attempts - 1, 0), started_at = NULL, \
-         job_id = NULL WHERE id = ?1 AND state = 'running'",
+         job_id = NULL, claimed_by = NULL, lease_until = NULL WHERE id = ?1 AND state = 'running'",
     )?
     .execute(params![id.as_str()])?;
     Ok(())
@@ -224,8 +242,8 @@ fn recover(
         let id = ScanId::parse(&id).map_err(|_| StoreError::Corrupt(format!("scan id {id:?}")))?;
         if attempts < max_attempts {
             tx.prepare_cached(
-                "UPDATE scans SET state = 'queued', started_at = NULL, job_id = NULL \
-                 WHERE id = ?1 AND state = 'running'",
+                "UPDATE scans SET state = 'queued', started_at = NULL, job_id = NULL, \
+                 claimed_by = NULL, lease_until = NULL WHERE id = ?1 AND state = 'running'",
             )?
             .execute(params![id.as_str()])?;
             recovered.requeued.push(id);
@@ -382,6 +400,17 @@ impl ScanStore for SqliteStore {
 
     fn recover_scans(&self, max_attempts: u32, now: DateTime<Utc>) -> StoreFuture<Recovered> {
         self.transition(move |tx| recover(tx, max_attempts, now))
+    }
+
+    fn renew_leases(&self, until: DateTime<Utc>) -> StoreFuture<u64> {
+        self.transition(move |tx| {
+            let renewed = tx
+                .prepare_cached(
+                    "UPDATE scans SET lease_until = ?1 WHERE state = 'running' AND claimed_by = ?2",
+                )?
+                .execute(params![time_text(until), SQLITE_DAEMON])?;
+            Ok(u64::try_from(renewed).unwrap_or(u64::MAX))
+        })
     }
 
     fn list_scans(&self, query: ScanQuery) -> StoreFuture<ScanPage> {
