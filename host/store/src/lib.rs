@@ -1,6 +1,8 @@
-//! toolgate's persistence: jobs (the history of every tool run) and scans (the asynchronous scan
-//! queue with its findings), behind two narrow traits, [`JobStore`] and [`ScanStore`], and their
-//! SQLite implementation, [`SqliteStore`]. This is the only crate that speaks SQL or depends on
+//! toolgate's persistence: jobs (the history of every tool run), scans (the asynchronous scan
+//! queue with its findings) and the audit trail, behind three narrow traits, [`JobStore`],
+//! [`ScanStore`] and [`AuditStore`], and their two implementations: [`SqliteStore`] (the
+//! embedded default, one daemon per database file) and [`PgStore`] (PostgreSQL, shared by
+//! several daemons). This is the only crate that speaks SQL or depends on
 //! a SQL driver; the daemon sees model types ([`toolgate_model`]) and these traits only.
 //!
 //! Why traits of boxed futures: the backend is chosen by configuration at run time (SQLite for
@@ -19,6 +21,7 @@
 mod audit;
 mod error;
 mod jobs;
+mod pg;
 mod scan_list;
 mod scan_rows;
 mod scans;
@@ -37,6 +40,7 @@ use toolgate_model::{
 pub use audit::{AuditFile, AuditFilter, AuditRow, MAX_AUDIT_PAGE};
 pub use error::{Refused, StoreError};
 pub use jobs::SqliteStore;
+pub use pg::PgStore;
 
 /// How long a claim on a scan holds before another daemon may take the scan over, unless the
 /// running daemon renews it: long enough that a daemon renewing every third of it survives two
