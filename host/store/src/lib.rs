@@ -19,9 +19,14 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+#[cfg(test)]
+mod conformance;
 mod error;
 mod jobs;
 mod pg;
+#[cfg(test)]
+#[path = "../testing/pg_cluster.rs"]
+mod pg_cluster;
 mod scan_list;
 mod scan_rows;
 mod scans;

@@ -439,7 +439,3 @@ impl ScanStore for SqliteStore {
         self.transition(move |tx| expire(tx, finished_before, abandoned_before))
     }
 }
-
-#[cfg(test)]
-#[path = "scans_tests.rs"]
-mod tests;
