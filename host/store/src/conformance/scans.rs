@@ -32,6 +32,8 @@ conformance!(
     lists_sort_and_page_stably,
     a_scan_round_trips_every_field,
     groups_cover_every_match_by_their_key,
+    a_tenant_queue_limit_refuses_one_more_and_counts_only_queued_scans,
+    leases_are_renewed_only_on_running_scans,
 );
 
 fn id(n: u32) -> ScanId {
@@ -902,4 +904,64 @@ async fn groups_cover_every_match_by_their_key<B: Backend>() {
     assert_eq!(by_name.scans.len(), 1, "groups do not change the page");
     let plain = store.list_scans(ScanQuery::default()).await.expect("list");
     assert!(plain.groups.is_empty(), "no groupBy, no groups");
+}
+
+async fn a_tenant_queue_limit_refuses_one_more_and_counts_only_queued_scans<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
+    // Scans 0, 2 and 4 belong to tenant-0, scan 1 to tenant-1.
+    for n in [0, 2, 4, 1] {
+        scan_in(&store, n, ScanState::Uploaded).await;
+    }
+    for n in [0, 2] {
+        store
+            .initiate_within(id(n), request(), at(100), 2)
+            .await
+            .expect("within the limit");
+    }
+    assert_eq!(
+        refusal(store.initiate_within(id(4), request(), at(100), 2).await),
+        Some(Refused::TenantQueueFull {
+            tenant: "tenant-0".into(),
+            max: 2
+        })
+    );
+    let refused = store.scan(id(4)).await.expect("get").expect("exists");
+    assert_eq!(
+        refused.state,
+        ScanState::Uploaded,
+        "a refused initiate changes nothing"
+    );
+    store
+        .initiate_within(id(1), request(), at(100), 2)
+        .await
+        .expect("another tenant's limit is its own");
+    // Once one of tenant-0's scans runs, it no longer counts.
+    store
+        .claim_next(at(101))
+        .await
+        .expect("claim")
+        .expect("queued");
+    store
+        .initiate_within(id(4), request(), at(102), 2)
+        .await
+        .expect("room again");
+}
+
+async fn leases_are_renewed_only_on_running_scans<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
+    assert_eq!(store.renew_leases(at(10)).await.expect("renew"), 0);
+    scan_in(&store, 3, ScanState::Passed).await;
+    scan_in(&store, 1, ScanState::Running).await;
+    scan_in(&store, 2, ScanState::Queued).await;
+    assert_eq!(
+        store.renew_leases(at(200)).await.expect("renew"),
+        1,
+        "only the running scan"
+    );
+    let running = store.scan(id(1)).await.expect("get").expect("exists");
+    assert_eq!(running.state, ScanState::Running);
 }

@@ -18,6 +18,8 @@ mod rows;
 mod scan_list;
 mod scans;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
