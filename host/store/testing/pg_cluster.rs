@@ -20,6 +20,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Points the tests at an existing server instead of a throwaway cluster.
@@ -40,6 +41,17 @@ const TEST_SETTINGS: &[&str] = &[
     "full_page_writes=off",
     "max_connections=300",
 ];
+
+/// Set by [`make_durable`]: the cluster keeps PostgreSQL's durable defaults.
+static DURABLE: AtomicBool = AtomicBool::new(false);
+
+/// Makes the cluster this process starts (if it has not started yet) keep PostgreSQL's
+/// durable defaults (fsync, synchronous commits) instead of `TEST_SETTINGS`: for benchmarks,
+/// whose figures must be what an operator's server would do.
+#[allow(dead_code, reason = "only the benchmarks call it")]
+pub fn make_durable() {
+    DURABLE.store(true, Ordering::SeqCst);
+}
 
 /// The watchdog: starts the server (arguments: postgres binary, data directory, port, socket
 /// directory, cluster directory, then `name=value` settings), waits for end of file on its
@@ -342,7 +354,11 @@ fn initdb_and_start(
         .arg(port.to_string())
         .arg(cluster_dir)
         .arg(cluster_dir)
-        .args(TEST_SETTINGS)
+        .args(if DURABLE.load(Ordering::SeqCst) {
+            &["max_connections=300"][..]
+        } else {
+            TEST_SETTINGS
+        })
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
