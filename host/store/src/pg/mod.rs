@@ -33,6 +33,10 @@ use crate::StoreError;
 /// and PostgreSQL's default `max_connections` (100) still fits several daemons.
 const MAX_CONNECTIONS: usize = 16;
 
+/// How long opening a connection may take unless the URL says otherwise: a database that does
+/// not answer must fail the call (and the daemon say so) rather than hold it indefinitely.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Longest daemon identity accepted: it is stored with every job and claim, and an identity is a
 /// host name or an operator's label, not a document.
 const MAX_DAEMON_ID_LEN: usize = 200;
@@ -70,13 +74,16 @@ impl PgStore {
                 daemon_id.len()
             )));
         }
-        let config: tokio_postgres::Config = url.parse()?;
+        let mut config: tokio_postgres::Config = url.parse()?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
             ManagerConfig {
-                // A broken connection fails its next query, which the caller sees as a store
-                // error; checking each connection before every use would cost a round trip.
+                // A pooled connection is reused unless it is closed (the server went away);
+                // testing it with a query before every use would cost a round trip each.
                 recycling_method: RecyclingMethod::Fast,
             },
         );
