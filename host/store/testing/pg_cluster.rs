@@ -77,6 +77,57 @@ wait "$server" 2>/dev/null
 rm -rf "$cluster"
 "#;
 
+/// Why no throwaway cluster or test database could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "no initdb/postgres on PATH or under /usr/lib/postgresql/*/bin, and CI is set; {INSTALL}"
+    )]
+    NotInstalledInCi,
+    #[error(
+        "running as root, and there is no postgres account to run initdb as (it refuses root); \
+         create one (useradd --system postgres) or run as another user"
+    )]
+    NoPostgresAccount,
+    #[error("the postgres account's {field} is not a number: {value:?}")]
+    BadAccount { field: &'static str, value: String },
+    #[error("cannot {doing}: {source}")]
+    Io {
+        doing: String,
+        source: std::io::Error,
+    },
+    #[error("initdb failed: {0}")]
+    Initdb(String),
+    #[error("postgres exited ({status}) before accepting connections: {log}")]
+    ServerExited {
+        status: std::process::ExitStatus,
+        log: String,
+    },
+    #[error("postgres did not listen within {START_TIMEOUT:?}: {0}")]
+    StartTimeout(String),
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("cannot {doing}: {source}")]
+    Sql {
+        doing: String,
+        source: tokio_postgres::Error,
+    },
+}
+
+/// How to get PostgreSQL, for the skip and failure messages.
+const INSTALL: &str = "install PostgreSQL (`just test` does: apt-get install postgresql on \
+    Debian/Ubuntu), or set TOOLGATE_TEST_DATABASE_URL to a server where the tests may create \
+    databases";
+
+/// An I/O failure while `doing` something.
+fn io(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
+    let doing = doing.into();
+    move |source| ClusterError::Io { doing, source }
+}
+
 /// A database made for one test; dropped (with its connections) when this is.
 pub struct TestDatabase {
     url: String,
@@ -101,7 +152,7 @@ impl Drop for TestDatabase {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|error| error.to_string())?;
+                .map_err(io("start a runtime to drop the test database"))?;
             runtime.block_on(async {
                 let admin = admin_client(&admin_url).await?;
                 let forced = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
@@ -110,9 +161,12 @@ impl Drop for TestDatabase {
                     admin
                         .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))
                         .await
-                        .map_err(|error| error.to_string())?;
+                        .map_err(|source| ClusterError::Sql {
+                            doing: format!("drop the test database {name}"),
+                            source,
+                        })?;
                 }
-                Ok::<_, String>(())
+                Ok::<_, ClusterError>(())
             })
         })
         .join();
@@ -150,7 +204,7 @@ pub async fn test_database() -> Option<TestDatabase> {
 }
 
 /// A connection to the server's maintenance database, retried while the server starts.
-async fn admin_client(url: &str) -> Result<tokio_postgres::Client, String> {
+async fn admin_client(url: &str) -> Result<tokio_postgres::Client, ClusterError> {
     let started = Instant::now();
     loop {
         match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
@@ -158,8 +212,11 @@ async fn admin_client(url: &str) -> Result<tokio_postgres::Client, String> {
                 tokio::spawn(connection);
                 return Ok(client);
             }
-            Err(error) if started.elapsed() > START_TIMEOUT => {
-                return Err(format!("cannot connect to {url}: {error}"));
+            Err(source) if started.elapsed() > START_TIMEOUT => {
+                return Err(ClusterError::Connect {
+                    url: url.to_string(),
+                    source,
+                });
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -205,13 +262,12 @@ struct Cluster {
 }
 
 /// The process's cluster, started on first use; `Ok(None)` to skip.
-fn cluster() -> Result<Option<&'static Cluster>, String> {
-    static CLUSTER: OnceLock<Result<Option<Cluster>, String>> = OnceLock::new();
+fn cluster() -> Result<Option<&'static Cluster>, &'static ClusterError> {
+    static CLUSTER: OnceLock<Result<Option<Cluster>, ClusterError>> = OnceLock::new();
     CLUSTER
         .get_or_init(start_cluster)
         .as_ref()
         .map(Option::as_ref)
-        .map_err(Clone::clone)
 }
 
 fn ci() -> bool {
@@ -239,23 +295,22 @@ fn find_binaries() -> Option<PathBuf> {
 }
 
 /// The uid and gid of the `postgres` account, from `getent`.
-fn postgres_account() -> Result<(u32, u32), String> {
+fn postgres_account() -> Result<(u32, u32), ClusterError> {
     let output = Command::new("getent")
         .args(["passwd", "postgres"])
         .output()
-        .map_err(|error| format!("cannot run getent: {error}"))?;
+        .map_err(io("run getent"))?;
     let line = String::from_utf8_lossy(&output.stdout);
     let fields: Vec<&str> = line.trim().split(':').collect();
+    let number = |field: &'static str, value: &str| {
+        value.parse().map_err(|_| ClusterError::BadAccount {
+            field,
+            value: value.to_string(),
+        })
+    };
     match (fields.get(2), fields.get(3)) {
-        (Some(uid), Some(gid)) => Ok((
-            uid.parse().map_err(|_| format!("uid {uid:?}"))?,
-            gid.parse().map_err(|_| format!("gid {gid:?}"))?,
-        )),
-        _ => Err(
-            "running as root, and there is no postgres account to run initdb as (it refuses \
-             root); create one (useradd --system postgres) or run as another user"
-                .to_string(),
-        ),
+        (Some(uid), Some(gid)) => Ok((number("uid", uid)?, number("gid", gid)?)),
+        _ => Err(ClusterError::NoPostgresAccount),
     }
 }
 
@@ -275,20 +330,14 @@ fn command_as(program: &Path, account: Option<(u32, u32)>) -> Command {
     command
 }
 
-fn start_cluster() -> Result<Option<Cluster>, String> {
+fn start_cluster() -> Result<Option<Cluster>, ClusterError> {
     let Some(bin) = find_binaries() else {
-        let install = "install PostgreSQL (`just test` does: apt-get install postgresql on \
-             Debian/Ubuntu), or set TOOLGATE_TEST_DATABASE_URL to a server where the tests may \
-             create databases";
         if ci() {
-            return Err(format!(
-                "no initdb/postgres on PATH or under /usr/lib/postgresql/*/bin, and CI is set; \
-                 {install}"
-            ));
+            return Err(ClusterError::NotInstalledInCi);
         }
         eprintln!(
             "SKIPPED: the PostgreSQL store tests need initdb and postgres (not found on PATH \
-             nor under /usr/lib/postgresql/*/bin); {install}"
+             nor under /usr/lib/postgresql/*/bin); {INSTALL}"
         );
         return Ok(None);
     };
@@ -300,12 +349,11 @@ fn start_cluster() -> Result<Option<Cluster>, String> {
     let cluster_dir = tempfile::Builder::new()
         .prefix("toolgate-pg-")
         .tempdir()
-        .map_err(|error| format!("cannot make a temporary directory: {error}"))?
+        .map_err(io("make a temporary directory"))?
         .keep();
     if let Some((uid, gid)) = account {
-        std::os::unix::fs::chown(&cluster_dir, Some(uid), Some(gid)).map_err(|error| {
-            format!("cannot give {} to postgres: {error}", cluster_dir.display())
-        })?;
+        std::os::unix::fs::chown(&cluster_dir, Some(uid), Some(gid))
+            .map_err(io(format!("give {} to postgres", cluster_dir.display())))?;
     }
     let result = initdb_and_start(&bin, &cluster_dir, account);
     if result.is_err() {
@@ -319,7 +367,7 @@ fn initdb_and_start(
     bin: &Path,
     cluster_dir: &Path,
     account: Option<(u32, u32)>,
-) -> Result<Cluster, String> {
+) -> Result<Cluster, ClusterError> {
     let data = cluster_dir.join("data");
     let initdb = command_as(&bin.join("initdb"), account)
         .arg("-D")
@@ -335,16 +383,15 @@ fn initdb_and_start(
         ])
         .stdin(Stdio::null())
         .output()
-        .map_err(|error| format!("cannot run initdb: {error}"))?;
+        .map_err(io("run initdb"))?;
     if !initdb.status.success() {
-        return Err(format!(
-            "initdb failed: {}",
-            String::from_utf8_lossy(&initdb.stderr)
+        return Err(ClusterError::Initdb(
+            String::from_utf8_lossy(&initdb.stderr).into_owned(),
         ));
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
-        .map_err(|error| format!("cannot find a free port: {error}"))?
+        .map_err(io("find a free port"))?
         .port();
     let mut watchdog = command_as(Path::new("/bin/sh"), account)
         .env("STOP_GRACE_TENTHS", STOP_GRACE_TENTHS.to_string())
@@ -363,24 +410,21 @@ fn initdb_and_start(
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|error| format!("cannot start the PostgreSQL watchdog: {error}"))?;
+        .map_err(io("start the PostgreSQL watchdog"))?;
     let started = Instant::now();
     let socket = cluster_dir.join(format!(".s.PGSQL.{port}"));
     while !socket.exists() {
         if let Ok(Some(status)) = watchdog.try_wait() {
-            return Err(format!(
-                "postgres exited ({status}) before accepting connections: {}",
-                server_log(cluster_dir)
-            ));
+            return Err(ClusterError::ServerExited {
+                status,
+                log: server_log(cluster_dir),
+            });
         }
         if started.elapsed() > START_TIMEOUT {
             // Closing its stdin stops the server; the watchdog removes the directory.
             drop(watchdog.stdin.take());
             let _ = watchdog.wait();
-            return Err(format!(
-                "postgres did not listen within {START_TIMEOUT:?}: {}",
-                server_log(cluster_dir)
-            ));
+            return Err(ClusterError::StartTimeout(server_log(cluster_dir)));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
