@@ -16,7 +16,7 @@
 //! This file is included by path (`#[path]`) into the crate's tests and its benchmarks, so it
 //! names nothing of the crate.
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -335,9 +335,12 @@ fn start_cluster() -> Result<Option<Cluster>, ClusterError> {
         if ci() {
             return Err(ClusterError::NotInstalledInCi);
         }
-        eprintln!(
-            "SKIPPED: the PostgreSQL store tests need initdb and postgres (not found on PATH \
-             nor under /usr/lib/postgresql/*/bin); {INSTALL}"
+        // Written to the process's stderr itself, not through `eprintln!`, which the test
+        // harness captures and shows only for failing tests: a skip must be seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!! SKIPPED (not in CI): the PostgreSQL store tests need initdb and postgres \
+             (not found on PATH nor under /usr/lib/postgresql/*/bin); {INSTALL} !!!!!\n"
         );
         return Ok(None);
     };
