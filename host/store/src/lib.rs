@@ -14,8 +14,9 @@
 //! Invariants: every state a second daemon would need lives in the store, not in memory (the
 //! queue, the consumed upload nonces, attempts); every scan transition is one atomic
 //! compare-and-set on the scan's state, refused with a typed [`Refused`] when the scan is not in
-//! the state the transition starts from; schema changes are appended migrations
-//! (`schema.rs`), never edits.
+//! the state the transition starts from; a running scan is held, under a lease, by the daemon
+//! that claimed it; schema changes are appended migrations (`schema.rs`, and `pg/schema.rs`
+//! with the same versions), never edits.
 #![forbid(unsafe_code)]
 
 mod audit;
@@ -54,7 +55,7 @@ pub use pg::PgStore;
 pub const DEFAULT_SCAN_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The daemon identity of a SQLite store: one daemon per database file, so one name.
-pub const SQLITE_DAEMON: &str = "local";
+pub(crate) const SQLITE_DAEMON: &str = "local";
 
 /// What every store operation returns: a future that owns what it needs (`'static`), so a
 /// caller can hold `Arc<dyn Store>` and spawn the call.

@@ -74,23 +74,7 @@ impl PgStore {
                 daemon_id.len()
             )));
         }
-        let mut config: tokio_postgres::Config = url.parse()?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                // A pooled connection is reused unless it is closed (the server went away);
-                // testing it with a query before every use would cost a round trip each.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(MAX_CONNECTIONS)
-            .build()
-            .map_err(|error| StoreError::PostgresSettings(error.to_string()))?;
+        let pool = pool_for(url, MAX_CONNECTIONS)?;
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
         let store = Self {
@@ -104,6 +88,14 @@ impl PgStore {
         Ok((store, interrupted))
     }
 
+    /// Connects to the database at `url` and reads its schema version, changing nothing (no
+    /// migration, no interruption): what `config check` reports beside
+    /// [`PgStore::latest_schema_version`]. 0 for a database no daemon has opened yet.
+    pub async fn probe(url: &str) -> Result<usize, StoreError> {
+        let client = pool_for(url, 1)?.get().await?;
+        schema::version_in(&client).await
+    }
+
     /// This store with claims holding for `lease` instead of [`crate::DEFAULT_SCAN_LEASE`].
     pub fn with_scan_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
@@ -115,8 +107,7 @@ impl PgStore {
         &self.daemon
     }
 
-    /// The schema version the database is at (what `config check` reports beside
-    /// [`PgStore::latest_schema_version`]).
+    /// The schema version the database is at.
     pub async fn schema_version(&self) -> Result<usize, StoreError> {
         let client = self.pool.get().await?;
         schema::version_in(&client).await
@@ -126,4 +117,25 @@ impl PgStore {
     pub fn latest_schema_version() -> usize {
         schema::latest_version()
     }
+}
+
+/// A pool of at most `size` connections to `url`, opened as they are needed.
+fn pool_for(url: &str, size: usize) -> Result<Pool, StoreError> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            // A pooled connection is reused unless it is closed (the server went away);
+            // testing it with a query before every use would cost a round trip each.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .map_err(|error| StoreError::PostgresSettings(error.to_string()))
 }

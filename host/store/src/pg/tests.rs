@@ -203,9 +203,18 @@ async fn the_schema_version_is_recorded_and_a_newer_one_is_refused() {
     let Some(database) = test_database().await else {
         return;
     };
+    assert_eq!(
+        PgStore::probe(database.url()).await.expect("probe"),
+        0,
+        "an empty database, and probing does not migrate it"
+    );
     let store = daemon(&database, "a").await;
     assert_eq!(
         store.schema_version().await.expect("version"),
+        PgStore::latest_schema_version()
+    );
+    assert_eq!(
+        PgStore::probe(database.url()).await.expect("probe"),
         PgStore::latest_schema_version()
     );
     assert_eq!(
