@@ -86,6 +86,8 @@ async fn outputs_of_every_size_come_back_as_they_were_stored<B: Backend>() {
         (Some(""), Some(&large)),
         (Some(&large), None),
         (None, None),
+        // A tool may print any byte, NUL included (PostgreSQL text cannot hold one).
+        (Some("before\0after"), Some("\0")),
     ];
     for (index, (stdout, stderr)) in table.iter().enumerate() {
         let id = format!("job-{index}");
