@@ -16,6 +16,7 @@ mod audit;
 mod jobs;
 mod rows;
 mod scan_list;
+mod scan_writes;
 mod scans;
 mod schema;
 #[cfg(test)]
