@@ -63,14 +63,14 @@ demo: build
     ./target/release/toolgate serve --config toolgate.demo.toml
 
 # Run every test: unit, plugin, sandbox and black-box daemon tests (MCP ones included).
-test: build-plugins build-test-plugins _mcp-venv
+test: build-plugins build-test-plugins _mcp-venv _postgres
     cargo build --workspace --all-targets
     cargo test --workspace
 
 # Run the benchmarks (numbers go in the README): plugin calls, sandbox overhead, daemon
 # throughput against a naive server, MCP against the HTTP API, the job store's cost per job,
 # scan listing, asynchronous scans against synchronous calls, upload extraction against unzip.
-bench: build-plugins
+bench: build-plugins _postgres
     cargo build --release -p toolgate -p toolgate-tests --bins
     cargo build --release -p toolgate --example naive_server
     cargo bench -p toolgate-plugin-runtime --bench runtime
@@ -79,6 +79,7 @@ bench: build-plugins
     cargo bench -p toolgate --bench mcp
     cargo bench -p toolgate-store --bench store
     cargo bench -p toolgate-store --bench scans
+    cargo bench -p toolgate-store --bench claim
     cargo bench -p toolgate --bench scans
     cargo bench -p toolgate-uploads --bench extract
     cargo bench -p toolgate-uploads --bench receive_rss
@@ -97,6 +98,27 @@ lint: _wasm-target
 # emulator), pinned, each into its venv under target/ (about 4 minutes once; nothing after).
 # CI runs this before `just test`; without it those tests skip locally, loudly.
 real-scanners: _checkov-venv (_venv "target/venv-prowler" prowler_pin) (_venv "target/venv-moto" moto_pin)
+
+# PostgreSQL's server programs, which the PostgreSQL store tests and the claim benchmark start a
+# throwaway cluster with (host/store/testing/pg_cluster.rs): installed from the system's packages
+# when initdb is neither on PATH nor under /usr/lib/postgresql/*/bin, and not needed when
+# TOOLGATE_TEST_DATABASE_URL names a server; silent when present. Without it, the tests skip
+# locally (loudly) and fail under CI.
+_postgres:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -n "${TOOLGATE_TEST_DATABASE_URL:-}" ] || command -v initdb >/dev/null \
+        || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then exit 0; fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing PostgreSQL for the store tests (apt-get install postgresql)" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "PostgreSQL's initdb is needed for the PostgreSQL store tests; install the" \
+            "postgresql package (Debian/Ubuntu: apt-get install postgresql) or set" \
+            "TOOLGATE_TEST_DATABASE_URL" >&2
+        if [ -n "${CI:-}" ]; then exit 1; fi
+    fi
 
 # The official Python MCP SDK, pinned, in target/venv-mcp (about 20 s once; nothing after).
 _mcp-venv: (_venv "target/venv-mcp" mcp_python_sdk)

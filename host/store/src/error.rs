@@ -30,6 +30,10 @@ pub enum Refused {
     TenantQueueFull { tenant: String, max: u32 },
     #[error("{0} is not a state a scan can end in; allowed: passed, failed, error")]
     NotAnEnding(&'static str),
+    /// The scan runs under another daemon's claim: this daemon's lease ran out and the scan
+    /// was taken over, so this daemon must stop it and write nothing (shared stores only).
+    #[error("scan {id} is no longer this daemon's: its lease ran out and {holder} took it over")]
+    LeaseLost { id: ScanId, holder: String },
 }
 
 impl Refused {
@@ -64,6 +68,12 @@ pub enum StoreError {
     WriterGone,
     #[error("the transaction holding this write failed: {0}")]
     Batch(String),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("no PostgreSQL connection: {0}")]
+    PostgresPool(#[from] deadpool_postgres::PoolError),
+    #[error("invalid PostgreSQL store settings: {0}")]
+    PostgresSettings(String),
 }
 
 impl From<toolgate_model::UnknownJobStatus> for StoreError {

@@ -195,34 +195,34 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// A row as SQLite returns it, before JSON decoding.
-struct RawRow {
-    id: String,
-    tool: String,
-    status: String,
-    params: String,
-    argv: String,
-    command: String,
-    created_at: String,
-    started_at: Option<String>,
-    finished_at: Option<String>,
-    duration_secs: Option<f64>,
-    exit_code: Option<i32>,
-    signal: Option<i32>,
-    timed_out: bool,
-    success: bool,
-    classification: Option<String>,
-    message: Option<String>,
-    summary: Option<String>,
-    findings: Option<String>,
-    stdout: Option<String>,
-    stderr: Option<String>,
-    output_dropped: bool,
-    truncated: bool,
-    protections: Option<String>,
-    output_dir: Option<String>,
-    error: Option<String>,
-    tenant: String,
+/// A job row as either backend returns it, before JSON decoding.
+pub(crate) struct RawRow {
+    pub(crate) id: String,
+    pub(crate) tool: String,
+    pub(crate) status: String,
+    pub(crate) params: String,
+    pub(crate) argv: String,
+    pub(crate) command: String,
+    pub(crate) created_at: String,
+    pub(crate) started_at: Option<String>,
+    pub(crate) finished_at: Option<String>,
+    pub(crate) duration_secs: Option<f64>,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) signal: Option<i32>,
+    pub(crate) timed_out: bool,
+    pub(crate) success: bool,
+    pub(crate) classification: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) summary: Option<String>,
+    pub(crate) findings: Option<String>,
+    pub(crate) stdout: Option<String>,
+    pub(crate) stderr: Option<String>,
+    pub(crate) output_dropped: bool,
+    pub(crate) truncated: bool,
+    pub(crate) protections: Option<String>,
+    pub(crate) output_dir: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) tenant: String,
 }
 
 fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
@@ -257,7 +257,7 @@ fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawRow> {
 }
 
 impl RawRow {
-    fn into_record(self, with_output: bool) -> Result<JobRecord, StoreError> {
+    pub(crate) fn into_record(self, with_output: bool) -> Result<JobRecord, StoreError> {
         let json = |text: Option<String>| -> Result<Option<serde_json::Value>, StoreError> {
             Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
         };

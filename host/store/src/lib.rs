@@ -1,6 +1,8 @@
-//! toolgate's persistence: jobs (the history of every tool run) and scans (the asynchronous scan
-//! queue with its findings), behind two narrow traits, [`JobStore`] and [`ScanStore`], and their
-//! SQLite implementation, [`SqliteStore`]. This is the only crate that speaks SQL or depends on
+//! toolgate's persistence: jobs (the history of every tool run), scans (the asynchronous scan
+//! queue with its findings) and the audit trail, behind three narrow traits, [`JobStore`],
+//! [`ScanStore`] and [`AuditStore`], and their two implementations: [`SqliteStore`] (the
+//! embedded default, one daemon per database file) and [`PgStore`] (PostgreSQL, shared by
+//! several daemons). This is the only crate that speaks SQL or depends on
 //! a SQL driver; the daemon sees model types ([`toolgate_model`]) and these traits only.
 //!
 //! Why traits of boxed futures: the backend is chosen by configuration at run time (SQLite for
@@ -12,13 +14,20 @@
 //! Invariants: every state a second daemon would need lives in the store, not in memory (the
 //! queue, the consumed upload nonces, attempts); every scan transition is one atomic
 //! compare-and-set on the scan's state, refused with a typed [`Refused`] when the scan is not in
-//! the state the transition starts from; schema changes are appended migrations
-//! (`schema.rs`), never edits.
+//! the state the transition starts from; a running scan is held, under a lease, by the daemon
+//! that claimed it; schema changes are appended migrations (`schema.rs`, and `pg/schema.rs`
+//! with the same versions), never edits.
 #![forbid(unsafe_code)]
 
 mod audit;
+#[cfg(test)]
+mod conformance;
 mod error;
 mod jobs;
+mod pg;
+#[cfg(test)]
+#[path = "../testing/pg_cluster.rs"]
+mod pg_cluster;
 mod scan_list;
 mod scan_rows;
 mod scans;
@@ -37,6 +46,16 @@ use toolgate_model::{
 pub use audit::{AuditFile, AuditFilter, AuditRow, MAX_AUDIT_PAGE};
 pub use error::{Refused, StoreError};
 pub use jobs::SqliteStore;
+pub use pg::PgStore;
+
+/// How long a claim on a scan holds before another daemon may take the scan over, unless the
+/// running daemon renews it: long enough that a daemon renewing every third of it survives two
+/// missed renewals (a slow database, a pause), short enough that a dead daemon's scans restart
+/// within half a minute.
+pub const DEFAULT_SCAN_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The daemon identity of a SQLite store: one daemon per database file, so one name.
+pub(crate) const SQLITE_DAEMON: &str = "local";
 
 /// What every store operation returns: a future that owns what it needs (`'static`), so a
 /// caller can hold `Arc<dyn Store>` and spawn the call.
@@ -90,7 +109,8 @@ pub trait ScanStore: Send + Sync {
         max_queued: u32,
     ) -> StoreFuture<Scan>;
     /// Takes the oldest queued scan: queued -> running, attempts + 1, atomically, so two
-    /// workers (or daemons) never take the same scan. `None` when nothing is queued.
+    /// workers (or daemons) never take the same scan; the claim is held by this store's daemon
+    /// under a lease until `now` plus the store's lease length. `None` when nothing is queued.
     fn claim_next(&self, now: DateTime<Utc>) -> StoreFuture<Option<Scan>>;
     /// Names the job that runs a running scan (so its progress can be followed in /api/jobs).
     fn attach_job(&self, id: ScanId, job_id: String) -> StoreFuture<()>;
@@ -106,14 +126,20 @@ pub trait ScanStore: Send + Sync {
     /// Puts a running scan back in the queue without counting the attempt (the daemon chose
     /// to stop it, e.g. at shutdown: the scan did nothing wrong).
     fn requeue_scan(&self, id: ScanId) -> StoreFuture<()>;
-    /// At start-up: scans left running by a dead daemon go back to queued while they have
-    /// attempts left (`attempts < max_attempts`), else to error with the reason. With one
-    /// daemon per store (SQLite) every running scan at start-up is a dead daemon's; a store
-    /// shared by several daemons (PostgreSQL) needs to tell a dead daemon's scans from a live
-    /// one's first (a lease per claim, renewed while the job runs) before it implements this.
+    /// Scans left running by a dead daemon go back to queued while they have attempts left
+    /// (`attempts < max_attempts`), else to error with the reason. With one daemon per store
+    /// (SQLite, called at start-up) every running scan is a dead daemon's. In a store shared by
+    /// several daemons (PostgreSQL) a dead daemon's scans are those whose lease ran out before
+    /// `now` (each claim takes a lease that the running daemon renews with
+    /// [`ScanStore::renew_leases`]); opening the store ends the leases its own daemon identity
+    /// held before, so this is safe to call at start-up and periodically.
     fn recover_scans(&self, max_attempts: u32, now: DateTime<Utc>) -> StoreFuture<Recovered>;
     /// A page of scans matching `query`, with counts over every match.
     fn list_scans(&self, query: ScanQuery) -> StoreFuture<ScanPage>;
+    /// Extends the lease on every scan this daemon holds running to `until` (the daemon renews
+    /// while their jobs run, well before the lease runs out); returns how many it renewed. A
+    /// scan whose lease already ran out and that another daemon took over is not renewed.
+    fn renew_leases(&self, until: DateTime<Utc>) -> StoreFuture<u64>;
     /// A scan's findings in the order the tool reported them; `None` for an unknown scan.
     fn findings(&self, id: ScanId) -> StoreFuture<Option<Vec<Finding>>>;
     /// Deletes, with their findings, scans that finished before `finished_before` and scans
@@ -126,7 +152,19 @@ pub trait ScanStore: Send + Sync {
     ) -> StoreFuture<Vec<ScanId>>;
 }
 
-/// A complete store: what the daemon is given (as `Arc<dyn Store>`).
-pub trait Store: JobStore + ScanStore {}
+/// The audit trail's rows (issue #16): appended in chain order, read back by filter. The chain
+/// hashes are the daemon's (`toolgate_auth::audit`); the store keeps rows as written.
+pub trait AuditStore: Send + Sync {
+    /// Appends one sealed row (its id must be the last id + 1; a reused id is refused, so two
+    /// daemons appending after the same row cannot both succeed).
+    fn append_audit(&self, row: AuditRow) -> StoreFuture<()>;
+    /// The newest row, whose id and hash the next row chains to.
+    fn last_audit(&self) -> StoreFuture<Option<AuditRow>>;
+    /// Rows matching `filter`, oldest first.
+    fn audit_rows(&self, filter: AuditFilter) -> StoreFuture<Vec<AuditRow>>;
+}
 
-impl<T: JobStore + ScanStore> Store for T {}
+/// A complete store: what the daemon is given (as `Arc<dyn Store>`).
+pub trait Store: JobStore + ScanStore + AuditStore {}
+
+impl<T: JobStore + ScanStore + AuditStore> Store for T {}

@@ -18,25 +18,25 @@ pub(crate) const SCAN_COLUMNS: &str = "id, asset_name, asset_type, tags, scan_at
     criteria_high, criteria_medium, criteria_low, criteria_operator, user_name, state, created_at, \
     upload, request, attempts, started_at, finished_at, job_id, outcome, tenant";
 
-/// A scan row as SQLite returns it, before decoding.
+/// A scan row as either backend returns it, before decoding.
 pub(crate) struct RawScan {
-    id: String,
-    asset_name: String,
-    asset_type: String,
-    tags: String,
-    scan_attributes: String,
-    criteria: (u32, u32, u32, String),
-    user: String,
-    state: String,
-    created_at: String,
-    upload: Option<String>,
-    request: Option<String>,
-    attempts: u32,
-    started_at: Option<String>,
-    finished_at: Option<String>,
-    job_id: Option<String>,
-    outcome: Option<String>,
-    tenant: String,
+    pub(crate) id: String,
+    pub(crate) asset_name: String,
+    pub(crate) asset_type: String,
+    pub(crate) tags: String,
+    pub(crate) scan_attributes: String,
+    pub(crate) criteria: (u32, u32, u32, String),
+    pub(crate) user: String,
+    pub(crate) state: String,
+    pub(crate) created_at: String,
+    pub(crate) upload: Option<String>,
+    pub(crate) request: Option<String>,
+    pub(crate) attempts: u32,
+    pub(crate) started_at: Option<String>,
+    pub(crate) finished_at: Option<String>,
+    pub(crate) job_id: Option<String>,
+    pub(crate) outcome: Option<String>,
+    pub(crate) tenant: String,
 }
 
 impl RawScan {

@@ -1,21 +1,40 @@
-//! Scan queue tests: each transition's allow/deny table, nonces, claiming, recovery with its
-//! retry limit, findings, expiry, and every list filter, sort and page.
+//! Conformance: the scan queue. Each transition's allow/deny table, nonces, claiming, recovery
+//! with its retry limit, findings, expiry, and every list filter, sort and page.
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, TimeZone};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use toolgate_model::{
     AssetType, CriteriaFilter, Direction, FailureCriteria, GroupBy, Operator, Page, ScanPage,
     ScanStatus, Severity, SeverityCounts, SortField, TemplateParameters, TemplateType, TimeWindow,
 };
 
-use super::*;
+use toolgate_model::{
+    ErrorDetail, Finding, NewScan, Scan, ScanId, ScanOutcome, ScanQuery, ScanRequest, ScanState,
+    UploadInfo,
+};
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (store, _) = SqliteStore::open(&dir.path().join("db.sqlite3"), 10).expect("open");
-    (dir, store)
-}
+use super::{Backend, conformance};
+use crate::scans::RETRIES_EXHAUSTED;
+use crate::{Recovered, Refused, ScanStore, Store, StoreError};
+
+conformance!(
+    transitions_are_allowed_only_from_their_state,
+    unknown_scans_and_duplicates_are_refused,
+    a_nonce_is_consumed_once_and_a_refused_upload_consumes_nothing,
+    claims_are_oldest_first_count_attempts_and_never_share_a_scan,
+    recovery_requeues_until_the_retry_limit_then_errors_with_the_reason,
+    a_requeued_scan_keeps_its_place_and_its_attempts,
+    a_finished_scan_keeps_its_outcome_and_findings_in_order,
+    expiry_deletes_old_finished_and_abandoned_scans_with_their_findings,
+    every_list_filter_selects_in_sql,
+    list_counts_cover_every_match_not_just_the_page,
+    lists_sort_and_page_stably,
+    a_scan_round_trips_every_field,
+    groups_cover_every_match_by_their_key,
+    a_tenant_queue_limit_refuses_one_more_and_counts_only_queued_scans,
+    leases_are_renewed_only_on_running_scans,
+);
 
 fn id(n: u32) -> ScanId {
     ScanId::parse(&format!("00000000-0000-7000-8000-{n:012x}")).expect("id")
@@ -80,7 +99,7 @@ fn finding(rule: &str, severity: Severity, resource: &str) -> Finding {
 }
 
 /// Creates scan `n` and walks it to `state` through the store's own transitions.
-async fn scan_in(store: &SqliteStore, n: u32, state: ScanState) -> Scan {
+async fn scan_in(store: &impl Store, n: u32, state: ScanState) -> Scan {
     let mut scan = store.create_scan(new_scan(n)).await.expect("create");
     let steps = [
         ScanState::Uploaded,
@@ -129,8 +148,7 @@ fn refusal(result: Result<impl std::fmt::Debug, StoreError>) -> Option<Refused> 
 }
 
 /// What each transition does from each state: `None` allowed, else the refusal's kind.
-#[tokio::test]
-async fn transitions_are_allowed_only_from_their_state() {
+async fn transitions_are_allowed_only_from_their_state<B: Backend>() {
     use ScanState::*;
     type Kind = Option<&'static str>;
     // (from, record_upload, initiate, finish, requeue)
@@ -193,7 +211,9 @@ async fn transitions_are_allowed_only_from_their_state() {
     {
         let n = n as u32 * 4;
         // A fresh store per row, so the one claimable scan is this row's.
-        let (_dir, store) = open();
+        let Some((_place, store)) = B::fresh(10).await else {
+            return;
+        };
         scan_in(&store, n, from).await;
         let result = store
             .record_upload(id(n), format!("fresh-{n}"), upload())
@@ -204,7 +224,9 @@ async fn transitions_are_allowed_only_from_their_state() {
             "record_upload from {from:?}"
         );
 
-        let (_dir, store) = open();
+        let Some((_place, store)) = B::fresh(10).await else {
+            return;
+        };
         scan_in(&store, n, from).await;
         let result = store.initiate(id(n), request(), at(200)).await;
         assert_eq!(
@@ -213,14 +235,18 @@ async fn transitions_are_allowed_only_from_their_state() {
             "initiate from {from:?}"
         );
 
-        let (_dir, store) = open();
+        let Some((_place, store)) = B::fresh(10).await else {
+            return;
+        };
         scan_in(&store, n, from).await;
         let result = store
             .finish_scan(id(n), Failed, ScanOutcome::default(), Vec::new(), at(300))
             .await;
         assert_eq!(kind(refusal(result)), finish_kind, "finish from {from:?}");
 
-        let (_dir, store) = open();
+        let Some((_place, store)) = B::fresh(10).await else {
+            return;
+        };
         scan_in(&store, n, from).await;
         let result = store.requeue_scan(id(n)).await;
         assert_eq!(kind(refusal(result)), requeue_kind, "requeue from {from:?}");
@@ -231,9 +257,10 @@ async fn transitions_are_allowed_only_from_their_state() {
     }
 }
 
-#[tokio::test]
-async fn unknown_scans_and_duplicates_are_refused() {
-    let (_dir, store) = open();
+async fn unknown_scans_and_duplicates_are_refused<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     let unknown = |result: Option<Refused>| matches!(result, Some(Refused::UnknownScan(_)));
     assert!(unknown(refusal(
         store.record_upload(id(9), "n".into(), upload()).await
@@ -265,9 +292,10 @@ async fn unknown_scans_and_duplicates_are_refused() {
     ));
 }
 
-#[tokio::test]
-async fn a_nonce_is_consumed_once_and_a_refused_upload_consumes_nothing() {
-    let (_dir, store) = open();
+async fn a_nonce_is_consumed_once_and_a_refused_upload_consumes_nothing<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     store.create_scan(new_scan(1)).await.expect("create");
     store.create_scan(new_scan(2)).await.expect("create");
     store
@@ -294,9 +322,10 @@ async fn a_nonce_is_consumed_once_and_a_refused_upload_consumes_nothing() {
     assert_eq!(scan.upload, Some(upload()));
 }
 
-#[tokio::test]
-async fn claims_are_oldest_first_count_attempts_and_never_share_a_scan() {
-    let (_dir, store) = open();
+async fn claims_are_oldest_first_count_attempts_and_never_share_a_scan<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     assert!(store.claim_next(at(0)).await.expect("claim").is_none());
     const SCANS: u32 = 40;
     for n in 0..SCANS {
@@ -340,20 +369,24 @@ async fn claims_are_oldest_first_count_attempts_and_never_share_a_scan() {
     assert_eq!(all.len(), SCANS as usize, "every scan claimed exactly once");
 }
 
-#[tokio::test]
-async fn recovery_requeues_until_the_retry_limit_then_errors_with_the_reason() {
-    let (_dir, store) = open();
+async fn recovery_requeues_until_the_retry_limit_then_errors_with_the_reason<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     const MAX_ATTEMPTS: u32 = 3;
     scan_in(&store, 1, ScanState::Running).await;
     for attempt in 1..MAX_ATTEMPTS {
+        // Time moves on between crashes: each recovery comes after the last claim's lease ran
+        // out, as it must for a shared store to see that claim's daemon as dead.
+        let crash = at(500 + 10 * i64::from(attempt));
         let recovered = store
-            .recover_scans(MAX_ATTEMPTS, at(500))
+            .recover_scans(MAX_ATTEMPTS, crash)
             .await
             .expect("recover");
         assert_eq!(recovered.requeued, vec![id(1)], "attempt {attempt}");
         assert!(recovered.failed.is_empty());
         let scan = store
-            .claim_next(at(501))
+            .claim_next(crash + Duration::seconds(1))
             .await
             .expect("claim")
             .expect("requeued");
@@ -386,9 +419,10 @@ async fn recovery_requeues_until_the_retry_limit_then_errors_with_the_reason() {
     );
 }
 
-#[tokio::test]
-async fn a_requeued_scan_keeps_its_place_and_its_attempts() {
-    let (_dir, store) = open();
+async fn a_requeued_scan_keeps_its_place_and_its_attempts<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     scan_in(&store, 1, ScanState::Running).await;
     store
         .attach_job(id(1), "job-1".into())
@@ -412,9 +446,10 @@ async fn a_requeued_scan_keeps_its_place_and_its_attempts() {
     );
 }
 
-#[tokio::test]
-async fn a_finished_scan_keeps_its_outcome_and_findings_in_order() {
-    let (_dir, store) = open();
+async fn a_finished_scan_keeps_its_outcome_and_findings_in_order<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     scan_in(&store, 1, ScanState::Running).await;
     let findings = vec![
         finding("R2", Severity::Critical, "a"),
@@ -460,9 +495,10 @@ async fn a_finished_scan_keeps_its_outcome_and_findings_in_order() {
     );
 }
 
-#[tokio::test]
-async fn expiry_deletes_old_finished_and_abandoned_scans_with_their_findings() {
-    let (_dir, store) = open();
+async fn expiry_deletes_old_finished_and_abandoned_scans_with_their_findings<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     // Finished at(102) by `scan_in`.
     scan_in(&store, 1, ScanState::Passed).await;
     scan_in(&store, 2, ScanState::Running).await;
@@ -490,7 +526,7 @@ async fn expiry_deletes_old_finished_and_abandoned_scans_with_their_findings() {
 /// user `user-{n%2}`; tag team=t{n%2}; n < 4 passed (n=3 with one high finding on resource
 /// aws_s3_bucket.r3), n in 4..6 failed with two medium findings, the rest processing; scan 9
 /// has failure criteria H:5 & M:2 & L:1.
-async fn ten_scans(store: &SqliteStore) {
+async fn ten_scans(store: &impl Store) {
     for n in 0..10 {
         let mut scan = new_scan(n);
         if n == 9 {
@@ -551,9 +587,10 @@ fn numbers(page: &ScanPage) -> Vec<u32> {
         .collect()
 }
 
-#[tokio::test]
-async fn every_list_filter_selects_in_sql() {
-    let (_dir, store) = open();
+async fn every_list_filter_selects_in_sql<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     ten_scans(&store).await;
     let everything = ScanQuery::default;
     let table: Vec<(&str, ScanQuery, Vec<u32>)> = vec![
@@ -692,9 +729,10 @@ async fn every_list_filter_selects_in_sql() {
     }
 }
 
-#[tokio::test]
-async fn list_counts_cover_every_match_not_just_the_page() {
-    let (_dir, store) = open();
+async fn list_counts_cover_every_match_not_just_the_page<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     ten_scans(&store).await;
     let page = store
         .list_scans(ScanQuery {
@@ -732,9 +770,10 @@ async fn list_counts_cover_every_match_not_just_the_page() {
     assert_eq!(none.totals.counts, SeverityCounts::default());
 }
 
-#[tokio::test]
-async fn lists_sort_and_page_stably() {
-    let (_dir, store) = open();
+async fn lists_sort_and_page_stably<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     ten_scans(&store).await;
     let sorted = |sort: Vec<(SortField, Direction)>, size: u32, number: u32| ScanQuery {
         sort,
@@ -798,9 +837,10 @@ async fn lists_sort_and_page_stably() {
     }
 }
 
-#[tokio::test]
-async fn a_scan_round_trips_every_field() {
-    let (_dir, store) = open();
+async fn a_scan_round_trips_every_field<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     let scan = scan_in(&store, 7, ScanState::Queued).await;
     let read = store.scan(id(7)).await.expect("get").expect("exists");
     assert_eq!(read, scan);
@@ -810,9 +850,10 @@ async fn a_scan_round_trips_every_field() {
     assert_eq!(read.created_at, at(7));
 }
 
-#[tokio::test]
-async fn groups_cover_every_match_by_their_key() {
-    let (_dir, store) = open();
+async fn groups_cover_every_match_by_their_key<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
     ten_scans(&store).await;
     let grouped = |group_by| ScanQuery {
         group_by: Some(group_by),
@@ -863,4 +904,64 @@ async fn groups_cover_every_match_by_their_key() {
     assert_eq!(by_name.scans.len(), 1, "groups do not change the page");
     let plain = store.list_scans(ScanQuery::default()).await.expect("list");
     assert!(plain.groups.is_empty(), "no groupBy, no groups");
+}
+
+async fn a_tenant_queue_limit_refuses_one_more_and_counts_only_queued_scans<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
+    // Scans 0, 2 and 4 belong to tenant-0, scan 1 to tenant-1.
+    for n in [0, 2, 4, 1] {
+        scan_in(&store, n, ScanState::Uploaded).await;
+    }
+    for n in [0, 2] {
+        store
+            .initiate_within(id(n), request(), at(100), 2)
+            .await
+            .expect("within the limit");
+    }
+    assert_eq!(
+        refusal(store.initiate_within(id(4), request(), at(100), 2).await),
+        Some(Refused::TenantQueueFull {
+            tenant: "tenant-0".into(),
+            max: 2
+        })
+    );
+    let refused = store.scan(id(4)).await.expect("get").expect("exists");
+    assert_eq!(
+        refused.state,
+        ScanState::Uploaded,
+        "a refused initiate changes nothing"
+    );
+    store
+        .initiate_within(id(1), request(), at(100), 2)
+        .await
+        .expect("another tenant's limit is its own");
+    // Once one of tenant-0's scans runs, it no longer counts.
+    store
+        .claim_next(at(101))
+        .await
+        .expect("claim")
+        .expect("queued");
+    store
+        .initiate_within(id(4), request(), at(102), 2)
+        .await
+        .expect("room again");
+}
+
+async fn leases_are_renewed_only_on_running_scans<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
+    assert_eq!(store.renew_leases(at(10)).await.expect("renew"), 0);
+    scan_in(&store, 3, ScanState::Passed).await;
+    scan_in(&store, 1, ScanState::Running).await;
+    scan_in(&store, 2, ScanState::Queued).await;
+    assert_eq!(
+        store.renew_leases(at(200)).await.expect("renew"),
+        1,
+        "only the running scan"
+    );
+    let running = store.scan(id(1)).await.expect("get").expect("exists");
+    assert_eq!(running.state, ScanState::Running);
 }

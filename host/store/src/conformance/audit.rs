@@ -1,0 +1,100 @@
+//! Conformance: the audit trail. Rows are appended, read back whole and filtered, and an id is
+//! used once.
+
+use super::{Backend, conformance};
+use crate::{AuditFilter, AuditRow, AuditStore};
+
+conformance!(rows_are_appended_read_back_and_filtered_and_an_id_is_used_once);
+
+pub(crate) fn row(id: u64, tenant: &str, action: &str) -> AuditRow {
+    AuditRow {
+        id,
+        time: format!("2026-12-06T05:00:{id:02}.000001Z"),
+        tenant: tenant.into(),
+        key_id: Some("tgk_0123456789abcdef".into()),
+        action: action.into(),
+        tool: Some("terrascan".into()),
+        argv: vec!["terrascan".into(), "scan".into()],
+        decision: "allowed".into(),
+        outcome: "completed".into(),
+        client: Some("127.0.0.1".into()),
+        hash: "00".repeat(32),
+    }
+}
+
+async fn rows_are_appended_read_back_and_filtered_and_an_id_is_used_once<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
+    assert_eq!(store.last_audit().await.expect("last"), None);
+    let rows = [
+        row(1, "acme", "run"),
+        row(2, "beta", "login"),
+        row(3, "acme", "cancel"),
+    ];
+    for row in &rows {
+        store.append_audit(row.clone()).await.expect("append");
+    }
+    assert!(
+        store.append_audit(row(3, "acme", "run")).await.is_err(),
+        "an id is used once"
+    );
+    assert_eq!(
+        store.last_audit().await.expect("last"),
+        Some(rows[2].clone())
+    );
+    let table: &[(AuditFilter, &[u64])] = &[
+        (
+            AuditFilter {
+                limit: 10,
+                ..AuditFilter::default()
+            },
+            &[1, 2, 3],
+        ),
+        (
+            AuditFilter {
+                tenant: Some("acme".into()),
+                limit: 10,
+                ..AuditFilter::default()
+            },
+            &[1, 3],
+        ),
+        (
+            AuditFilter {
+                action: Some("login".into()),
+                limit: 10,
+                ..AuditFilter::default()
+            },
+            &[2],
+        ),
+        (
+            AuditFilter {
+                after_id: 1,
+                limit: 1,
+                ..AuditFilter::default()
+            },
+            &[2],
+        ),
+        (
+            AuditFilter {
+                since: Some(rows[1].time.clone()),
+                limit: 10,
+                ..AuditFilter::default()
+            },
+            &[2, 3],
+        ),
+        (
+            AuditFilter {
+                until: Some(rows[0].time.clone()),
+                limit: 10,
+                ..AuditFilter::default()
+            },
+            &[1],
+        ),
+    ];
+    for (filter, expected) in table {
+        let read = store.audit_rows(filter.clone()).await.expect("read");
+        let ids: Vec<u64> = read.iter().map(|row| row.id).collect();
+        assert_eq!(&ids, expected, "{filter:?}");
+    }
+}

@@ -1,0 +1,217 @@
+//! The job half of the PostgreSQL store: job writes and reads, and marking this daemon's
+//! unfinished jobs `interrupted` when it starts.
+//!
+//! Invariants (as in SQLite's `jobs.rs`): a job record is never deleted, only its stdout and
+//! stderr (a row of `job_output`) once it falls out of the newest `retention` jobs; a finished
+//! job's output row is written in the same transaction as its outcome, with the retention
+//! sweep; a job names the daemon that runs it, and a daemon interrupts only its own.
+
+use deadpool_postgres::Client;
+use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob};
+
+use super::PgStore;
+use super::rows::{JOB_COLUMNS, job_row};
+use crate::jobs::now_text;
+use crate::{JobStore, StoreError, StoreFuture};
+
+/// Joined after `JOB_COLUMNS`: a job's output row, if retention kept it.
+const FROM_JOBS_AND_OUTPUT: &str = "FROM jobs LEFT JOIN job_output ON job_output.job = jobs.seq";
+
+/// Whether retention dropped a job's output: it has finished, is not among the newest `$1`
+/// jobs, and its output row is gone (the sweep deletes exactly those rows). A failed insert
+/// uses up a `seq`, so after one the newest `retention` jobs by this measure are one fewer
+/// jobs; reads and the sweep agree on it.
+const OUTPUT_DROPPED: &str = "(job_output.job IS NULL AND jobs.status NOT IN ('queued', 'running') \
+    AND jobs.seq <= (SELECT MAX(seq) FROM jobs) - $1)";
+
+impl PgStore {
+    /// Marks the jobs this daemon left queued or running in its previous life `interrupted`.
+    pub(super) async fn interrupt_own_jobs(&self, client: &Client) -> Result<usize, StoreError> {
+        let marked = client
+            .execute(
+                "UPDATE jobs SET status = 'interrupted', finished_at = COALESCE(finished_at, $1), \
+                 error = COALESCE(error, 'the daemon stopped while this job was queued or running') \
+                 WHERE status IN ('queued', 'running') AND daemon = $2",
+                &[&now_text(), &&*self.daemon],
+            )
+            .await?;
+        Ok(usize::try_from(marked).unwrap_or(usize::MAX))
+    }
+
+    async fn insert(&self, job: NewJob, started_at: Option<String>) -> Result<(), StoreError> {
+        let status = if started_at.is_some() {
+            JobStatus::Running
+        } else {
+            JobStatus::Queued
+        };
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, \
+                 output_dir, started_at, tenant, daemon) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &job.id,
+                    &job.tool,
+                    &status.as_str(),
+                    &job.params.to_string(),
+                    &serde_json::to_string(&job.argv)?,
+                    &job.command,
+                    &job.created_at,
+                    &job.output_dir,
+                    &started_at,
+                    &job.tenant,
+                    &&*self.daemon,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_running(&self, id: String, started_at: String) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE jobs SET status = 'running', started_at = $2 \
+                 WHERE id = $1 AND status = 'queued'",
+            )
+            .await?;
+        client.execute(&statement, &[&id, &started_at]).await?;
+        Ok(())
+    }
+
+    async fn finish(&self, id: String, done: FinishedJob) -> Result<(), StoreError> {
+        let status = done.status.unwrap_or(JobStatus::Failed);
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let update = tx
+            .prepare_cached(
+                "UPDATE jobs SET status = $2, finished_at = $3, duration_secs = $4, \
+                 exit_code = $5, signal = $6, timed_out = $7, success = $8, \
+                 classification = $9, message = $10, summary = $11, findings = $12, \
+                 truncated = $13, protections = $14, error = $15 WHERE id = $1 RETURNING seq",
+            )
+            .await?;
+        let seq = tx
+            .query_opt(
+                &update,
+                &[
+                    &id,
+                    &status.as_str(),
+                    &done.finished_at,
+                    &done.duration_secs,
+                    &done.exit_code,
+                    &done.signal,
+                    &done.timed_out,
+                    &done.success,
+                    &done.classification,
+                    &done.message,
+                    &done.summary,
+                    &done.findings,
+                    &done.truncated,
+                    &done.protections,
+                    &done.error,
+                ],
+            )
+            .await?;
+        // An unknown id updates nothing and has no output to keep.
+        if let Some(row) = seq {
+            let seq: i64 = row.try_get(0)?;
+            let bytes = |text: &Option<std::sync::Arc<String>>| {
+                text.as_ref().map(|text| text.as_bytes().to_vec())
+            };
+            let output = tx
+                .prepare_cached(
+                    "INSERT INTO job_output (job, stdout, stderr) VALUES ($1, $2, $3) \
+                     ON CONFLICT (job) DO UPDATE SET stdout = excluded.stdout, \
+                     stderr = excluded.stderr",
+                )
+                .await?;
+            tx.execute(&output, &[&seq, &bytes(&done.stdout), &bytes(&done.stderr)])
+                .await?;
+            let sweep = tx
+                .prepare_cached(
+                    "DELETE FROM job_output WHERE job <= (SELECT MAX(seq) FROM jobs) - $1",
+                )
+                .await?;
+            tx.execute(&sweep, &[&self.retention]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get(&self, id: String) -> Result<Option<JobRecord>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS}, job_output.stdout, job_output.stderr, {OUTPUT_DROPPED} \
+                 {FROM_JOBS_AND_OUTPUT} WHERE jobs.id = $2"
+            ))
+            .await?;
+        let row = client
+            .query_opt(&statement, &[&self.retention, &id])
+            .await?;
+        row.map(|row| job_row(&row)?.into_record(true)).transpose()
+    }
+
+    async fn list(&self, filter: JobFilter) -> Result<Vec<JobRecord>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS}, NULL::bytea, NULL::bytea, {OUTPUT_DROPPED} \
+                 {FROM_JOBS_AND_OUTPUT} \
+                 WHERE ($2::text IS NULL OR tool = $2) AND ($3::text IS NULL OR status = $3) \
+                 AND ($5::text IS NULL OR tenant = $5) \
+                 ORDER BY jobs.seq DESC LIMIT $4"
+            ))
+            .await?;
+        let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &self.retention,
+                    &filter.tool,
+                    &filter.status.map(JobStatus::as_str),
+                    &limit,
+                    &filter.tenant,
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| job_row(row)?.into_record(false))
+            .collect()
+    }
+}
+
+impl JobStore for PgStore {
+    fn insert_job(&self, job: NewJob, started_at: Option<String>) -> StoreFuture<()> {
+        let store = self.clone();
+        Box::pin(async move { store.insert(job, started_at).await })
+    }
+
+    fn mark_job_running(&self, id: String, started_at: String) -> StoreFuture<()> {
+        let store = self.clone();
+        Box::pin(async move { store.mark_running(id, started_at).await })
+    }
+
+    fn finish_job(&self, id: String, done: FinishedJob) -> StoreFuture<()> {
+        let store = self.clone();
+        Box::pin(async move { store.finish(id, done).await })
+    }
+
+    fn job(&self, id: String) -> StoreFuture<Option<JobRecord>> {
+        let store = self.clone();
+        Box::pin(async move { store.get(id).await })
+    }
+
+    fn list_jobs(&self, filter: JobFilter) -> StoreFuture<Vec<JobRecord>> {
+        let store = self.clone();
+        Box::pin(async move { store.list(filter).await })
+    }
+}

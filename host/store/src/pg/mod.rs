@@ -1,0 +1,142 @@
+//! The PostgreSQL store ([`PgStore`]): the same traits as [`crate::SqliteStore`] on a database
+//! several daemons share (issue #19), through a pool of `tokio-postgres` connections
+//! (`deadpool-postgres`), async all the way.
+//!
+//! Invariants: opening migrates the schema (`schema.rs`), then marks this daemon's own
+//! unfinished jobs `interrupted` and ends the leases it held (both belong to its previous life:
+//! a daemon identity is unique among the live daemons sharing a database, so whatever it held
+//! before it started is dead); every scan transition is one transaction that locks the scan's
+//! row (`SELECT ... FOR UPDATE`, and `FOR UPDATE SKIP LOCKED` to claim), so daemons racing on
+//! one scan are serialized by the database; a running scan is held by the daemon that claimed
+//! it under a lease, and only that daemon may attach a job to it, finish it or requeue it;
+//! jobs are written row by row (PostgreSQL commits concurrent writers together itself, so the
+//! SQLite store's group-commit writer has no counterpart here).
+
+mod audit;
+mod jobs;
+mod rows;
+mod scan_list;
+mod scan_writes;
+mod scans;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+use crate::StoreError;
+
+/// Most connections one daemon opens: its scan workers, API calls and job writes share them. A
+/// daemon is mostly waiting on tools, not on the database, so a handful per core is plenty,
+/// and PostgreSQL's default `max_connections` (100) still fits several daemons.
+const MAX_CONNECTIONS: usize = 16;
+
+/// How long opening a connection may take unless the URL says otherwise: a database that does
+/// not answer must fail the call (and the daemon say so) rather than hold it indefinitely.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest daemon identity accepted: it is stored with every job and claim, and an identity is a
+/// host name or an operator's label, not a document.
+const MAX_DAEMON_ID_LEN: usize = 200;
+
+/// Handle to a PostgreSQL store; cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    /// Who claims scans and runs jobs through this handle (see the module doc).
+    daemon: Arc<str>,
+    /// How many of the newest jobs keep their output.
+    retention: i64,
+    /// How long a claim holds unless renewed.
+    lease: Duration,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`, or
+    /// the key=value form) as the daemon named `daemon_id`, migrates the schema, marks this
+    /// daemon's unfinished jobs `interrupted` and ends the leases it held. `retention` is how
+    /// many of the newest jobs keep their stdout/stderr. Returns the store and how many jobs
+    /// were marked.
+    ///
+    /// `daemon_id` must be unique among the daemons running on this database at one time
+    /// (e.g. the host name); a restarted daemon keeps its identity. Connections are plain TCP
+    /// or a Unix socket, without TLS.
+    pub async fn connect(
+        url: &str,
+        daemon_id: &str,
+        retention: usize,
+    ) -> Result<(Self, usize), StoreError> {
+        if daemon_id.is_empty() || daemon_id.len() > MAX_DAEMON_ID_LEN {
+            return Err(StoreError::PostgresSettings(format!(
+                "a daemon identity has 1 to {MAX_DAEMON_ID_LEN} bytes, not {}",
+                daemon_id.len()
+            )));
+        }
+        let pool = pool_for(url, MAX_CONNECTIONS)?;
+        let mut client = pool.get().await?;
+        schema::migrate(&mut client).await?;
+        let store = Self {
+            pool,
+            daemon: Arc::from(daemon_id),
+            retention: i64::try_from(retention).unwrap_or(i64::MAX),
+            lease: crate::DEFAULT_SCAN_LEASE,
+        };
+        let interrupted = store.interrupt_own_jobs(&client).await?;
+        store.end_own_leases(&client).await?;
+        Ok((store, interrupted))
+    }
+
+    /// Connects to the database at `url` and reads its schema version, changing nothing (no
+    /// migration, no interruption): what `config check` reports beside
+    /// [`PgStore::latest_schema_version`]. 0 for a database no daemon has opened yet.
+    pub async fn probe(url: &str) -> Result<usize, StoreError> {
+        let client = pool_for(url, 1)?.get().await?;
+        schema::version_in(&client).await
+    }
+
+    /// This store with claims holding for `lease` instead of [`crate::DEFAULT_SCAN_LEASE`].
+    pub fn with_scan_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The daemon identity this store claims scans and runs jobs as.
+    pub fn daemon_id(&self) -> &str {
+        &self.daemon
+    }
+
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<usize, StoreError> {
+        let client = self.pool.get().await?;
+        schema::version_in(&client).await
+    }
+
+    /// The schema version this build writes.
+    pub fn latest_schema_version() -> usize {
+        schema::latest_version()
+    }
+}
+
+/// A pool of at most `size` connections to `url`, opened as they are needed.
+fn pool_for(url: &str, size: usize) -> Result<Pool, StoreError> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            // A pooled connection is reused unless it is closed (the server went away);
+            // testing it with a query before every use would cost a round trip each.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .map_err(|error| StoreError::PostgresSettings(error.to_string()))
+}

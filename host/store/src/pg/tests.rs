@@ -1,0 +1,270 @@
+//! PostgreSQL-only tests: what only a store shared by several daemons does (claims across
+//! daemons, leases, take-over, per-daemon interruption) and the schema-version table. What
+//! both backends do is in the conformance suite (`conformance/`).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use toolgate_model::{JobFilter, JobStatus, NewScan, ScanId, ScanOutcome, ScanRequest, ScanState};
+
+use super::PgStore;
+use crate::conformance::jobs::new_job;
+use crate::pg_cluster::{TestDatabase, test_database};
+use crate::{JobStore, Refused, ScanStore, StoreError};
+
+fn id(n: u32) -> ScanId {
+    ScanId::parse(&format!("00000000-0000-7000-8000-{n:012x}")).expect("id")
+}
+
+fn at(second: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time")
+        + Duration::seconds(second)
+}
+
+async fn daemon(database: &TestDatabase, name: &str) -> PgStore {
+    PgStore::connect(database.url(), name, 10)
+        .await
+        .expect("connect")
+        .0
+}
+
+/// Queues scans `numbers` through `store`, in order (initiated at second `n`).
+async fn queue(store: &PgStore, numbers: impl IntoIterator<Item = u32>) {
+    for n in numbers {
+        store
+            .create_scan(NewScan {
+                id: id(n),
+                asset_name: "asset".into(),
+                asset_type: toolgate_model::AssetType::GitHub,
+                tags: Default::default(),
+                scan_attributes: Default::default(),
+                failure_criteria: Default::default(),
+                user: "user".into(),
+                tenant: "tenant".into(),
+                created_at: at(0),
+            })
+            .await
+            .expect("create");
+        let upload = toolgate_model::UploadInfo {
+            bytes: 1,
+            sha256: "00".repeat(32),
+            files: 1,
+            uploaded_at: at(0),
+        };
+        store
+            .record_upload(id(n), format!("nonce-{n}"), upload)
+            .await
+            .expect("upload");
+        let request = ScanRequest {
+            template_type: toolgate_model::TemplateType::Tf,
+            template_version: None,
+            parameters: Default::default(),
+            tool: "terrascan".into(),
+        };
+        store
+            .initiate(id(n), request, at(i64::from(n)))
+            .await
+            .expect("initiate");
+    }
+}
+
+/// Three daemons, four workers each, draining one queue: every scan is claimed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_sharing_a_queue_never_claim_the_same_scan() {
+    const SCANS: u32 = 60;
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let daemons = [
+        daemon(&database, "a").await,
+        daemon(&database, "b").await,
+        daemon(&database, "c").await,
+    ];
+    queue(&daemons[0], 0..SCANS).await;
+    let mut workers = tokio::task::JoinSet::new();
+    for store in &daemons {
+        for _ in 0..4 {
+            let store = store.clone();
+            workers.spawn(async move {
+                let mut claimed = Vec::new();
+                while let Some(scan) = store.claim_next(at(100)).await.expect("claim") {
+                    claimed.push(scan.id);
+                }
+                claimed
+            });
+        }
+    }
+    let mut all = Vec::new();
+    while let Some(claimed) = workers.join_next().await {
+        all.extend(claimed.expect("worker"));
+    }
+    let claims = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((claims, all.len()), (SCANS as usize, SCANS as usize));
+}
+
+/// A daemon that stops renewing loses its scan to another once the lease ran out; the old
+/// holder can then neither finish, requeue nor attach to it, and the new holder finishes it.
+#[tokio::test]
+async fn a_lapsed_lease_is_taken_over_and_the_old_holder_is_refused() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let a = daemon(&database, "a")
+        .await
+        .with_scan_lease(std::time::Duration::from_secs(30));
+    let b = daemon(&database, "b").await;
+    queue(&a, [1]).await;
+    let claimed = a.claim_next(at(100)).await.expect("claim").expect("queued");
+    assert_eq!(claimed.attempts, 1);
+    // Within the lease (renewed once), b sees a live claim.
+    assert_eq!(a.renew_leases(at(150)).await.expect("renew"), 1);
+    assert_eq!(
+        b.recover_scans(3, at(140)).await.expect("recover"),
+        Default::default()
+    );
+    // Past it, b takes the scan back to the queue and claims it.
+    let recovered = b.recover_scans(3, at(151)).await.expect("recover");
+    assert_eq!(recovered.requeued, vec![id(1)]);
+    let taken = b.claim_next(at(152)).await.expect("claim").expect("queued");
+    assert_eq!(taken.attempts, 2);
+    assert_eq!(
+        a.renew_leases(at(200)).await.expect("renew"),
+        0,
+        "not a's any more"
+    );
+    let lost = |result: Result<_, StoreError>| {
+        matches!(
+            result.err().as_ref().and_then(StoreError::refused),
+            Some(Refused::LeaseLost { holder, .. }) if holder == "b"
+        )
+    };
+    let outcome = ScanOutcome::default;
+    assert!(lost(
+        a.finish_scan(id(1), ScanState::Passed, outcome(), Vec::new(), at(160))
+            .await
+            .map(|_| ())
+    ));
+    assert!(lost(a.requeue_scan(id(1)).await));
+    assert!(lost(a.attach_job(id(1), "job-a".into()).await));
+    let done = b
+        .finish_scan(id(1), ScanState::Passed, outcome(), Vec::new(), at(170))
+        .await
+        .expect("the holder finishes");
+    assert_eq!((done.state, done.job_id), (ScanState::Passed, None));
+}
+
+/// A daemon restarting under its identity gets its dead self's scans back at once (their
+/// leases end when it connects) and interrupts only its own jobs, not another live daemon's.
+#[tokio::test]
+async fn a_restarting_daemon_recovers_its_own_work_and_leaves_others_alone() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let a = daemon(&database, "a").await;
+    let b = daemon(&database, "b").await;
+    queue(&a, [1, 2]).await;
+    a.claim_next(at(100)).await.expect("claim").expect("1");
+    b.claim_next(at(100)).await.expect("claim").expect("2");
+    a.insert_job(new_job("job-a", "t"), Some(at(100).to_rfc3339()))
+        .await
+        .expect("job a");
+    b.insert_job(new_job("job-b", "t"), Some(at(100).to_rfc3339()))
+        .await
+        .expect("job b");
+    drop(a);
+    let (a, interrupted) = PgStore::connect(database.url(), "a", 10)
+        .await
+        .expect("restart");
+    assert_eq!(interrupted, 1);
+    // Well within both leases: only a's own old claim is recovered.
+    let recovered = a.recover_scans(3, at(101)).await.expect("recover");
+    assert_eq!(recovered.requeued, vec![id(1)]);
+    let running = JobFilter {
+        status: Some(JobStatus::Running),
+        limit: 10,
+        ..JobFilter::default()
+    };
+    let still_running: Vec<String> = a
+        .list_jobs(running)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|job| job.id)
+        .collect();
+    assert_eq!(still_running, ["job-b"]);
+    let scan = b.scan(id(2)).await.expect("get").expect("exists");
+    assert_eq!(scan.state, ScanState::Running);
+}
+
+#[tokio::test]
+async fn the_schema_version_is_recorded_and_a_newer_one_is_refused() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    assert_eq!(
+        PgStore::probe(database.url()).await.expect("probe"),
+        0,
+        "an empty database, and probing does not migrate it"
+    );
+    let store = daemon(&database, "a").await;
+    assert_eq!(
+        store.schema_version().await.expect("version"),
+        PgStore::latest_schema_version()
+    );
+    assert_eq!(
+        PgStore::probe(database.url()).await.expect("probe"),
+        PgStore::latest_schema_version()
+    );
+    assert_eq!(
+        PgStore::latest_schema_version(),
+        crate::SqliteStore::schema_version(),
+        "both backends are at the same version"
+    );
+    let client = store.pool.get().await.expect("client");
+    client
+        .execute(
+            "INSERT INTO toolgate_schema_version (version) VALUES ($1)",
+            &[&i32::try_from(PgStore::latest_schema_version() + 1).expect("small")],
+        )
+        .await
+        .expect("a newer daemon's version");
+    drop(client);
+    assert!(matches!(
+        PgStore::connect(database.url(), "b", 10).await,
+        Err(StoreError::SchemaTooNew { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_change_an_audit_row() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let store = daemon(&database, "a").await;
+    crate::AuditStore::append_audit(&store, crate::conformance::audit::row(1, "acme", "run"))
+        .await
+        .expect("append");
+    let client = store.pool.get().await.expect("client");
+    for sql in [
+        "UPDATE audit SET outcome = 'x' WHERE id = 1",
+        "DELETE FROM audit WHERE id = 1",
+        "TRUNCATE audit",
+    ] {
+        assert!(client.batch_execute(sql).await.is_err(), "{sql} is refused");
+    }
+}
+
+#[tokio::test]
+async fn a_daemon_identity_must_be_given_and_short() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    for name in [String::new(), "x".repeat(201)] {
+        assert!(matches!(
+            PgStore::connect(database.url(), &name, 10).await,
+            Err(StoreError::PostgresSettings(_))
+        ));
+    }
+}
