@@ -23,6 +23,7 @@ mod audit;
 #[cfg(test)]
 mod conformance;
 mod error;
+mod fair_claim;
 mod jobs;
 mod pg;
 #[cfg(test)]

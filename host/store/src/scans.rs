@@ -126,30 +126,76 @@ fn initiate(
     written_scan(tx, id)
 }
 
-/// The oldest queued scan, now running. The sub-select picks it and the outer `WHERE` re-checks
-/// the state; in PostgreSQL the sub-select is `... LIMIT 1 FOR UPDATE SKIP LOCKED`, so daemons
-/// sharing the queue each take a different scan without waiting on each other. The index is
-/// named because SQLite's planner, without statistics, prefers `scans_by_state` and sorts
-/// every queued scan (6.3 ms median per claim with 10,000 queued).
+/// The next queued scan, now running: with one tenant queued, its oldest; with several, the
+/// oldest of the tenant `fair_claim` serves first. The sub-select picks it and the outer `WHERE`
+/// re-checks the state; in PostgreSQL the sub-select is `... LIMIT 1 FOR UPDATE SKIP LOCKED`,
+/// so daemons sharing the queue each take a different scan without waiting on each other.
+/// Indexes are named because SQLite's planner, without statistics, prefers `scans_by_state`
+/// and sorts every queued scan (6.3 ms median per claim with 10,000 queued).
 fn claim_next(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Option<Scan>, StoreError> {
-    let sql = format!(
-        "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = ?1, \
-         job_id = NULL, claimed_by = ?2, lease_until = ?3 \
-         WHERE id = (SELECT id FROM scans INDEXED BY scans_queued WHERE state = 'queued' \
-         ORDER BY queued_at, id LIMIT 1) AND state = 'queued' RETURNING {SCAN_COLUMNS}"
-    );
-    tx.prepare_cached(&sql)?
-        .query_row(
-            params![
-                time_text(now),
-                SQLITE_DAEMON,
-                time_text(lease_end_after(now, crate::DEFAULT_SCAN_LEASE)?)
-            ],
-            RawScan::read,
-        )
-        .optional()?
-        .map(RawScan::into_scan)
-        .transpose()
+    let tenants: Vec<String> = tx
+        .prepare_cached(crate::fair_claim::QUEUED_TENANTS)?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let chosen = if tenants.len() > 1 {
+        let mut candidates = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            let running: i64 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM scans INDEXED BY scans_running_by_tenant \
+                     WHERE state = 'running' AND tenant = ?1",
+                )?
+                .query_row(params![tenant], |row| row.get(0))?;
+            let head: Option<(String, String)> = tx
+                .prepare_cached(
+                    "SELECT queued_at, id FROM scans INDEXED BY scans_queued_by_tenant \
+                     WHERE state = 'queued' AND tenant = ?1 ORDER BY queued_at, id LIMIT 1",
+                )?
+                .query_row(params![tenant], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            if let Some((head_queued_at, head_id)) = head {
+                candidates.push(crate::fair_claim::Candidate {
+                    tenant,
+                    running,
+                    head_queued_at,
+                    head_id,
+                });
+            }
+        }
+        crate::fair_claim::in_turn(candidates)
+            .into_iter()
+            .next()
+            .map(|first| first.head_id)
+    } else {
+        None
+    };
+    let lease_until = time_text(lease_end_after(now, crate::DEFAULT_SCAN_LEASE)?);
+    let claimed = match chosen {
+        Some(id) => tx
+            .prepare_cached(&format!(
+                "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = ?1, \
+                 job_id = NULL, claimed_by = ?2, lease_until = ?3 \
+                 WHERE id = ?4 AND state = 'queued' RETURNING {SCAN_COLUMNS}"
+            ))?
+            .query_row(
+                params![time_text(now), SQLITE_DAEMON, lease_until, id],
+                RawScan::read,
+            )
+            .optional()?,
+        None => tx
+            .prepare_cached(&format!(
+                "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = ?1, \
+                 job_id = NULL, claimed_by = ?2, lease_until = ?3 \
+                 WHERE id = (SELECT id FROM scans INDEXED BY scans_queued WHERE state = 'queued' \
+                 ORDER BY queued_at, id LIMIT 1) AND state = 'queued' RETURNING {SCAN_COLUMNS}"
+            ))?
+            .query_row(
+                params![time_text(now), SQLITE_DAEMON, lease_until],
+                RawScan::read,
+            )
+            .optional()?,
+    };
+    claimed.map(RawScan::into_scan).transpose()
 }
 
 /// `now` plus `lease`, refused when it leaves the calendar.

@@ -190,6 +190,13 @@ ALTER TABLE jobs ADD COLUMN daemon TEXT NOT NULL DEFAULT 'local';
 -- `scans_by_state` and sorted every queued scan, 6.3 ms per claim with 10,000 queued).
 CREATE INDEX scans_queued ON scans(queued_at, id) WHERE state = 'queued';
 "#,
+    r#"
+-- Fair claims between tenants (issue #16, `fair_claim.rs`): the tenants with queued scans are
+-- found by skipping through the queued scans by tenant, and each tenant's oldest queued scan
+-- and running count are index look-ups, so a claim costs per tenant, not per queued scan.
+CREATE INDEX scans_queued_by_tenant ON scans(tenant, queued_at, id) WHERE state = 'queued';
+CREATE INDEX scans_running_by_tenant ON scans(tenant) WHERE state = 'running';
+"#,
 ];
 
 /// Brings the schema up to the newest version.

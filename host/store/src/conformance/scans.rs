@@ -34,6 +34,7 @@ conformance!(
     groups_cover_every_match_by_their_key,
     a_tenant_queue_limit_refuses_one_more_and_counts_only_queued_scans,
     leases_are_renewed_only_on_running_scans,
+    a_tenants_flood_does_not_hold_back_another_tenants_scan,
 );
 
 fn id(n: u32) -> ScanId {
@@ -964,4 +965,30 @@ async fn leases_are_renewed_only_on_running_scans<B: Backend>() {
     );
     let running = store.scan(id(1)).await.expect("get").expect("exists");
     assert_eq!(running.state, ScanState::Running);
+}
+
+/// A tenant that queued many scans does not hold back another tenant's: the next claim goes to
+/// the tenant with the fewest scans running, and each tenant's scans run oldest first.
+async fn a_tenants_flood_does_not_hold_back_another_tenants_scan<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
+    // tenant-0 queues scans 0, 2, 4, 6 first; tenant-1's scan 1 comes last.
+    for (minute, n) in [0, 2, 4, 6, 1].into_iter().enumerate() {
+        scan_in(&store, n, ScanState::Uploaded).await;
+        store
+            .initiate(id(n), request(), at(minute as i64))
+            .await
+            .expect("initiate");
+    }
+    let mut order = Vec::new();
+    while let Some(scan) = store.claim_next(at(50)).await.expect("claim") {
+        order.push(scan.id);
+        // Each claimed scan keeps running, as on a busy daemon.
+    }
+    assert_eq!(
+        order,
+        [id(0), id(1), id(2), id(4), id(6)],
+        "tenant-1's only scan runs second, not after tenant-0's queue"
+    );
 }

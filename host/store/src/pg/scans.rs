@@ -124,11 +124,69 @@ impl PgStore {
         Ok(())
     }
 
+    /// The next queued scan, now running, held by this daemon under a lease: the tenant
+    /// `fair_claim` serves first when several have scans queued (its oldest scan not held by
+    /// another daemon's claim), else the oldest queued scan.
     async fn claim_in(
         &self,
         tx: &Transaction<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<Scan>, StoreError> {
+        let lease_until = time_text(lease_end_after(now, self.lease)?);
+        let started_at = time_text(now);
+        let tenants: Vec<String> = tx
+            .query(crate::fair_claim::QUEUED_TENANTS, &[])
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        if tenants.len() > 1 {
+            let mut candidates = Vec::with_capacity(tenants.len());
+            for tenant in tenants {
+                let running: i64 = tx
+                    .query_one(
+                        "SELECT count(*) FROM scans WHERE state = 'running' AND tenant = $1",
+                        &[&tenant],
+                    )
+                    .await?
+                    .try_get(0)?;
+                let head = tx
+                    .query_opt(
+                        "SELECT queued_at, id FROM scans WHERE state = 'queued' AND tenant = $1 \
+                         ORDER BY queued_at, id LIMIT 1",
+                        &[&tenant],
+                    )
+                    .await?;
+                if let Some(head) = head {
+                    candidates.push(crate::fair_claim::Candidate {
+                        tenant,
+                        running,
+                        head_queued_at: head.try_get(0)?,
+                        head_id: head.try_get(1)?,
+                    });
+                }
+            }
+            let by_tenant = tx
+                .prepare_cached(&format!(
+                    "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = $1, \
+                     job_id = NULL, claimed_by = $2, lease_until = $3 \
+                     WHERE id = (SELECT id FROM scans WHERE state = 'queued' AND tenant = $4 \
+                     ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                     AND state = 'queued' RETURNING {SCAN_COLUMNS}"
+                ))
+                .await?;
+            for candidate in crate::fair_claim::in_turn(candidates) {
+                let claimed = tx
+                    .query_opt(
+                        &by_tenant,
+                        &[&started_at, &&*self.daemon, &lease_until, &candidate.tenant],
+                    )
+                    .await?;
+                if let Some(row) = claimed {
+                    return scan_row(&row)?.into_scan().map(Some);
+                }
+            }
+        }
         let statement = tx
             .prepare_cached(&format!(
                 "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = $1, \
@@ -138,8 +196,7 @@ impl PgStore {
                  AND state = 'queued' RETURNING {SCAN_COLUMNS}"
             ))
             .await?;
-        let lease_until = time_text(lease_end_after(now, self.lease)?);
-        tx.query_opt(&statement, &[&time_text(now), &&*self.daemon, &lease_until])
+        tx.query_opt(&statement, &[&started_at, &&*self.daemon, &lease_until])
             .await?
             .map(|row| scan_row(&row)?.into_scan())
             .transpose()

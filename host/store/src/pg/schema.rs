@@ -191,6 +191,11 @@ CREATE INDEX scans_queued ON scans(queued_at, id) WHERE state = 'queued';
 CREATE INDEX scans_leased ON scans(lease_until) WHERE state = 'running';
 CREATE INDEX jobs_unfinished_by_daemon ON jobs(daemon) WHERE status IN ('queued', 'running');
 "#,
+    r#"
+-- Fair claims between tenants; see schema.rs, version 8.
+CREATE INDEX scans_queued_by_tenant ON scans(tenant, queued_at, id) WHERE state = 'queued';
+CREATE INDEX scans_running_by_tenant ON scans(tenant) WHERE state = 'running';
+"#,
 ];
 
 /// The schema version this build writes.
