@@ -5,16 +5,13 @@
 //!
 //! Invariant: the cost of a claim grows with the number of tenants that have scans queued,
 //! not with the number of queued scans: tenants are found by skipping through an index of the
-//! queued scans by tenant one tenant at a time (`QUEUED_TENANTS`, a loose index scan), and each
-//! tenant's running count and oldest queued scan are index look-ups.
+//! queued scans by tenant one tenant at a time (`... WHERE tenant > ? ORDER BY tenant LIMIT 1`,
+//! a loose index scan), and each tenant's running count and oldest queued scan are index
+//! look-ups.
 
-/// Tenants with a queued scan, in tenant order; the backends' placeholder-free SQL.
-pub(crate) const QUEUED_TENANTS: &str = "WITH RECURSIVE t(tenant) AS ( \
-     SELECT MIN(tenant) FROM scans WHERE state = 'queued' \
-     UNION ALL \
-     SELECT (SELECT MIN(s.tenant) FROM scans s WHERE s.state = 'queued' AND s.tenant > t.tenant) \
-     FROM t WHERE t.tenant IS NOT NULL) \
-     SELECT tenant FROM t WHERE tenant IS NOT NULL";
+/// Most tenants a claim weighs: past this many tenants with queued scans, the rest wait for a
+/// claim that finds fewer (each costs two index look-ups per claim).
+pub(crate) const MAX_TENANTS_WEIGHED: usize = 256;
 
 /// One tenant with queued scans: how many of its scans run, and its oldest queued scan.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -134,38 +134,40 @@ impl PgStore {
     ) -> Result<Option<Scan>, StoreError> {
         let lease_until = time_text(lease_end_after(now, self.lease)?);
         let started_at = time_text(now);
-        let tenants: Vec<String> = tx
-            .query(crate::fair_claim::QUEUED_TENANTS, &[])
+        // One round trip: the tenants with queued scans (a loose index scan), each with its
+        // running count and oldest queued scan; `fair_claim` orders them.
+        let weigh = tx
+            .prepare_cached(&format!(
+                "WITH RECURSIVE t(tenant) AS ( \
+                   (SELECT tenant FROM scans WHERE state = 'queued' ORDER BY tenant LIMIT 1) \
+                   UNION ALL \
+                   SELECT (SELECT s.tenant FROM scans s WHERE s.state = 'queued' \
+                           AND s.tenant > t.tenant ORDER BY s.tenant LIMIT 1) \
+                   FROM t WHERE t.tenant IS NOT NULL) \
+                 SELECT w.tenant, \
+                   (SELECT count(*) FROM scans r WHERE r.state = 'running' AND r.tenant = w.tenant), \
+                   h.queued_at, h.id \
+                 FROM (SELECT tenant FROM t WHERE tenant IS NOT NULL LIMIT {max}) w \
+                 CROSS JOIN LATERAL (SELECT queued_at, id FROM scans q \
+                   WHERE q.state = 'queued' AND q.tenant = w.tenant \
+                   ORDER BY queued_at, id LIMIT 1) h",
+                max = crate::fair_claim::MAX_TENANTS_WEIGHED
+            ))
+            .await?;
+        let candidates = tx
+            .query(&weigh, &[])
             .await?
             .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, _>>()?;
-        if tenants.len() > 1 {
-            let mut candidates = Vec::with_capacity(tenants.len());
-            for tenant in tenants {
-                let running: i64 = tx
-                    .query_one(
-                        "SELECT count(*) FROM scans WHERE state = 'running' AND tenant = $1",
-                        &[&tenant],
-                    )
-                    .await?
-                    .try_get(0)?;
-                let head = tx
-                    .query_opt(
-                        "SELECT queued_at, id FROM scans WHERE state = 'queued' AND tenant = $1 \
-                         ORDER BY queued_at, id LIMIT 1",
-                        &[&tenant],
-                    )
-                    .await?;
-                if let Some(head) = head {
-                    candidates.push(crate::fair_claim::Candidate {
-                        tenant,
-                        running,
-                        head_queued_at: head.try_get(0)?,
-                        head_id: head.try_get(1)?,
-                    });
-                }
-            }
+            .map(|row| {
+                Ok(crate::fair_claim::Candidate {
+                    tenant: row.try_get(0)?,
+                    running: row.try_get(1)?,
+                    head_queued_at: row.try_get(2)?,
+                    head_id: row.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+        if candidates.len() > 1 {
             let by_tenant = tx
                 .prepare_cached(&format!(
                     "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = $1, \
