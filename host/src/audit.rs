@@ -4,7 +4,9 @@
 //! event (target `audit`) carrying the same hash, which anchors the chain outside the database.
 //!
 //! Invariants: records are appended one at a time under one lock, so ids are consecutive and
-//! each hash covers the previous stored one; a record's time is truncated to the microsecond
+//! each hash covers the previous stored one; on a store shared by several daemons (PostgreSQL)
+//! an append after a row another daemon wrote first is refused by the store (the id is taken),
+//! and the record is sealed again on the new end of the chain (`MAX_APPEND_ATTEMPTS`); a record's time is truncated to the microsecond
 //! the store keeps and the hash covers, so what is stored is exactly what was hashed; a record
 //! that cannot be written is logged as an error with the whole record (the request it describes
 //! has already happened). [`verify`] recomputes the chain and names the first record that does
@@ -19,7 +21,7 @@ use toolgate_auth::audit::{
     verify_chain_from,
 };
 use toolgate_auth::{InvalidId, KeyId, TenantId};
-use toolgate_store::{AuditFile, AuditFilter, AuditRow, MAX_AUDIT_PAGE, SqliteStore, StoreError};
+use toolgate_store::{AuditFile, AuditFilter, AuditRow, AuditStore, MAX_AUDIT_PAGE, StoreError};
 
 use crate::api::auth::Caller;
 
@@ -81,10 +83,14 @@ impl AuditEvent {
     }
 }
 
+/// Most times one record is sealed and appended when other daemons sharing the store keep
+/// appending first: each retry reads the chain's new end.
+const MAX_APPEND_ATTEMPTS: usize = 8;
+
 /// The appending end of the trail; cheap to clone.
 #[derive(Clone)]
 pub struct AuditTrail {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn AuditStore>,
     /// The last record's id and hash: what the next one chains to (read from the store at
     /// the first append).
     tail: Arc<Mutex<Option<(u64, ChainHash)>>>,
@@ -92,7 +98,7 @@ pub struct AuditTrail {
 
 impl AuditTrail {
     /// The trail of `store`, continuing after its newest record.
-    pub fn new(store: Arc<SqliteStore>) -> Self {
+    pub fn new(store: Arc<dyn AuditStore>) -> Self {
         Self {
             store,
             tail: Arc::new(Mutex::new(None)),
@@ -109,40 +115,49 @@ impl AuditTrail {
     /// Appends `event` by `caller`, and logs it.
     pub async fn record(&self, caller: &Caller, event: AuditEvent) {
         let mut guard = self.tail.lock().await;
-        let tail = match *guard {
-            Some(tail) => tail,
-            None => match self.load_tail().await {
-                Ok(tail) => tail,
-                Err(error) => {
-                    tracing::error!(target: "audit", %error, action = event.action.as_str(),
-                        tenant = %caller.tenant, "cannot read the audit trail's end; record lost");
+        let time = now_micros();
+        let mut last_error = None;
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            let tail = match *guard {
+                Some(tail) => tail,
+                None => match self.load_tail().await {
+                    Ok(tail) => tail,
+                    Err(error) => {
+                        tracing::error!(target: "audit", %error, action = event.action.as_str(),
+                            tenant = %caller.tenant, "cannot read the audit trail's end; record lost");
+                        return;
+                    }
+                },
+            };
+            let record = AuditRecord {
+                id: tail.0 + 1,
+                time,
+                tenant: caller.tenant.clone(),
+                key_id: caller.key_id.clone(),
+                action: event.action,
+                tool: event.tool.clone(),
+                argv: event.argv.clone(),
+                decision: event.decision,
+                outcome: event.outcome.clone(),
+                client: caller.client,
+            };
+            let sealed = seal(&tail.1, record);
+            match self.store.append_audit(to_row(&sealed)).await {
+                Ok(()) => {
+                    *guard = Some((sealed.record.id, sealed.hash));
+                    log_event(&sealed, "audit record");
                     return;
                 }
-            },
-        };
-        let record = AuditRecord {
-            id: tail.0 + 1,
-            time: now_micros(),
-            tenant: caller.tenant.clone(),
-            key_id: caller.key_id.clone(),
-            action: event.action,
-            tool: event.tool,
-            argv: event.argv,
-            decision: event.decision,
-            outcome: event.outcome,
-            client: caller.client,
-        };
-        let sealed = seal(&tail.1, record);
-        let row = to_row(&sealed);
-        match self.store.append_audit(row).await {
-            Ok(()) => {
-                *guard = Some((sealed.record.id, sealed.hash));
-                log_event(&sealed, "audit record");
+                Err(error) => {
+                    // Another daemon may have appended first: read the end again and reseal.
+                    *guard = None;
+                    last_error = Some((sealed, error));
+                }
             }
-            Err(error) => {
-                log_event(&sealed, "audit record NOT STORED");
-                tracing::error!(target: "audit", %error, "cannot append to the audit trail");
-            }
+        }
+        if let Some((sealed, error)) = last_error {
+            log_event(&sealed, "audit record NOT STORED");
+            tracing::error!(target: "audit", %error, "cannot append to the audit trail");
         }
     }
 
@@ -161,21 +176,61 @@ impl AuditTrail {
 /// records were checked and the last hash, or the first record that breaks the chain (an
 /// unreadable record, an id out of sequence, or a hash that does not match).
 pub fn verify(file: &AuditFile) -> Result<(u64, ChainHash), AuditError> {
-    let mut previous = GENESIS;
-    let mut after_id = 0;
-    let mut checked = 0u64;
-    let mut expected_id = 1;
+    let mut check = ChainCheck::default();
     loop {
-        let rows = file.rows(&AuditFilter {
-            after_id,
+        let rows = file.rows(&check.next_page())?;
+        if !check.page(&rows)? {
+            return Ok((check.checked, check.previous));
+        }
+    }
+}
+
+/// [`verify`] on a store that several daemons may share (PostgreSQL), read page by page.
+pub async fn verify_store(store: &dyn AuditStore) -> Result<(u64, ChainHash), AuditError> {
+    let mut check = ChainCheck::default();
+    loop {
+        let rows = store.audit_rows(check.next_page()).await?;
+        if !check.page(&rows)? {
+            return Ok((check.checked, check.previous));
+        }
+    }
+}
+
+/// Where a chain check has got to, page after page.
+struct ChainCheck {
+    previous: ChainHash,
+    after_id: u64,
+    checked: u64,
+    expected_id: u64,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        Self {
+            previous: GENESIS,
+            after_id: 0,
+            checked: 0,
+            expected_id: 1,
+        }
+    }
+}
+
+impl ChainCheck {
+    fn next_page(&self) -> AuditFilter {
+        AuditFilter {
+            after_id: self.after_id,
             limit: MAX_AUDIT_PAGE,
             ..AuditFilter::default()
-        })?;
+        }
+    }
+
+    /// Checks one page; false when it is empty (the end of the trail).
+    fn page(&mut self, rows: &[AuditRow]) -> Result<bool, AuditError> {
         let Some(last) = rows.last() else {
-            return Ok((checked, previous));
+            return Ok(false);
         };
-        after_id = last.id;
-        let offset = usize::try_from(checked).unwrap_or(usize::MAX);
+        self.after_id = last.id;
+        let offset = usize::try_from(self.checked).unwrap_or(usize::MAX);
         let mut page = Vec::with_capacity(rows.len());
         for (index, row) in rows.iter().enumerate() {
             let broken = BrokenAt {
@@ -185,17 +240,18 @@ pub fn verify(file: &AuditFile) -> Result<(u64, ChainHash), AuditError> {
             // A record that cannot even be read is as broken as one that does not match; a
             // removed record leaves a gap in the ids, which the next hash also covers, but
             // naming the gap's place is clearer.
-            if row.id != expected_id {
+            if row.id != self.expected_id {
                 return Err(broken.into());
             }
             page.push(from_row(row).map_err(|_| broken)?);
-            expected_id += 1;
+            self.expected_id += 1;
         }
-        previous = verify_chain_from(&previous, &page).map_err(|broken| BrokenAt {
+        self.previous = verify_chain_from(&self.previous, &page).map_err(|broken| BrokenAt {
             index: offset.saturating_add(broken.index),
             id: broken.id,
         })?;
-        checked += page.len() as u64;
+        self.checked += page.len() as u64;
+        Ok(true)
     }
 }
 
@@ -287,6 +343,7 @@ fn from_row(row: &AuditRow) -> Result<SealedRecord, AuditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use toolgate_store::SqliteStore;
 
     fn caller(tenant: &str) -> Caller {
         Caller {
@@ -313,8 +370,7 @@ mod tests {
                 .await;
         }
         let (store, _) = SqliteStore::open(&path, 10).expect("reopen");
-        let store = Arc::new(store);
-        let trail = AuditTrail::new(Arc::clone(&store));
+        let trail = AuditTrail::new(Arc::new(store));
         trail
             .record(
                 &caller("acme"),

@@ -72,6 +72,14 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The store (`[store]`): the embedded SQLite database or a shared PostgreSQL.
+    Store {
+        /// Configuration file (TOML); the embedded defaults when absent.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Inspect the loaded plugins.
     Plugin {
         /// Configuration file (TOML); the embedded defaults when absent.
@@ -93,6 +101,12 @@ enum TokenCommand {
     /// Print a new access key for TENANT (id and secret, shown once) and the configuration
     /// lines to paste into its `[[tenants]]` entry (which store only the secret's SHA-256).
     New { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Bring the store's schema up to this build's version (daemons also do it at start).
+    Migrate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +207,10 @@ pub fn run() -> Result<ExitCode, CliError> {
             config,
             command: AuditCommand::Verify,
         } => audit_verify(&load(config.as_deref())?),
+        Command::Store {
+            config,
+            command: StoreCommand::Migrate,
+        } => crate::store_commands::migrate(&load(config.as_deref())?),
         Command::Plugin {
             command: PluginCommand::New { name, workspace },
             ..
@@ -284,6 +302,9 @@ fn new_token(tenant: &str) -> Result<ExitCode, CliError> {
 
 /// `toolgate audit verify`: checks the chain of the configured database's audit trail.
 fn audit_verify(config: &Config) -> Result<ExitCode, CliError> {
+    if let Some(url) = config.store.postgres_url() {
+        return crate::store_commands::audit_verify_postgres(config, url);
+    }
     let path = config.database_path();
     let file = toolgate_store::AuditFile::open(&path).map_err(crate::audit::AuditError::from)?;
     match crate::audit::verify(&file) {
@@ -339,6 +360,13 @@ fn check(file: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let store_line = match crate::store_commands::check_line(&config) {
+        Ok(line) => Some(line),
+        Err(problem) => {
+            problems.push(problem);
+            None
+        }
+    };
     if !problems.is_empty() {
         return report_problems(file, &problems);
     }
@@ -376,7 +404,7 @@ fn check(file: &Path) -> ExitCode {
             names.join(", ")
         }
     );
-    for line in lines {
+    for line in store_line.into_iter().chain(lines) {
         println!("{line}");
     }
     ExitCode::SUCCESS

@@ -30,7 +30,7 @@ use crate::api::{self, ApiSettings, AppState, PluginInfo, SkippedPluginInfo, Sta
 use crate::config::{Config, ConfigError, HttpConfig, tool_problems};
 use crate::jobs::{JobLimits, JobService, ToolCatalog, probe_tools};
 use crate::metrics::Metrics;
-use toolgate_store::{SqliteStore, StoreError};
+use toolgate_store::{PgStore, SqliteStore, Store, StoreError};
 
 use crate::scans::{JobScanExecutor, ScanError, ScanService, ScanSettings};
 
@@ -45,6 +45,8 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error("cannot open the job database: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot use the PostgreSQL store {url} (store.url): {source}")]
+    Postgres { url: String, source: StoreError },
     #[error("cannot start the plugin runtime: {0}")]
     Runtime(#[from] RuntimeError),
     #[error("cannot recover the scan queue: {0}")]
@@ -116,7 +118,9 @@ pub fn sandbox_policy(config: &Config) -> SandboxPolicy {
 /// What start-up builds before the API is assembled.
 struct Parts {
     started: Instant,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
+    /// Whether other daemons share the store (PostgreSQL): scans they leave are taken over.
+    shared_store: bool,
     plugins: PluginRuntime,
     report: LoadReport,
     jail: Arc<Sandbox>,
@@ -128,22 +132,56 @@ struct Parts {
 /// Everything the API needs, built from a configuration, without the start-up probe (tests
 /// and benchmarks; `serve` uses [`build_probed_state`]).
 pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
-    assemble(prepare(config)?, config)
+    let (store, interrupted) =
+        SqliteStore::open(&config.database_path(), config.limits.job_retention)?;
+    let parts = prepare(config, Arc::new(store), interrupted, false)?;
+    assemble(parts, config)
+}
+
+/// Opens the configured store: PostgreSQL when `store.url` names one (shared with other
+/// daemons), else the embedded SQLite database. Returns it, how many of this daemon's jobs a
+/// previous run left unfinished (now interrupted), and whether it is shared.
+pub async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, usize, bool), DaemonError> {
+    match config.store.postgres_url() {
+        Some(url) => {
+            let daemon = config.daemon_id();
+            let (store, interrupted) = PgStore::connect(url, &daemon, config.limits.job_retention)
+                .await
+                .map_err(|source| DaemonError::Postgres {
+                    url: crate::config::redacted_url(url),
+                    source,
+                })?;
+            tracing::info!(
+                store = %crate::config::redacted_url(url),
+                daemon = %daemon,
+                "store: PostgreSQL, shared with the daemons that name it"
+            );
+            Ok((Arc::new(store), interrupted, true))
+        }
+        None => {
+            let (store, interrupted) =
+                SqliteStore::open(&config.database_path(), config.limits.job_retention)?;
+            Ok((Arc::new(store), interrupted, false))
+        }
+    }
 }
 
 /// [`build_state`], after every tool whose plugin names a version command was run once with it
 /// under the sandbox: a tool that cannot start is unavailable before the first call.
 pub async fn build_probed_state(config: &Config) -> Result<AppState, DaemonError> {
-    let mut parts = prepare(config)?;
+    let (store, interrupted, shared) = open_store(config).await?;
+    let mut parts = prepare(config, store, interrupted, shared)?;
     probe_tools(&mut parts.catalog, &parts.jail).await;
     assemble(parts, config)
 }
 
-fn prepare(config: &Config) -> Result<Parts, DaemonError> {
+fn prepare(
+    config: &Config,
+    store: Arc<dyn Store>,
+    interrupted: usize,
+    shared_store: bool,
+) -> Result<Parts, DaemonError> {
     let started = Instant::now();
-    let (store, interrupted) =
-        SqliteStore::open(&config.database_path(), config.limits.job_retention)?;
-    let store = Arc::new(store);
     if interrupted > 0 {
         tracing::warn!(
             interrupted,
@@ -167,6 +205,7 @@ fn prepare(config: &Config) -> Result<Parts, DaemonError> {
     Ok(Parts {
         started,
         store,
+        shared_store,
         plugins,
         report,
         jail: Arc::new(jail),
@@ -179,6 +218,7 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
     let Parts {
         started,
         store,
+        shared_store,
         plugins,
         report,
         jail,
@@ -233,13 +273,15 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
         },
         tenant_rules(&config.tenants()?, &mut tenant_jails),
     );
-    let audit = crate::audit::AuditTrail::new(Arc::clone(&store));
+    let audit =
+        crate::audit::AuditTrail::new(Arc::clone(&store) as Arc<dyn toolgate_store::AuditStore>);
     let scans = ScanService::new(
         store as Arc<dyn toolgate_store::ScanStore>,
         Arc::new(JobScanExecutor::new(jobs.clone())),
         ScanSettings {
             workers: config.scans.workers,
             max_attempts: config.scans.max_attempts,
+            shared_store,
         },
         config.scans_dir(),
     )

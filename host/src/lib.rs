@@ -14,4 +14,5 @@ pub mod mcp;
 pub mod metrics;
 pub mod plugin_kit;
 pub mod scans;
+pub mod store_commands;
 pub mod time;

@@ -81,6 +81,51 @@ pub struct Config {
     /// What an IaC scan upload may be (`[uploads]`, `[uploads.extract]`): the uploads crate's
     /// own settings, embedded as they are.
     pub uploads: toolgate_uploads::UploadLimits,
+    /// Where jobs, scans and the audit trail are kept (`[store]`).
+    pub store: StoreConfig,
+}
+
+/// The store (`[store]`): the embedded SQLite database in `data_dir` unless `url` names a
+/// PostgreSQL server, which several daemons can share (issue #19).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (or `postgresql://`); unset: SQLite at
+    /// `<data_dir>/toolgate.sqlite3`. Its password is never logged or echoed.
+    pub url: Option<String>,
+    /// This daemon's name on a shared store: it marks the scans it claims and the jobs it
+    /// runs, so it must differ between daemons. Unset: `<hostname>:<listen port>`.
+    pub daemon_id: Option<String>,
+}
+
+impl StoreConfig {
+    /// The PostgreSQL URL, when the store is PostgreSQL.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.url.as_deref().filter(|url| is_postgres_url(url))
+    }
+}
+
+/// Whether `url` names a PostgreSQL server.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` with the password (if any) replaced by `***`, for messages and logs.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            if user_info.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                format!("{scheme}://{user}@{host}")
+            }
+        }
+        None => url.to_string(),
+    }
 }
 
 impl Default for Config {
@@ -98,6 +143,7 @@ impl Default for Config {
             plugins: RuntimeConfig::default(),
             http: HttpConfig::default(),
             scans: ScansConfig::default(),
+            store: StoreConfig::default(),
             tenants: Vec::new(),
             uploads: toolgate_uploads::UploadLimits::default(),
         }
@@ -395,14 +441,55 @@ impl Config {
         self.data_dir.join("scans")
     }
 
-    /// Root of the private per-job directories.
-    pub fn jobs_dir(&self) -> PathBuf {
-        self.data_dir.join("jobs")
+    /// This daemon's name on a shared store (`store.daemon_id`, else `<hostname>:<port>`).
+    pub fn daemon_id(&self) -> String {
+        self.store.daemon_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_string())
+                .unwrap_or_else(|_| "toolgate".into());
+            format!("{host}:{}", self.listen.port())
+        })
     }
 
-    /// Root of one tenant's private per-job directories (its own pool, owned by its identity).
+    /// Root of the private per-job directories: `<data_dir>/jobs`, or with a shared store
+    /// `<data_dir>/jobs/<daemon id>`, so daemons sharing a `data_dir` (and through it the scans'
+    /// uploads and the keys) never sweep each other's live job directories at start-up.
+    pub fn jobs_dir(&self) -> PathBuf {
+        let jobs = self.data_dir.join("jobs");
+        match self.store.postgres_url() {
+            Some(_) => jobs.join(self.daemon_dir_name()),
+            None => jobs,
+        }
+    }
+
+    /// Root of one tenant's private per-job directories (its own pool, owned by its identity;
+    /// per daemon with a shared store, as `jobs_dir`).
     pub fn tenant_jobs_dir(&self, tenant: &str) -> PathBuf {
-        self.data_dir.join("tenants").join(tenant).join("jobs")
+        let jobs = self.data_dir.join("tenants").join(tenant).join("jobs");
+        match self.store.postgres_url() {
+            Some(_) => jobs.join(self.daemon_dir_name()),
+            None => jobs,
+        }
+    }
+
+    /// The daemon id as one directory name (anything but `[A-Za-z0-9._-]` becomes `_`).
+    fn daemon_dir_name(&self) -> String {
+        let name: String = self
+            .daemon_id()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if name.chars().all(|c| c == '.') {
+            format!("daemon{name}")
+        } else {
+            name
+        }
     }
 
     /// The empty directory that is the workspace of a tenant with no `allowed_dirs`: its tools

@@ -495,3 +495,49 @@ fn read_paths_must_exist_and_never_hold_the_daemons_state_table() {
         );
     }
 }
+
+#[test]
+fn store_urls_are_checked_and_their_passwords_never_shown() {
+    let table = [
+        (
+            "postgres://app:s3cret@db:5432/toolgate",
+            "postgres://app:***@db:5432/toolgate",
+        ),
+        (
+            "postgresql://app@db/toolgate",
+            "postgresql://app@db/toolgate",
+        ),
+        ("postgres://db/toolgate", "postgres://db/toolgate"),
+        ("no scheme at all", "***"),
+    ];
+    for (url, shown) in table {
+        assert_eq!(super::redacted_url(url), shown, "{url}");
+    }
+    let base = base_with_examples();
+    let keys = problem_keys(load_in("[store]\nurl = \"mysql://u:pw@h/db\"", base.path()));
+    assert_eq!(keys, ["store.url"]);
+    let refused = load_in("[store]\nurl = \"mysql://u:pw@h/db\"", base.path())
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(
+        !refused.contains("pw"),
+        "the password is not echoed: {refused}"
+    );
+    let unknown = problem_keys(load_in("[store]\npath = \"x\"", base.path()));
+    assert!(
+        unknown.iter().any(|key| key.starts_with("store")),
+        "{unknown:?}"
+    );
+    let accepted = load_in(
+        "[store]\nurl = \"postgres://u:pw@h/db\"\ndaemon_id = \"eu-1\"",
+        base.path(),
+    )
+    .expect("a PostgreSQL store");
+    assert_eq!(accepted.daemon_id(), "eu-1");
+    assert!(
+        accepted.jobs_dir().ends_with("jobs/eu-1"),
+        "{}",
+        accepted.jobs_dir().display()
+    );
+}

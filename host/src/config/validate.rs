@@ -36,7 +36,8 @@ impl fmt::Display for ConfigProblem {
 }
 
 impl ConfigProblem {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A problem with `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             message: message.into(),
@@ -135,6 +136,26 @@ fn tenant_problems(config: &Config) -> Vec<ConfigProblem> {
 pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
     problems.extend(tenant_problems(config));
+    if let Some(url) = &config.store.url
+        && !super::is_postgres_url(url)
+    {
+        problems.push(ConfigProblem::new(
+            "store.url",
+            format!(
+                "{} is not a PostgreSQL URL; allowed: postgres://USER:PASSWORD@HOST:PORT/DATABASE, \
+                 or no url for the embedded SQLite in data_dir",
+                quoted(&super::redacted_url(url))
+            ),
+        ));
+    }
+    if let Some(id) = &config.store.daemon_id
+        && (id.is_empty() || id.len() > 128 || id.chars().any(char::is_control))
+    {
+        problems.push(ConfigProblem::new(
+            "store.daemon_id",
+            "must be 1 to 128 characters without control characters",
+        ));
+    }
     let limits = &config.limits;
     if limits.max_concurrent_jobs == 0 {
         problems.push(ConfigProblem::new(

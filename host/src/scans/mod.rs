@@ -79,7 +79,15 @@ impl From<StoreError> for ScanError {
 pub struct ScanSettings {
     pub workers: usize,
     pub max_attempts: u32,
+    /// Whether other daemons share the store (PostgreSQL): then the scans a dead daemon held
+    /// are taken over once their leases run out, not only at start-up.
+    pub shared_store: bool,
 }
+
+/// How often a daemon renews the leases of the scans it runs: a third of the lease, so two
+/// renewals can be late before another daemon may take a scan over.
+const LEASE_RENEWAL: std::time::Duration =
+    std::time::Duration::from_secs(toolgate_store::DEFAULT_SCAN_LEASE.as_secs() / 3);
 
 /// The scan queue; cheap to clone.
 #[derive(Clone)]
@@ -155,7 +163,47 @@ impl ScanService {
                 .workers
                 .spawn(async move { worker::run(service, index).await });
         }
+        let service = self.clone();
+        inner
+            .workers
+            .spawn(async move { keep_leases(service).await });
         Ok(recovered)
+    }
+
+    /// Renews the leases of this daemon's running scans every `LEASE_RENEWAL` until the service
+    /// stops; on a shared store, also takes over the scans whose leases ran out (their daemon
+    /// died) and wakes a worker for each.
+    async fn keep_leases_once(&self) {
+        let inner = &self.inner;
+        let now = Utc::now();
+        let until = chrono::Duration::from_std(toolgate_store::DEFAULT_SCAN_LEASE)
+            .ok()
+            .and_then(|lease| now.checked_add_signed(lease));
+        if let Some(until) = until
+            && let Err(error) = inner.store.renew_leases(until).await
+        {
+            tracing::error!(%error, "cannot renew the leases of running scans");
+        }
+        if inner.settings.shared_store {
+            match inner
+                .store
+                .recover_scans(inner.settings.max_attempts, now)
+                .await
+            {
+                Ok(recovered) if !recovered.requeued.is_empty() || !recovered.failed.is_empty() => {
+                    tracing::warn!(
+                        requeued = recovered.requeued.len(),
+                        failed = recovered.failed.len(),
+                        "took over scans whose daemon stopped renewing their leases"
+                    );
+                    for _ in &recovered.requeued {
+                        inner.wake.notify_one();
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "cannot look for scans to take over"),
+            }
+        }
     }
 
     /// Stops the workers: running scans' jobs are cancelled and the scans re-queued; returns
@@ -291,3 +339,13 @@ mod tests;
 
 #[cfg(test)]
 mod job_executor_tests;
+
+/// The lease keeper's loop (see `ScanService::keep_leases_once`).
+async fn keep_leases(service: ScanService) {
+    loop {
+        tokio::select! {
+            () = service.inner.stopping.cancelled() => break,
+            () = tokio::time::sleep(LEASE_RENEWAL) => service.keep_leases_once().await,
+        }
+    }
+}

@@ -123,6 +123,7 @@ impl Fixture {
             Arc::clone(&self.store) as Arc<dyn ScanStore>,
             Arc::clone(&self.executor) as Arc<dyn ScanExecutor>,
             ScanSettings {
+                shared_store: false,
                 workers,
                 max_attempts,
             },
