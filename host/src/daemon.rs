@@ -259,6 +259,7 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
             })
             .collect(),
         sandbox: serde_json::to_value(jail.capabilities()).unwrap_or_default(),
+        store_backend: if shared_store { "postgresql" } else { "sqlite" },
     };
     let metrics = Arc::new(Metrics::new());
     let jobs = JobService::new(

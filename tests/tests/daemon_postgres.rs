@@ -7,6 +7,9 @@
 #[allow(dead_code, reason = "the harness serves the store's tests too")]
 mod pg_cluster;
 
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -183,5 +186,175 @@ fn two_daemons_on_one_postgres_run_every_scan_exactly_once() {
         "{said}"
     );
     drop(daemons);
+    drop(database);
+}
+
+/// A TCP relay to PostgreSQL that the test can cut (every connection closed, new ones refused)
+/// and restore: the network between a daemon and its store failing and coming back.
+struct Relay {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    fn start(target: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (cut_flag, streams) = (Arc::clone(&cut), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if cut_flag.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut kept = streams.lock().expect("lock");
+                for stream in [&client, &server] {
+                    if let Ok(clone) = stream.try_clone() {
+                        kept.push(clone);
+                    }
+                }
+                drop(kept);
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Relay { port, cut, open }
+    }
+
+    /// Closes every relayed connection and refuses new ones.
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().expect("lock").drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Creates, uploads and initiates a scan through `daemon`; returns its id.
+fn submit_scan(daemon: &Daemon, template: &str) -> String {
+    let body = serde_json::json!({"data": {"type": "async-scan", "attributes": {
+        "assetName": "relay", "assetType": "IaC-API"}}});
+    let created = request_with(
+        daemon.port,
+        "POST",
+        "/iac/v2/scans",
+        &[("Content-Type", JSON_API)],
+        Some(&body.to_string()),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let document = json(&created.body);
+    let id = document["data"]["id"].as_str().expect("id").to_string();
+    let link = document["data"]["links"]["url"].as_str().expect("url");
+    let path = &link[link.find("/iac/v2/uploads/").expect("upload path")..];
+    let uploaded = request_with(daemon.port, "PUT", path, &[], Some(template));
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    let initiate = serde_json::json!({"data": {"id": id, "attributes": {"templateType": "tf"}}});
+    let queued = request_with(
+        daemon.port,
+        "POST",
+        &format!("/iac/v2/scans/{id}"),
+        &[("Content-Type", JSON_API)],
+        Some(&initiate.to_string()),
+    );
+    assert_eq!(queued.status, 200, "{}", queued.body);
+    id
+}
+
+/// The scan's status once it ended.
+fn ended(daemon: &Daemon, id: &str) -> String {
+    wait_for(Duration::from_secs(60), "the scan to end", || {
+        let status = request_with(
+            daemon.port,
+            "GET",
+            &format!("/iac/v2/scans/{id}/status"),
+            &[("Accept", JSON_API)],
+            None,
+        );
+        if status.status != 200 {
+            return None;
+        }
+        json(&status.body)["data"]["attributes"]["status"]
+            .as_str()
+            .map(str::to_string)
+            .filter(|state| state != "processing")
+    })
+}
+
+#[test]
+fn while_postgres_is_unreachable_scans_get_503_and_the_daemon_reconnects_by_itself() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(database) = runtime.block_on(pg_cluster::test_database()) else {
+        return;
+    };
+    let direct = postgres_url(&database);
+    let (before_host, after_host) = direct.split_once('@').expect("url with a user");
+    let (address, dbname) = after_host.split_once('/').expect("url with a database");
+    let relay = Relay::start(address.to_string());
+    let url = format!("{before_host}@127.0.0.1:{}/{dbname}", relay.port);
+    let env = TestEnv::new("pg-relay");
+    let daemon = start(&env, &url, &env.data_dir(), "daemon-relay");
+    let template = std::fs::read_to_string(repo_root().join("examples/terraform/aws_ami/main.tf"))
+        .expect("template");
+    let first = submit_scan(&daemon, &template);
+    assert_eq!(ended(&daemon, &first), "failed");
+
+    relay.cut();
+    let refused = wait_for(
+        Duration::from_secs(30),
+        "a 503 while the store is cut off",
+        || {
+            let status = request_with(
+                daemon.port,
+                "GET",
+                &format!("/iac/v2/scans/{first}/status"),
+                &[("Accept", JSON_API)],
+                None,
+            );
+            (status.status == 503).then_some(status)
+        },
+    );
+    assert!(
+        refused.header("retry-after").is_some(),
+        "{:?}",
+        refused.headers
+    );
+    assert!(
+        refused.body.contains("store_unavailable"),
+        "{}",
+        refused.body
+    );
+    let health = json(&request_with(daemon.port, "GET", "/health", &[], None).body);
+    assert_eq!(health["store"]["reachable"], false, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+
+    relay.restore();
+    // The daemon reconnects by itself: the first scan is still there, and new ones run.
+    assert_eq!(ended(&daemon, &first), "failed");
+    let second = submit_scan(&daemon, &template);
+    assert_eq!(ended(&daemon, &second), "failed");
+    let health = json(&request_with(daemon.port, "GET", "/health", &[], None).body);
+    assert_eq!(health["store"]["backend"], "postgresql", "{health}");
+    assert_eq!(health["store"]["reachable"], true, "{health}");
+    drop(daemon);
     drop(database);
 }

@@ -80,13 +80,18 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// True when the store cannot be reached (a shared PostgreSQL down): 503, retry later.
+    fn store_unavailable(&self) -> bool {
+        matches!(self, ApiError::Store(error) | ApiError::Job(JobError::Store(error)) if error.is_unavailable())
+    }
+
     /// True when the daemon ran out of file descriptors on the way (see [`out_of_descriptors`]).
     fn out_of_descriptors(&self) -> bool {
         matches!(self, ApiError::Job(job) if out_of_descriptors(job))
     }
 
     fn status(&self) -> StatusCode {
-        if self.out_of_descriptors() {
+        if self.out_of_descriptors() || self.store_unavailable() {
             return StatusCode::SERVICE_UNAVAILABLE;
         }
         match self {
@@ -122,6 +127,11 @@ impl ApiError {
         if self.out_of_descriptors() {
             return "Service unavailable: the daemon is out of file descriptors (too many open \
                     connections or running tools); retry later"
+                .into();
+        }
+        if self.store_unavailable() {
+            return "Service unavailable: the job store (store.url) cannot be reached; retry \
+                    later"
                 .into();
         }
         match self {
@@ -166,6 +176,7 @@ impl ApiError {
         let message = self.public_message();
         let out_of_descriptors = self.out_of_descriptors();
         let retry_after = (out_of_descriptors
+            || self.store_unavailable()
             || matches!(self, ApiError::Job(JobError::QueueFull { .. })))
         .then_some(RETRY_AFTER_SECS);
         let errors = match self {

@@ -41,7 +41,24 @@ pub struct HealthResponse {
     /// Sandbox capabilities available on this host.
     #[schema(value_type = Object)]
     pub sandbox: serde_json::Value,
+    /// The store, and whether it answers now.
+    pub store: StoreHealth,
 }
+
+/// The store in `/health`: a shared PostgreSQL can be down while the daemon runs (then
+/// `status` is `degraded`, asynchronous calls get 503 with Retry-After, and the daemon
+/// reconnects by itself).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreHealth {
+    /// `sqlite` or `postgresql`.
+    pub backend: String,
+    /// Whether it answered a one-row read within `STORE_PROBE_TIMEOUT`.
+    pub reachable: bool,
+}
+
+/// How long `/health` waits for the store: a health check must answer promptly even when the
+/// store does not.
+const STORE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One tool in `/health`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,11 +97,16 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
             (entry.description.name.clone(), health)
         })
         .collect();
+    let store_reachable = state.jobs.store_reachable(STORE_PROBE_TIMEOUT).await;
     let available = tools_status.values().filter(|ok| **ok).count();
     // A daemon with no tool can answer nothing useful: that is not "all available".
     let all_available = !tools_status.is_empty() && available == tools_status.len();
     let facts = &state.facts;
-    let message = if tools_status.is_empty() {
+    let message = if !store_reachable {
+        "toolgate is running, but its store cannot be reached: asynchronous calls answer 503 \
+         until it is back (the daemon reconnects by itself)"
+            .into()
+    } else if tools_status.is_empty() {
         "toolgate is running, but no plugin is loaded: see plugins_dir and skipped_plugins".into()
     } else {
         format!(
@@ -93,7 +115,12 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
         )
     };
     Json(HealthResponse {
-        status: if all_available { "healthy" } else { "degraded" }.into(),
+        status: if all_available && store_reachable {
+            "healthy"
+        } else {
+            "degraded"
+        }
+        .into(),
         message,
         version: env!("CARGO_PKG_VERSION").into(),
         all_essential_tools_available: all_available,
@@ -101,6 +128,10 @@ async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
         total_tools_count: tools_status.len(),
         tools_status,
         tools,
+        store: StoreHealth {
+            backend: facts.store_backend.into(),
+            reachable: store_reachable,
+        },
         uptime: facts.started.elapsed().as_secs_f64(),
         // After a reload the plugins and skipped files are the reload's; before, start-up facts.
         plugins: if set.generation() == 0 {

@@ -111,8 +111,9 @@ impl IntoResponse for Failure {
         let status =
             StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = json_api(status, self.0.to_bytes()).into_response();
-        // A full queue empties as scans start: the caller is told when to try again.
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        // A full queue empties as scans start, and an unreachable store comes back: the caller
+        // is told when to try again.
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(QUEUE_RETRY_AFTER_SECS),
@@ -159,6 +160,16 @@ fn scan_failure(error: ScanError) -> Failure {
             }
             other => internal(&other),
         },
+        ScanError::Store(error) if error.is_unavailable() => {
+            tracing::warn!(%error, "the store cannot be reached");
+            IacApiError::new(
+                503,
+                "store_unavailable",
+                "Store unavailable",
+                "the scan store (store.url) cannot be reached; nothing was lost, retry later",
+            )
+            .into()
+        }
         other => internal(&other),
     }
 }

@@ -65,6 +65,8 @@ pub struct StartupFacts {
     pub skipped_plugins: Vec<SkippedPluginInfo>,
     /// What the sandbox can enforce on this host.
     pub sandbox: serde_json::Value,
+    /// The store's backend: `sqlite`, or `postgresql` (shared with other daemons).
+    pub store_backend: &'static str,
 }
 
 /// Request-handling settings from the configuration.

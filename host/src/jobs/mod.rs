@@ -283,6 +283,16 @@ impl JobService {
         jail.policy().allowed_dirs.clone()
     }
 
+    /// Whether the store answers a one-row read within `within` (for `/health`; a shared
+    /// PostgreSQL may be down while the daemon runs).
+    pub async fn store_reachable(&self, within: Duration) -> bool {
+        let probe = self.inner.store.list_jobs(JobFilter {
+            limit: 1,
+            ..JobFilter::default()
+        });
+        matches!(tokio::time::timeout(within, probe).await, Ok(Ok(_)))
+    }
+
     /// `owner`'s live (queued or running) jobs.
     pub fn live_jobs(&self, owner: &str) -> Vec<ActiveJobInfo> {
         let mut jobs = self.inner.registry.list();

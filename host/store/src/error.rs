@@ -83,6 +83,21 @@ impl From<toolgate_model::UnknownJobStatus> for StoreError {
 }
 
 impl StoreError {
+    /// Whether the store cannot be reached right now (a PostgreSQL server down or cut off):
+    /// the condition passes by itself once it is back, so callers answer 503 with Retry-After
+    /// rather than 500. The pool reconnects by itself.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::PostgresPool(_) => true,
+            StoreError::Postgres(error) => {
+                error.is_closed()
+                    || std::error::Error::source(error)
+                        .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some())
+            }
+            _ => false,
+        }
+    }
+
     /// The refusal, when this is one (for callers that map refusals to their own answers).
     pub fn refused(&self) -> Option<&Refused> {
         match self {
