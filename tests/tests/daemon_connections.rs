@@ -131,8 +131,10 @@ fn a_silent_connection_waits_the_idle_timeout_and_a_begun_head_the_header_timeou
     let opened = Instant::now();
     // Kept alive after one answer: closed after the idle timeout too.
     let mut kept = connect(env.port);
-    assert_eq!(exchange(&mut kept, "/health").status, 200);
+    // Taken before the request: the daemon's idle wait starts after it answers, so never
+    // earlier than this (an instant taken after the answer arrives may be later than it).
     let answered = Instant::now();
+    assert_eq!(exchange(&mut kept, "/health").status, 200);
     for (stream, since) in [(&mut silent, opened), (&mut kept, answered)] {
         let (received, closed) = read_until_closed(stream);
         assert_eq!(received, "", "an idle connection gets no answer");

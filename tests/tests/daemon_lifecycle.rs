@@ -129,7 +129,7 @@ fn sigterm_lets_running_jobs_end_within_the_grace_and_leaves_no_child() {
     let log = daemon.log();
     assert!(log.contains("shutting down"), "{log}");
     assert!(
-        log.contains("\"tenant\":\"default\""),
+        log.contains("\"tenant\":\"local\""),
         "one structured event per job: {log}"
     );
 }
@@ -207,7 +207,8 @@ fn each_job_is_one_structured_event_with_tenant_tool_argv_exit_and_duration() {
     assert_eq!(events.len(), 1, "one event for the job: {log}");
     // `log_format = "json"` flattens each event's fields into the top-level object.
     let fields = &events[0];
-    assert_eq!(fields["tenant"], "default", "{fields}");
+    // The implicit tenant's id (no [[tenants]]): each job's event names its owner.
+    assert_eq!(fields["tenant"], "local", "{fields}");
     assert_eq!(fields["tool"], "terrascan", "{fields}");
     assert_eq!(fields["exit_code"], 3, "{fields}");
     assert!(fields["duration_ms"].is_u64(), "{fields}");
@@ -239,7 +240,7 @@ fn the_human_log_carries_the_same_job_event() {
         .unwrap_or_else(|| panic!("no job event for {id}: {log}"));
     assert!(serde_json::from_str::<Value>(line).is_err(), "{line}");
     for field in [
-        "tenant=\"default\"",
+        "tenant=\"local\"",
         "tool=\"terrascan\"",
         "argv=",
         "exit_code=3",
