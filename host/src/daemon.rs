@@ -151,6 +151,7 @@ pub async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, usize, bool)
                     url: crate::config::redacted_url(url),
                     source,
                 })?;
+            let store = store.with_scan_lease(config.store.lease());
             tracing::info!(
                 store = %crate::config::redacted_url(url),
                 daemon = %daemon,
@@ -283,6 +284,7 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
             workers: config.scans.workers,
             max_attempts: config.scans.max_attempts,
             shared_store,
+            lease: config.store.lease(),
         },
         config.scans_dir(),
     )

@@ -48,7 +48,7 @@ fn start(env: &TestEnv, url: &str, data_dir: &std::path::Path, daemon_id: &str) 
     let config = env.write_config_edited(&options, |text| {
         format!(
             "{}\n[scans]\ndefault_tool = \"terrascan\"\nworkers = 2\n\
-             [store]\nurl = {url:?}\ndaemon_id = {daemon_id:?}\n",
+             [store]\nurl = {url:?}\ndaemon_id = {daemon_id:?}\nlease_secs = 3\n",
             text.replace(
                 &data_line,
                 &format!("data_dir = {:?}", data_dir.display().to_string())
@@ -356,5 +356,55 @@ fn while_postgres_is_unreachable_scans_get_503_and_the_daemon_reconnects_by_itse
     assert_eq!(health["store"]["backend"], "postgresql", "{health}");
     assert_eq!(health["store"]["reachable"], true, "{health}");
     drop(daemon);
+    drop(database);
+}
+
+#[test]
+fn a_killed_daemons_scans_are_taken_over_and_each_ends_once() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(database) = runtime.block_on(pg_cluster::test_database()) else {
+        return;
+    };
+    let url = postgres_url(&database);
+    let (env_a, env_b) = (TestEnv::new("pg-kill-a"), TestEnv::new("pg-kill-b"));
+    let shared_data = env_a.data_dir();
+    let mut doomed = start(&env_a, &url, &shared_data, "daemon-doomed");
+    // Each scan takes 4 s: daemon-doomed's two workers are mid-scan when it is killed.
+    let template = "# toolgate-fake-terrascan: sleep 4\nresource \"aws_ami\" \"x\" {}\n";
+    let ids: Vec<String> = (0..4).map(|_| submit_scan(&doomed, template)).collect();
+    wait_for(Duration::from_secs(30), "two scans running", || {
+        let list =
+            json(&request_with(doomed.port, "GET", "/api/jobs?status=running", &[], None).body);
+        (list["count"].as_u64() == Some(2)).then_some(())
+    });
+    doomed.signal_and_wait(libc::SIGKILL, Duration::from_secs(10));
+
+    // Another daemon takes the killed one's scans over once their 3 s leases run out.
+    let heir = start(&env_b, &url, &shared_data, "daemon-heir");
+    for id in &ids {
+        assert_eq!(ended(&heir, id), "failed", "scan {id}");
+    }
+    let jobs = json(&request_with(heir.port, "GET", "/api/jobs?limit=100", &[], None).body);
+    let statuses: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .expect("jobs[]")
+        .iter()
+        .filter_map(|job| job["status"].as_str())
+        .collect();
+    let finished = statuses
+        .iter()
+        .filter(|status| **status != "interrupted")
+        .count();
+    let interrupted = statuses.len() - finished;
+    assert_eq!(
+        finished,
+        ids.len(),
+        "each scan finished exactly once: {statuses:?}"
+    );
+    assert_eq!(
+        interrupted, 2,
+        "the killed daemon's two jobs are recorded interrupted, none left running: {statuses:?}"
+    );
+    drop(heir);
     drop(database);
 }

@@ -96,9 +96,27 @@ pub struct StoreConfig {
     /// This daemon's name on a shared store: it marks the scans it claims and the jobs it
     /// runs, so it must differ between daemons. Unset: `<hostname>:<listen port>`.
     pub daemon_id: Option<String>,
+    /// How long a scan stays this daemon's without a renewal (renewed every third of it): on a
+    /// shared store, the scans of a daemon that died are taken over this long after its last
+    /// renewal. 30 s unless set.
+    pub lease_secs: Option<u64>,
 }
 
+/// Shortest scan lease: renewals every third of it must not be lost in ordinary scheduling
+/// delays.
+pub const MIN_LEASE_SECS: u64 = 3;
+/// Longest scan lease: a dead daemon's scans wait this long to be taken over.
+pub const MAX_LEASE_SECS: u64 = 600;
+
 impl StoreConfig {
+    /// The scan lease (`lease_secs`, else the store's default).
+    pub fn lease(&self) -> std::time::Duration {
+        self.lease_secs.map_or(
+            toolgate_store::DEFAULT_SCAN_LEASE,
+            std::time::Duration::from_secs,
+        )
+    }
+
     /// The PostgreSQL URL, when the store is PostgreSQL.
     pub fn postgres_url(&self) -> Option<&str> {
         self.url.as_deref().filter(|url| is_postgres_url(url))

@@ -524,6 +524,13 @@ fn store_urls_are_checked_and_their_passwords_never_shown() {
         !refused.contains("pw"),
         "the password is not echoed: {refused}"
     );
+    for lease in ["2", "601"] {
+        let keys = problem_keys(load_in(
+            &format!("[store]\nlease_secs = {lease}"),
+            base.path(),
+        ));
+        assert_eq!(keys, ["store.lease_secs"], "lease {lease}");
+    }
     let unknown = problem_keys(load_in("[store]\npath = \"x\"", base.path()));
     assert!(
         unknown.iter().any(|key| key.starts_with("store")),

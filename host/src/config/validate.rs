@@ -148,6 +148,18 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
             ),
         ));
     }
+    if let Some(secs) = config.store.lease_secs
+        && !(super::MIN_LEASE_SECS..=super::MAX_LEASE_SECS).contains(&secs)
+    {
+        problems.push(ConfigProblem::new(
+            "store.lease_secs",
+            format!(
+                "{secs} is outside {}..={} seconds",
+                super::MIN_LEASE_SECS,
+                super::MAX_LEASE_SECS
+            ),
+        ));
+    }
     if let Some(id) = &config.store.daemon_id
         && (id.is_empty() || id.len() > 128 || id.chars().any(char::is_control))
     {

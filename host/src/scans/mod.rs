@@ -82,12 +82,11 @@ pub struct ScanSettings {
     /// Whether other daemons share the store (PostgreSQL): then the scans a dead daemon held
     /// are taken over once their leases run out, not only at start-up.
     pub shared_store: bool,
+    /// How long a claimed scan stays this daemon's without a renewal (`store.lease_secs`);
+    /// renewed every third of it, so two renewals can be late before another daemon may take
+    /// a scan over.
+    pub lease: std::time::Duration,
 }
-
-/// How often a daemon renews the leases of the scans it runs: a third of the lease, so two
-/// renewals can be late before another daemon may take a scan over.
-const LEASE_RENEWAL: std::time::Duration =
-    std::time::Duration::from_secs(toolgate_store::DEFAULT_SCAN_LEASE.as_secs() / 3);
 
 /// The scan queue; cheap to clone.
 #[derive(Clone)]
@@ -176,7 +175,7 @@ impl ScanService {
     async fn keep_leases_once(&self) {
         let inner = &self.inner;
         let now = Utc::now();
-        let until = chrono::Duration::from_std(toolgate_store::DEFAULT_SCAN_LEASE)
+        let until = chrono::Duration::from_std(inner.settings.lease)
             .ok()
             .and_then(|lease| now.checked_add_signed(lease));
         if let Some(until) = until
@@ -345,7 +344,9 @@ async fn keep_leases(service: ScanService) {
     loop {
         tokio::select! {
             () = service.inner.stopping.cancelled() => break,
-            () = tokio::time::sleep(LEASE_RENEWAL) => service.keep_leases_once().await,
+            () = tokio::time::sleep(service.inner.settings.lease / 3) => {
+                service.keep_leases_once().await;
+            }
         }
     }
 }

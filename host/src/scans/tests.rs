@@ -124,6 +124,7 @@ impl Fixture {
             Arc::clone(&self.executor) as Arc<dyn ScanExecutor>,
             ScanSettings {
                 shared_store: false,
+                lease: toolgate_store::DEFAULT_SCAN_LEASE,
                 workers,
                 max_attempts,
             },

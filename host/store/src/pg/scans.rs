@@ -364,10 +364,23 @@ async fn recover(
              claimed_by = NULL, lease_until = NULL WHERE id = $1 AND state = 'running'",
         )
         .await?;
+    // The job of a scan taken over ran on a daemon that stopped renewing its lease (it died or
+    // lost the store): it is recorded as interrupted, so no job stays `running` forever.
+    let interrupt_job = tx
+        .prepare_cached(
+            "UPDATE jobs SET status = 'interrupted', finished_at = COALESCE(finished_at, $2), \
+             error = COALESCE(error, 'its daemon stopped renewing the scan''s lease; another \
+             daemon took the scan over') \
+             WHERE id = (SELECT job_id FROM scans WHERE id = $1) \
+             AND status IN ('queued', 'running')",
+        )
+        .await?;
     let mut recovered = Recovered::default();
     for row in rows {
         let id = scan_id(row.try_get(0)?)?;
         let attempts: i64 = row.try_get(1)?;
+        tx.execute(&interrupt_job, &[&id.as_str(), &time_text(now)])
+            .await?;
         if attempts < i64::from(max_attempts) {
             tx.execute(&requeue, &[&id.as_str()]).await?;
             recovered.requeued.push(id);
