@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use toolgate_tests::{
-    Daemon, EnvOptions, TestEnv, install_fake_tool, repo_root, request_with, toolgate_binary,
-    wait_for,
+    Daemon, EnvOptions, SlowTool, TestEnv, install_fake_tool, install_slow_tool, read_response,
+    repo_root, request_with, send_only, toolgate_binary, wait_for,
 };
 
 /// JSON:API's media type.
@@ -40,8 +40,20 @@ fn postgres_url(database: &pg_cluster::TestDatabase) -> String {
 
 /// A daemon of `env` on the shared store and `data_dir`, named `daemon_id`.
 fn start(env: &TestEnv, url: &str, data_dir: &std::path::Path, daemon_id: &str) -> Daemon {
+    let terrascan = install_fake_tool(&env.tools_dir(), "terrascan");
+    start_with(env, url, data_dir, daemon_id, terrascan)
+}
+
+/// [`start`] with `terrascan` as the terrascan binary.
+fn start_with(
+    env: &TestEnv,
+    url: &str,
+    data_dir: &std::path::Path,
+    daemon_id: &str,
+    terrascan: std::path::PathBuf,
+) -> Daemon {
     let options = EnvOptions {
-        terrascan: Some(install_fake_tool(&env.tools_dir(), "terrascan")),
+        terrascan: Some(terrascan),
         ..EnvOptions::default()
     };
     let data_line = format!("data_dir = {:?}", env.data_dir().display().to_string());
@@ -406,5 +418,54 @@ fn a_killed_daemons_scans_are_taken_over_and_each_ends_once() {
         "the killed daemon's two jobs are recorded interrupted, none left running: {statuses:?}"
     );
     drop(heir);
+    drop(database);
+}
+
+#[test]
+fn a_cancel_sent_to_one_daemon_stops_the_job_another_daemon_runs() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(database) = runtime.block_on(pg_cluster::test_database()) else {
+        return;
+    };
+    let url = postgres_url(&database);
+    let (env_a, env_b) = (TestEnv::new("pg-cancel-a"), TestEnv::new("pg-cancel-b"));
+    let shared_data = env_a.data_dir();
+    let slow =
+        |env: &TestEnv| install_slow_tool(&env.tools_dir(), "terrascan", 30, SlowTool::Child);
+    let asked = start_with(&env_a, &url, &shared_data, "daemon-asked", slow(&env_a));
+    let runner = start_with(&env_b, &url, &shared_data, "daemon-runner", slow(&env_b));
+    let caller = send_only(
+        runner.port,
+        "POST",
+        "/api/tools/terrascan",
+        Some("{\"iac_dir\": \"terraform\"}"),
+    );
+    // The job runs on daemon-runner; daemon-asked sees it in the shared history.
+    let job_id = wait_for(Duration::from_secs(30), "the job running", || {
+        let list =
+            json(&request_with(asked.port, "GET", "/api/jobs?status=running", &[], None).body);
+        list["jobs"][0]["id"].as_str().map(str::to_string)
+    });
+    let cancel = request_with(
+        asked.port,
+        "POST",
+        &format!("/api/jobs/{job_id}/cancel"),
+        &[],
+        None,
+    );
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    let answer = read_response(caller).expect("the runner's caller gets its answer");
+    let answer = json(&answer.body);
+    assert_eq!(answer["cancelled"], true, "{answer}");
+    assert_eq!(answer["job_id"], job_id.as_str());
+    let again = request_with(
+        asked.port,
+        "POST",
+        &format!("/api/jobs/{job_id}/cancel"),
+        &[],
+        None,
+    );
+    assert_eq!(again.status, 409, "an ended job: {}", again.body);
+    drop((asked, runner));
     drop(database);
 }

@@ -17,6 +17,7 @@ use super::job_view::JobView;
 use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
 use crate::audit::AuditEvent;
+use crate::jobs::Cancel;
 use toolgate_auth::audit::Action;
 
 /// Jobs listed when the caller gives no limit.
@@ -140,25 +141,26 @@ async fn cancel_job(
     PathSegment(id): PathSegment,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
     let audit = |event: AuditEvent| state.audit.record(&caller, event);
-    if state.jobs.cancel(&id, caller.owner()) {
-        audit(AuditEvent::allowed(
-            Action::Cancel,
-            format!("cancelling job {id}"),
-        ))
-        .await;
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(CancelAccepted {
-                job_id: id,
-                status: "cancelling".into(),
-            }),
-        ));
-    }
-    let refusal = match state.jobs.job(&id, caller.owner()).await? {
-        Some(job) => {
-            ApiError::Conflict(format!("job {id} already ended with status {}", job.status))
+    // Here, or on a shared store through the daemon that runs it.
+    let refusal = match state.jobs.cancel_anywhere(&id, caller.owner()).await? {
+        Cancel::Requested => {
+            audit(AuditEvent::allowed(
+                Action::Cancel,
+                format!("cancelling job {id}"),
+            ))
+            .await;
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(CancelAccepted {
+                    job_id: id,
+                    status: "cancelling".into(),
+                }),
+            ));
         }
-        None => job_not_found(&id),
+        Cancel::Ended(status) => {
+            ApiError::Conflict(format!("job {id} already ended with status {status}"))
+        }
+        Cancel::NotFound => job_not_found(&id),
     };
     audit(AuditEvent::denied(Action::Cancel, refusal.to_string())).await;
     Err(refusal)

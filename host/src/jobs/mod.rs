@@ -78,6 +78,17 @@ fn into_text(bytes: Vec<u8>) -> Arc<String> {
     }
 }
 
+/// What became of a cancel request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// The job is being cancelled (here, or by the daemon running it).
+    Requested,
+    /// The job had already ended.
+    Ended(JobStatus),
+    /// No such job of this owner.
+    NotFound,
+}
+
 /// Limits that shape job admission.
 #[derive(Debug, Clone, Copy)]
 pub struct JobLimits {
@@ -188,7 +199,8 @@ impl JobService {
         limits: JobLimits,
         tenants: HashMap<String, TenantRules>,
     ) -> Self {
-        Self {
+        let cancel_requests = store.cancel_requests();
+        let service = Self {
             inner: Arc::new(Inner {
                 plugins: PluginSets::new(PluginSet::single(plugins, catalog)),
                 reload_source: std::sync::OnceLock::new(),
@@ -203,7 +215,11 @@ impl JobService {
                 tenants,
                 closing: RwLock::new(false),
             }),
+        };
+        if let Some(requests) = cancel_requests {
+            tokio::spawn(relay_cancels(Arc::downgrade(&service.inner), requests));
         }
+        service
     }
 
     /// Refuses a scan request its tool cannot run (unknown, not a template scanner, not this
@@ -879,6 +895,21 @@ impl JobService {
         registry.get(id).is_some_and(|job| job.owner == owner) && registry.cancel(id)
     }
 
+    /// Cancels one of `owner`'s jobs wherever it runs: here, or (on a store shared by several
+    /// daemons) through the store, which tells the daemon running it.
+    pub async fn cancel_anywhere(&self, id: &str, owner: &str) -> Result<Cancel, JobError> {
+        if self.cancel(id, owner) {
+            return Ok(Cancel::Requested);
+        }
+        let Some(job) = self.job(id, owner).await? else {
+            return Ok(Cancel::NotFound);
+        };
+        if !job.status.is_terminal() && self.inner.store.request_cancel(id.to_string()).await? {
+            return Ok(Cancel::Requested);
+        }
+        Ok(Cancel::Ended(job.status))
+    }
+
     /// The live job of `owner` that `reference` names: a job id, or (as HexStrike's process
     /// endpoints take) the process id of a running job's tool. Another tenant's job is `None`.
     pub fn live_job(&self, reference: &str, owner: &str) -> Option<ActiveJobInfo> {
@@ -909,6 +940,30 @@ impl JobService {
                 "shutdown grace period over; cancelling running jobs"
             );
             inner.tracker.wait().await;
+        }
+    }
+}
+
+/// Cancels the jobs other daemons sharing the store asked this one to cancel (their callers
+/// asked there; the daemon they asked checked the job is theirs). Ends with the service.
+async fn relay_cancels(
+    service: std::sync::Weak<Inner>,
+    mut requests: tokio::sync::broadcast::Receiver<String>,
+) {
+    loop {
+        let id = match requests.recv().await {
+            Ok(id) => id,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "cancel requests from other daemons were dropped");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        };
+        let Some(inner) = service.upgrade() else {
+            break;
+        };
+        if inner.registry.cancel(&id) {
+            tracing::info!(job_id = %id, "cancelling a job at another daemon's request");
         }
     }
 }

@@ -234,24 +234,22 @@ impl McpHandler {
             Ok(id) => id,
             Err(result) => return Ok(result),
         };
-        if self.state.jobs.cancel(&id, owner) {
-            return json_result(
-                &json!({ "job_id": id, "status": "cancelling" }),
-                format!("job {id}: cancelling"),
-            );
-        }
         match self
             .state
             .jobs
-            .job(&id, owner)
+            .cancel_anywhere(&id, owner)
             .await
-            .map_err(store_failed)?
+            .map_err(|error| McpError::internal_error(error.to_string(), None))?
         {
-            Some(job) => Ok(render::caller_error(format!(
+            crate::jobs::Cancel::Requested => json_result(
+                &json!({ "job_id": id, "status": "cancelling" }),
+                format!("job {id}: cancelling"),
+            ),
+            crate::jobs::Cancel::Ended(status) => Ok(render::caller_error(format!(
                 "job {id} already ended with status {}",
-                job.status.as_str()
+                status.as_str()
             ))),
-            None => Ok(render::caller_error(no_such_job(&id))),
+            crate::jobs::Cancel::NotFound => Ok(render::caller_error(no_such_job(&id))),
         }
     }
 }

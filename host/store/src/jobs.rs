@@ -293,6 +293,15 @@ impl RawRow {
 }
 
 impl JobStore for SqliteStore {
+    fn request_cancel(&self, _id: String) -> StoreFuture<bool> {
+        // One daemon per database file: every job it knows of is its own.
+        Box::pin(async { Ok(false) })
+    }
+
+    fn cancel_requests(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+
     fn insert_job(&self, job: NewJob, started_at: Option<String>) -> StoreFuture<()> {
         let store = self.clone();
         Box::pin(async move { store.insert(job, started_at).await })

@@ -75,6 +75,12 @@ pub trait JobStore: Send + Sync {
     fn job(&self, id: String) -> StoreFuture<Option<JobRecord>>;
     /// Jobs newest first, without stdout/stderr.
     fn list_jobs(&self, filter: JobFilter) -> StoreFuture<Vec<JobRecord>>;
+    /// Asks whichever daemon runs job `id` to cancel it (a store shared by several daemons);
+    /// true when the request went out. A store only one daemon uses has no one to ask: false.
+    fn request_cancel(&self, id: String) -> StoreFuture<bool>;
+    /// The ids of jobs other daemons asked this one to cancel, as they arrive; `None` for a
+    /// store only one daemon uses.
+    fn cancel_requests(&self) -> Option<tokio::sync::broadcast::Receiver<String>>;
 }
 
 /// What [`ScanStore::recover_scans`] did with the scans a dead daemon left running.

@@ -190,6 +190,29 @@ impl PgStore {
 }
 
 impl JobStore for PgStore {
+    fn request_cancel(&self, id: String) -> StoreFuture<bool> {
+        let store = self.clone();
+        Box::pin(async move {
+            let client = store.pool.get().await?;
+            // Only a live job is worth a message; the daemon running it cancels it.
+            let sent = client
+                .execute(
+                    &format!(
+                        "SELECT pg_notify('{channel}', id) FROM jobs \
+                         WHERE id = $1 AND status IN ('queued', 'running')",
+                        channel = super::cancel_relay::CHANNEL
+                    ),
+                    &[&id],
+                )
+                .await?;
+            Ok(sent > 0)
+        })
+    }
+
+    fn cancel_requests(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.cancels.subscribe())
+    }
+
     fn insert_job(&self, job: NewJob, started_at: Option<String>) -> StoreFuture<()> {
         let store = self.clone();
         Box::pin(async move { store.insert(job, started_at).await })

@@ -10,9 +10,11 @@
 //! one scan are serialized by the database; a running scan is held by the daemon that claimed
 //! it under a lease, and only that daemon may attach a job to it, finish it or requeue it;
 //! jobs are written row by row (PostgreSQL commits concurrent writers together itself, so the
-//! SQLite store's group-commit writer has no counterpart here).
+//! SQLite store's group-commit writer has no counterpart here); a cancel for a job another
+//! daemon runs crosses daemons as a `NOTIFY` (`cancel_relay`).
 
 mod audit;
+mod cancel_relay;
 mod jobs;
 mod rows;
 mod scan_list;
@@ -52,6 +54,8 @@ pub struct PgStore {
     retention: i64,
     /// How long a claim holds unless renewed.
     lease: Duration,
+    /// Cancel requests other daemons sent for this daemon's jobs (`cancel_relay`).
+    cancels: tokio::sync::broadcast::Sender<String>,
 }
 
 impl PgStore {
@@ -78,11 +82,13 @@ impl PgStore {
         let pool = pool_for(url, MAX_CONNECTIONS)?;
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
+        let cancels = cancel_relay::start(url)?;
         let store = Self {
             pool,
             daemon: Arc::from(daemon_id),
             retention: i64::try_from(retention).unwrap_or(i64::MAX),
             lease: crate::DEFAULT_SCAN_LEASE,
+            cancels,
         };
         let interrupted = store.interrupt_own_jobs(&client).await?;
         store.end_own_leases(&client).await?;

@@ -268,3 +268,46 @@ async fn a_daemon_identity_must_be_given_and_short() {
         ));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_reaches_the_daemon_running_the_job_and_only_a_live_one() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let runner = daemon(&database, "runner").await;
+    let asker = daemon(&database, "asker").await;
+    let mut requests = runner
+        .cancel_requests()
+        .expect("a shared store relays cancels");
+    runner
+        .insert_job(new_job("job-live", "terrascan"), Some(at(1).to_rfc3339()))
+        .await
+        .expect("insert");
+    // The relay listens once its connection is up; ask until the request arrives.
+    let arrived = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            assert!(
+                asker
+                    .request_cancel("job-live".into())
+                    .await
+                    .expect("request"),
+                "a running job is worth a request"
+            );
+            if let Ok(Ok(id)) =
+                tokio::time::timeout(std::time::Duration::from_millis(500), requests.recv()).await
+            {
+                return id;
+            }
+        }
+    })
+    .await
+    .expect("the request crosses daemons");
+    assert_eq!(arrived, "job-live");
+    assert!(
+        !asker
+            .request_cancel("no-such-job".into())
+            .await
+            .expect("request"),
+        "no request for a job that is not live"
+    );
+}
