@@ -1,7 +1,8 @@
-//! Black-box tests of daemons on PostgreSQL (issue #19): two real daemons share one store (a
+//! Black-box tests of daemons on PostgreSQL (issue #19): real daemons share one store (a
 //! throwaway cluster, or `TOOLGATE_TEST_DATABASE_URL`) and one `data_dir` (the scans' uploads
-//! and the signing keys); scans created, uploaded and initiated through either daemon all end,
-//! each run exactly once, and both daemons list every job.
+//! and the signing keys): scans created, uploaded and initiated through any daemon all end,
+//! each run exactly once, and every daemon lists every job; a killed daemon's scans are taken
+//! over; a cancel crosses daemons; the store cut off and restored answers 503 meanwhile.
 
 #[path = "../../host/store/testing/pg_cluster.rs"]
 #[allow(dead_code, reason = "the harness serves the store's tests too")]
@@ -75,25 +76,31 @@ fn json(body: &str) -> Value {
 }
 
 #[test]
-fn two_daemons_on_one_postgres_run_every_scan_exactly_once() {
+fn three_daemons_on_one_postgres_run_every_scan_exactly_once() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let Some(database) = runtime.block_on(pg_cluster::test_database()) else {
         return;
     };
     let url = postgres_url(&database);
-    let (env_a, env_b) = (TestEnv::new("pg-a"), TestEnv::new("pg-b"));
+    let envs = [
+        TestEnv::new("pg-a"),
+        TestEnv::new("pg-b"),
+        TestEnv::new("pg-c"),
+    ];
+    let env_a = &envs[0];
     let shared_data = env_a.data_dir();
     let daemons = [
-        start(&env_a, &url, &shared_data, "daemon-a"),
-        start(&env_b, &url, &shared_data, "daemon-b"),
+        start(&envs[0], &url, &shared_data, "daemon-a"),
+        start(&envs[1], &url, &shared_data, "daemon-b"),
+        start(&envs[2], &url, &shared_data, "daemon-c"),
     ];
     let template = std::fs::read_to_string(repo_root().join("examples/terraform/aws_ami/main.tf"))
         .expect("template");
-    const SCANS: usize = 12;
+    const SCANS: usize = 60;
     let mut ids = Vec::new();
     for n in 0..SCANS {
-        // Created through one daemon, uploaded and initiated through the other.
-        let (creator, other) = (&daemons[n % 2], &daemons[(n + 1) % 2]);
+        // Round-robin: created through one daemon, uploaded through the next.
+        let (creator, other) = (&daemons[n % 3], &daemons[(n + 1) % 3]);
         let body = serde_json::json!({"data": {"type": "async-scan", "attributes": {
             "assetName": format!("pg-{n}"), "assetType": "IaC-API"}}});
         let created = request_with(
@@ -127,7 +134,7 @@ fn two_daemons_on_one_postgres_run_every_scan_exactly_once() {
         ids.push(id);
     }
     for (n, id) in ids.iter().enumerate() {
-        let daemon = &daemons[n % 2];
+        let daemon = &daemons[(n + 2) % 3];
         let state = wait_for(Duration::from_secs(60), "every scan to end", || {
             let status = request_with(
                 daemon.port,
@@ -168,7 +175,10 @@ fn two_daemons_on_one_postgres_run_every_scan_exactly_once() {
         "each scan ran exactly once: {:?}",
         listed[0]
     );
-    assert_eq!(listed[0], listed[1], "both daemons see every job");
+    assert!(
+        listed.windows(2).all(|pair| pair[0] == pair[1]),
+        "every daemon sees every job"
+    );
     for daemon in &daemons {
         let log = daemon.log();
         assert!(log.contains("store: PostgreSQL"), "{log}");
