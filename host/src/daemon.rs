@@ -152,6 +152,19 @@ pub async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, usize, bool)
                     source,
                 })?;
             let store = store.with_scan_lease(config.store.lease());
+            // Announce this daemon (its heartbeat) before it serves: its jobs count against
+            // their tenants' limits on every daemon from the first one.
+            let until = chrono::Duration::from_std(config.store.lease())
+                .ok()
+                .and_then(|lease| chrono::Utc::now().checked_add_signed(lease));
+            if let Some(until) = until {
+                toolgate_store::ScanStore::renew_leases(&store, until)
+                    .await
+                    .map_err(|source| DaemonError::Postgres {
+                        url: crate::config::redacted_url(url),
+                        source,
+                    })?;
+            }
             tracing::info!(
                 store = %crate::config::redacted_url(url),
                 daemon = %daemon,
@@ -273,7 +286,7 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
             max_concurrent_jobs: config.limits.max_concurrent_jobs,
             max_queued_jobs: config.limits.max_queued_jobs,
         },
-        tenant_rules(&config.tenants()?, &mut tenant_jails),
+        tenant_rules(&config.tenants()?, &mut tenant_jails, shared_store),
     );
     let audit =
         crate::audit::AuditTrail::new(Arc::clone(&store) as Arc<dyn toolgate_store::AuditStore>);
@@ -341,6 +354,7 @@ fn build_auth(config: &Config) -> Result<AuthState, DaemonError> {
 fn tenant_rules(
     tenants: &toolgate_auth::Tenants,
     jails: &mut std::collections::HashMap<String, Arc<Sandbox>>,
+    shared_store: bool,
 ) -> std::collections::HashMap<String, crate::jobs::TenantRules> {
     tenants
         .iter()
@@ -355,6 +369,11 @@ fn tenant_rules(
             let rules = crate::jobs::TenantRules {
                 tools: tenant.allowed_tools.clone(),
                 slots,
+                max_across_daemons: tenant
+                    .quotas
+                    .max_concurrent_jobs
+                    .filter(|_| shared_store)
+                    .map(std::num::NonZeroU32::get),
                 sandbox,
                 tool_limits: tenant.tool_limits.clone(),
             };

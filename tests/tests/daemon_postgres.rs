@@ -4,6 +4,8 @@
 //! each run exactly once, and every daemon lists every job; a killed daemon's scans are taken
 //! over; a cancel crosses daemons; the store cut off and restored answers 503 meanwhile.
 
+mod tenants_support;
+
 #[path = "../../host/store/testing/pg_cluster.rs"]
 #[allow(dead_code, reason = "the harness serves the store's tests too")]
 mod pg_cluster;
@@ -16,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 use toolgate_tests::{
     Daemon, EnvOptions, SlowTool, TestEnv, install_fake_tool, install_slow_tool, read_response,
-    repo_root, request_with, send_only, toolgate_binary, wait_for,
+    repo_root, request_with, send_only, send_only_with, toolgate_binary, wait_for,
 };
 
 /// JSON:API's media type.
@@ -53,8 +55,21 @@ fn start_with(
     daemon_id: &str,
     terrascan: std::path::PathBuf,
 ) -> Daemon {
+    start_with_tenants(env, url, data_dir, daemon_id, terrascan, String::new())
+}
+
+/// [`start_with`] and these `[[tenants]]` entries.
+fn start_with_tenants(
+    env: &TestEnv,
+    url: &str,
+    data_dir: &std::path::Path,
+    daemon_id: &str,
+    terrascan: std::path::PathBuf,
+    tenants: String,
+) -> Daemon {
     let options = EnvOptions {
         terrascan: Some(terrascan),
+        tenants,
         ..EnvOptions::default()
     };
     let data_line = format!("data_dir = {:?}", env.data_dir().display().to_string());
@@ -478,4 +493,155 @@ fn a_cancel_sent_to_one_daemon_stops_the_job_another_daemon_runs() {
     assert_eq!(again.status, 409, "an ended job: {}", again.body);
     drop((asked, runner));
     drop(database);
+}
+
+#[test]
+fn a_tenants_concurrent_job_limit_holds_across_daemons() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(database) = runtime.block_on(pg_cluster::test_database()) else {
+        return;
+    };
+    let url = postgres_url(&database);
+    let (env_a, env_b) = (TestEnv::new("pg-quota-a"), TestEnv::new("pg-quota-b"));
+    let shared_data = env_a.data_dir();
+    let key = tenants_support::new_key("acme");
+    // Both daemons read the same tenant, limited to 2 jobs at once.
+    let tenants = |env: &TestEnv| {
+        tenants_support::tenant_reading(
+            env,
+            "acme",
+            &[&key],
+            &[env.workspace()],
+            "[tenants.quotas]\nmax_concurrent_jobs = 2",
+        )
+    };
+    let slow =
+        |env: &TestEnv| install_slow_tool(&env.tools_dir(), "terrascan", 30, SlowTool::Child);
+    let daemons = [
+        start_with_tenants(
+            &env_a,
+            &url,
+            &shared_data,
+            "quota-a",
+            slow(&env_a),
+            tenants(&env_a),
+        ),
+        start_with_tenants(
+            &env_b,
+            &url,
+            &shared_data,
+            "quota-b",
+            slow(&env_b),
+            tenants(&env_b),
+        ),
+    ];
+    let bearer = key.bearer();
+    let auth = [("Authorization", bearer.as_str())];
+    let body = Some("{\"iac_dir\": \"terraform\"}");
+    let statuses = || -> Vec<String> {
+        let list = json(&request_with(daemons[0].port, "GET", "/api/jobs", &auth, None).body);
+        let mut found: Vec<String> = list["jobs"]
+            .as_array()
+            .expect("jobs[]")
+            .iter()
+            .filter_map(|job| job["status"].as_str().map(str::to_string))
+            .collect();
+        found.sort();
+        found
+    };
+    // Two calls to daemon a, then one to daemon b: b's waits although b runs nothing.
+    let mut callers = Vec::new();
+    for (daemon, expected) in [
+        (&daemons[0], vec!["running"]),
+        (&daemons[0], vec!["running", "running"]),
+        (&daemons[1], vec!["queued", "running", "running"]),
+    ] {
+        callers.push(send_only_with(
+            daemon.port,
+            "POST",
+            "/api/tools/terrascan",
+            &auth,
+            body,
+        ));
+        let mut seen = Vec::new();
+        let recorded = wait_within(Duration::from_secs(30), || {
+            seen = statuses();
+            seen == expected
+        });
+        assert!(recorded, "expected {expected:?}, saw {seen:?}");
+    }
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            statuses(),
+            ["queued", "running", "running"],
+            "never three running"
+        );
+    }
+    // One of daemon a's jobs ends: daemon b's starts.
+    let list = json(
+        &request_with(
+            daemons[0].port,
+            "GET",
+            "/api/jobs?status=running",
+            &auth,
+            None,
+        )
+        .body,
+    );
+    let first = list["jobs"][0]["id"]
+        .as_str()
+        .expect("a running job")
+        .to_string();
+    let cancel = request_with(
+        daemons[0].port,
+        "POST",
+        &format!("/api/jobs/{first}/cancel"),
+        &auth,
+        None,
+    );
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    wait_for(Duration::from_secs(30), "daemon b's job running", || {
+        (statuses() == ["cancelled", "running", "running"]).then_some(())
+    });
+    for id in json(
+        &request_with(
+            daemons[0].port,
+            "GET",
+            "/api/jobs?status=running",
+            &auth,
+            None,
+        )
+        .body,
+    )["jobs"]
+        .as_array()
+        .expect("jobs[]")
+        .iter()
+        .filter_map(|job| job["id"].as_str())
+    {
+        request_with(
+            daemons[0].port,
+            "POST",
+            &format!("/api/jobs/{id}/cancel"),
+            &auth,
+            None,
+        );
+    }
+    for caller in callers {
+        let _ = read_response(caller);
+    }
+    drop(daemons);
+    drop(database);
+}
+
+/// Whether `check` holds within `within`, checked every 50 ms.
+fn wait_within(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
 }

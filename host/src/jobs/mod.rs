@@ -55,6 +55,10 @@ use crate::metrics::{Metrics, Rejection};
 use redact::Redactor;
 use report::{Ending, classification_name};
 
+/// How often a job limited across daemons asks the store whether its tenant has room: a job
+/// elsewhere ending frees it, which this daemon learns only by asking.
+const TENANT_ROOM_POLL: Duration = Duration::from_millis(200);
+
 /// Largest tool output (stdout, stderr and files) parsed on the async worker itself: parse runs
 /// at roughly 100 bytes/µs, so this holds a worker for at most about a third of a millisecond.
 const INLINE_PARSE_MAX_BYTES: usize = 32 << 10;
@@ -178,6 +182,8 @@ struct JobRun {
     id: String,
     /// The tenant that owns the job (for the logs).
     owner: String,
+    /// Its tenant's running limit across daemons, when the store keeps it.
+    across_daemons: Option<u32>,
     /// The owner's sandbox: its directories, identity and private directories.
     jail: Arc<Sandbox>,
     /// The runtime that planned the job parses its output, even after a reload.
@@ -416,7 +422,10 @@ impl JobService {
         let created_at = crate::time::now_rfc3339();
         // A job that can start at once is recorded as running straight away (one write).
         let tenant_slots = rules.and_then(|rules| rules.slots.clone());
+        let across_daemons = rules.and_then(|rules| rules.max_across_daemons);
         let free_slot = match &tenant_slots {
+            // The store decides when a job limited across daemons starts (`run`).
+            _ if across_daemons.is_some() => None,
             None => ticket.try_run_slot(owner).map(|slot| (slot, None)),
             Some(tenant) => Arc::clone(tenant)
                 .try_acquire_owned()
@@ -456,6 +465,7 @@ impl JobService {
         let run = JobRun {
             id: id.clone(),
             owner: owner.to_string(),
+            across_daemons,
             jail: Arc::clone(jail),
             plugins: Arc::clone(plugins),
             tool: tool.to_string(),
@@ -530,8 +540,28 @@ impl JobService {
         let Some(_slot) = slot else {
             return self.record_cancelled_while_queued(job).await;
         };
+        if let Some(max) = job.across_daemons {
+            // Holding this daemon's slots, wait for the tenant's room on every daemon.
+            match self.wait_for_tenant_room(&job, max, &cancel).await {
+                Ok(true) => {}
+                Ok(false) => return self.record_cancelled_while_queued(job).await,
+                Err(error) => {
+                    return Err(self
+                        .record_failure(
+                            &job.id,
+                            &job.owner,
+                            &job.tool,
+                            &job.planned.argv,
+                            None,
+                            error.into(),
+                        )
+                        .await);
+                }
+            }
+        }
         inner.registry.mark_running(&job.id);
         if !recorded_running
+            && job.across_daemons.is_none()
             && let Err(error) = inner
                 .store
                 .mark_job_running(job.id.clone(), crate::time::now_rfc3339())
@@ -610,6 +640,35 @@ impl JobService {
                     error,
                 )
                 .await),
+        }
+    }
+
+    /// Waits until the store marks `job` running within its tenant's limit across daemons
+    /// (true), or until it is cancelled (false).
+    async fn wait_for_tenant_room(
+        &self,
+        job: &JobRun,
+        max: u32,
+        cancel: &CancellationToken,
+    ) -> Result<bool, toolgate_store::StoreError> {
+        loop {
+            let started = self
+                .inner
+                .store
+                .start_job_within(
+                    job.id.clone(),
+                    job.owner.clone(),
+                    max,
+                    crate::time::now_rfc3339(),
+                )
+                .await?;
+            if started {
+                return Ok(true);
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(false),
+                () = tokio::time::sleep(TENANT_ROOM_POLL) => {}
+            }
         }
     }
 

@@ -21,6 +21,10 @@ pub struct TenantRules {
     /// Its running slots when it has `quotas.max_concurrent_jobs`: its jobs beyond that wait
     /// queued (holding a place of the global queue, not a global running slot).
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// The same limit across every daemon sharing the store (PostgreSQL): a job starts only
+    /// when the store counts fewer of the tenant's jobs running anywhere. `None` on a store
+    /// one daemon uses, where `slots` is the whole truth.
+    pub max_across_daemons: Option<u32>,
     /// The sandbox scoped to its directories and identity (`Sandbox::scoped`).
     pub sandbox: Arc<Sandbox>,
     /// Its per-tool limits (`tenants[].tools.<tool>`).

@@ -342,11 +342,12 @@ mod job_executor_tests;
 /// The lease keeper's loop (see `ScanService::keep_leases_once`).
 async fn keep_leases(service: ScanService) {
     loop {
+        // First at once: on a shared store this also announces the daemon (its heartbeat),
+        // before its first job counts against a tenant's limit on other daemons.
+        service.keep_leases_once().await;
         tokio::select! {
             () = service.inner.stopping.cancelled() => break,
-            () = tokio::time::sleep(service.inner.settings.lease / 3) => {
-                service.keep_leases_once().await;
-            }
+            () = tokio::time::sleep(service.inner.settings.lease / 3) => {}
         }
     }
 }

@@ -293,6 +293,21 @@ impl RawRow {
 }
 
 impl JobStore for SqliteStore {
+    fn start_job_within(
+        &self,
+        id: String,
+        _tenant: String,
+        _max: u32,
+        started_at: String,
+    ) -> StoreFuture<bool> {
+        // One daemon per database file: its in-memory tenant slots are the whole truth.
+        let store = self.clone();
+        Box::pin(async move {
+            store.mark_job_running(id, started_at).await?;
+            Ok(true)
+        })
+    }
+
     fn request_cancel(&self, _id: String) -> StoreFuture<bool> {
         // One daemon per database file: every job it knows of is its own.
         Box::pin(async { Ok(false) })

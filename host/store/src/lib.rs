@@ -75,6 +75,17 @@ pub trait JobStore: Send + Sync {
     fn job(&self, id: String) -> StoreFuture<Option<JobRecord>>;
     /// Jobs newest first, without stdout/stderr.
     fn list_jobs(&self, filter: JobFilter) -> StoreFuture<Vec<JobRecord>>;
+    /// Marks queued job `id` of `tenant` running if fewer than `max` of the tenant's jobs run
+    /// on all the daemons sharing the store (whose heartbeat is current); false when the
+    /// tenant is at its limit, and the job stays queued. A store only one daemon uses has its
+    /// limit kept in memory by that daemon, and simply marks the job running.
+    fn start_job_within(
+        &self,
+        id: String,
+        tenant: String,
+        max: u32,
+        started_at: String,
+    ) -> StoreFuture<bool>;
     /// Asks whichever daemon runs job `id` to cancel it (a store shared by several daemons);
     /// true when the request went out. A store only one daemon uses has no one to ask: false.
     fn request_cancel(&self, id: String) -> StoreFuture<bool>;

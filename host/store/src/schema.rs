@@ -197,6 +197,17 @@ CREATE INDEX scans_queued ON scans(queued_at, id) WHERE state = 'queued';
 CREATE INDEX scans_queued_by_tenant ON scans(tenant, queued_at, id) WHERE state = 'queued';
 CREATE INDEX scans_running_by_tenant ON scans(tenant) WHERE state = 'running';
 "#,
+    r#"
+-- Each daemon's heartbeat on a shared store (issue #19): until when its running jobs count
+-- against their tenants' limits on every daemon. One SQLite file has one daemon, which keeps
+-- its tenants' limits in memory, so here the table stays empty (and PostgreSQL's index of
+-- running jobs by tenant is not needed); it exists so both backends have the same tables at
+-- every version.
+CREATE TABLE daemons (
+    id          TEXT PRIMARY KEY NOT NULL,
+    alive_until TEXT NOT NULL
+);
+"#,
 ];
 
 /// Brings the schema up to the newest version.

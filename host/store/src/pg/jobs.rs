@@ -85,6 +85,45 @@ impl PgStore {
         Ok(())
     }
 
+    /// `start_job_within`: one transaction holding the tenant's advisory lock, so two
+    /// daemons never both take the tenant's last slot; jobs of daemons whose heartbeat lapsed
+    /// (dead, or cut off from the store) do not count.
+    async fn start_within(
+        &self,
+        id: String,
+        tenant: String,
+        max: u32,
+        started_at: String,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&format!("toolgate-tenant-slots:{tenant}")],
+        )
+        .await?;
+        let running: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM jobs WHERE tenant = $1 AND status = 'running' \
+                 AND (daemon = $2 OR daemon IN \
+                      (SELECT id FROM daemons WHERE alive_until > $3))",
+                &[&tenant, &&*self.daemon, &started_at],
+            )
+            .await?
+            .try_get(0)?;
+        if running >= i64::from(max) {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE jobs SET status = 'running', started_at = $2 \
+             WHERE id = $1 AND status = 'queued'",
+            &[&id, &started_at],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn finish(&self, id: String, done: FinishedJob) -> Result<(), StoreError> {
         let status = done.status.unwrap_or(JobStatus::Failed);
         let mut client = self.pool.get().await?;
@@ -190,6 +229,17 @@ impl PgStore {
 }
 
 impl JobStore for PgStore {
+    fn start_job_within(
+        &self,
+        id: String,
+        tenant: String,
+        max: u32,
+        started_at: String,
+    ) -> StoreFuture<bool> {
+        let store = self.clone();
+        Box::pin(async move { store.start_within(id, tenant, max, started_at).await })
+    }
+
     fn request_cancel(&self, id: String) -> StoreFuture<bool> {
         let store = self.clone();
         Box::pin(async move {

@@ -537,6 +537,15 @@ impl ScanStore for PgStore {
         let store = self.clone();
         Box::pin(async move {
             let client = store.pool.get().await?;
+            // The daemon's heartbeat rides with its leases: its running jobs count against
+            // their tenants' limits until it lapses (`start_job_within`).
+            client
+                .execute(
+                    "INSERT INTO daemons (id, alive_until) VALUES ($1, $2) \
+                     ON CONFLICT (id) DO UPDATE SET alive_until = EXCLUDED.alive_until",
+                    &[&&*store.daemon, &time_text(until)],
+                )
+                .await?;
             let renew = client
                 .prepare_cached(
                     "UPDATE scans SET lease_until = $1 WHERE state = 'running' AND claimed_by = $2",

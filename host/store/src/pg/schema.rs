@@ -196,6 +196,14 @@ CREATE INDEX jobs_unfinished_by_daemon ON jobs(daemon) WHERE status IN ('queued'
 CREATE INDEX scans_queued_by_tenant ON scans(tenant, queued_at, id) WHERE state = 'queued';
 CREATE INDEX scans_running_by_tenant ON scans(tenant) WHERE state = 'running';
 "#,
+    r#"
+-- Daemon heartbeats, for tenants' limits across daemons; see schema.rs, version 9.
+CREATE TABLE daemons (
+    id          TEXT PRIMARY KEY NOT NULL,
+    alive_until TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX jobs_running_by_tenant ON jobs(tenant) WHERE status = 'running';
+"#,
 ];
 
 /// The schema version this build writes.

@@ -311,3 +311,36 @@ async fn a_cancel_request_reaches_the_daemon_running_the_job_and_only_a_live_one
         "no request for a job that is not live"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_limit_holds_across_daemons_while_their_heartbeats_are_current() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let first = daemon(&database, "first").await;
+    let second = daemon(&database, "second").await;
+    let tenant_job = |n: u32| {
+        let mut job = new_job(&format!("job-{n}"), "terrascan");
+        job.tenant = "acme".into();
+        job
+    };
+    for (store, n) in [(&first, 1), (&first, 2), (&second, 3)] {
+        store.insert_job(tenant_job(n), None).await.expect("insert");
+    }
+    // first's heartbeat is current until second 100.
+    first.renew_leases(at(100)).await.expect("heartbeat");
+    let start = |store: &PgStore, n: u32, second: i64| {
+        let now = at(second).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        store.start_job_within(format!("job-{n}"), "acme".into(), 2, now)
+    };
+    assert!(start(&first, 1, 10).await.expect("start"));
+    assert!(start(&first, 2, 10).await.expect("start"));
+    assert!(
+        !start(&second, 3, 20).await.expect("start"),
+        "two of acme's jobs run on first: the third waits, on any daemon"
+    );
+    assert!(
+        start(&second, 3, 200).await.expect("start"),
+        "once first's heartbeat lapsed, its jobs no longer count"
+    );
+}
