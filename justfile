@@ -81,6 +81,7 @@ bench: build-plugins _postgres
     cargo bench -p toolgate-store --bench scans
     cargo bench -p toolgate-store --bench claim
     cargo bench -p toolgate --bench scans
+    cargo bench -p toolgate --bench daemons
     cargo bench -p toolgate-uploads --bench extract
     cargo bench -p toolgate-uploads --bench receive_rss
 
