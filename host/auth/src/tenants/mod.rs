@@ -414,6 +414,15 @@ impl Checker {
                 limits.timeout_secs,
                 Some(globals.timeout_secs),
             );
+            if limits.memory_bytes.is_some() && globals.memory_bytes.is_none() {
+                // A per-tool memory limit is a cgroup `memory.max`: without the daemon's own
+                // there is no cgroup memory controller to apply it with.
+                self.problem(
+                    format!("{here}.memory_bytes"),
+                    "needs sandbox.memory_max_bytes (a cgroup memory limit, with \
+                     sandbox.cgroup_root): a tenant's memory limit tightens that one",
+                );
+            }
             self.tighter(
                 &format!("{here}.memory_bytes"),
                 limits.memory_bytes,

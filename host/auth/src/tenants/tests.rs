@@ -313,14 +313,26 @@ fn the_looser_timeout_message_reads_as_in_the_issue() {
     );
 }
 
+/// A tenant's memory limit is applied as a cgroup `memory.max`, which needs the daemon's own
+/// (`sandbox.memory_max_bytes`): without it the key is refused at load, not at the first run.
 #[test]
-fn a_memory_override_is_accepted_when_the_daemon_sets_no_memory_cap() {
-    let edited = VALID.replacen("memory_bytes = 1073741824", "memory_bytes = 68719476736", 1);
+fn a_memory_override_needs_the_daemons_memory_cap() {
     let uncapped = GlobalLimits {
         memory_bytes: None,
         ..globals()
     };
-    assert!(Tenants::validate(&parse(&edited).expect("toml"), &uncapped).is_ok());
+    let error = Tenants::validate(&parse(VALID).expect("toml"), &uncapped).expect_err("refused");
+    assert_eq!(error.problems.len(), 1, "{error}");
+    assert_eq!(
+        error.problems[0].key,
+        "tenants[0].tools.prowler.memory_bytes"
+    );
+    assert!(
+        error.problems[0]
+            .message
+            .contains("sandbox.memory_max_bytes"),
+        "{error}"
+    );
 }
 
 #[test]
