@@ -44,7 +44,7 @@ impl PgStore {
         } else {
             JobStatus::Queued
         };
-        let client = self.pool.get().await?;
+        let client = self.history.get().await?;
         let statement = client
             .prepare_cached(
                 "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, \
@@ -74,7 +74,7 @@ impl PgStore {
     }
 
     async fn mark_running(&self, id: String, started_at: String) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
+        let client = self.history.get().await?;
         let statement = client
             .prepare_cached(
                 "UPDATE jobs SET status = 'running', started_at = $2 \
@@ -126,7 +126,7 @@ impl PgStore {
 
     async fn finish(&self, id: String, done: FinishedJob) -> Result<(), StoreError> {
         let status = done.status.unwrap_or(JobStatus::Failed);
-        let mut client = self.pool.get().await?;
+        let mut client = self.history.get().await?;
         let tx = client.transaction().await?;
         let update = tx
             .prepare_cached(

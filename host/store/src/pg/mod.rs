@@ -48,6 +48,12 @@ const MAX_DAEMON_ID_LEN: usize = 200;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Connections for the job history's writes (insert, running, finish), committed without
+    /// waiting for the WAL flush (`synchronous_commit = off`): the durability the SQLite store
+    /// gives the same rows (WAL, `synchronous = NORMAL`: a crash of the daemon loses nothing,
+    /// a crash of the machine may lose the last moments). Scan transitions, claims and the
+    /// audit trail stay on `pool`, durable at every commit.
+    history: Pool,
     /// Who claims scans and runs jobs through this handle (see the module doc).
     daemon: Arc<str>,
     /// How many of the newest jobs keep their output.
@@ -80,11 +86,13 @@ impl PgStore {
             )));
         }
         let pool = pool_for(url, MAX_CONNECTIONS)?;
+        let history = history_pool_for(url, MAX_CONNECTIONS)?;
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
         let cancels = cancel_relay::start(url)?;
         let store = Self {
             pool,
+            history,
             daemon: Arc::from(daemon_id),
             retention: i64::try_from(retention).unwrap_or(i64::MAX),
             lease: crate::DEFAULT_SCAN_LEASE,
@@ -128,7 +136,21 @@ impl PgStore {
 
 /// A pool of at most `size` connections to `url`, opened as they are needed.
 fn pool_for(url: &str, size: usize) -> Result<Pool, StoreError> {
+    pool_with(url.parse()?, size)
+}
+
+/// [`pool_for`] whose sessions commit without waiting for the WAL flush (the job history's).
+fn history_pool_for(url: &str, size: usize) -> Result<Pool, StoreError> {
     let mut config: tokio_postgres::Config = url.parse()?;
+    let options = match config.get_options() {
+        Some(given) => format!("{given} -c synchronous_commit=off"),
+        None => "-c synchronous_commit=off".to_string(),
+    };
+    config.options(options);
+    pool_with(config, size)
+}
+
+fn pool_with(mut config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
