@@ -48,11 +48,12 @@ const MAX_DAEMON_ID_LEN: usize = 200;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    /// Connections for the job history's writes (insert, running, finish), committed without
-    /// waiting for the WAL flush (`synchronous_commit = off`): the durability the SQLite store
-    /// gives the same rows (WAL, `synchronous = NORMAL`: a crash of the daemon loses nothing,
-    /// a crash of the machine may lose the last moments). Scan transitions, claims and the
-    /// audit trail stay on `pool`, durable at every commit.
+    /// Connections for the job history's writes (insert, running, finish) and audit appends,
+    /// committed without waiting for the WAL flush (`synchronous_commit = off`): the
+    /// durability the SQLite store gives the same rows (WAL, `synchronous = NORMAL`: a crash of
+    /// the daemon loses nothing, a crash of the machine may lose the last moments; a commit is
+    /// visible to every daemon at once either way). Scan transitions and claims stay on `pool`,
+    /// durable at every commit.
     history: Pool,
     /// Who claims scans and runs jobs through this handle (see the module doc).
     daemon: Arc<str>,
