@@ -12,7 +12,7 @@
 //! Run: `just build-plugins && cargo build --release -p toolgate-tests --bin toolgate-fake-tool
 //! && cargo bench -p toolgate --bench daemons` (`just bench` does all of it). Tunables:
 //! TOOLGATE_BENCH_SECS (default 8), TOOLGATE_BENCH_CLIENTS (default 32), TOOLGATE_BENCH_SCANS
-//! (default 48 per run).
+//! (default 96 per run: with fewer, submitting them weighs on the three-daemon run).
 
 #[path = "../store/testing/pg_cluster.rs"]
 #[allow(dead_code, reason = "the harness serves the store's tests too")]
@@ -42,7 +42,7 @@ const SLICE: Duration = Duration::from_secs(1);
 fn main() {
     let secs = env_number("TOOLGATE_BENCH_SECS", 8);
     let clients = env_number("TOOLGATE_BENCH_CLIENTS", 32) as usize;
-    let scans = env_number("TOOLGATE_BENCH_SCANS", 48) as usize;
+    let scans = env_number("TOOLGATE_BENCH_SCANS", 96) as usize;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let toolgate = PathBuf::from(env!("CARGO_BIN_EXE_toolgate"));
     let fake = fake_tool(&toolgate);
