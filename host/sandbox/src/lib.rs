@@ -237,6 +237,49 @@ fn open_allowed_dirs(policy: &SandboxPolicy) -> Result<Vec<HeldDir>, SandboxErro
         .collect()
 }
 
+/// Opens the policy's allowed directories and creates its output and jobs roots, and rewrites
+/// the policy with their canonical paths.
+fn open_policy_dirs(
+    policy: &mut SandboxPolicy,
+) -> Result<(Vec<HeldDir>, HeldDir, HeldDir), SandboxError> {
+    let allowed = open_allowed_dirs(policy)?;
+    let output_root = create_root(&policy.output_root)?;
+    let jobs_root = create_root(&policy.jobs_root)?;
+    policy.allowed_dirs = allowed.iter().map(|d| d.path.clone()).collect();
+    policy.output_root = output_root.path.clone();
+    policy.jobs_root = jobs_root.path.clone();
+    Ok((allowed, output_root, jobs_root))
+}
+
+/// The shared Landlock rules with and without the allowed directories.
+type SharedRulePair = (
+    Option<landlock_rules::SharedRules>,
+    Option<landlock_rules::SharedRules>,
+);
+
+/// The Landlock rules every job shares (system paths and `allowed`) and the same without the
+/// allowed directories (for jobs with an input root of their own); both `None` unless
+/// `enforced`.
+fn shared_landlock_rules(
+    policy: &SandboxPolicy,
+    allowed: &[HeldDir],
+    enforced: bool,
+) -> Result<SharedRulePair, SandboxError> {
+    if !enforced {
+        return Ok((None, None));
+    }
+    Ok((
+        Some(landlock_rules::SharedRules::open(
+            &policy.system_read_paths,
+            allowed,
+        )?),
+        Some(landlock_rules::SharedRules::open(
+            &policy.system_read_paths,
+            &[],
+        )?),
+    ))
+}
+
 impl Sandbox {
     /// Validates and canonicalizes the policy, creates the roots, detects the hardening the
     /// machine offers, makes the daemon a child subreaper and starts the spawner threads.
@@ -246,12 +289,7 @@ impl Sandbox {
             what: "occupying fds 0-2 with /dev/null",
             source,
         })?;
-        let allowed = open_allowed_dirs(&policy)?;
-        let output_root = create_root(&policy.output_root)?;
-        let jobs_root = create_root(&policy.jobs_root)?;
-        policy.allowed_dirs = allowed.iter().map(|d| d.path.clone()).collect();
-        policy.output_root = output_root.path.clone();
-        policy.jobs_root = jobs_root.path.clone();
+        let (allowed, output_root, jobs_root) = open_policy_dirs(&mut policy)?;
 
         let running_as_root = capabilities::running_as_root();
         if policy.run_as.is_some() && !running_as_root {
@@ -288,19 +326,14 @@ impl Sandbox {
         {
             return Err(shortfall);
         }
-        let (landlock_shared, landlock_system) = match landlock {
-            Enforcement::FullyEnforced | Enforcement::PartiallyEnforced => (
-                Some(landlock_rules::SharedRules::open(
-                    &policy.system_read_paths,
-                    &allowed,
-                )?),
-                Some(landlock_rules::SharedRules::open(
-                    &policy.system_read_paths,
-                    &[],
-                )?),
+        let (landlock_shared, landlock_system) = shared_landlock_rules(
+            &policy,
+            &allowed,
+            matches!(
+                landlock,
+                Enforcement::FullyEnforced | Enforcement::PartiallyEnforced
             ),
-            Enforcement::Off | Enforcement::NotEnforced => (None, None),
-        };
+        )?;
         reaper::become_subreaper()?;
         capabilities::make_daemon_non_dumpable()?;
         let last_capability = if running_as_root {
@@ -347,13 +380,13 @@ impl Sandbox {
     pub fn scoped(&self, scope: Scope) -> Result<Self, SandboxError> {
         let mut policy = self.policy.clone();
         policy.allowed_dirs = scope.allowed_dirs;
+        policy.output_root = scope.output_root;
+        policy.jobs_root = scope.jobs_root;
         policy.run_as = scope.run_as.or(self.policy.run_as);
         if policy.run_as.is_some() && !self.capabilities.running_as_root {
             return Err(run_as_needs_root(&policy));
         }
-        let allowed = open_allowed_dirs(&policy)?;
-        let output_root = create_root(&scope.output_root)?;
-        let jobs_root = create_root(&scope.jobs_root)?;
+        let (allowed, output_root, jobs_root) = open_policy_dirs(&mut policy)?;
         // Two pools in one root would lease each other's slots.
         if jobs_root.path == self.policy.jobs_root {
             return Err(policy_error(
@@ -362,22 +395,8 @@ impl Sandbox {
                 "a scope needs a jobs root of its own, not the sandbox's",
             ));
         }
-        policy.allowed_dirs = allowed.iter().map(|d| d.path.clone()).collect();
-        policy.output_root = output_root.path.clone();
-        policy.jobs_root = jobs_root.path.clone();
-        let (landlock_shared, landlock_system) = match self.landlock_shared {
-            Some(_) => (
-                Some(landlock_rules::SharedRules::open(
-                    &policy.system_read_paths,
-                    &allowed,
-                )?),
-                Some(landlock_rules::SharedRules::open(
-                    &policy.system_read_paths,
-                    &[],
-                )?),
-            ),
-            None => (None, None),
-        };
+        let (landlock_shared, landlock_system) =
+            shared_landlock_rules(&policy, &allowed, self.landlock_shared.is_some())?;
         Ok(Self {
             capabilities: self.capabilities.clone(),
             private_dirs: PrivateDirPool::new(
