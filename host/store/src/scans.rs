@@ -24,6 +24,24 @@ use crate::{Recovered, Refused, SQLITE_DAEMON, ScanStore, StoreError, StoreFutur
 /// The `code` of the error detail a scan gets when it ran out of attempts.
 pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
 
+/// The ending of a scan whose daemon died under it `attempts` times, at the limit of
+/// `max_attempts` (both backends' recovery writes it).
+pub(crate) fn retries_exhausted(
+    attempts: impl std::fmt::Display,
+    max_attempts: u32,
+) -> ScanOutcome {
+    ScanOutcome {
+        error_details: vec![ErrorDetail {
+            code: RETRIES_EXHAUSTED.to_string(),
+            detail: format!(
+                "the daemon stopped while this scan was running, {attempts} times; \
+                 scans are started at most {max_attempts} times"
+            ),
+        }],
+        ..ScanOutcome::default()
+    }
+}
+
 impl SqliteStore {
     /// Runs `work` in one immediate transaction on the scan connection, on a blocking thread;
     /// commits when it succeeds, rolls back when it fails.
@@ -184,22 +202,16 @@ fn claim_next(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Option<Scan>, 
     let lease_until = time_text(lease_end_after(now, crate::DEFAULT_SCAN_LEASE)?);
     let claimed = match chosen {
         Some(id) => tx
-            .prepare_cached(&format!(
-                "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = ?1, \
-                 job_id = NULL, claimed_by = ?2, lease_until = ?3 \
-                 WHERE id = ?4 AND state = 'queued' RETURNING {SCAN_COLUMNS}"
-            ))?
+            .prepare_cached(&claim_sql("?4"))?
             .query_row(
                 params![time_text(now), SQLITE_DAEMON, lease_until, id],
                 RawScan::read,
             )
             .optional()?,
         None => tx
-            .prepare_cached(&format!(
-                "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = ?1, \
-                 job_id = NULL, claimed_by = ?2, lease_until = ?3 \
-                 WHERE id = (SELECT id FROM scans INDEXED BY scans_queued WHERE state = 'queued' \
-                 ORDER BY queued_at, id LIMIT 1) AND state = 'queued' RETURNING {SCAN_COLUMNS}"
+            .prepare_cached(&claim_sql(
+                "(SELECT id FROM scans INDEXED BY scans_queued WHERE state = 'queued' \
+                 ORDER BY queued_at, id LIMIT 1)",
             ))?
             .query_row(
                 params![time_text(now), SQLITE_DAEMON, lease_until],
@@ -208,6 +220,16 @@ fn claim_next(tx: &Transaction<'_>, now: DateTime<Utc>) -> Result<Option<Scan>, 
             .optional()?,
     };
     claimed.map(RawScan::into_scan).transpose()
+}
+
+/// The claim of the queued scan whose id `target` is (a parameter or a sub-select): running,
+/// one more attempt, held by `?2` until `?3`, from `?1`.
+fn claim_sql(target: &str) -> String {
+    format!(
+        "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = ?1, \
+         job_id = NULL, claimed_by = ?2, lease_until = ?3 \
+         WHERE id = {target} AND state = 'queued' RETURNING {SCAN_COLUMNS}"
+    )
 }
 
 /// `now` plus `lease`, refused when it leaves the calendar.
@@ -308,16 +330,7 @@ fn recover(
             .execute(params![id.as_str()])?;
             recovered.requeued.push(id);
         } else {
-            let outcome = ScanOutcome {
-                error_details: vec![ErrorDetail {
-                    code: RETRIES_EXHAUSTED.to_string(),
-                    detail: format!(
-                        "the daemon stopped while this scan was running, {attempts} times; \
-                         scans are started at most {max_attempts} times"
-                    ),
-                }],
-                ..ScanOutcome::default()
-            };
+            let outcome = retries_exhausted(attempts, max_attempts);
             write_ending(tx, &id, ScanState::Error, &outcome, now)?;
             recovered.failed.push(id);
         }

@@ -14,8 +14,8 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use toolgate_model::{
-    ErrorDetail, Finding, NewScan, Scan, ScanId, ScanOutcome, ScanPage, ScanQuery, ScanRequest,
-    ScanState, UploadInfo,
+    Finding, NewScan, Scan, ScanId, ScanOutcome, ScanPage, ScanQuery, ScanRequest, ScanState,
+    UploadInfo,
 };
 
 use super::PgStore;
@@ -23,7 +23,7 @@ use super::rows::{finding_row, scan_id, scan_row};
 use super::scan_writes::{insert_findings, insert_scan, write_ending};
 use crate::jobs::time_text;
 use crate::scan_rows::{FINDING_COLUMNS, SCAN_COLUMNS, state_of};
-use crate::scans::{RETRIES_EXHAUSTED, lease_end_after};
+use crate::scans::{lease_end_after, retries_exhausted};
 use crate::{Recovered, Refused, ScanStore, StoreError, StoreFuture};
 
 /// Runs `$work` (an expression that may `.await` and use `$store` and `$tx`) in one transaction
@@ -168,15 +168,7 @@ impl PgStore {
             })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
         if candidates.len() > 1 {
-            let by_tenant = tx
-                .prepare_cached(&format!(
-                    "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = $1, \
-                     job_id = NULL, claimed_by = $2, lease_until = $3 \
-                     WHERE id = (SELECT id FROM scans WHERE state = 'queued' AND tenant = $4 \
-                     ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                     AND state = 'queued' RETURNING {SCAN_COLUMNS}"
-                ))
-                .await?;
+            let by_tenant = tx.prepare_cached(&claim_sql("AND tenant = $4")).await?;
             for candidate in crate::fair_claim::in_turn(candidates) {
                 let claimed = tx
                     .query_opt(
@@ -189,15 +181,7 @@ impl PgStore {
                 }
             }
         }
-        let statement = tx
-            .prepare_cached(&format!(
-                "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = $1, \
-                 job_id = NULL, claimed_by = $2, lease_until = $3 \
-                 WHERE id = (SELECT id FROM scans WHERE state = 'queued' \
-                 ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 AND state = 'queued' RETURNING {SCAN_COLUMNS}"
-            ))
-            .await?;
+        let statement = tx.prepare_cached(&claim_sql("")).await?;
         tx.query_opt(&statement, &[&started_at, &&*self.daemon, &lease_until])
             .await?
             .map(|row| scan_row(&row)?.into_scan())
@@ -221,6 +205,18 @@ impl PgStore {
         insert_findings(tx, id, findings, &outcome.resources).await?;
         written_scan(tx, id).await
     }
+}
+
+/// The claim of the oldest queued scan (`and` narrows which: e.g. one tenant's) that no other
+/// daemon is claiming: running, one more attempt, held by `$2` until `$3`, from `$1`.
+fn claim_sql(and: &str) -> String {
+    format!(
+        "UPDATE scans SET state = 'running', attempts = attempts + 1, started_at = $1, \
+         job_id = NULL, claimed_by = $2, lease_until = $3 \
+         WHERE id = (SELECT id FROM scans WHERE state = 'queued' {and} \
+         ORDER BY queued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         AND state = 'queued' RETURNING {SCAN_COLUMNS}"
+    )
 }
 
 async fn record_upload(
@@ -385,16 +381,7 @@ async fn recover(
             tx.execute(&requeue, &[&id.as_str()]).await?;
             recovered.requeued.push(id);
         } else {
-            let outcome = ScanOutcome {
-                error_details: vec![ErrorDetail {
-                    code: RETRIES_EXHAUSTED.to_string(),
-                    detail: format!(
-                        "the daemon stopped while this scan was running, {attempts} times; \
-                         scans are started at most {max_attempts} times"
-                    ),
-                }],
-                ..ScanOutcome::default()
-            };
+            let outcome = retries_exhausted(attempts, max_attempts);
             write_ending(tx, &id, ScanState::Error, &outcome, now).await?;
             recovered.failed.push(id);
         }
