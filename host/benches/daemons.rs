@@ -70,7 +70,7 @@ fn main() {
         let database = runtime
             .block_on(pg_cluster::test_database())
             .expect("PostgreSQL (install it, or set TOOLGATE_TEST_DATABASE_URL)");
-        let url = postgres_url(&database);
+        let url = database.postgres_url();
         let data = root.join(format!("scale-{daemons}"));
         let running: Vec<(Child, u16)> = (0..daemons)
             .map(|n| setup.start(&data, &format!("scale-{daemons}-{n}"), Some(&url), SLOTS))
@@ -101,7 +101,7 @@ fn main() {
     let database = runtime
         .block_on(pg_cluster::test_database())
         .expect("PostgreSQL");
-    let url = postgres_url(&database);
+    let url = database.postgres_url();
     let (pg_daemon, pg_port) = setup.start(&root.join("sync-pg"), "sync-pg", Some(&url), clients);
     let (sqlite_daemon, sqlite_port) =
         setup.start(&root.join("sync-sqlite"), "sync-sqlite", None, clients);
@@ -184,19 +184,6 @@ impl Setup {
         let (child, _) = start(&self.toolgate, &config, port, &self.root);
         (child, port)
     }
-}
-
-/// `database` as a `postgres://` URL.
-fn postgres_url(database: &pg_cluster::TestDatabase) -> String {
-    let config: tokio_postgres::Config = database.url().parse().expect("database URL");
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        other => panic!("the database is not on TCP: {other:?}"),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("postgres");
-    let dbname = config.get_dbname().expect("database name");
-    format!("postgres://{user}@{host}:{port}/{dbname}")
 }
 
 /// One request on a new connection, whatever its status; the status line and the body.

@@ -140,6 +140,27 @@ impl TestDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The same as a `postgres://` URL over TCP (what a daemon's `store.url` takes).
+    #[allow(
+        dead_code,
+        reason = "the daemon's tests and benchmarks call it, not the store's"
+    )]
+    pub fn postgres_url(&self) -> String {
+        let config: tokio_postgres::Config = self.url.parse().expect("a valid database URL");
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            other => panic!("the test database is not on TCP: {other:?}"),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let user = config.get_user().unwrap_or("postgres");
+        let password = config
+            .get_password()
+            .map(|password| format!(":{}", String::from_utf8_lossy(password)))
+            .unwrap_or_default();
+        let dbname = config.get_dbname().expect("a database name");
+        format!("postgres://{user}{password}@{host}:{port}/{dbname}")
+    }
 }
 
 impl Drop for TestDatabase {

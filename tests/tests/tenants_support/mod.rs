@@ -56,16 +56,10 @@ pub fn new_key(tenant: &str) -> Key {
     }
 }
 
-/// One `[[tenants]]` entry for `id` with these keys and extra lines (e.g. quotas).
+/// One `[[tenants]]` entry for `id` reading the workspace, with these keys and extra lines
+/// (e.g. quotas).
 pub fn tenant(env: &TestEnv, id: &str, keys: &[&Key], extra: &str) -> String {
-    let keys: String = keys.iter().map(|key| key.snippet.clone()).collect();
-    format!(
-        "[[tenants]]\nid = \"{id}\"\ndisplay_name = \"Team {id}\"\n\
-         allowed_tools = [\"terrascan\", \"prowler\"]\nallowed_dirs = [{dir:?}]\n\
-         output_root = {out:?}\n{extra}\n{keys}\n",
-        dir = env.workspace().display().to_string(),
-        out = env.root.join(format!("out/{id}")).display().to_string(),
-    )
+    tenant_reading(env, id, keys, &[env.workspace()], extra)
 }
 
 pub fn call(daemon: &Daemon, method: &str, path: &str, auth: &[(&str, &str)]) -> Response {
