@@ -152,19 +152,6 @@ pub async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, usize, bool)
                     source,
                 })?;
             let store = store.with_scan_lease(config.store.lease());
-            // Announce this daemon (its heartbeat) before it serves: its jobs count against
-            // their tenants' limits on every daemon from the first one.
-            let until = chrono::Duration::from_std(config.store.lease())
-                .ok()
-                .and_then(|lease| chrono::Utc::now().checked_add_signed(lease));
-            if let Some(until) = until {
-                toolgate_store::ScanStore::renew_leases(&store, until)
-                    .await
-                    .map_err(|source| DaemonError::Postgres {
-                        url: crate::config::redacted_url(url),
-                        source,
-                    })?;
-            }
             tracing::info!(
                 store = %crate::config::redacted_url(url),
                 daemon = %daemon,

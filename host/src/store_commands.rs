@@ -21,6 +21,17 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(CliError::AsyncRuntime)
 }
 
+/// The PostgreSQL store at `url`, opened (and migrated) as the command line's daemon name.
+async fn connect(config: &Config, url: &str) -> Result<PgStore, crate::daemon::DaemonError> {
+    PgStore::connect(url, CLI_DAEMON, config.limits.job_retention)
+        .await
+        .map(|(store, _)| store)
+        .map_err(|source| crate::daemon::DaemonError::Postgres {
+            url: redacted_url(url),
+            source,
+        })
+}
+
 /// `toolgate store migrate`: brings the configured store's schema up to this build's version
 /// (daemons do it at start too; this is for an operator who upgrades before starting them).
 pub fn migrate(config: &Config) -> Result<ExitCode, CliError> {
@@ -28,13 +39,8 @@ pub fn migrate(config: &Config) -> Result<ExitCode, CliError> {
         Some(url) => {
             let shown = redacted_url(url);
             let version = runtime()?.block_on(async {
-                let (store, _) = PgStore::connect(url, CLI_DAEMON, config.limits.job_retention)
-                    .await
-                    .map_err(|source| crate::daemon::DaemonError::Postgres {
-                        url: shown.clone(),
-                        source,
-                    })?;
-                store
+                connect(config, url)
+                    .await?
                     .schema_version()
                     .await
                     .map_err(crate::daemon::DaemonError::Store)
@@ -92,12 +98,7 @@ pub fn check_line(config: &Config) -> Result<String, ConfigProblem> {
 pub fn audit_verify_postgres(config: &Config, url: &str) -> Result<ExitCode, CliError> {
     let shown = redacted_url(url);
     let verified = runtime()?.block_on(async {
-        let (store, _) = PgStore::connect(url, CLI_DAEMON, config.limits.job_retention)
-            .await
-            .map_err(|source| crate::daemon::DaemonError::Postgres {
-                url: shown.clone(),
-                source,
-            })?;
+        let store = connect(config, url).await?;
         Ok::<_, CliError>(crate::audit::verify_store(&store).await)
     })?;
     match verified {

@@ -156,6 +156,9 @@ impl ScanService {
                 "scans left running by a previous daemon were recovered"
             );
         }
+        // Before the daemon serves: on a shared store this announces it (its heartbeat), so its
+        // first job already counts against a tenant's limit on other daemons.
+        self.keep_leases_once().await;
         for index in 0..inner.settings.workers {
             let service = self.clone();
             inner
@@ -342,12 +345,10 @@ mod job_executor_tests;
 /// The lease keeper's loop (see `ScanService::keep_leases_once`).
 async fn keep_leases(service: ScanService) {
     loop {
-        // First at once: on a shared store this also announces the daemon (its heartbeat),
-        // before its first job counts against a tenant's limit on other daemons.
-        service.keep_leases_once().await;
         tokio::select! {
             () = service.inner.stopping.cancelled() => break,
             () = tokio::time::sleep(service.inner.settings.lease / 3) => {}
         }
+        service.keep_leases_once().await;
     }
 }
