@@ -277,6 +277,8 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
     );
     let audit =
         crate::audit::AuditTrail::new(Arc::clone(&store) as Arc<dyn toolgate_store::AuditStore>);
+    let shared_rates =
+        shared_store.then(|| Arc::clone(&store) as Arc<dyn toolgate_store::RateStore>);
     let scans = ScanService::new(
         store as Arc<dyn toolgate_store::ScanStore>,
         Arc::new(JobScanExecutor::new(jobs.clone())),
@@ -304,7 +306,7 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
         uploads: config.uploads.clone(),
         signer: toolgate_uploads::UploadSigner::load_or_create(&config.upload_key_path())?,
     };
-    let auth = build_auth(config)?;
+    let auth = build_auth(config, shared_rates)?;
     Ok(AppState {
         auth: Arc::new(auth),
         audit,
@@ -322,8 +324,11 @@ fn assemble(parts: Parts, config: &Config) -> Result<AppState, DaemonError> {
 
 /// Who may call: the implicit tenant without `[[tenants]]`; otherwise the tenants' keys and
 /// login tokens signed with the key at `<data_dir>/secrets/login-jwt.key` (created on first
-/// start).
-fn build_auth(config: &Config) -> Result<AuthState, DaemonError> {
+/// start); on a store several daemons share, tenants' request rates are counted there too.
+fn build_auth(
+    config: &Config,
+    shared_rates: Option<Arc<dyn toolgate_store::RateStore>>,
+) -> Result<AuthState, DaemonError> {
     let tenants = config.tenants()?;
     if tenants.is_empty() {
         return Ok(AuthState::implicit()?);
@@ -333,7 +338,7 @@ fn build_auth(config: &Config) -> Result<AuthState, DaemonError> {
         tenants = tenants.len(),
         "authentication on: every route but /health, /login and signed uploads needs a credential"
     );
-    Ok(AuthState::for_tenants(tenants, signer)?)
+    Ok(AuthState::for_tenants(tenants, signer, shared_rates)?)
 }
 
 /// Each tenant's rules for its jobs: its tools, its running limit, its scoped sandbox (taken

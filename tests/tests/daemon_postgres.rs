@@ -2,7 +2,8 @@
 //! throwaway cluster, or `TOOLGATE_TEST_DATABASE_URL`) and one `data_dir` (the scans' uploads
 //! and the signing keys): scans created, uploaded and initiated through any daemon all end,
 //! each run exactly once, and every daemon lists every job; a killed daemon's scans are taken
-//! over; a cancel crosses daemons; the store cut off and restored answers 503 meanwhile.
+//! over; a cancel crosses daemons; tenants' job limits and request rates hold across daemons;
+//! the store cut off and restored answers 503 meanwhile.
 
 mod tenants_support;
 
@@ -576,6 +577,55 @@ fn a_tenants_concurrent_job_limit_holds_across_daemons() {
     }
     for caller in callers {
         let _ = read_response(caller);
+    }
+    drop(daemons);
+    drop(database);
+}
+
+/// A tenant allowed 5 requests a second gets 5 in all from two daemons, not 5 from each: the
+/// count is kept in the shared store.
+#[test]
+fn a_tenants_request_rate_holds_across_daemons() {
+    let Some((database, url)) = shared_database() else {
+        return;
+    };
+    let (env_a, env_b) = (TestEnv::new("pg-rate-a"), TestEnv::new("pg-rate-b"));
+    let shared_data = env_a.data_dir();
+    let key = tenants_support::new_key("acme");
+    let daemons = [(&env_a, "rate-a"), (&env_b, "rate-b")].map(|(env, name)| {
+        let tenant = tenants_support::tenant_reading(
+            env,
+            "acme",
+            &[&key],
+            &[env.workspace()],
+            "[tenants.quotas]\nrequests_per_second = 5",
+        );
+        let terrascan = install_fake_tool(&env.tools_dir(), "terrascan");
+        start_with_tenants(env, &url, &shared_data, name, terrascan, tenant)
+    });
+    let bearer = key.bearer();
+    let auth = [("Authorization", bearer.as_str())];
+    let started = std::time::Instant::now();
+    let mut answered = Vec::new();
+    for request in 0..20 {
+        let daemon = &daemons[request % 2];
+        answered.push(request_with(daemon.port, "GET", "/api/jobs", &auth, None));
+    }
+    let elapsed = started.elapsed();
+    let let_through = answered.iter().filter(|r| r.status == 200).count();
+    // The burst (5) plus what the rate refills while the requests are sent; each daemon alone
+    // would let 5 through, 10 in all.
+    let refilled = (elapsed.as_secs_f64() * 5.0).ceil() as usize;
+    assert!(
+        let_through >= 5 && let_through <= 5 + refilled,
+        "{let_through} of 20 let through in {elapsed:?}"
+    );
+    for refused in answered.iter().filter(|r| r.status != 200) {
+        assert_eq!(refused.status, 429, "{}", refused.body);
+        assert!(
+            refused.header("retry-after").is_some(),
+            "429 without Retry-After: {refused:?}"
+        );
     }
     drop(daemons);
     drop(database);

@@ -23,11 +23,12 @@ use axum::response::{IntoResponse, Response};
 use toolgate_auth::{
     AuthError, Authenticator, Credential, CredentialForm, FailedAttempts, FailurePolicy, KeyId,
     LoginError, LoginRequest, LoginResponse, PUBLIC_MESSAGE, Principal, RetryAfter, Role, TenantId,
-    TenantRateLimiter, Tenants, TokenSigner,
+    Tenants, TokenSigner,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::tenant_rates::TenantRates;
 use super::{AppState, ErrorBody};
 use crate::audit::AuditEvent;
 use toolgate_auth::audit::Action;
@@ -95,7 +96,7 @@ enum Mode {
     Tenants {
         authenticator: Box<Authenticator>,
         tenants: Tenants,
-        rates: TenantRateLimiter,
+        rates: TenantRates,
     },
 }
 
@@ -122,16 +123,21 @@ impl AuthState {
         })
     }
 
-    /// Credentials checked against `tenants`, tokens signed with `tokens`; an empty `tenants`
-    /// is [`AuthState::implicit`].
-    pub fn for_tenants(tenants: Tenants, tokens: TokenSigner) -> Result<Self, AuthSetupError> {
+    /// Credentials checked against `tenants`, tokens signed with `tokens`, request rates also
+    /// counted in `shared_rates` when the store is shared by several daemons; an empty
+    /// `tenants` is [`AuthState::implicit`].
+    pub fn for_tenants(
+        tenants: Tenants,
+        tokens: TokenSigner,
+        shared_rates: Option<Arc<dyn toolgate_store::RateStore>>,
+    ) -> Result<Self, AuthSetupError> {
         if tenants.is_empty() {
             return Self::implicit();
         }
         Ok(Self {
             mode: Mode::Tenants {
                 authenticator: Box::new(Authenticator::new(&tenants, tokens)),
-                rates: TenantRateLimiter::new(&tenants),
+                rates: TenantRates::new(&tenants, shared_rates),
                 tenants,
             },
             failures: FailedAttempts::new(FailurePolicy::default()),
@@ -147,7 +153,7 @@ impl AuthState {
     }
 
     /// Who sent `headers` to `path` from `client`, or the answer refusing it.
-    fn caller(
+    async fn caller(
         &self,
         path: &str,
         headers: &HeaderMap,
@@ -193,7 +199,7 @@ impl AuthState {
             self.failures.record_failure(address);
             return Err(Refusal::Unauthorized);
         }
-        rates.check(&principal.tenant_id).map_err(|wait| {
+        rates.check(&principal.tenant_id).await.map_err(|wait| {
             tracing::info!(tenant = %principal.tenant_id, wait_ms = wait.0.as_millis() as u64,
                 "tenant over its requests_per_second");
             Refusal::OverRate(wait)
@@ -239,13 +245,13 @@ pub async fn authenticate(
             || request.headers().contains_key("x-redlock-auth");
         let upload = path.starts_with(SIGNED_UPLOAD_PREFIX);
         if (matches!(auth.mode, Mode::Implicit(_)) || (upload && sent))
-            && let Ok((caller, _)) = auth.caller(&path, request.headers(), client)
+            && let Ok((caller, _)) = auth.caller(&path, request.headers(), client).await
         {
             request.extensions_mut().insert(caller);
         }
         return next.run(request).await;
     }
-    match auth.caller(&path, request.headers(), client) {
+    match auth.caller(&path, request.headers(), client).await {
         Ok((caller, _)) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
@@ -450,7 +456,7 @@ async fn extend(State(state): State<AppState>, headers: HeaderMap, request: Requ
         return no_tenants();
     };
     // The middleware accepted the credential already; extension also needs it to be a token.
-    let outcome = match auth.caller("/auth_token/extend", &headers, client) {
+    let outcome = match auth.caller("/auth_token/extend", &headers, client).await {
         Ok((caller, Some(credential))) => {
             match login_answer(authenticator.extend(&credential, SystemTime::now())) {
                 Ok(response) => LoginOutcome {

@@ -17,6 +17,7 @@ mod job_view;
 mod jobs;
 mod path_segment;
 mod processes;
+pub mod tenant_rates;
 mod tools;
 
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! toolgate's persistence: jobs (the history of every tool run), scans (the asynchronous scan
-//! queue with its findings) and the audit trail, behind three narrow traits, [`JobStore`],
-//! [`ScanStore`] and [`AuditStore`], and their two implementations: [`SqliteStore`] (the
-//! embedded default, one daemon per database file) and [`PgStore`] (PostgreSQL, shared by
-//! several daemons). This is the only crate that speaks SQL or depends on
-//! a SQL driver; the daemon sees model types ([`toolgate_model`]) and these traits only.
+//! queue with its findings), the audit trail and tenants' request rates, behind four narrow
+//! traits, [`JobStore`], [`ScanStore`], [`AuditStore`] and [`RateStore`], and their two
+//! implementations: [`SqliteStore`] (the embedded default, one daemon per database file) and
+//! [`PgStore`] (PostgreSQL, shared by several daemons). This is the only crate that speaks SQL
+//! or depends on a SQL driver; the daemon sees model types ([`toolgate_model`]) and these traits only.
 //!
 //! Why traits of boxed futures: the backend is chosen by configuration at run time (SQLite for
 //! one daemon, PostgreSQL next, for several daemons sharing one queue), so the daemon holds an
@@ -29,6 +29,7 @@ mod pg;
 #[cfg(test)]
 #[path = "../testing/pg_cluster.rs"]
 mod pg_cluster;
+mod rates;
 mod scan_list;
 mod scan_rows;
 mod scans;
@@ -48,6 +49,7 @@ pub use audit::{AuditFile, AuditFilter, AuditRow, MAX_AUDIT_PAGE};
 pub use error::{Refused, StoreError};
 pub use jobs::SqliteStore;
 pub use pg::PgStore;
+pub use rates::{RateDecision, RateStore};
 
 /// How long a claim on a scan holds before another daemon may take the scan over, unless the
 /// running daemon renews it: long enough that a daemon renewing every third of it survives two
@@ -183,6 +185,6 @@ pub trait AuditStore: Send + Sync {
 }
 
 /// A complete store: what the daemon is given (as `Arc<dyn Store>`).
-pub trait Store: JobStore + ScanStore + AuditStore {}
+pub trait Store: JobStore + ScanStore + AuditStore + RateStore {}
 
-impl<T: JobStore + ScanStore + AuditStore> Store for T {}
+impl<T: JobStore + ScanStore + AuditStore + RateStore> Store for T {}

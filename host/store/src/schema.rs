@@ -208,6 +208,15 @@ CREATE TABLE daemons (
     alive_until TEXT NOT NULL
 );
 "#,
+    r#"
+-- Tenants' request rates across daemons (issue #19, `rates.rs`). One daemon per SQLite file
+-- counts them in memory, so this table stays empty here; it exists so that both backends have
+-- the same tables at every version.
+CREATE TABLE tenant_rates (
+    tenant  TEXT PRIMARY KEY NOT NULL,
+    tat_us  INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Brings the schema up to the newest version.

@@ -16,6 +16,7 @@
 mod audit;
 mod cancel_relay;
 mod jobs;
+mod rates;
 mod rows;
 mod scan_list;
 mod scan_writes;

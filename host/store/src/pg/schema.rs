@@ -204,6 +204,32 @@ CREATE TABLE daemons (
 );
 CREATE INDEX jobs_running_by_tenant ON jobs(tenant) WHERE status = 'running';
 "#,
+    r#"
+-- Tenants' request rates across daemons; see `rates.rs` (GCRA on the database's clock) and
+-- schema.rs, version 10. The function takes one request: 0 when it is let through, else the
+-- microseconds to wait. The row lock serializes daemons counting the same tenant.
+CREATE TABLE tenant_rates (
+    tenant  TEXT PRIMARY KEY NOT NULL,
+    tat_us  BIGINT NOT NULL
+);
+CREATE FUNCTION toolgate_take_request(p_tenant TEXT, p_interval BIGINT, p_tolerance BIGINT)
+RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    now_us  BIGINT := (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT;
+    tat     BIGINT;
+BEGIN
+    INSERT INTO tenant_rates (tenant, tat_us) VALUES (p_tenant, now_us)
+        ON CONFLICT (tenant) DO NOTHING;
+    SELECT greatest(tat_us, now_us) INTO tat FROM tenant_rates
+        WHERE tenant = p_tenant FOR UPDATE;
+    IF tat - now_us > p_tolerance THEN
+        RETURN tat - now_us - p_tolerance;
+    END IF;
+    UPDATE tenant_rates SET tat_us = tat + p_interval WHERE tenant = p_tenant;
+    RETURN 0;
+END;
+$$;
+"#,
 ];
 
 /// The schema version this build writes.

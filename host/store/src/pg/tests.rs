@@ -344,3 +344,45 @@ async fn a_tenants_limit_holds_across_daemons_while_their_heartbeats_are_current
         "once first's heartbeat lapsed, its jobs no longer count"
     );
 }
+
+/// Two daemons counting one tenant's requests share its burst: five a second means five in
+/// all, not five each; the refusal says how long to wait; another tenant is counted apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_rate_holds_across_daemons() {
+    use crate::{RateDecision, RateStore};
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let (a, b) = (daemon(&database, "a").await, daemon(&database, "b").await);
+    let five = std::num::NonZeroU32::new(5).expect("non-zero");
+    let mut allowed = 0;
+    let mut waits = Vec::new();
+    for request in 0..20 {
+        let store = if request % 2 == 0 { &a } else { &b };
+        match store.take_request("acme".into(), five).await.expect("take") {
+            RateDecision::Allowed => allowed += 1,
+            RateDecision::RetryAfter(wait) => waits.push(wait),
+            RateDecision::Local => panic!("a shared store counts in the database"),
+        }
+    }
+    // Twenty requests take far less than the 200 ms one more would need; allow one for a slow
+    // machine crossing an emission interval.
+    assert!((5..=6).contains(&allowed), "allowed {allowed} of 20");
+    assert!(
+        waits.iter().all(|wait| *wait > std::time::Duration::ZERO
+            && *wait <= std::time::Duration::from_millis(200)),
+        "{waits:?}"
+    );
+    assert_eq!(
+        b.take_request("beta".into(), five).await.expect("take"),
+        RateDecision::Allowed,
+        "another tenant has its own count"
+    );
+    let wait = waits.last().copied().expect("refusals");
+    tokio::time::sleep(wait).await;
+    assert_eq!(
+        a.take_request("acme".into(), five).await.expect("take"),
+        RateDecision::Allowed,
+        "let through again after the wait it was told"
+    );
+}
