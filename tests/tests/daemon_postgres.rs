@@ -293,8 +293,13 @@ fn ended(daemon: &Daemon, id: &str) -> String {
     })
 }
 
+/// PostgreSQL going away under load, as a restart or a network cut looks to a daemon: every
+/// connection closed and new ones refused (the relay), for longer than a scan's lease. Scans are
+/// running and queued meanwhile; asynchronous calls answer 503 with Retry-After, `/health`
+/// says so, what needs no store still answers; once it is back, the daemon reconnects by itself
+/// and every scan ends, none lost, no job left running.
 #[test]
-fn while_postgres_is_unreachable_scans_get_503_and_the_daemon_reconnects_by_itself() {
+fn postgres_away_under_load_loses_no_scan_and_the_daemon_reconnects_by_itself() {
     let Some((database, direct)) = shared_database() else {
         return;
     };
@@ -304,20 +309,24 @@ fn while_postgres_is_unreachable_scans_get_503_and_the_daemon_reconnects_by_itse
     let url = format!("{before_host}@127.0.0.1:{}/{dbname}", relay.port);
     let env = TestEnv::new("pg-relay");
     let daemon = start(&env, &url, &env.data_dir(), "daemon-relay");
-    let template = std::fs::read_to_string(repo_root().join("examples/terraform/aws_ami/main.tf"))
-        .expect("template");
-    let first = submit_scan(&daemon, &template);
-    assert_eq!(ended(&daemon, &first), "failed");
+    // Each scan takes a second; the daemon's two workers have a queue to work through.
+    let template = "# toolgate-fake-terrascan: sleep 1\nresource \"aws_ami\" \"x\" {}\n";
+    let ids: Vec<String> = (0..8).map(|_| submit_scan(&daemon, template)).collect();
+    wait_for(Duration::from_secs(30), "two scans running", || {
+        let list =
+            json(&request_with(daemon.port, "GET", "/api/jobs?status=running", &[], None).body);
+        (list["count"].as_u64() == Some(2)).then_some(())
+    });
 
     relay.cut();
     let refused = wait_for(
         Duration::from_secs(30),
-        "a 503 while the store is cut off",
+        "a 503 while the store is away",
         || {
             let status = request_with(
                 daemon.port,
                 "GET",
-                &format!("/iac/v2/scans/{first}/status"),
+                &format!("/iac/v2/scans/{}/status", ids[0]),
                 &[("Accept", JSON_API)],
                 None,
             );
@@ -334,15 +343,44 @@ fn while_postgres_is_unreachable_scans_get_503_and_the_daemon_reconnects_by_itse
         "{}",
         refused.body
     );
+    let create = serde_json::json!({"data": {"type": "async-scan", "attributes": {
+        "assetName": "relay", "assetType": "IaC-API"}}});
+    let not_created = request_with(
+        daemon.port,
+        "POST",
+        "/iac/v2/scans",
+        &[("Content-Type", JSON_API)],
+        Some(&create.to_string()),
+    );
+    assert_eq!(not_created.status, 503, "{}", not_created.body);
     let health = json(&request_with(daemon.port, "GET", "/health", &[], None).body);
     assert_eq!(health["store"]["reachable"], false, "{health}");
     assert_eq!(health["status"], "degraded", "{health}");
+    let catalog = request_with(daemon.port, "GET", "/api/tools", &[], None);
+    assert_eq!(
+        catalog.status, 200,
+        "what needs no store answers: {}",
+        catalog.body
+    );
+    // Away for longer than the 3 s lease.
+    std::thread::sleep(Duration::from_secs(4));
 
     relay.restore();
-    // The daemon reconnects by itself: the first scan is still there, and new ones run.
-    assert_eq!(ended(&daemon, &first), "failed");
-    let second = submit_scan(&daemon, &template);
+    for id in &ids {
+        assert_eq!(ended(&daemon, id), "failed", "scan {id}");
+    }
+    let second = submit_scan(&daemon, template);
     assert_eq!(ended(&daemon, &second), "failed");
+    let unfinished = wait_for(Duration::from_secs(30), "no job left running", || {
+        let list = json(&request_with(daemon.port, "GET", "/api/jobs?limit=100", &[], None).body);
+        let jobs = list["jobs"].as_array().expect("jobs[]").clone();
+        let unfinished: Vec<&Value> = jobs
+            .iter()
+            .filter(|job| matches!(job["status"].as_str(), Some("queued" | "running")))
+            .collect();
+        unfinished.is_empty().then_some(jobs.len())
+    });
+    assert!(unfinished >= ids.len() + 1, "a job per scan at least");
     let health = json(&request_with(daemon.port, "GET", "/health", &[], None).body);
     assert_eq!(health["store"]["backend"], "postgresql", "{health}");
     assert_eq!(health["store"]["reachable"], true, "{health}");

@@ -63,6 +63,16 @@ const TENANT_ROOM_POLL: Duration = Duration::from_millis(200);
 /// at roughly 100 bytes/µs, so this holds a worker for at most about a third of a millisecond.
 const INLINE_PARSE_MAX_BYTES: usize = 32 << 10;
 
+/// How often a job's end is written again while the store does not take it (a database
+/// restarting, a network cut): often enough that the history catches up within a second of
+/// the store's return, rarely enough to cost nothing while it is away.
+const RECORD_RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a job's end is retried before the daemon gives up on it (it is then marked
+/// `interrupted` when its daemon restarts, or by another daemon once its heartbeat lapses):
+/// longer than a database restart or a failover takes.
+const RECORD_RETRY_FOR: Duration = Duration::from_secs(600);
+
 fn outcome_size(outcome: &Outcome) -> usize {
     outcome.stdout.len()
         + outcome.stderr.len()
@@ -852,7 +862,22 @@ impl JobService {
                 .and_then(|protections| serde_json::to_string(protections).ok()),
             error: response.error.clone(),
         };
-        self.inner.store.finish_job(id.to_string(), done).await?;
+        if let Err(error) = self
+            .inner
+            .store
+            .finish_job(id.to_string(), done.clone())
+            .await
+        {
+            // The tool ran and its caller gets the answer; the history catches up once the
+            // store is back instead of keeping the job `running` for ever.
+            tracing::error!(job_id = id, %error,
+                "cannot record a finished job; retrying every {RECORD_RETRY_EVERY:?} for up to {RECORD_RETRY_FOR:?}");
+            tokio::spawn(record_when_back(
+                Arc::clone(&self.inner.store),
+                id.to_string(),
+                done,
+            ));
+        }
         Ok(())
     }
 
@@ -1025,4 +1050,28 @@ async fn relay_cancels(
             tracing::info!(job_id = %id, "cancelling a job at another daemon's request");
         }
     }
+}
+
+/// Writes a job's end `done` until the store takes it, or [`RECORD_RETRY_FOR`] passes.
+async fn record_when_back(store: Arc<dyn JobStore>, id: String, done: FinishedJob) {
+    let deadline = Instant::now() + RECORD_RETRY_FOR;
+    while Instant::now() < deadline {
+        tokio::time::sleep(RECORD_RETRY_EVERY).await;
+        match store.finish_job(id.clone(), done.clone()).await {
+            Ok(()) => {
+                tracing::info!(
+                    job_id = id,
+                    "the finished job is recorded now that the store answers"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(job_id = id, %error, "the store still does not take the job's end")
+            }
+        }
+    }
+    tracing::error!(
+        job_id = id,
+        "gave up recording a finished job: it is marked interrupted when its daemon restarts or another daemon sees it gone"
+    );
 }

@@ -148,12 +148,13 @@ impl ScanService {
             .store
             .recover_scans(inner.settings.max_attempts, Utc::now())
             .await?;
-        if !recovered.requeued.is_empty() || !recovered.failed.is_empty() {
+        if recovered != Recovered::default() {
             tracing::warn!(
                 requeued = recovered.requeued.len(),
                 failed = recovered.failed.len(),
+                interrupted_jobs = recovered.interrupted_jobs,
                 max_attempts = inner.settings.max_attempts,
-                "scans left running by a previous daemon were recovered"
+                "scans and jobs left running by a previous daemon were recovered"
             );
         }
         // Before the daemon serves: on a shared store this announces it (its heartbeat), so its
@@ -192,11 +193,12 @@ impl ScanService {
                 .recover_scans(inner.settings.max_attempts, now)
                 .await
             {
-                Ok(recovered) if !recovered.requeued.is_empty() || !recovered.failed.is_empty() => {
+                Ok(recovered) if recovered != Recovered::default() => {
                     tracing::warn!(
                         requeued = recovered.requeued.len(),
                         failed = recovered.failed.len(),
-                        "took over scans whose daemon stopped renewing their leases"
+                        interrupted_jobs = recovered.interrupted_jobs,
+                        "took over the scans and jobs of daemons that stopped renewing their leases"
                     );
                     for _ in &recovered.requeued {
                         inner.wake.notify_one();

@@ -3,8 +3,13 @@
 //! is empty.
 //!
 //! Invariants: a claimed scan always leaves `running` through this worker (finished, or
-//! re-queued when the daemon stops or has no slot), unless the store itself fails, in which
-//! case start-up recovery takes it; the worker never holds a scan while it sleeps.
+//! re-queued when the daemon stops or has no slot); when the store fails to take that last
+//! write (a database restarting, a network cut), the worker writes it again every [`BACKOFF`]
+//! until the store answers, the store refuses it (the scan is no longer this daemon's: its
+//! lease ran out and it was taken over), or the daemon stops (then recovery re-runs the scan:
+//! start-up recovery on a daemon's own store, a lapsed lease on a shared one). Without that, a
+//! shared store's scan would stay `running` for ever, since its daemon keeps renewing the
+//! lease. The worker never holds a scan while it sleeps.
 
 use chrono::Utc;
 use toolgate_model::{ErrorDetail, Scan, ScanOutcome, ScanState};
@@ -140,13 +145,19 @@ async fn finish_with(
     findings: Vec<toolgate_model::Finding>,
 ) {
     let counts = outcome.counts;
-    let finished = service
-        .inner
-        .store
-        .finish_scan(scan.id.clone(), state, outcome, findings, Utc::now())
-        .await;
-    match finished {
-        Ok(_) => tracing::info!(
+    let store = &service.inner.store;
+    let finished = until_stored(service, scan, "record a finished scan", || {
+        store.finish_scan(
+            scan.id.clone(),
+            state,
+            outcome.clone(),
+            findings.clone(),
+            Utc::now(),
+        )
+    })
+    .await;
+    if finished {
+        tracing::info!(
             target: "toolgate::scan",
             scan_id = %scan.id,
             status = state.status().as_str(),
@@ -154,15 +165,55 @@ async fn finish_with(
             medium = counts.medium,
             low = counts.low,
             "scan finished"
-        ),
-        // Left running: start-up recovery re-runs it.
-        Err(error) => tracing::error!(scan_id = %scan.id, %error, "cannot record a finished scan"),
+        );
     }
 }
 
 async fn requeue(service: &ScanService, scan: &Scan, backoff: bool) -> Handled {
-    if let Err(error) = service.inner.store.requeue_scan(scan.id.clone()).await {
-        tracing::error!(scan_id = %scan.id, %error, "cannot put a scan back in the queue");
-    }
+    let store = &service.inner.store;
+    until_stored(service, scan, "put a scan back in the queue", || {
+        store.requeue_scan(scan.id.clone())
+    })
+    .await;
     Handled::Requeued { backoff }
+}
+
+/// Runs `write`, the last write of a claimed scan, until the store takes it; true when it did.
+/// Gives up when the store refuses it or the daemon stops (see the module doc).
+async fn until_stored<T>(
+    service: &ScanService,
+    scan: &Scan,
+    doing: &str,
+    mut write: impl FnMut() -> toolgate_store::StoreFuture<T>,
+) -> bool {
+    let mut failures = 0_u32;
+    loop {
+        match write().await {
+            Ok(_) => {
+                if failures > 0 {
+                    tracing::info!(scan_id = %scan.id, failures, "the store took the scan's write again: {doing}");
+                }
+                return true;
+            }
+            Err(toolgate_store::StoreError::Refused(refused)) => {
+                tracing::warn!(scan_id = %scan.id, %refused, "cannot {doing}: the store refused it");
+                return false;
+            }
+            Err(error) => {
+                if failures == 0 {
+                    tracing::error!(scan_id = %scan.id, %error,
+                        "cannot {doing}; retrying every {BACKOFF:?} until the store answers");
+                }
+                failures += 1;
+                tokio::select! {
+                    () = service.inner.stopping.cancelled() => {
+                        tracing::error!(scan_id = %scan.id,
+                            "the daemon stops before the store answered: the scan stays running until recovery re-runs it");
+                        return false;
+                    }
+                    () = tokio::time::sleep(BACKOFF) => {}
+                }
+            }
+        }
+    }
 }

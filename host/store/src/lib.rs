@@ -103,6 +103,10 @@ pub struct Recovered {
     pub requeued: Vec<ScanId>,
     /// Out of attempts: now `error`, with the reason in their error details.
     pub failed: Vec<ScanId>,
+    /// Jobs (synchronous calls among them) that daemons without a current heartbeat left
+    /// queued or running, now `interrupted` (a store shared by several daemons; a SQLite
+    /// store interrupts its one daemon's jobs when it opens).
+    pub interrupted_jobs: u64,
 }
 
 /// The asynchronous scan queue. Each transition is atomic and checks the state it starts from:

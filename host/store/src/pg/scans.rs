@@ -371,7 +371,20 @@ async fn recover(
              AND status IN ('queued', 'running')",
         )
         .await?;
-    let mut recovered = Recovered::default();
+    // Jobs no lease covers (synchronous calls) left by a daemon that died: their daemon's
+    // heartbeat lapsed, or never was (a store copied from SQLite), so nothing will end them.
+    let orphans = tx
+        .prepare_cached(
+            "UPDATE jobs SET status = 'interrupted', finished_at = COALESCE(finished_at, $1), \
+             error = COALESCE(error, 'its daemon stopped while this job was queued or running') \
+             WHERE status IN ('queued', 'running') \
+             AND daemon NOT IN (SELECT id FROM daemons WHERE alive_until >= $1)",
+        )
+        .await?;
+    let mut recovered = Recovered {
+        interrupted_jobs: tx.execute(&orphans, &[&time_text(now)]).await?,
+        ..Recovered::default()
+    };
     for row in rows {
         let id = scan_id(row.try_get(0)?)?;
         let attempts: i64 = row.try_get(1)?;

@@ -173,6 +173,8 @@ async fn a_restarting_daemon_recovers_its_own_work_and_leaves_others_alone() {
     b.insert_job(new_job("job-b", "t"), Some(at(100).to_rfc3339()))
         .await
         .expect("job b");
+    // b is alive: its heartbeat (renewed with its leases) is current.
+    b.renew_leases(at(130)).await.expect("heartbeat");
     drop(a);
     let (a, interrupted) = PgStore::connect(database.url(), "a", 10)
         .await
@@ -385,4 +387,40 @@ async fn a_tenants_rate_holds_across_daemons() {
         RateDecision::Allowed,
         "let through again after the wait it was told"
     );
+}
+
+/// A daemon that dies with synchronous calls running leaves jobs no lease covers: once its
+/// heartbeat lapses, any daemon's recovery marks them interrupted; a live daemon's stay.
+#[tokio::test]
+async fn the_jobs_of_a_daemon_whose_heartbeat_lapsed_are_interrupted() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let (dead, live) = (
+        daemon(&database, "dead").await,
+        daemon(&database, "live").await,
+    );
+    dead.renew_leases(at(30)).await.expect("heartbeat");
+    live.renew_leases(at(130)).await.expect("heartbeat");
+    dead.insert_job(new_job("job-dead", "t"), Some(at(1).to_rfc3339()))
+        .await
+        .expect("job");
+    dead.insert_job(new_job("job-dead-queued", "t"), None)
+        .await
+        .expect("job");
+    live.insert_job(new_job("job-live", "t"), Some(at(1).to_rfc3339()))
+        .await
+        .expect("job");
+    let early = live.recover_scans(3, at(29)).await.expect("recover");
+    assert_eq!(early.interrupted_jobs, 0, "the heartbeat is still current");
+    let recovered = live.recover_scans(3, at(100)).await.expect("recover");
+    assert_eq!(recovered.interrupted_jobs, 2);
+    for (id, status) in [
+        ("job-dead", JobStatus::Interrupted),
+        ("job-dead-queued", JobStatus::Interrupted),
+        ("job-live", JobStatus::Running),
+    ] {
+        let job = live.job(id.into()).await.expect("read").expect("exists");
+        assert_eq!(job.status, status, "{id}");
+    }
 }
