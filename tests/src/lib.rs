@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod test_host;
+
 /// How long a daemon may take to answer `/health` after start (plugin compilation included).
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest a single HTTP exchange may take in a test (a tool call included).
@@ -173,6 +175,8 @@ pub fn processes_matching(needle: &str) -> Vec<u32> {
 pub struct Daemon {
     child: Option<Child>,
     pub port: u16,
+    /// Where it listens: `127.0.0.1:port`, or a test host's address.
+    address: SocketAddr,
     log: PathBuf,
 }
 
@@ -192,7 +196,12 @@ impl Daemon {
     /// Runs `serve`, a `toolgate serve ...` command the caller set up (arguments, working
     /// directory, environment), with its output to `log`, and waits until `/health` answers
     /// on `port`.
-    pub fn spawn(mut serve: Command, port: u16, log: &Path) -> Daemon {
+    pub fn spawn(serve: Command, port: u16, log: &Path) -> Daemon {
+        Daemon::spawn_at(serve, SocketAddr::from(([127, 0, 0, 1], port)), log)
+    }
+
+    /// [`Daemon::spawn`] for a daemon listening on `address` (a test host's).
+    pub fn spawn_at(mut serve: Command, address: SocketAddr, log: &Path) -> Daemon {
         let log_file = std::fs::File::create(log).expect("log file");
         let child = serve
             .stdin(Stdio::null())
@@ -202,7 +211,8 @@ impl Daemon {
             .expect("spawn toolgate");
         let mut daemon = Daemon {
             child: Some(child),
-            port,
+            port: address.port(),
+            address,
             log: log.to_path_buf(),
         };
         daemon.wait_ready();
@@ -222,7 +232,11 @@ impl Daemon {
                     self.log()
                 );
             }
-            if try_request(self.port, "GET", "/health", None).is_ok_and(|r| r.status == 200) {
+            let health = connect_to(self.address, REQUEST_TIMEOUT).and_then(|mut stream| {
+                let _ = stream.write_all(&request_bytes("GET", "/health", None));
+                read_response(stream)
+            });
+            if health.is_ok_and(|r| r.status == 200) {
                 return;
             }
             assert!(
@@ -232,6 +246,25 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Where the daemon listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// One HTTP/1.1 exchange with the daemon, wherever it listens, with extra `headers`.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Response {
+        let mut stream = connect_to(self.address, REQUEST_TIMEOUT)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.address));
+        let _ = stream.write_all(&request_bytes_with(method, path, headers, body));
+        read_response(stream).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// The daemon's pid.
@@ -384,10 +417,11 @@ fn connect(port: u16) -> std::io::Result<TcpStream> {
 }
 
 fn connect_within(port: u16, within: Duration) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(
-        &SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_secs(5),
-    )?;
+    connect_to(SocketAddr::from(([127, 0, 0, 1], port)), within)
+}
+
+fn connect_to(address: SocketAddr, within: Duration) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(within))?;
     stream.set_write_timeout(Some(within))?;
     Ok(stream)

@@ -1,9 +1,10 @@
 //! Black-box tests of daemons on PostgreSQL (issue #19): real daemons share one store (a
 //! throwaway cluster, or `TOOLGATE_TEST_DATABASE_URL`) and one `data_dir` (the scans' uploads
-//! and the signing keys): scans created, uploaded and initiated through any daemon all end,
-//! each run exactly once, and every daemon lists every job; a killed daemon's scans are taken
-//! over; a cancel crosses daemons; tenants' job limits and request rates hold across daemons;
-//! the store cut off and restored answers 503 meanwhile.
+//! and the signing keys). Three daemons on three test hosts (network namespaces with their own
+//! addresses, when the tests run as root) run 300 scans created, uploaded and read through any
+//! of them, each exactly once, and every daemon lists every job; one of three killed has its
+//! scans taken over; a cancel crosses daemons; tenants' job limits and request rates hold across
+//! daemons; PostgreSQL going away under load answers 503 meanwhile and loses no scan.
 
 mod tenants_support;
 
@@ -11,12 +12,14 @@ mod tenants_support;
 #[allow(dead_code, reason = "the harness serves the store's tests too")]
 mod pg_cluster;
 
+use std::io::Write as _;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use toolgate_tests::test_host::TestHost;
 use toolgate_tests::{
     Daemon, EnvOptions, SlowTool, TestEnv, install_fake_tool, install_slow_tool, read_response,
     repo_root, request_with, send_only, send_only_with, toolgate_binary, wait_for,
@@ -60,13 +63,26 @@ fn start_with_tenants(
     terrascan: std::path::PathBuf,
     tenants: String,
 ) -> Daemon {
+    let config = daemon_config(env, url, data_dir, daemon_id, terrascan, tenants);
+    Daemon::start(&config, env.port, &env.root.join("daemon.log"))
+}
+
+/// The configuration of a daemon of `env` on the shared store `url` and `data_dir`.
+fn daemon_config(
+    env: &TestEnv,
+    url: &str,
+    data_dir: &std::path::Path,
+    daemon_id: &str,
+    terrascan: std::path::PathBuf,
+    tenants: String,
+) -> std::path::PathBuf {
     let options = EnvOptions {
         terrascan: Some(terrascan),
         tenants,
         ..EnvOptions::default()
     };
     let data_line = format!("data_dir = {:?}", env.data_dir().display().to_string());
-    let config = env.write_config_edited(&options, |text| {
+    env.write_config_edited(&options, |text| {
         format!(
             "{}\n[scans]\ndefault_tool = \"terrascan\"\nworkers = 2\n\
              [store]\nurl = {url:?}\ndaemon_id = {daemon_id:?}\nlease_secs = 3\n",
@@ -75,19 +91,81 @@ fn start_with_tenants(
                 &format!("data_dir = {:?}", data_dir.display().to_string())
             )
         )
-    });
-    Daemon::start(&config, env.port, &env.root.join("daemon.log"))
+    })
 }
 
 fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
+/// A daemon of the three-daemon test: on its own test host when this process can make them
+/// (root with `ip`, as in CI), reaching PostgreSQL through a relay on the host's gateway;
+/// otherwise on this machine's loopback.
+struct Node {
+    daemon: Daemon,
+    _relay: Option<Relay>,
+    host: Option<TestHost>,
+}
+
+fn start_node(
+    env: &TestEnv,
+    url: &str,
+    data_dir: &std::path::Path,
+    name: &str,
+    tenants: String,
+) -> Node {
+    let terrascan = install_fake_tool(&env.tools_dir(), "terrascan");
+    let Some(host) = TestHost::create() else {
+        let daemon = start_with_tenants(env, url, data_dir, name, terrascan, tenants);
+        return Node {
+            daemon,
+            _relay: None,
+            host: None,
+        };
+    };
+    let (before_host, after_host) = url.split_once('@').expect("url with a user");
+    let (address, dbname) = after_host.split_once('/').expect("url with a database");
+    let relay = Relay::start_on(host.gateway, address.to_string());
+    let url = format!("{before_host}@{}:{}/{dbname}", host.gateway, relay.port);
+    let config = daemon_config(env, &url, data_dir, name, terrascan, tenants);
+    let listen = std::net::SocketAddr::from((host.address, env.port));
+    let text = std::fs::read_to_string(&config)
+        .expect("read config")
+        .replace(
+            &format!("listen = \"127.0.0.1:{}\"", env.port),
+            &format!("listen = \"{listen}\""),
+        );
+    std::fs::write(&config, text).expect("write config");
+    let mut serve = host.command(&toolgate_binary());
+    serve
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .current_dir(repo_root());
+    let daemon = Daemon::spawn_at(serve, listen, &env.root.join("daemon.log"));
+    Node {
+        daemon,
+        _relay: Some(relay),
+        host: Some(host),
+    }
+}
+
+/// Three daemons as three hosts (see [`Node`]) on one PostgreSQL: 300 scans created,
+/// uploaded and read round-robin through them all end, each run exactly once; every daemon
+/// lists every job; the audit chain they share verifies.
 #[test]
 fn three_daemons_on_one_postgres_run_every_scan_exactly_once() {
     let Some((database, url)) = shared_database() else {
         return;
     };
+    if !TestHost::available() {
+        // Written to the process's stderr itself: the harness shows `eprintln!` only on failure.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!! the three daemons share this machine's loopback: test hosts (network \
+             namespaces) need root and `ip` !!!!!\n"
+        );
+    }
     let envs = [
         TestEnv::new("pg-a"),
         TestEnv::new("pg-b"),
@@ -95,11 +173,27 @@ fn three_daemons_on_one_postgres_run_every_scan_exactly_once() {
     ];
     let env_a = &envs[0];
     let shared_data = env_a.data_dir();
-    let daemons = [
-        start(&envs[0], &url, &shared_data, "daemon-a"),
-        start(&envs[1], &url, &shared_data, "daemon-b"),
-        start(&envs[2], &url, &shared_data, "daemon-c"),
-    ];
+    // A daemon listening beyond loopback needs tenants: one, whose key every daemon knows.
+    let key = tenants_support::new_key("acme");
+    let nodes: Vec<Node> = envs
+        .iter()
+        .zip(["daemon-a", "daemon-b", "daemon-c"])
+        .map(|(env, name)| {
+            let tenant =
+                tenants_support::tenant_reading(env, "acme", &[&key], &[env.workspace()], "");
+            start_node(env, &url, &shared_data, name, tenant)
+        })
+        .collect();
+    for node in nodes.iter().filter(|node| node.host.is_some()) {
+        let port = node.daemon.address().port();
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "a daemon on a test host is not on this machine's loopback (port {port})"
+        );
+    }
+    let daemons: Vec<&Daemon> = nodes.iter().map(|node| &node.daemon).collect();
+    let bearer = key.bearer();
+    let auth = [("Authorization", bearer.as_str())];
     let template = std::fs::read_to_string(repo_root().join("examples/terraform/aws_ami/main.tf"))
         .expect("template");
     const SCANS: usize = 300;
@@ -107,24 +201,24 @@ fn three_daemons_on_one_postgres_run_every_scan_exactly_once() {
     for n in 0..SCANS {
         // Round-robin: created and initiated through one daemon, uploaded through the next.
         ids.push(submit_scan_through(
-            &daemons[n % 3],
-            &daemons[(n + 1) % 3],
+            daemons[n % 3],
+            daemons[(n + 1) % 3],
             &template,
+            &auth,
         ));
     }
     for (n, id) in ids.iter().enumerate() {
         assert_eq!(
-            ended(&daemons[(n + 2) % 3], id),
+            ended_as(daemons[(n + 2) % 3], id, &auth),
             "failed",
             "scan {id}: the fake terrascan reports a medium finding"
         );
     }
-    // One job per scan, listed alike by both daemons (the job history is shared).
+    // One job per scan, listed alike by every daemon (the job history is shared).
     let listed: Vec<Vec<String>> = daemons
         .iter()
         .map(|daemon| {
-            let list =
-                json(&request_with(daemon.port, "GET", "/api/jobs?limit=1000", &[], None).body);
+            let list = json(&daemon.call("GET", "/api/jobs?limit=1000", &auth, None).body);
             let mut jobs: Vec<String> = list["jobs"]
                 .as_array()
                 .expect("jobs[]")
@@ -149,7 +243,7 @@ fn three_daemons_on_one_postgres_run_every_scan_exactly_once() {
         let log = daemon.log();
         assert!(log.contains("store: PostgreSQL"), "{log}");
     }
-    // Both daemons appended to one audit chain; it verifies, read from the shared store.
+    // The daemons appended to one audit chain; it verifies, read from the shared store.
     let config = env_a.root.join("toolgate.toml");
     let toolgate = |args: &[&str]| {
         let output = std::process::Command::new(toolgate_binary())
@@ -173,7 +267,7 @@ fn three_daemons_on_one_postgres_run_every_scan_exactly_once() {
         said.contains("store: PostgreSQL at") && said.contains("daemon id daemon-a"),
         "{said}"
     );
-    drop(daemons);
+    drop(nodes);
     drop(database);
 }
 
@@ -187,7 +281,12 @@ struct Relay {
 
 impl Relay {
     fn start(target: String) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        Relay::start_on(std::net::Ipv4Addr::LOCALHOST, target)
+    }
+
+    /// A relay listening on `address` (a test host's gateway).
+    fn start_on(address: std::net::Ipv4Addr, target: String) -> Relay {
+        let listener = TcpListener::bind((address, 0)).expect("bind relay");
         let port = listener.local_addr().expect("addr").port();
         let cut = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
@@ -240,33 +339,32 @@ impl Relay {
 
 /// Creates, uploads and initiates a scan through `daemon`; returns its id.
 fn submit_scan(daemon: &Daemon, template: &str) -> String {
-    submit_scan_through(daemon, daemon, template)
+    submit_scan_through(daemon, daemon, template, &[])
 }
 
-/// Creates and initiates a scan through `creator`, uploading it through `uploader`.
-fn submit_scan_through(creator: &Daemon, uploader: &Daemon, template: &str) -> String {
+/// Creates and initiates a scan through `creator`, uploading it through `uploader`, as `auth`.
+fn submit_scan_through(
+    creator: &Daemon,
+    uploader: &Daemon,
+    template: &str,
+    auth: &[(&str, &str)],
+) -> String {
     let body = serde_json::json!({"data": {"type": "async-scan", "attributes": {
         "assetName": "relay", "assetType": "IaC-API"}}});
-    let created = request_with(
-        creator.port,
-        "POST",
-        "/iac/v2/scans",
-        &[("Content-Type", JSON_API)],
-        Some(&body.to_string()),
-    );
+    let with_type = [auth, &[("Content-Type", JSON_API)]].concat();
+    let created = creator.call("POST", "/iac/v2/scans", &with_type, Some(&body.to_string()));
     assert_eq!(created.status, 201, "{}", created.body);
     let document = json(&created.body);
     let id = document["data"]["id"].as_str().expect("id").to_string();
     let link = document["data"]["links"]["url"].as_str().expect("url");
     let path = &link[link.find("/iac/v2/uploads/").expect("upload path")..];
-    let uploaded = request_with(uploader.port, "PUT", path, &[], Some(template));
+    let uploaded = uploader.call("PUT", path, &[], Some(template));
     assert_eq!(uploaded.status, 200, "upload: {}", uploaded.body);
     let initiate = serde_json::json!({"data": {"id": id, "attributes": {"templateType": "tf"}}});
-    let queued = request_with(
-        creator.port,
+    let queued = creator.call(
         "POST",
         &format!("/iac/v2/scans/{id}"),
-        &[("Content-Type", JSON_API)],
+        &with_type,
         Some(&initiate.to_string()),
     );
     assert_eq!(queued.status, 200, "{}", queued.body);
@@ -275,12 +373,17 @@ fn submit_scan_through(creator: &Daemon, uploader: &Daemon, template: &str) -> S
 
 /// The scan's status once it ended.
 fn ended(daemon: &Daemon, id: &str) -> String {
+    ended_as(daemon, id, &[])
+}
+
+/// [`ended`], asked as `auth`.
+fn ended_as(daemon: &Daemon, id: &str, auth: &[(&str, &str)]) -> String {
+    let with_accept = [auth, &[("Accept", JSON_API)]].concat();
     wait_for(Duration::from_secs(60), "the scan to end", || {
-        let status = request_with(
-            daemon.port,
+        let status = daemon.call(
             "GET",
             &format!("/iac/v2/scans/{id}/status"),
-            &[("Accept", JSON_API)],
+            &with_accept,
             None,
         );
         if status.status != 200 {
@@ -293,11 +396,6 @@ fn ended(daemon: &Daemon, id: &str) -> String {
     })
 }
 
-/// PostgreSQL going away under load, as a restart or a network cut looks to a daemon: every
-/// connection closed and new ones refused (the relay), for longer than a scan's lease. Scans are
-/// running and queued meanwhile; asynchronous calls answer 503 with Retry-After, `/health`
-/// says so, what needs no store still answers; once it is back, the daemon reconnects by itself
-/// and every scan ends, none lost, no job left running.
 #[test]
 fn postgres_away_under_load_loses_no_scan_and_the_daemon_reconnects_by_itself() {
     let Some((database, direct)) = shared_database() else {
