@@ -77,11 +77,12 @@ pub enum CopyCommandError {
          target with --to postgres://URL"
     )]
     NoTarget,
-    #[error("cannot copy {from} into {to}: {source}")]
+    /// `cause` is shown in the message, not chained as a source, so it is printed once.
+    #[error("cannot copy {from} into {to}: {cause}")]
     Copy {
         from: PathBuf,
         to: String,
-        source: CopyError,
+        cause: CopyError,
     },
 }
 
@@ -127,7 +128,7 @@ pub fn copy(config: &Config, from: &str, to: Option<&str>) -> Result<ExitCode, C
         .map_err(|error| CopyCommandError::Copy {
             from: source.clone(),
             to: shown.clone(),
-            source: error,
+            cause: error,
         })?;
     print!(
         "{}",
