@@ -662,6 +662,20 @@ fn a_sqlite_install_copied_to_postgres_shows_the_same_jobs_and_scan_results() {
     let after = seen(&pg_daemon);
     assert_eq!(after, before);
     assert!(pg_daemon.log().contains("store: PostgreSQL"));
+    // The audit chain the SQLite daemon sealed verifies as copied (`start` wrote the
+    // PostgreSQL configuration over the SQLite one).
+    let verify = std::process::Command::new(toolgate_binary())
+        .args(["audit", "verify", "--config"])
+        .arg(env.root.join("toolgate.toml"))
+        .output()
+        .expect("run toolgate audit verify");
+    let said = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(
+        verify.status.success()
+            && said.contains("audit trail OK")
+            && !said.contains("(0 record(s)"),
+        "{said}"
+    );
     drop(pg_daemon);
     drop(database);
 }
