@@ -82,7 +82,7 @@ pub enum CopyCommandError {
     Copy {
         from: PathBuf,
         to: String,
-        cause: CopyError,
+        cause: Box<CopyError>,
     },
 }
 
@@ -128,7 +128,7 @@ pub fn copy(config: &Config, from: &str, to: Option<&str>) -> Result<ExitCode, C
         .map_err(|error| CopyCommandError::Copy {
             from: source.clone(),
             to: shown.clone(),
-            cause: error,
+            cause: Box::new(error),
         })?;
     print!(
         "{}",
