@@ -107,6 +107,20 @@ enum TokenCommand {
 enum StoreCommand {
     /// Bring the store's schema up to this build's version (daemons also do it at start).
     Migrate,
+    /// Copy a SQLite store (a single-machine install) into an empty PostgreSQL store, in one
+    /// transaction. Stop the daemon using the SQLite file first; jobs it left queued or running
+    /// are copied as interrupted, scans it left running are requeued by the first daemon on
+    /// PostgreSQL.
+    Copy {
+        /// The SQLite store: `sqlite:PATH` or a bare PATH (a daemon's is
+        /// `<data_dir>/toolgate.sqlite3`). Never created: it must exist.
+        #[arg(long, value_name = "sqlite:PATH")]
+        from: String,
+        /// The PostgreSQL store: `postgres://user:password@host:port/database`. When omitted,
+        /// the configuration's `[store] url` (from --config).
+        #[arg(long, value_name = "postgres://URL")]
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +195,8 @@ pub enum CliError {
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
+    StoreCopy(#[from] crate::store_commands::CopyCommandError),
+    #[error(transparent)]
     McpRelay(#[from] crate::mcp::stdio::RelayError),
     #[error("cannot create a scratch directory to probe the tools in: {0}")]
     Scratch(std::io::Error),
@@ -211,6 +227,10 @@ pub fn run() -> Result<ExitCode, CliError> {
             config,
             command: StoreCommand::Migrate,
         } => crate::store_commands::migrate(&load(config.as_deref())?),
+        Command::Store {
+            config,
+            command: StoreCommand::Copy { from, to },
+        } => crate::store_commands::copy(&load(config.as_deref())?, &from, to.as_deref()),
         Command::Plugin {
             command: PluginCommand::New { name, workspace },
             ..

@@ -4,7 +4,8 @@
 //! addresses, when the tests run as root) run 300 scans created, uploaded and read through any
 //! of them, each exactly once, and every daemon lists every job; one of three killed has its
 //! scans taken over; a cancel crosses daemons; tenants' job limits and request rates hold across
-//! daemons; PostgreSQL going away under load answers 503 meanwhile and loses no scan.
+//! daemons; PostgreSQL going away under load answers 503 meanwhile and loses no scan; a SQLite
+//! install copied in by `toolgate store copy` shows the same jobs and scans.
 
 mod tenants_support;
 
@@ -789,4 +790,90 @@ fn wait_within(within: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     check()
+}
+
+/// Moving an install (`toolgate store copy`): a daemon on SQLite runs a job and a scan and
+/// stops; its store is copied into PostgreSQL; a daemon on PostgreSQL with the same data_dir
+/// lists the same jobs and answers the same scan results.
+#[test]
+fn a_sqlite_install_copied_to_postgres_shows_the_same_jobs_and_scan_results() {
+    let Some((database, url)) = shared_database() else {
+        return;
+    };
+    let env = TestEnv::new("pg-copy");
+    let options = EnvOptions {
+        terrascan: Some(install_fake_tool(&env.tools_dir(), "terrascan")),
+        ..EnvOptions::default()
+    };
+    let sqlite_config = env.write_config_edited(&options, |text| {
+        format!("{text}\n[scans]\ndefault_tool = \"terrascan\"\nworkers = 1\n")
+    });
+    let mut sqlite_daemon = Daemon::start(&sqlite_config, env.port, &env.root.join("sqlite.log"));
+    let job = request_with(
+        env.port,
+        "POST",
+        "/api/tools/terrascan",
+        &[],
+        Some(r#"{"iac_dir": "terraform"}"#),
+    );
+    assert_eq!(job.status, 200, "{}", job.body);
+    let template = std::fs::read_to_string(repo_root().join("examples/terraform/aws_ami/main.tf"))
+        .expect("template");
+    let scan = submit_scan(&sqlite_daemon, &template);
+    assert_eq!(ended(&sqlite_daemon, &scan), "failed");
+    let seen = |daemon: &Daemon| {
+        let results = request_with(
+            daemon.port,
+            "GET",
+            &format!("/iac/v2/scans/{scan}/results"),
+            &[("Accept", JSON_API)],
+            None,
+        );
+        assert_eq!(results.status, 200, "{}", results.body);
+        let jobs = json(&daemon.get("/api/jobs?limit=100").body)["jobs"].clone();
+        (jobs, json(&results.body))
+    };
+    let before = seen(&sqlite_daemon);
+    assert_eq!(before.0.as_array().map(Vec::len), Some(2), "{}", before.0);
+    sqlite_daemon.signal_and_wait(libc::SIGTERM, Duration::from_secs(30));
+
+    let sqlite_file = env.data_dir().join("toolgate.sqlite3");
+    let copy = std::process::Command::new(toolgate_binary())
+        .args(["store", "copy", "--config"])
+        .arg(&sqlite_config)
+        .arg("--from")
+        .arg(format!("sqlite:{}", sqlite_file.display()))
+        .args(["--to", &url])
+        .output()
+        .expect("run toolgate store copy");
+    let said =
+        String::from_utf8_lossy(&copy.stdout).into_owned() + &String::from_utf8_lossy(&copy.stderr);
+    assert!(copy.status.success(), "{said}");
+    assert!(
+        said.contains("  jobs                     2 row(s)")
+            && said.contains("  scans                    1 row(s)")
+            && said.contains("unfinished jobs: 0"),
+        "{said}"
+    );
+
+    let pg_daemon = start(&env, &url, &env.data_dir(), "after-copy");
+    let after = seen(&pg_daemon);
+    assert_eq!(after, before);
+    assert!(pg_daemon.log().contains("store: PostgreSQL"));
+    // The audit chain the SQLite daemon sealed verifies as copied (`start` wrote the
+    // PostgreSQL configuration over the SQLite one).
+    let verify = std::process::Command::new(toolgate_binary())
+        .args(["audit", "verify", "--config"])
+        .arg(env.root.join("toolgate.toml"))
+        .output()
+        .expect("run toolgate audit verify");
+    let said = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(
+        verify.status.success()
+            && said.contains("audit trail OK")
+            && !said.contains("(0 record(s)"),
+        "{said}"
+    );
+    drop(pg_daemon);
+    drop(database);
 }

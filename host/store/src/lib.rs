@@ -2,8 +2,10 @@
 //! queue with its findings), the audit trail and tenants' request rates, behind four narrow
 //! traits, [`JobStore`], [`ScanStore`], [`AuditStore`] and [`RateStore`], and their two
 //! implementations: [`SqliteStore`] (the embedded default, one daemon per database file) and
-//! [`PgStore`] (PostgreSQL, shared by several daemons). This is the only crate that speaks SQL
-//! or depends on a SQL driver; the daemon sees model types ([`toolgate_model`]) and these traits only.
+//! [`PgStore`] (PostgreSQL, shared by several daemons), and [`copy_sqlite_to_postgres`], which
+//! moves a SQLite store into an empty PostgreSQL one. This is the only crate that speaks SQL or
+//! depends on a SQL driver; the daemon sees model types ([`toolgate_model`]) and these traits
+//! only.
 //!
 //! Why traits of boxed futures: the backend is chosen by configuration at run time (SQLite for
 //! one daemon, PostgreSQL next, for several daemons sharing one queue), so the daemon holds an
@@ -22,6 +24,7 @@
 mod audit;
 #[cfg(test)]
 mod conformance;
+mod copy;
 mod error;
 mod fair_claim;
 mod jobs;
@@ -46,6 +49,7 @@ use toolgate_model::{
 };
 
 pub use audit::{AuditFile, AuditFilter, AuditRow, MAX_AUDIT_PAGE};
+pub use copy::{COPIED_TABLES, CopyError, CopyReport, TableCount, copy_sqlite_to_postgres};
 pub use error::{Refused, StoreError};
 pub use jobs::SqliteStore;
 pub use pg::PgStore;

@@ -113,6 +113,17 @@ impl PgStore {
         schema::version_in(&client).await
     }
 
+    /// One connection to the database at `url` with the schema brought to this build's version,
+    /// as [`PgStore::connect`] does, but under no daemon identity: nothing is interrupted and
+    /// no lease is ended (`crate::copy` fills an empty store through it).
+    pub(crate) async fn migrated_connection(
+        url: &str,
+    ) -> Result<deadpool_postgres::Client, StoreError> {
+        let mut client = pool_for(url, 1)?.get().await?;
+        schema::migrate(&mut client).await?;
+        Ok(client)
+    }
+
     /// This store with claims holding for `lease` instead of [`crate::DEFAULT_SCAN_LEASE`].
     pub fn with_scan_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
