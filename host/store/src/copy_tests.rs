@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
 use toolgate_model::{
     AssetType, Finding, GroupBy, JobFilter, JobRecord, JobStatus, NewScan, Page, ScanId,
     ScanOutcome, ScanQuery, ScanRequest, ScanState, Severity, SeverityCounts, TemplateType,
@@ -17,6 +16,7 @@ use toolgate_model::{
 use super::{COPIED_TABLES, CopyError, copy_sqlite_to_postgres};
 use crate::conformance::audit::row as audit_row;
 use crate::conformance::jobs::{finished, new_job};
+use crate::conformance::scans::{at, id as scan_id};
 use crate::pg_cluster::{TestDatabase, test_database};
 use crate::{AuditFilter, AuditRow, AuditStore, JobStore, PgStore, ScanStore, SqliteStore, Store};
 
@@ -35,17 +35,6 @@ const NOT_COPIED: &[&str] = &[
 
 /// A URL no test may reach: the source is refused before the target is opened.
 const UNREACHABLE_URL: &str = "postgres://nobody@127.0.0.1:1/none";
-
-fn scan_id(n: u32) -> ScanId {
-    ScanId::parse(&format!("00000000-0000-7000-8000-{n:012x}")).expect("id")
-}
-
-fn at(minute: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-        .single()
-        .expect("time")
-        + Duration::minutes(minute)
-}
 
 fn new_scan(n: u32) -> NewScan {
     NewScan {

@@ -11,7 +11,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod jobs;
-mod scans;
+pub(crate) mod scans;
 
 use std::path::PathBuf;
 

@@ -37,11 +37,13 @@ conformance!(
     a_tenants_flood_does_not_hold_back_another_tenants_scan,
 );
 
-fn id(n: u32) -> ScanId {
+/// The scan id numbered `n` (the conformance and copy tests' scans).
+pub(crate) fn id(n: u32) -> ScanId {
     ScanId::parse(&format!("00000000-0000-7000-8000-{n:012x}")).expect("id")
 }
 
-fn at(minute: i64) -> DateTime<Utc> {
+/// `minute` minutes into 2026.
+pub(crate) fn at(minute: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
         .single()
         .expect("time")
