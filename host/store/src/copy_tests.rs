@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use toolgate_model::{
-    AssetType, Finding, GroupBy, JobFilter, JobRecord, JobStatus, NewScan, Page, ScanId,
-    ScanOutcome, ScanQuery, ScanRequest, ScanState, Severity, SeverityCounts, TemplateType,
-    UploadInfo,
+    AssetType, Finding, GroupBy, JobFilter, JobRecord, JobStatus, NewScan, Page, ScanOutcome,
+    ScanQuery, ScanRequest, ScanState, Severity, SeverityCounts, TemplateType, UploadInfo,
 };
 
 use super::{COPIED_TABLES, CopyError, copy_sqlite_to_postgres};
