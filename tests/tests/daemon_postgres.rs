@@ -599,39 +599,13 @@ fn a_tenants_concurrent_job_limit_holds_across_daemons() {
     let Some((database, url)) = shared_database() else {
         return;
     };
-    let (env_a, env_b) = (TestEnv::new("pg-quota-a"), TestEnv::new("pg-quota-b"));
-    let shared_data = env_a.data_dir();
-    let key = tenants_support::new_key("acme");
     // Both daemons read the same tenant, limited to 2 jobs at once.
-    let tenants = |env: &TestEnv| {
-        tenants_support::tenant_reading(
-            env,
-            "acme",
-            &[&key],
-            &[env.workspace()],
-            "[tenants.quotas]\nmax_concurrent_jobs = 2",
-        )
-    };
-    let slow =
-        |env: &TestEnv| install_slow_tool(&env.tools_dir(), "terrascan", 30, SlowTool::Child);
-    let daemons = [
-        start_with_tenants(
-            &env_a,
-            &url,
-            &shared_data,
-            "quota-a",
-            slow(&env_a),
-            tenants(&env_a),
-        ),
-        start_with_tenants(
-            &env_b,
-            &url,
-            &shared_data,
-            "quota-b",
-            slow(&env_b),
-            tenants(&env_b),
-        ),
-    ];
+    let (_envs, daemons, key) = two_daemons_of_acme(
+        &url,
+        "quota",
+        "[tenants.quotas]\nmax_concurrent_jobs = 2",
+        |env| install_slow_tool(&env.tools_dir(), "terrascan", 30, SlowTool::Child),
+    );
     let bearer = key.bearer();
     let auth = [("Authorization", bearer.as_str())];
     let body = Some("{\"iac_dir\": \"terraform\"}");
@@ -738,20 +712,12 @@ fn a_tenants_request_rate_holds_across_daemons() {
     let Some((database, url)) = shared_database() else {
         return;
     };
-    let (env_a, env_b) = (TestEnv::new("pg-rate-a"), TestEnv::new("pg-rate-b"));
-    let shared_data = env_a.data_dir();
-    let key = tenants_support::new_key("acme");
-    let daemons = [(&env_a, "rate-a"), (&env_b, "rate-b")].map(|(env, name)| {
-        let tenant = tenants_support::tenant_reading(
-            env,
-            "acme",
-            &[&key],
-            &[env.workspace()],
-            "[tenants.quotas]\nrequests_per_second = 5",
-        );
-        let terrascan = install_fake_tool(&env.tools_dir(), "terrascan");
-        start_with_tenants(env, &url, &shared_data, name, terrascan, tenant)
-    });
+    let (_envs, daemons, key) = two_daemons_of_acme(
+        &url,
+        "rate",
+        "[tenants.quotas]\nrequests_per_second = 5",
+        |env| install_fake_tool(&env.tools_dir(), "terrascan"),
+    );
     let bearer = key.bearer();
     let auth = [("Authorization", bearer.as_str())];
     let started = std::time::Instant::now();
@@ -778,6 +744,29 @@ fn a_tenants_request_rate_holds_across_daemons() {
     }
     drop(daemons);
     drop(database);
+}
+
+/// Two daemons (`<name>-a`, `<name>-b`) on the shared store `url` that both serve tenant
+/// `acme` with these `quotas` lines and one key, each with the terrascan `terrascan` installs.
+fn two_daemons_of_acme(
+    url: &str,
+    name: &str,
+    quotas: &str,
+    terrascan: impl Fn(&TestEnv) -> std::path::PathBuf,
+) -> ([TestEnv; 2], [Daemon; 2], tenants_support::Key) {
+    let envs = [
+        TestEnv::new(&format!("pg-{name}-a")),
+        TestEnv::new(&format!("pg-{name}-b")),
+    ];
+    let shared_data = envs[0].data_dir();
+    let key = tenants_support::new_key("acme");
+    let daemons = [(&envs[0], "a"), (&envs[1], "b")].map(|(env, suffix)| {
+        let tenant =
+            tenants_support::tenant_reading(env, "acme", &[&key], &[env.workspace()], quotas);
+        let daemon_id = format!("{name}-{suffix}");
+        start_with_tenants(env, url, &shared_data, &daemon_id, terrascan(env), tenant)
+    });
+    (envs, daemons, key)
 }
 
 /// Whether `check` holds within `within`, checked every 50 ms.
