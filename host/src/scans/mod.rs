@@ -170,6 +170,12 @@ impl ScanService {
         inner
             .workers
             .spawn(async move { keep_leases(service).await });
+        if let Some(queued) = inner.store.queue_wakeups() {
+            let service = self.clone();
+            inner
+                .workers
+                .spawn(async move { wake_on_queued(service, queued).await });
+        }
         Ok(recovered)
     }
 
@@ -352,5 +358,26 @@ async fn keep_leases(service: ScanService) {
             () = tokio::time::sleep(service.inner.settings.lease / 3) => {}
         }
         service.keep_leases_once().await;
+    }
+}
+
+/// Wakes a worker for each scan queued on any daemon sharing the store (see
+/// `ScanStore::queue_wakeups`), until the service stops.
+async fn wake_on_queued(
+    service: ScanService,
+    mut queued: tokio::sync::broadcast::Receiver<String>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let received = tokio::select! {
+            () = service.inner.stopping.cancelled() => break,
+            received = queued.recv() => received,
+        };
+        match received {
+            Ok(_) => service.inner.wake.notify_one(),
+            // Missed wake-ups: every worker looks; the scans are in the store either way.
+            Err(RecvError::Lagged(_)) => service.inner.wake.notify_waiters(),
+            Err(RecvError::Closed) => break,
+        }
     }
 }

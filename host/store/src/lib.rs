@@ -162,6 +162,10 @@ pub trait ScanStore: Send + Sync {
     /// [`ScanStore::renew_leases`]); opening the store ends the leases its own daemon identity
     /// held before, so this is safe to call at start-up and periodically.
     fn recover_scans(&self, max_attempts: u32, now: DateTime<Utc>) -> StoreFuture<Recovered>;
+    /// The ids of scans queued on any daemon sharing the store (initiated, re-queued or
+    /// recovered), as they are queued, so an idle worker claims them at once; `None` for a
+    /// store only one daemon uses (its scan service wakes its own workers).
+    fn queue_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>>;
     /// A page of scans matching `query`, with counts over every match.
     fn list_scans(&self, query: ScanQuery) -> StoreFuture<ScanPage>;
     /// Extends the lease on every scan this daemon holds running to `until` (the daemon renews

@@ -486,6 +486,10 @@ impl ScanStore for SqliteStore {
         })
     }
 
+    fn queue_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+
     fn list_scans(&self, query: ScanQuery) -> StoreFuture<ScanPage> {
         let store = self.clone();
         Box::pin(async move {

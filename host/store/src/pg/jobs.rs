@@ -250,7 +250,7 @@ impl JobStore for PgStore {
                     &format!(
                         "SELECT pg_notify('{channel}', id) FROM jobs \
                          WHERE id = $1 AND status IN ('queued', 'running')",
-                        channel = super::cancel_relay::CHANNEL
+                        channel = super::notifications::CANCEL_CHANNEL
                     ),
                     &[&id],
                 )
@@ -260,7 +260,7 @@ impl JobStore for PgStore {
     }
 
     fn cancel_requests(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
-        Some(self.cancels.subscribe())
+        Some(self.notifications.cancels.subscribe())
     }
 
     fn insert_job(&self, job: NewJob, started_at: Option<String>) -> StoreFuture<()> {

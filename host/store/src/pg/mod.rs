@@ -11,11 +11,11 @@
 //! it under a lease, and only that daemon may attach a job to it, finish it or requeue it;
 //! jobs are written row by row (PostgreSQL commits concurrent writers together itself, so the
 //! SQLite store's group-commit writer has no counterpart here); a cancel for a job another
-//! daemon runs crosses daemons as a `NOTIFY` (`cancel_relay`).
+//! daemon runs, and a scan queued, cross daemons as a `NOTIFY` (`notifications`).
 
 mod audit;
-mod cancel_relay;
 mod jobs;
+mod notifications;
 mod rates;
 mod rows;
 mod scan_list;
@@ -62,8 +62,8 @@ pub struct PgStore {
     retention: i64,
     /// How long a claim holds unless renewed.
     lease: Duration,
-    /// Cancel requests other daemons sent for this daemon's jobs (`cancel_relay`).
-    cancels: tokio::sync::broadcast::Sender<String>,
+    /// Cancel requests and queue wake-ups from other daemons (`notifications`).
+    notifications: notifications::Notifications,
 }
 
 impl PgStore {
@@ -91,14 +91,14 @@ impl PgStore {
         let history = history_pool_for(url, MAX_CONNECTIONS)?;
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
-        let cancels = cancel_relay::start(url)?;
+        let notifications = notifications::start(url)?;
         let store = Self {
             pool,
             history,
             daemon: Arc::from(daemon_id),
             retention: i64::try_from(retention).unwrap_or(i64::MAX),
             lease: crate::DEFAULT_SCAN_LEASE,
-            cancels,
+            notifications,
         };
         let interrupted = store.interrupt_own_jobs(&client).await?;
         store.end_own_leases(&client).await?;

@@ -19,6 +19,7 @@ use toolgate_model::{
 };
 
 use super::PgStore;
+use super::notifications::QUEUE_CHANNEL;
 use super::rows::{finding_row, scan_id, scan_row};
 use super::scan_writes::{insert_findings, insert_scan, write_ending};
 use crate::jobs::time_text;
@@ -276,11 +277,14 @@ async fn initiate(
             .into());
         }
     }
+    // Queued and announced to every daemon's workers in one statement; the notification
+    // leaves with the commit.
     let update = tx
-        .prepare_cached(
-            "UPDATE scans SET state = 'queued', request = $2, queued_at = $3 \
-             WHERE id = $1 AND state = 'uploaded'",
-        )
+        .prepare_cached(&format!(
+            "WITH queued AS (UPDATE scans SET state = 'queued', request = $2, queued_at = $3 \
+             WHERE id = $1 AND state = 'uploaded' RETURNING id) \
+             SELECT pg_notify('{QUEUE_CHANNEL}', id) FROM queued"
+        ))
         .await?;
     tx.execute(
         &update,
@@ -331,11 +335,13 @@ async fn initiate_within(
 
 async fn requeue(tx: &Transaction<'_>, id: &ScanId) -> Result<(), StoreError> {
     let update = tx
-        .prepare_cached(
-            "UPDATE scans SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
-             started_at = NULL, job_id = NULL, claimed_by = NULL, lease_until = NULL \
-             WHERE id = $1 AND state = 'running'",
-        )
+        .prepare_cached(&format!(
+            "WITH queued AS (UPDATE scans SET state = 'queued', \
+             attempts = GREATEST(attempts - 1, 0), started_at = NULL, job_id = NULL, \
+             claimed_by = NULL, lease_until = NULL \
+             WHERE id = $1 AND state = 'running' RETURNING id) \
+             SELECT pg_notify('{QUEUE_CHANNEL}', id) FROM queued"
+        ))
         .await?;
     tx.execute(&update, &[&id.as_str()]).await?;
     Ok(())
@@ -355,10 +361,12 @@ async fn recover(
         .await?;
     let rows = tx.query(&expired, &[&time_text(now)]).await?;
     let requeue = tx
-        .prepare_cached(
-            "UPDATE scans SET state = 'queued', started_at = NULL, job_id = NULL, \
-             claimed_by = NULL, lease_until = NULL WHERE id = $1 AND state = 'running'",
-        )
+        .prepare_cached(&format!(
+            "WITH queued AS (UPDATE scans SET state = 'queued', started_at = NULL, \
+             job_id = NULL, claimed_by = NULL, lease_until = NULL \
+             WHERE id = $1 AND state = 'running' RETURNING id) \
+             SELECT pg_notify('{QUEUE_CHANNEL}', id) FROM queued"
+        ))
         .await?;
     // The job of a scan taken over ran on a daemon that stopped renewing its lease (it died or
     // lost the store): it is recorded as interrupted, so no job stays `running` forever.
@@ -555,6 +563,10 @@ impl ScanStore for PgStore {
                 .execute(&renew, &[&time_text(until), &&*store.daemon])
                 .await?)
         })
+    }
+
+    fn queue_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.notifications.queued.subscribe())
     }
 
     fn list_scans(&self, query: ScanQuery) -> StoreFuture<ScanPage> {

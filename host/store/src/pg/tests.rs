@@ -424,3 +424,49 @@ async fn the_jobs_of_a_daemon_whose_heartbeat_lapsed_are_interrupted() {
         assert_eq!(job.status, status, "{id}");
     }
 }
+
+/// A scan queued through one daemon wakes the others' workers: its id arrives on every
+/// daemon's `queue_wakeups` as the transaction commits, and again when it is re-queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_queued_on_one_daemon_is_announced_to_the_others() {
+    use std::time::Duration as StdDuration;
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let (a, b) = (daemon(&database, "a").await, daemon(&database, "b").await);
+    let mut wakeups = b
+        .queue_wakeups()
+        .expect("a shared store announces queued scans");
+    // b's listener connects in the background: probe the channel until it hears.
+    let (probe, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let channel = super::notifications::QUEUE_CHANNEL;
+    loop {
+        probe
+            .execute("SELECT pg_notify($1, 'probe')", &[&channel])
+            .await
+            .expect("notify");
+        if let Ok(heard) = tokio::time::timeout(StdDuration::from_millis(200), wakeups.recv()).await
+        {
+            assert_eq!(heard.expect("received"), "probe");
+            break;
+        }
+    }
+    while let Ok(Ok(_)) = tokio::time::timeout(StdDuration::from_millis(200), wakeups.recv()).await
+    {
+    }
+    queue(&a, [1]).await;
+    assert_eq!(next_wakeup(&mut wakeups).await, id(1).as_str(), "initiated");
+    a.claim_next(at(100)).await.expect("claim").expect("scan 1");
+    a.requeue_scan(id(1)).await.expect("requeue");
+    assert_eq!(next_wakeup(&mut wakeups).await, id(1).as_str(), "re-queued");
+}
+
+async fn next_wakeup(wakeups: &mut tokio::sync::broadcast::Receiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(5), wakeups.recv())
+        .await
+        .expect("announced within 5 s")
+        .expect("received")
+}
