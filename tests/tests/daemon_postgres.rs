@@ -594,23 +594,29 @@ fn a_cancel_sent_to_one_daemon_stops_the_job_another_daemon_runs() {
     drop(database);
 }
 
+/// Two tenants' running limits hold across two daemons: acme (2 at once) never has 3 running
+/// anywhere, beta (1 at once) never 2, and neither tenant's jobs wait for the other's.
 #[test]
-fn a_tenants_concurrent_job_limit_holds_across_daemons() {
+fn two_tenants_concurrent_job_limits_hold_across_daemons() {
     let Some((database, url)) = shared_database() else {
         return;
     };
-    // Both daemons read the same tenant, limited to 2 jobs at once.
-    let (_envs, daemons, key) = two_daemons_of_acme(
+    let (_envs, daemons, keys) = two_daemons(
         &url,
         "quota",
-        "[tenants.quotas]\nmax_concurrent_jobs = 2",
+        &[
+            ("acme", "[tenants.quotas]\nmax_concurrent_jobs = 2"),
+            ("beta", "[tenants.quotas]\nmax_concurrent_jobs = 1"),
+        ],
         |env| install_slow_tool(&env.tools_dir(), "terrascan", 30, SlowTool::Child),
     );
-    let bearer = key.bearer();
-    let auth = [("Authorization", bearer.as_str())];
+    let bearers: Vec<String> = keys.iter().map(tenants_support::Key::bearer).collect();
+    let acme = [("Authorization", bearers[0].as_str())];
+    let beta = [("Authorization", bearers[1].as_str())];
     let body = Some("{\"iac_dir\": \"terraform\"}");
-    let statuses = || -> Vec<String> {
-        let list = json(&request_with(daemons[0].port, "GET", "/api/jobs", &auth, None).body);
+    // A tenant's jobs, as every daemon lists them (daemon a is asked).
+    let statuses = |auth: &[(&str, &str)]| -> Vec<String> {
+        let list = json(&request_with(daemons[0].port, "GET", "/api/jobs", auth, None).body);
         let mut found: Vec<String> = list["jobs"]
             .as_array()
             .expect("jobs[]")
@@ -620,23 +626,26 @@ fn a_tenants_concurrent_job_limit_holds_across_daemons() {
         found.sort();
         found
     };
-    // Two calls to daemon a, then one to daemon b: b's waits although b runs nothing.
+    // acme: two calls to daemon a, then one to daemon b: b's waits although b runs nothing.
+    // beta: one call to daemon b runs at once; a second, to daemon a, waits.
     let mut callers = Vec::new();
-    for (daemon, expected) in [
-        (&daemons[0], vec!["running"]),
-        (&daemons[0], vec!["running", "running"]),
-        (&daemons[1], vec!["queued", "running", "running"]),
+    for (daemon, auth, expected) in [
+        (&daemons[0], &acme, vec!["running"]),
+        (&daemons[0], &acme, vec!["running", "running"]),
+        (&daemons[1], &acme, vec!["queued", "running", "running"]),
+        (&daemons[1], &beta, vec!["running"]),
+        (&daemons[0], &beta, vec!["queued", "running"]),
     ] {
         callers.push(send_only_with(
             daemon.port,
             "POST",
             "/api/tools/terrascan",
-            &auth,
+            auth,
             body,
         ));
         let mut seen = Vec::new();
         let recorded = wait_within(Duration::from_secs(30), || {
-            seen = statuses();
+            seen = statuses(auth);
             seen == expected
         });
         assert!(recorded, "expected {expected:?}, saw {seen:?}");
@@ -644,59 +653,62 @@ fn a_tenants_concurrent_job_limit_holds_across_daemons() {
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
-            statuses(),
+            statuses(&acme),
             ["queued", "running", "running"],
-            "never three running"
+            "acme never has three running"
         );
+        assert_eq!(statuses(&beta), ["queued", "running"], "beta never two");
     }
-    // One of daemon a's jobs ends: daemon b's starts.
-    let list = json(
-        &request_with(
-            daemons[0].port,
-            "GET",
-            "/api/jobs?status=running",
-            &auth,
-            None,
-        )
-        .body,
-    );
-    let first = list["jobs"][0]["id"]
-        .as_str()
-        .expect("a running job")
-        .to_string();
+    // One of acme's jobs on daemon a ends: acme's on daemon b starts; beta's still waits.
+    let running_ids = |auth: &[(&str, &str)]| -> Vec<String> {
+        json(
+            &request_with(
+                daemons[0].port,
+                "GET",
+                "/api/jobs?status=running",
+                auth,
+                None,
+            )
+            .body,
+        )["jobs"]
+            .as_array()
+            .expect("jobs[]")
+            .iter()
+            .filter_map(|job| job["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let first = running_ids(&acme)
+        .into_iter()
+        .next()
+        .expect("a running job");
     let cancel = request_with(
         daemons[0].port,
         "POST",
         &format!("/api/jobs/{first}/cancel"),
-        &auth,
+        &acme,
         None,
     );
     assert_eq!(cancel.status, 202, "{}", cancel.body);
     wait_for(Duration::from_secs(30), "daemon b's job running", || {
-        (statuses() == ["cancelled", "running", "running"]).then_some(())
+        (statuses(&acme) == ["cancelled", "running", "running"]).then_some(())
     });
-    for id in json(
-        &request_with(
-            daemons[0].port,
-            "GET",
-            "/api/jobs?status=running",
-            &auth,
-            None,
-        )
-        .body,
-    )["jobs"]
-        .as_array()
-        .expect("jobs[]")
-        .iter()
-        .filter_map(|job| job["id"].as_str())
-    {
-        request_with(
-            daemons[0].port,
-            "POST",
-            &format!("/api/jobs/{id}/cancel"),
-            &auth,
-            None,
-        );
+    assert_eq!(
+        statuses(&beta),
+        ["queued", "running"],
+        "beta's limit is its own"
+    );
+    // Cancelling the running jobs lets the waiting one start, which is then cancelled too.
+    for auth in [&acme, &beta, &beta] {
+        for id in running_ids(auth) {
+            request_with(
+                daemons[0].port,
+                "POST",
+                &format!("/api/jobs/{id}/cancel"),
+                auth,
+                None,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
     for caller in callers {
         let _ = read_response(caller);
@@ -712,12 +724,13 @@ fn a_tenants_request_rate_holds_across_daemons() {
     let Some((database, url)) = shared_database() else {
         return;
     };
-    let (_envs, daemons, key) = two_daemons_of_acme(
+    let (_envs, daemons, keys) = two_daemons(
         &url,
         "rate",
-        "[tenants.quotas]\nrequests_per_second = 5",
+        &[("acme", "[tenants.quotas]\nrequests_per_second = 5")],
         |env| install_fake_tool(&env.tools_dir(), "terrascan"),
     );
+    let key = &keys[0];
     let bearer = key.bearer();
     let auth = [("Authorization", bearer.as_str())];
     let started = std::time::Instant::now();
@@ -746,27 +759,36 @@ fn a_tenants_request_rate_holds_across_daemons() {
     drop(database);
 }
 
-/// Two daemons (`<name>-a`, `<name>-b`) on the shared store `url` that both serve tenant
-/// `acme` with these `quotas` lines and one key, each with the terrascan `terrascan` installs.
-fn two_daemons_of_acme(
+/// Two daemons (`<name>-a`, `<name>-b`) on the shared store `url` that both serve these
+/// tenants (id, `quotas` lines), one key each, each daemon with the terrascan `terrascan`
+/// installs.
+fn two_daemons(
     url: &str,
     name: &str,
-    quotas: &str,
+    tenants: &[(&str, &str)],
     terrascan: impl Fn(&TestEnv) -> std::path::PathBuf,
-) -> ([TestEnv; 2], [Daemon; 2], tenants_support::Key) {
+) -> ([TestEnv; 2], [Daemon; 2], Vec<tenants_support::Key>) {
     let envs = [
         TestEnv::new(&format!("pg-{name}-a")),
         TestEnv::new(&format!("pg-{name}-b")),
     ];
     let shared_data = envs[0].data_dir();
-    let key = tenants_support::new_key("acme");
+    let keys: Vec<tenants_support::Key> = tenants
+        .iter()
+        .map(|(id, _)| tenants_support::new_key(id))
+        .collect();
     let daemons = [(&envs[0], "a"), (&envs[1], "b")].map(|(env, suffix)| {
-        let tenant =
-            tenants_support::tenant_reading(env, "acme", &[&key], &[env.workspace()], quotas);
+        let entries: String = tenants
+            .iter()
+            .zip(&keys)
+            .map(|((id, quotas), key)| {
+                tenants_support::tenant_reading(env, id, &[key], &[env.workspace()], quotas)
+            })
+            .collect();
         let daemon_id = format!("{name}-{suffix}");
-        start_with_tenants(env, url, &shared_data, &daemon_id, terrascan(env), tenant)
+        start_with_tenants(env, url, &shared_data, &daemon_id, terrascan(env), entries)
     });
-    (envs, daemons, key)
+    (envs, daemons, keys)
 }
 
 /// Whether `check` holds within `within`, checked every 50 ms.
