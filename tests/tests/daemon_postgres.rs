@@ -417,6 +417,9 @@ fn postgres_away_under_load_loses_no_scan_and_the_daemon_reconnects_by_itself() 
         (list["count"].as_u64() == Some(2)).then_some(())
     });
 
+    // As a fast shutdown does: the server ends every session of the daemon (each gets FATAL
+    // 57P01), then the relay refuses new connections while the server is "down".
+    stop_sessions(&direct);
     relay.cut();
     let refused = wait_for(
         Duration::from_secs(30),
@@ -789,6 +792,26 @@ fn two_daemons(
         start_with_tenants(env, url, &shared_data, &daemon_id, terrascan(env), entries)
     });
     (envs, daemons, keys)
+}
+
+/// Ends every other session on the database at `url`, as PostgreSQL's fast shutdown does.
+fn stop_sessions(url: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let ended = client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("terminate");
+        assert!(!ended.is_empty(), "the daemon had sessions to end");
+    });
 }
 
 /// Whether `check` holds within `within`, checked every 50 ms.
