@@ -4,8 +4,9 @@
 //! addresses, when the tests run as root) run 300 scans created, uploaded and read through any
 //! of them, each exactly once, and every daemon lists every job; one of three killed has its
 //! scans taken over; a cancel crosses daemons; tenants' job limits and request rates hold across
-//! daemons; PostgreSQL going away under load answers 503 meanwhile and loses no scan; a SQLite
-//! install copied in by `toolgate store copy` shows the same jobs and scans.
+//! daemons; PostgreSQL stopped and restarted, or cut off, under load answers 503 meanwhile and
+//! loses no scan; a SQLite install copied in by `toolgate store copy` shows the same jobs and
+//! scans.
 
 mod tenants_support;
 
@@ -397,8 +398,47 @@ fn ended_as(daemon: &Daemon, id: &str, auth: &[(&str, &str)]) -> String {
     })
 }
 
+/// How the store goes away in [`store_away_under_load`].
+enum Outage {
+    /// The network between daemon and server cut (every connection closed, new ones refused)
+    /// after the server ended the daemon's sessions: `direct` reaches the server past the relay.
+    Cut { relay: Relay, direct: String },
+    /// The server itself stopped (fast shutdown) and started again.
+    Restart(pg_cluster::PrivateCluster),
+}
+
+impl Outage {
+    fn begin(&mut self) {
+        match self {
+            Outage::Cut { relay, direct } => {
+                stop_sessions(direct);
+                relay.cut();
+            }
+            Outage::Restart(cluster) => cluster.stop(),
+        }
+    }
+
+    fn end(&mut self) {
+        match self {
+            Outage::Cut { relay, .. } => relay.restore(),
+            Outage::Restart(cluster) => cluster.restart(),
+        }
+    }
+}
+
+/// PostgreSQL stopped and started again under load: see [`store_away_under_load`].
 #[test]
-fn postgres_away_under_load_loses_no_scan_and_the_daemon_reconnects_by_itself() {
+fn postgres_stopped_and_restarted_under_load_loses_no_scan() {
+    let Some(cluster) = pg_cluster::PrivateCluster::start() else {
+        return;
+    };
+    let url = cluster.postgres_url();
+    store_away_under_load(&url, "pg-restart", Outage::Restart(cluster));
+}
+
+/// The network to PostgreSQL cut and restored under load: see [`store_away_under_load`].
+#[test]
+fn postgres_cut_off_under_load_loses_no_scan() {
     let Some((database, direct)) = shared_database() else {
         return;
     };
@@ -406,8 +446,17 @@ fn postgres_away_under_load_loses_no_scan_and_the_daemon_reconnects_by_itself() 
     let (address, dbname) = after_host.split_once('/').expect("url with a database");
     let relay = Relay::start(address.to_string());
     let url = format!("{before_host}@127.0.0.1:{}/{dbname}", relay.port);
-    let env = TestEnv::new("pg-relay");
-    let daemon = start(&env, &url, &env.data_dir(), "daemon-relay");
+    store_away_under_load(&url, "pg-relay", Outage::Cut { relay, direct });
+    drop(database);
+}
+
+/// The store going away under load for longer than a scan's lease, while scans are running and
+/// queued: asynchronous calls answer 503 with Retry-After, `/health` says so, what needs no
+/// store still answers; once it is back, the daemon reconnects by itself and every scan ends,
+/// none lost, no job left running.
+fn store_away_under_load(url: &str, name: &str, mut outage: Outage) {
+    let env = TestEnv::new(name);
+    let daemon = start(&env, url, &env.data_dir(), name);
     // Each scan takes a second; the daemon's two workers have a queue to work through.
     let template = "# toolgate-fake-terrascan: sleep 1\nresource \"aws_ami\" \"x\" {}\n";
     let ids: Vec<String> = (0..8).map(|_| submit_scan(&daemon, template)).collect();
@@ -417,10 +466,7 @@ fn postgres_away_under_load_loses_no_scan_and_the_daemon_reconnects_by_itself() 
         (list["count"].as_u64() == Some(2)).then_some(())
     });
 
-    // As a fast shutdown does: the server ends every session of the daemon (each gets FATAL
-    // 57P01), then the relay refuses new connections while the server is "down".
-    stop_sessions(&direct);
-    relay.cut();
+    outage.begin();
     let refused = wait_for(
         Duration::from_secs(30),
         "a 503 while the store is away",
@@ -467,7 +513,7 @@ fn postgres_away_under_load_loses_no_scan_and_the_daemon_reconnects_by_itself() 
     // Away for longer than the 3 s lease.
     std::thread::sleep(Duration::from_secs(4));
 
-    relay.restore();
+    outage.end();
     for id in &ids {
         assert_eq!(ended(&daemon, id), "failed", "scan {id}");
     }
@@ -490,7 +536,6 @@ fn postgres_away_under_load_loses_no_scan_and_the_daemon_reconnects_by_itself() 
     assert_eq!(health["store"]["backend"], "postgresql", "{health}");
     assert_eq!(health["store"]["reachable"], true, "{health}");
     drop(daemon);
-    drop(database);
 }
 
 /// One of three daemons killed (SIGKILL) with scans running on it: the other two take them

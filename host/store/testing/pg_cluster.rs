@@ -54,18 +54,27 @@ pub fn make_durable() {
 }
 
 /// The watchdog: starts the server (arguments: postgres binary, data directory, port, socket
-/// directory, cluster directory, then `name=value` settings), waits for end of file on its
-/// standard input, then stops the server and removes the cluster's directory.
+/// directory, cluster directory, then `name=value` settings), reads commands on its standard
+/// input (`stop`: PostgreSQL's fast shutdown, waited for; `start`: the server again, on the same
+/// data and port) until end of file, then stops the server and removes the cluster's directory.
 const WATCHDOG: &str = r#"
 postgres_bin=$1 data=$2 port=$3 sockets=$4 cluster=$5
 shift 5
 settings=""
 for setting in "$@"; do settings="$settings -c $setting"; done
-# shellcheck disable=SC2086
-"$postgres_bin" -D "$data" -p "$port" -c listen_addresses=127.0.0.1 -k "$sockets" $settings \
-    >"$cluster/server.log" 2>&1 </dev/null &
-server=$!
-cat >/dev/null
+start() {
+    # shellcheck disable=SC2086
+    "$postgres_bin" -D "$data" -p "$port" -c listen_addresses=127.0.0.1 -k "$sockets" $settings \
+        >>"$cluster/server.log" 2>&1 </dev/null &
+    server=$!
+}
+start
+while read -r command; do
+    case "$command" in
+        stop) kill -INT "$server" 2>/dev/null; wait "$server" 2>/dev/null ;;
+        start) start ;;
+    esac
+done
 kill -TERM "$server" 2>/dev/null
 tenths=0
 while kill -0 "$server" 2>/dev/null && [ "$tenths" -lt "$STOP_GRACE_TENTHS" ]; do
@@ -275,11 +284,80 @@ fn url_with_database(config: &tokio_postgres::Config, database: &str) -> String 
     parts.join(" ")
 }
 
-/// This process's cluster.
+/// A cluster: this process's shared one, or a [`PrivateCluster`].
 struct Cluster {
     admin_url: String,
-    /// Kept open for the process's life: its end of file tells the watchdog to stop.
-    _watchdog: Child,
+    port: u16,
+    /// Kept open for the cluster's life: its end of file tells the watchdog to stop.
+    watchdog: Child,
+}
+
+/// A cluster of one test's own, which the test may stop and start again (PostgreSQL's fast
+/// shutdown, then the server again on the same data and port), e.g. to see daemons through a
+/// database restart. Removed, like the shared one, when dropped or when the process ends.
+#[allow(dead_code, reason = "the daemon's tests use it, not the store's")]
+pub struct PrivateCluster {
+    cluster: Cluster,
+}
+
+#[allow(dead_code, reason = "the daemon's tests use it, not the store's")]
+impl PrivateCluster {
+    /// A new cluster, or `None` (after saying why) when PostgreSQL is not installed outside
+    /// CI. Panics when CI is set and there is none, or when the server fails to start.
+    pub fn start() -> Option<PrivateCluster> {
+        match start_cluster() {
+            Ok(cluster) => cluster.map(|cluster| PrivateCluster { cluster }),
+            Err(error) => panic!("cannot start a throwaway PostgreSQL cluster: {error}"),
+        }
+    }
+
+    /// Its `postgres` database as a `postgres://` URL over TCP (what `store.url` takes).
+    pub fn postgres_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            self.cluster.port
+        )
+    }
+
+    /// Stops the server with PostgreSQL's fast shutdown (sessions ended, new connections
+    /// refused) and returns once it has exited.
+    pub fn stop(&mut self) {
+        self.command("stop");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while std::net::TcpStream::connect(("127.0.0.1", self.cluster.port)).is_ok() {
+            assert!(Instant::now() < deadline, "the server did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the server again and returns once it accepts connections.
+    pub fn restart(&mut self) {
+        self.command("start");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while std::net::TcpStream::connect(("127.0.0.1", self.cluster.port)).is_err() {
+            assert!(Instant::now() < deadline, "the server did not start again");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn command(&mut self, command: &str) {
+        let stdin = self
+            .cluster
+            .watchdog
+            .stdin
+            .as_mut()
+            .expect("the watchdog's input");
+        writeln!(stdin, "{command}").expect("tell the watchdog");
+        stdin.flush().expect("tell the watchdog");
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        // End of file: the watchdog stops the server and removes the directory.
+        drop(self.cluster.watchdog.stdin.take());
+        let _ = self.cluster.watchdog.wait();
+    }
 }
 
 /// The process's cluster, started on first use; `Ok(None)` to skip.
@@ -454,7 +532,8 @@ fn initdb_and_start(
     }
     Ok(Cluster {
         admin_url: format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
-        _watchdog: watchdog,
+        port,
+        watchdog,
     })
 }
 
