@@ -63,6 +63,11 @@ const TENANT_ROOM_POLL: Duration = Duration::from_millis(200);
 /// at roughly 100 bytes/µs, so this holds a worker for at most about a third of a millisecond.
 const INLINE_PARSE_MAX_BYTES: usize = 32 << 10;
 
+/// How often a daemon sharing its store looks for cancels other daemons kept on its jobs (the
+/// fallback for a notification that did not arrive): one indexed query, cheap at this rate,
+/// and a lost notification's cancel still lands within a couple of seconds.
+const CANCEL_SWEEP: Duration = Duration::from_secs(2);
+
 /// How often a job's end is written again while the store does not take it (a database
 /// restarting, a network cut): often enough that the history catches up within a second of
 /// the store's return, rarely enough to cost nothing while it is away.
@@ -1029,25 +1034,50 @@ impl JobService {
 }
 
 /// Cancels the jobs other daemons sharing the store asked this one to cancel (their callers
-/// asked there; the daemon they asked checked the job is theirs). Ends with the service.
+/// asked there; the daemon they asked checked the job is theirs): at once when the
+/// notification arrives, and every [`CANCEL_SWEEP`] from the requests kept on the jobs, in case
+/// one did not (the listening connection was reconnecting). Ends with the service.
 async fn relay_cancels(
     service: std::sync::Weak<Inner>,
     mut requests: tokio::sync::broadcast::Receiver<String>,
 ) {
+    use tokio::sync::broadcast::error::RecvError;
+    // Jobs this task already cancelled, so a sweep does not cancel (and log) them again.
+    let mut cancelled = std::collections::HashSet::new();
     loop {
-        let id = match requests.recv().await {
-            Ok(id) => id,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "cancel requests from other daemons were dropped");
-                continue;
+        let ids = tokio::select! {
+            received = requests.recv() => match received {
+                Ok(id) => vec![id],
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "cancel notifications from other daemons were dropped; the next sweep finds them");
+                    continue;
+                }
+                Err(RecvError::Closed) => break,
+            },
+            () = tokio::time::sleep(CANCEL_SWEEP) => {
+                let Some(inner) = service.upgrade() else {
+                    break;
+                };
+                match inner.store.pending_cancels().await {
+                    Ok(pending) => {
+                        cancelled.retain(|id| pending.contains(id));
+                        pending
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "cannot look for cancels kept on this daemon's jobs");
+                        continue;
+                    }
+                }
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         };
         let Some(inner) = service.upgrade() else {
             break;
         };
-        if inner.registry.cancel(&id) {
-            tracing::info!(job_id = %id, "cancelling a job at another daemon's request");
+        for id in ids {
+            if !cancelled.contains(&id) && inner.registry.cancel(&id) {
+                tracing::info!(job_id = %id, "cancelling a job at another daemon's request");
+                cancelled.insert(id);
+            }
         }
     }
 }

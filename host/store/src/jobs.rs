@@ -308,6 +308,10 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn pending_cancels(&self) -> StoreFuture<Vec<String>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     fn request_cancel(&self, _id: String) -> StoreFuture<bool> {
         // One daemon per database file: every job it knows of is its own.
         Box::pin(async { Ok(false) })

@@ -98,6 +98,10 @@ pub trait JobStore: Send + Sync {
     /// The ids of jobs other daemons asked this one to cancel, as they arrive; `None` for a
     /// store only one daemon uses.
     fn cancel_requests(&self) -> Option<tokio::sync::broadcast::Receiver<String>>;
+    /// The ids of this daemon's unfinished jobs a cancel was asked for ([`JobStore::request_cancel`]
+    /// keeps the request on the job): what the daemon looks at now and then, in case a
+    /// notification did not reach it. Empty for a store only one daemon uses.
+    fn pending_cancels(&self) -> StoreFuture<Vec<String>>;
 }
 
 /// What [`ScanStore::recover_scans`] did with the scans a dead daemon left running.

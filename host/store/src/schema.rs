@@ -217,6 +217,12 @@ CREATE TABLE tenant_rates (
     tat_us  INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Cancels asked of another daemon, kept on the job (issue #19): the running daemon finds them
+-- even when the notification did not reach it. One daemon per SQLite file cancels in memory, so
+-- this stays 0 here; it exists so that both backends have the same columns at every version.
+ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Brings the schema up to the newest version.

@@ -244,18 +244,39 @@ impl JobStore for PgStore {
         let store = self.clone();
         Box::pin(async move {
             let client = store.pool.get().await?;
-            // Only a live job is worth a message; the daemon running it cancels it.
+            // Only a live job is worth a request; it is kept on the job (the daemon running it
+            // looks for such jobs now and then) and announced (it cancels at once).
             let sent = client
                 .execute(
                     &format!(
-                        "SELECT pg_notify('{channel}', id) FROM jobs \
-                         WHERE id = $1 AND status IN ('queued', 'running')",
+                        "WITH asked AS (UPDATE jobs SET cancel_requested = TRUE \
+                         WHERE id = $1 AND status IN ('queued', 'running') RETURNING id) \
+                         SELECT pg_notify('{channel}', id) FROM asked",
                         channel = super::notifications::CANCEL_CHANNEL
                     ),
                     &[&id],
                 )
                 .await?;
             Ok(sent > 0)
+        })
+    }
+
+    fn pending_cancels(&self) -> StoreFuture<Vec<String>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let client = store.pool.get().await?;
+            let pending = client
+                .prepare_cached(
+                    "SELECT id FROM jobs WHERE daemon = $1 \
+                     AND status IN ('queued', 'running') AND cancel_requested",
+                )
+                .await?;
+            client
+                .query(&pending, &[&&*store.daemon])
+                .await?
+                .iter()
+                .map(|row| Ok(row.try_get(0)?))
+                .collect()
         })
     }
 

@@ -230,6 +230,11 @@ BEGIN
 END;
 $$;
 "#,
+    r#"
+-- Cancels asked of another daemon, kept on the job; see schema.rs, version 11. The running
+-- daemon looks for its jobs with one now and then, in case the notification did not reach it.
+ALTER TABLE jobs ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
 ];
 
 /// The schema version this build writes.

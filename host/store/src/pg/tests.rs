@@ -312,6 +312,46 @@ async fn a_cancel_request_reaches_the_daemon_running_the_job_and_only_a_live_one
             .expect("request"),
         "no request for a job that is not live"
     );
+    // The request is also kept on the job, for the runner only, until the job ends.
+    assert_eq!(
+        runner.pending_cancels().await.expect("pending"),
+        ["job-live"]
+    );
+    assert!(asker.pending_cancels().await.expect("pending").is_empty());
+    runner
+        .finish_job(
+            "job-live".into(),
+            crate::conformance::jobs::finished(JobStatus::Cancelled),
+        )
+        .await
+        .expect("finish");
+    assert!(runner.pending_cancels().await.expect("pending").is_empty());
+}
+
+/// A cancel asked while the runner's listener is away (a reconnecting notification
+/// connection) is not lost: the runner finds it on the job.
+#[tokio::test]
+async fn a_cancel_asked_while_no_one_listens_is_found_on_the_job() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let runner = daemon(&database, "runner").await;
+    let asker = daemon(&database, "asker").await;
+    runner
+        .insert_job(new_job("job-queued", "terrascan"), None)
+        .await
+        .expect("insert");
+    assert!(runner.pending_cancels().await.expect("pending").is_empty());
+    assert!(
+        asker
+            .request_cancel("job-queued".into())
+            .await
+            .expect("ask")
+    );
+    assert_eq!(
+        runner.pending_cancels().await.expect("pending"),
+        ["job-queued"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
