@@ -120,7 +120,13 @@ fn main() {
 
 /// The synchronous path on each store, alternating slices: `secs` slices of `clients` clients
 /// on each side.
-fn sync_path(runtime: &tokio::runtime::Runtime, setup: &Setup, root: &Path, clients: usize, secs: u64) {
+fn sync_path(
+    runtime: &tokio::runtime::Runtime,
+    setup: &Setup,
+    root: &Path,
+    clients: usize,
+    secs: u64,
+) {
     let database = runtime
         .block_on(pg_cluster::test_database())
         .expect("PostgreSQL");
