@@ -163,9 +163,7 @@ impl AuditTrail {
                 client: caller.client,
             };
             let sealed = seal(&end.1, record);
-            let appending = self
-                .store
-                .append_audit(to_row(&sealed), end.1.to_string());
+            let appending = self.store.append_audit(to_row(&sealed), end.1.to_string());
             let (appended, held) = if queued_in_order {
                 guard.end = Some((sealed.record.id, sealed.hash));
                 drop(guard);

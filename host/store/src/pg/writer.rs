@@ -23,7 +23,8 @@
 //! before it has the hash it was sealed on (refused otherwise, like a taken id), so a row
 //! chained to a refused one is refused too and the stored chain never has a gap or a fork. The
 //! connection commits without waiting for the WAL flush (`synchronous_commit = off`, see
-//! `PgStore`), as these rows did before the writer.
+//! `PgStore`), as these rows did before the writer; a batch without an answer within
+//! `BATCH_TIMEOUT` fails as unreachable and its connection is dropped.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,6 +43,12 @@ use crate::{AuditRow, StoreError};
 /// write of a batch waits for the others. At 32 concurrent jobs about three writes per job can
 /// be waiting, so a batch rarely fills.
 const MAX_BATCH: usize = 128;
+
+/// Longest a batch may take before its connection is given up on: a batch of small writes
+/// takes milliseconds, and one that takes this long is on a connection that went away without
+/// closing (a cut network), behind which every write of the daemon would wait. Its writes fail
+/// as unreachable and the next batch opens a new connection.
+const BATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 const INSERT_JOB: &str = "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, \
     output_dir, started_at, tenant, daemon) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -173,12 +180,8 @@ impl Serve {
     /// Applies `writes` in one transaction, or one at a time when a statement of it failed;
     /// one result per write, in order.
     async fn commit(&self, writes: &[Write]) -> Vec<Result<(), StoreError>> {
-        let unreachable = |reason: String| {
-            writes
-                .iter()
-                .map(|_| Err(StoreError::Unreachable(reason.clone())))
-                .collect()
-        };
+        let unreachable =
+            |reason: String| every(writes, || StoreError::Unreachable(reason.clone()));
         let client = match self.pool.get().await {
             Ok(client) => client,
             Err(error) => return unreachable(error.to_string()),
@@ -188,24 +191,46 @@ impl Serve {
             Err(error) if is_unreachable(&error) => return unreachable(error.to_string()),
             Err(error) => {
                 let reason = error.to_string();
-                return writes
-                    .iter()
-                    .map(|_| Err(StoreError::Batch(reason.clone())))
-                    .collect();
+                return every(writes, || StoreError::Batch(reason.clone()));
             }
         };
+        let applied = tokio::time::timeout(
+            BATCH_TIMEOUT,
+            self.apply_batch(&client, &statements, writes),
+        )
+        .await;
+        match applied {
+            Ok(results) => results,
+            Err(_) => {
+                // Not back in the pool: the next batch connects again.
+                drop(deadpool_postgres::Object::take(client));
+                unreachable(format!("no answer within {} s", BATCH_TIMEOUT.as_secs()))
+            }
+        }
+    }
+
+    /// [`Serve::commit`] on a connection with its statements prepared.
+    async fn apply_batch(
+        &self,
+        client: &Object,
+        statements: &Statements,
+        writes: &[Write],
+    ) -> Vec<Result<(), StoreError>> {
         let finishes = writes.iter().any(|w| matches!(w, Write::Finish { .. }));
-        match self.pipeline(&client, &statements, writes, finishes).await {
+        match self.pipeline(client, statements, writes, finishes).await {
             Ok(rows) => writes
                 .iter()
                 .zip(rows)
                 .map(|(write, rows)| refusal(write, rows))
                 .collect(),
-            Err(error) if is_unreachable(&error) => unreachable(error.to_string()),
+            Err(error) if is_unreachable(&error) => {
+                let reason = error.to_string();
+                every(writes, || StoreError::Unreachable(reason.clone()))
+            }
             Err(error) => {
                 tracing::debug!(%error, writes = writes.len(),
                     "a statement failed the batch; applying its writes one at a time");
-                self.one_at_a_time(&client, &statements, writes, finishes)
+                self.one_at_a_time(client, statements, writes, finishes)
                     .await
             }
         }
@@ -383,6 +408,11 @@ async fn prepare(client: &Object) -> Result<Statements, tokio_postgres::Error> {
     })
 }
 
+/// The same failure for each of `writes`.
+fn every(writes: &[Write], error: impl Fn() -> StoreError) -> Vec<Result<(), StoreError>> {
+    writes.iter().map(|_| Err(error())).collect()
+}
+
 /// A write's result from the rows it affected: an audit row that inserted nothing was refused
 /// (its id is taken, or it does not follow the stored chain); other writes affecting no row
 /// are no error (an unknown id, a job no longer queued), as in the SQLite store.
@@ -392,7 +422,6 @@ fn refusal(write: &Write, rows: u64) -> Result<(), StoreError> {
         _ => Ok(()),
     }
 }
-
 
 /// Polls every step, always in index order, until all are done: a step sends its statement
 /// when first polled, so the statements go out in the order of `steps` and all of them before
@@ -409,7 +438,11 @@ async fn in_order<T>(mut steps: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
     results.into_iter().flatten().collect()
