@@ -17,7 +17,8 @@
 //! transaction holding it committed (or with the error that stopped it); when a statement of a
 //! batch fails, PostgreSQL aborts the whole transaction, and the writer applies that batch's
 //! writes again one at a time (each a single statement, so its own transaction), so one failing
-//! write fails only itself; a finished job's outcome and output row are one statement; the
+//! write fails only itself (a write whose parameters cannot be encoded is never sent, and fails
+//! alone while the rest commit); a finished job's outcome and output row are one statement; the
 //! output retention sweep runs once per batch that finished a job (after the writes, when the
 //! batch had to be applied one at a time); an audit row is written only if the stored row
 //! before it has the hash it was sealed on (refused otherwise, like a taken id), so a row
@@ -157,9 +158,9 @@ struct Statements {
     audit: Statement,
 }
 
-/// What a batch's statements came to: rows affected per write (an audit row that inserted
-/// nothing was refused), or the first error.
-type Applied = Result<Vec<u64>, tokio_postgres::Error>;
+/// What each statement of a batch came to: rows affected (an audit row that inserted nothing
+/// was refused), or its error.
+type Applied = Vec<Result<u64, tokio_postgres::Error>>;
 
 impl Serve {
     async fn serve(self, mut requests: mpsc::UnboundedReceiver<Request>) {
@@ -217,26 +218,34 @@ impl Serve {
         writes: &[Write],
     ) -> Vec<Result<(), StoreError>> {
         let finishes = writes.iter().any(|w| matches!(w, Write::Finish { .. }));
-        match self.pipeline(client, statements, writes, finishes).await {
-            Ok(rows) => writes
-                .iter()
-                .zip(rows)
-                .map(|(write, rows)| refusal(write, rows))
-                .collect(),
-            Err(error) if is_unreachable(&error) => {
-                let reason = error.to_string();
-                every(writes, || StoreError::Unreachable(reason.clone()))
-            }
-            Err(error) => {
-                tracing::debug!(%error, writes = writes.len(),
-                    "a statement failed the batch; applying its writes one at a time");
-                self.one_at_a_time(client, statements, writes, finishes)
-                    .await
-            }
+        let mut steps = self.pipeline(client, statements, writes, finishes).await;
+        let errors = || steps.iter().filter_map(|step| step.as_ref().err());
+        if let Some(error) = errors().find(|error| is_unreachable(error)) {
+            let reason = error.to_string();
+            return every(writes, || StoreError::Unreachable(reason.clone()));
         }
+        if let Some(error) = errors().find(|error| error.as_db_error().is_some()) {
+            // The server refused a statement, so it rolled the whole transaction back.
+            tracing::debug!(%error, writes = writes.len(),
+                "a statement failed the batch; applying its writes one at a time");
+            return self
+                .one_at_a_time(client, statements, writes, finishes)
+                .await;
+        }
+        // Any other error happened before its statement was sent (its parameters could not be
+        // encoded): the server never saw that write, and the rest committed.
+        writes
+            .iter()
+            .zip(steps.drain(1..=writes.len()))
+            .map(|(write, step)| match step {
+                Ok(rows) => refusal(write, rows),
+                Err(error) => Err(error.into()),
+            })
+            .collect()
     }
 
-    /// BEGIN, every write, the sweep and COMMIT, sent without waiting for any answer.
+    /// BEGIN, every write, the sweep and COMMIT, sent without waiting for any answer; one result
+    /// per statement, in that order.
     async fn pipeline(
         &self,
         client: &Object,
@@ -261,9 +270,7 @@ impl Serve {
         steps.push(Box::pin(async move {
             client.batch_execute("COMMIT").await.map(|()| 0)
         }));
-        let mut rows = in_order(steps).await.into_iter().collect::<Applied>()?;
-        // One count per write: without BEGIN's, the sweep's and COMMIT's.
-        Ok(rows.drain(1..=writes.len()).collect())
+        in_order(steps).await
     }
 
     /// Each write as its own statement (its own transaction), then the sweep: the path after a
