@@ -12,7 +12,9 @@
 //! Run: `just build-plugins && cargo build --release -p toolgate-tests --bin toolgate-fake-tool
 //! && cargo bench -p toolgate --bench daemons` (`just bench` does all of it). Tunables:
 //! TOOLGATE_BENCH_SECS (default 8), TOOLGATE_BENCH_CLIENTS (default 32), TOOLGATE_BENCH_SCANS
-//! (default 96 per run: with fewer, submitting them weighs on the three-daemon run).
+//! (default 96 per run: with fewer, submitting them weighs on the three-daemon run),
+//! TOOLGATE_BENCH_ONLY (`sync`: only the synchronous comparison, `scale`: only the scale runs;
+//! unset: both).
 
 #[path = "../store/testing/pg_cluster.rs"]
 #[allow(dead_code, reason = "the harness serves the store's tests too")]
@@ -43,6 +45,13 @@ fn main() {
     let secs = env_number("TOOLGATE_BENCH_SECS", 8);
     let clients = env_number("TOOLGATE_BENCH_CLIENTS", 32) as usize;
     let scans = env_number("TOOLGATE_BENCH_SCANS", 96) as usize;
+    let only = std::env::var("TOOLGATE_BENCH_ONLY").unwrap_or_default();
+    let (run_scale, run_sync) = match only.as_str() {
+        "" => (true, true),
+        "scale" => (true, false),
+        "sync" => (false, true),
+        other => panic!("TOOLGATE_BENCH_ONLY is `sync` or `scale`, not {other:?}"),
+    };
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let toolgate = PathBuf::from(env!("CARGO_BIN_EXE_toolgate"));
     let fake = fake_tool(&toolgate);
@@ -66,7 +75,7 @@ fn main() {
 
     // Scale: one daemon, then three, each on a fresh database.
     let mut rates = Vec::new();
-    for daemons in [1, 3] {
+    for daemons in [1, 3].into_iter().filter(|_| run_scale) {
         let database = runtime
             .block_on(pg_cluster::test_database())
             .expect("PostgreSQL (install it, or set TOOLGATE_TEST_DATABASE_URL)");
@@ -97,7 +106,27 @@ fn main() {
         drop(database);
     }
 
-    // The synchronous path on each store, alternating slices.
+    if run_scale {
+        println!(
+            "three daemons / one, scans of 1 s with {SLOTS} slots each: {:.2}x (target >= 2.7x)",
+            rates[1] / rates[0]
+        );
+    }
+    if run_sync {
+        sync_path(&runtime, &setup, &root, clients, secs);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The synchronous path on each store, alternating slices: `secs` slices of `clients` clients
+/// on each side.
+fn sync_path(
+    runtime: &tokio::runtime::Runtime,
+    setup: &Setup,
+    root: &Path,
+    clients: usize,
+    secs: u64,
+) {
     let database = runtime
         .block_on(pg_cluster::test_database())
         .expect("PostgreSQL");
@@ -124,12 +153,6 @@ fn main() {
     stop(pg_daemon);
     stop(sqlite_daemon);
     drop(database);
-    let _ = std::fs::remove_dir_all(&root);
-
-    println!(
-        "three daemons / one, scans of 1 s with {SLOTS} slots each: {:.2}x (target >= 2.7x)",
-        rates[1] / rates[0]
-    );
     println!(
         "POST /api/tools/terrascan, {clients} clients, kept connections: PostgreSQL {:.1} req/s (p50 {:.2} ms, p99 {:.2} ms, {} errors), SQLite {:.1} req/s (p50 {:.2} ms, p99 {:.2} ms, {} errors): {:.2}x (target >= 0.9x)",
         pg.rate(),

@@ -3,13 +3,15 @@
 //! `toolgate_auth::audit::chain_hash` to the record before it, and emitted as a structured log
 //! event (target `audit`) carrying the same hash, which anchors the chain outside the database.
 //!
-//! Invariants: records are appended one at a time under one lock, so ids are consecutive and
-//! each hash covers the previous stored one; on a store shared by several daemons (PostgreSQL)
-//! an append after a row another daemon wrote first is refused by the store (the id is taken),
-//! and the record is sealed again on the new end of the chain (`MAX_APPEND_ATTEMPTS`); a record's time is truncated to the microsecond
-//! the store keeps and the hash covers, so what is stored is exactly what was hashed; a record
-//! that cannot be written is logged as an error with the whole record (the request it describes
-//! has already happened). [`verify`] recomputes the chain and names the first record that does
+//! Invariants: records are sealed and queued one at a time under one lock, so ids are
+//! consecutive and each hash covers the previous one; the store refuses a record whose id is
+//! taken or whose predecessor is not stored as it was sealed on (`AuditStore::append_audit`),
+//! so on a store shared by several daemons (PostgreSQL) an append after a row another daemon
+//! wrote first is refused, as is every record queued after it on this daemon, and each is
+//! sealed again on the new end of the chain (`MAX_APPEND_ATTEMPTS`); a record's time is
+//! truncated to the microsecond the store keeps and the hash covers, so what is stored is
+//! exactly what was hashed; a record that cannot be written is logged as an error with the
+//! whole record (the request it describes has already happened). [`verify`] recomputes the chain and names the first record that does
 //! not match.
 
 use std::sync::Arc;
@@ -91,9 +93,20 @@ const MAX_APPEND_ATTEMPTS: usize = 8;
 #[derive(Clone)]
 pub struct AuditTrail {
     store: Arc<dyn AuditStore>,
-    /// The last record's id and hash: what the next one chains to (read from the store at
-    /// the first append).
-    tail: Arc<Mutex<Option<(u64, ChainHash)>>>,
+    tail: Arc<Mutex<Tail>>,
+}
+
+/// Where the next record chains to.
+#[derive(Default)]
+struct Tail {
+    /// The last record's id and hash, stored or queued (read from the store at the first
+    /// append, and again after a refusal).
+    end: Option<(u64, ChainHash)>,
+    /// How many times `end` was read from the store: a refused record forgets `end` only if
+    /// no newer read happened since it was sealed, because the records queued after it were
+    /// sealed on it and are refused in turn, and their refusals must not throw away an end
+    /// read after them.
+    reads: u64,
 }
 
 impl AuditTrail {
@@ -101,7 +114,7 @@ impl AuditTrail {
     pub fn new(store: Arc<dyn AuditStore>) -> Self {
         Self {
             store,
-            tail: Arc::new(Mutex::new(None)),
+            tail: Arc::new(Mutex::new(Tail::default())),
         }
     }
 
@@ -113,15 +126,22 @@ impl AuditTrail {
     }
 
     /// Appends `event` by `caller`, and logs it.
+    ///
+    /// The lock is held while the record is sealed and queued; on a store that queues appends
+    /// in order (PostgreSQL's writer) it is released before the record is stored, so the next
+    /// record is sealed on this one at once and many records are stored in one commit. The
+    /// store refuses a record whose predecessor was not stored as sealed, so the stored chain
+    /// stays whole either way.
     pub async fn record(&self, caller: &Caller, event: AuditEvent) {
-        let mut guard = self.tail.lock().await;
         let time = now_micros();
+        let queued_in_order = self.store.queues_audit_appends();
         let mut last_error = None;
         for _ in 0..MAX_APPEND_ATTEMPTS {
-            let tail = match *guard {
-                Some(tail) => tail,
+            let mut guard = self.tail.lock().await;
+            let end = match guard.end {
+                Some(end) => end,
                 None => match self.load_tail().await {
-                    Ok(tail) => tail,
+                    Ok(end) => end,
                     Err(error) => {
                         tracing::error!(target: "audit", %error, action = event.action.as_str(),
                             tenant = %caller.tenant, "cannot read the audit trail's end; record lost");
@@ -129,8 +149,9 @@ impl AuditTrail {
                     }
                 },
             };
+            let reads = guard.reads;
             let record = AuditRecord {
-                id: tail.0 + 1,
+                id: end.0 + 1,
                 time,
                 tenant: caller.tenant.clone(),
                 key_id: caller.key_id.clone(),
@@ -141,16 +162,36 @@ impl AuditTrail {
                 outcome: event.outcome.clone(),
                 client: caller.client,
             };
-            let sealed = seal(&tail.1, record);
-            match self.store.append_audit(to_row(&sealed)).await {
+            let sealed = seal(&end.1, record);
+            let appending = self.store.append_audit(to_row(&sealed), end.1.to_string());
+            let (appended, held) = if queued_in_order {
+                guard.end = Some((sealed.record.id, sealed.hash));
+                drop(guard);
+                (appending.await, None)
+            } else {
+                let appended = appending.await;
+                if appended.is_ok() {
+                    guard.end = Some((sealed.record.id, sealed.hash));
+                }
+                (appended, Some(guard))
+            };
+            match appended {
                 Ok(()) => {
-                    *guard = Some((sealed.record.id, sealed.hash));
+                    drop(held);
                     log_event(&sealed, "audit record");
                     return;
                 }
                 Err(error) => {
-                    // Another daemon may have appended first: read the end again and reseal.
-                    *guard = None;
+                    // Another daemon may have appended first, or a record this one chained
+                    // to was refused: read the end again and reseal.
+                    let mut guard = match held {
+                        Some(guard) => guard,
+                        None => self.tail.lock().await,
+                    };
+                    if guard.reads == reads {
+                        guard.end = None;
+                        guard.reads += 1;
+                    }
                     last_error = Some((sealed, error));
                 }
             }

@@ -81,31 +81,44 @@ fn decode(rows: Vec<(AuditRow, String)>) -> Result<Vec<AuditRow>, StoreError> {
         .collect()
 }
 
-fn insert(conn: &mut Connection, row: &AuditRow) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO audit (id, time, tenant, key_id, action, tool, argv, decision, outcome, \
-         client, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        i64::try_from(row.id).unwrap_or(i64::MAX),
-        row.time,
-        row.tenant,
-        row.key_id,
-        row.action,
-        row.tool,
-        serde_json::to_string(&row.argv)?,
-        row.decision,
-        row.outcome,
-        row.client,
-        row.hash,
-    ])?;
+/// Inserts `row` after the row whose hash is `previous` (any for id 1): refused when the stored
+/// row before it has another hash or is missing, and by the primary key when its id is taken.
+fn insert(conn: &mut Connection, row: &AuditRow, previous: &str) -> Result<(), StoreError> {
+    let id = i64::try_from(row.id).map_err(|_| StoreError::AuditChain { id: row.id })?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO audit (id, time, tenant, key_id, action, tool, argv, decision, outcome, \
+             client, hash) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+             WHERE ?1 = 1 OR EXISTS (SELECT 1 FROM audit WHERE id = ?1 - 1 AND hash = ?12)",
+        )?
+        .execute(params![
+            id,
+            row.time,
+            row.tenant,
+            row.key_id,
+            row.action,
+            row.tool,
+            serde_json::to_string(&row.argv)?,
+            row.decision,
+            row.outcome,
+            row.client,
+            row.hash,
+            previous,
+        ])?;
+    if inserted == 0 {
+        return Err(StoreError::AuditChain { id: row.id });
+    }
     Ok(())
 }
 
 impl SqliteStore {
-    /// Appends one sealed row (its id must be the last id + 1; the primary key refuses a reuse).
-    pub async fn append_audit(&self, row: AuditRow) -> Result<(), StoreError> {
-        on_blocking_thread(self.scan_writer.clone(), move |conn| insert(conn, &row)).await
+    /// Appends one sealed row after the row whose hash is `previous` (see
+    /// [`crate::AuditStore::append_audit`]).
+    pub async fn append_audit(&self, row: AuditRow, previous: String) -> Result<(), StoreError> {
+        on_blocking_thread(self.scan_writer.clone(), move |conn| {
+            insert(conn, &row, &previous)
+        })
+        .await
     }
 
     /// The newest row, whose id and hash the next row chains to.
@@ -128,9 +141,15 @@ impl SqliteStore {
 }
 
 impl crate::AuditStore for SqliteStore {
-    fn append_audit(&self, row: AuditRow) -> StoreFuture<()> {
+    fn append_audit(&self, row: AuditRow, previous: String) -> StoreFuture<()> {
         let store = self.clone();
-        Box::pin(async move { SqliteStore::append_audit(&store, row).await })
+        Box::pin(async move { SqliteStore::append_audit(&store, row, previous).await })
+    }
+
+    /// No: an append runs on the blocking pool once its future is polled, so two appends
+    /// in flight could be written in either order; the trail waits for each.
+    fn queues_audit_appends(&self) -> bool {
+        false
     }
 
     fn last_audit(&self) -> StoreFuture<Option<AuditRow>> {
@@ -207,7 +226,7 @@ impl AuditFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::audit::row;
+    use crate::conformance::audit::{GENESIS_TEST_HASH, row};
 
     /// SQLite's triggers refuse changing a row of the trail through any connection.
     #[tokio::test]
@@ -216,7 +235,7 @@ mod tests {
         let path = dir.path().join("db.sqlite3");
         let (store, _) = SqliteStore::open(&path, 10).expect("open");
         store
-            .append_audit(row(1, "acme", "run"))
+            .append_audit(row(1, "acme", "run"), GENESIS_TEST_HASH.into())
             .await
             .expect("append");
         let conn = Connection::open(&path).expect("open");

@@ -13,7 +13,7 @@ use toolgate_model::{
 };
 
 use super::{COPIED_TABLES, CopyError, copy_sqlite_to_postgres};
-use crate::conformance::audit::row as audit_row;
+use crate::conformance::audit::{GENESIS_TEST_HASH, row as audit_row};
 use crate::conformance::jobs::{finished, new_job};
 use crate::conformance::scans::{at, id as scan_id};
 use crate::pg_cluster::{TestDatabase, test_database};
@@ -172,7 +172,7 @@ async fn fill_sqlite(path: &Path) -> Seen {
         (3, "acme", "cancel"),
     ] {
         store
-            .append_audit(audit_row(id, tenant, action))
+            .append_audit(audit_row(id, tenant, action), GENESIS_TEST_HASH.into())
             .await
             .expect("append audit");
     }
@@ -348,12 +348,12 @@ async fn a_copy_reads_back_through_postgres_as_the_sqlite_store_showed_it() {
     assert_eq!(job.and_then(|job| job.stdout).as_deref(), Some("out"));
     // The audit chain goes on from the copied last row.
     store
-        .append_audit(audit_row(4, "acme", "run"))
+        .append_audit(audit_row(4, "acme", "run"), GENESIS_TEST_HASH.into())
         .await
         .expect("append after the copy");
     assert!(
         store
-            .append_audit(audit_row(3, "acme", "run"))
+            .append_audit(audit_row(3, "acme", "run"), GENESIS_TEST_HASH.into())
             .await
             .is_err(),
         "a copied id is taken"
@@ -399,7 +399,7 @@ async fn a_target_that_is_not_empty_is_refused_and_left_as_it_was() {
         .await
         .expect("insert");
     store
-        .append_audit(audit_row(1, "acme", "run"))
+        .append_audit(audit_row(1, "acme", "run"), GENESIS_TEST_HASH.into())
         .await
         .expect("append");
     let (_dir, path, _) = filled_source().await;

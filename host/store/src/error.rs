@@ -74,6 +74,15 @@ pub enum StoreError {
     PostgresPool(#[from] deadpool_postgres::PoolError),
     #[error("invalid PostgreSQL store settings: {0}")]
     PostgresSettings(String),
+    /// A write the PostgreSQL writer could not apply because the server cannot be reached
+    /// (each write of the batch gets its own copy of the reason).
+    #[error("the PostgreSQL server cannot be reached: {0}")]
+    Unreachable(String),
+    /// An audit row that would not extend the stored chain: its id is taken, or the stored row
+    /// before it is not the one it was sealed on (another daemon appended first, or that row
+    /// was itself refused).
+    #[error("audit record {id} does not follow the stored audit chain")]
+    AuditChain { id: u64 },
 }
 
 impl From<toolgate_model::UnknownJobStatus> for StoreError {
@@ -88,12 +97,8 @@ impl StoreError {
     /// rather than 500. The pool reconnects by itself.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::PostgresPool(_) => true,
-            StoreError::Postgres(error) => {
-                error.is_closed()
-                    || std::error::Error::source(error)
-                        .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some())
-            }
+            StoreError::PostgresPool(_) | StoreError::Unreachable(_) => true,
+            StoreError::Postgres(error) => is_unreachable(error),
             _ => false,
         }
     }
@@ -105,4 +110,12 @@ impl StoreError {
             _ => None,
         }
     }
+}
+
+/// Whether a PostgreSQL error means the server cannot be reached: the connection closed, or
+/// its socket failed.
+pub(crate) fn is_unreachable(error: &tokio_postgres::Error) -> bool {
+    error.is_closed()
+        || std::error::Error::source(error)
+            .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some())
 }

@@ -191,9 +191,17 @@ pub trait ScanStore: Send + Sync {
 /// The audit trail's rows (issue #16): appended in chain order, read back by filter. The chain
 /// hashes are the daemon's (`toolgate_auth::audit`); the store keeps rows as written.
 pub trait AuditStore: Send + Sync {
-    /// Appends one sealed row (its id must be the last id + 1; a reused id is refused, so two
-    /// daemons appending after the same row cannot both succeed).
-    fn append_audit(&self, row: AuditRow) -> StoreFuture<()>;
+    /// Appends one sealed row after the row whose hash is `previous` (ignored for id 1, the
+    /// chain's first row): refused when its id is taken, or when the stored row before it
+    /// does not have the hash `previous`. So two daemons appending after the same row cannot
+    /// both succeed, and a row sealed on a row that was never stored is never stored either.
+    fn append_audit(&self, row: AuditRow, previous: String) -> StoreFuture<()>;
+    /// Whether [`AuditStore::append_audit`] queues its row when it is called (before its future
+    /// is polled) and the store writes queued rows in that order: the trail may then seal and
+    /// queue the next row without waiting for the previous one to be stored. A refused row
+    /// then makes every row queued after it on the same chain refused too, and the trail seals
+    /// them again.
+    fn queues_audit_appends(&self) -> bool;
     /// The newest row, whose id and hash the next row chains to.
     fn last_audit(&self) -> StoreFuture<Option<AuditRow>>;
     /// Rows matching `filter`, oldest first.

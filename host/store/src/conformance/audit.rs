@@ -1,10 +1,17 @@
-//! Conformance: the audit trail. Rows are appended, read back whole and filtered, and an id is
-//! used once.
+//! Conformance: the audit trail. Rows are appended, read back whole and filtered, an id is
+//! used once, and a row is stored only after the row it was sealed on.
 
 use super::{Backend, conformance};
 use crate::{AuditFilter, AuditRow, AuditStore};
 
-conformance!(rows_are_appended_read_back_and_filtered_and_an_id_is_used_once);
+conformance!(
+    rows_are_appended_read_back_and_filtered_and_an_id_is_used_once,
+    a_row_is_stored_only_after_the_row_it_was_sealed_on,
+);
+
+/// The hash every test row carries, so each one chains to the one before it.
+pub(crate) const GENESIS_TEST_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 pub(crate) fn row(id: u64, tenant: &str, action: &str) -> AuditRow {
     AuditRow {
@@ -18,7 +25,7 @@ pub(crate) fn row(id: u64, tenant: &str, action: &str) -> AuditRow {
         decision: "allowed".into(),
         outcome: "completed".into(),
         client: Some("127.0.0.1".into()),
-        hash: "00".repeat(32),
+        hash: GENESIS_TEST_HASH.into(),
     }
 }
 
@@ -33,10 +40,16 @@ async fn rows_are_appended_read_back_and_filtered_and_an_id_is_used_once<B: Back
         row(3, "acme", "cancel"),
     ];
     for row in &rows {
-        store.append_audit(row.clone()).await.expect("append");
+        store
+            .append_audit(row.clone(), GENESIS_TEST_HASH.into())
+            .await
+            .expect("append");
     }
     assert!(
-        store.append_audit(row(3, "acme", "run")).await.is_err(),
+        store
+            .append_audit(row(3, "acme", "run"), GENESIS_TEST_HASH.into())
+            .await
+            .is_err(),
         "an id is used once"
     );
     assert_eq!(
@@ -97,4 +110,44 @@ async fn rows_are_appended_read_back_and_filtered_and_an_id_is_used_once<B: Back
         let ids: Vec<u64> = read.iter().map(|row| row.id).collect();
         assert_eq!(&ids, expected, "{filter:?}");
     }
+}
+
+async fn a_row_is_stored_only_after_the_row_it_was_sealed_on<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
+    store
+        .append_audit(row(1, "acme", "run"), GENESIS_TEST_HASH.into())
+        .await
+        .expect("append");
+    let other_end = "11".repeat(32);
+    assert!(
+        store
+            .append_audit(row(2, "acme", "run"), other_end)
+            .await
+            .is_err(),
+        "a row sealed on another row than the stored one is refused"
+    );
+    assert!(
+        store
+            .append_audit(row(3, "acme", "run"), GENESIS_TEST_HASH.into())
+            .await
+            .is_err(),
+        "a row after a missing one is refused"
+    );
+    store
+        .append_audit(row(2, "acme", "run"), GENESIS_TEST_HASH.into())
+        .await
+        .expect("the row that follows the stored end");
+    let ids: Vec<u64> = store
+        .audit_rows(AuditFilter {
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("read")
+        .iter()
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(ids, [1, 2]);
 }

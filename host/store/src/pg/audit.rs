@@ -2,10 +2,12 @@
 //! trigger refuses UPDATE, DELETE and TRUNCATE; see `schema.rs`, version 6).
 //!
 //! Invariants (as in SQLite's `audit.rs`): ids are the chain's sequence numbers, assigned by
-//! the daemon, and the primary key refuses a reused one, so of two daemons appending after
-//! the same row only one succeeds; rows are stored and returned as written.
+//! the daemon; a row is stored only after the row it was sealed on and under an id not taken
+//! (the writer's insert checks both), so of two daemons appending after the same row only one
+//! succeeds; rows are stored and returned as written.
 
 use super::PgStore;
+use super::writer::Write;
 use crate::{AuditFilter, AuditRow, AuditStore, MAX_AUDIT_PAGE, StoreError, StoreFuture};
 
 const AUDIT_COLUMNS: &str =
@@ -30,40 +32,6 @@ fn read_row(row: &tokio_postgres::Row) -> Result<AuditRow, StoreError> {
 }
 
 impl PgStore {
-    /// Appends one row on the relaxed-commit connections (`PgStore::history`): records are
-    /// appended one at a time, so a flush per record would serialise every audited request
-    /// behind the disk; the chain's hash is also in the daemon's log, which anchors it.
-    async fn append(&self, row: AuditRow) -> Result<(), StoreError> {
-        let client = self.history.get().await?;
-        let id = i64::try_from(row.id)
-            .map_err(|_| StoreError::Corrupt(format!("audit id {}", row.id)))?;
-        let insert = client
-            .prepare_cached(
-                "INSERT INTO audit (id, time, tenant, key_id, action, tool, argv, decision, \
-                 outcome, client, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .await?;
-        client
-            .execute(
-                &insert,
-                &[
-                    &id,
-                    &row.time,
-                    &row.tenant,
-                    &row.key_id,
-                    &row.action,
-                    &row.tool,
-                    &serde_json::to_string(&row.argv)?,
-                    &row.decision,
-                    &row.outcome,
-                    &row.client,
-                    &row.hash,
-                ],
-            )
-            .await?;
-        Ok(())
-    }
-
     async fn last(&self) -> Result<Option<AuditRow>, StoreError> {
         let client = self.pool.get().await?;
         client
@@ -108,9 +76,32 @@ impl PgStore {
 }
 
 impl AuditStore for PgStore {
-    fn append_audit(&self, row: AuditRow) -> StoreFuture<()> {
-        let store = self.clone();
-        Box::pin(async move { store.append(row).await })
+    /// Through the writer (`writer.rs`), which commits without waiting for the WAL flush:
+    /// records are appended in chain order, so a flush per record would serialise every
+    /// audited request behind the disk; the chain's hash is also in the daemon's log, which
+    /// anchors it. The row is queued here, before the future is polled.
+    fn append_audit(&self, row: AuditRow, previous: String) -> StoreFuture<()> {
+        let id = match i64::try_from(row.id) {
+            Ok(id) => id,
+            Err(_) => {
+                let error = StoreError::Corrupt(format!("audit id {}", row.id));
+                return Box::pin(std::future::ready(Err(error)));
+            }
+        };
+        let argv = match serde_json::to_string(&row.argv) {
+            Ok(argv) => argv,
+            Err(error) => return Box::pin(std::future::ready(Err(error.into()))),
+        };
+        Box::pin(self.writer.submit(Write::Audit {
+            row,
+            id,
+            argv,
+            previous,
+        }))
+    }
+
+    fn queues_audit_appends(&self) -> bool {
+        true
     }
 
     fn last_audit(&self) -> StoreFuture<Option<AuditRow>> {

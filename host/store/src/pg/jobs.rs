@@ -4,13 +4,15 @@
 //! Invariants (as in SQLite's `jobs.rs`): a job record is never deleted, only its stdout and
 //! stderr (a row of `job_output`) once it falls out of the newest `retention` jobs; a finished
 //! job's output row is written in the same transaction as its outcome, with the retention
-//! sweep; a job names the daemon that runs it, and a daemon interrupts only its own.
+//! sweep (all three through the writer, `writer.rs`); a job names the daemon that runs it, and
+//! a daemon interrupts only its own.
 
 use deadpool_postgres::Client;
 use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob};
 
 use super::PgStore;
 use super::rows::{JOB_COLUMNS, job_row};
+use super::writer::Write;
 use crate::jobs::now_text;
 use crate::{JobStore, StoreError, StoreFuture};
 
@@ -39,50 +41,14 @@ impl PgStore {
     }
 
     async fn insert(&self, job: NewJob, started_at: Option<String>) -> Result<(), StoreError> {
-        let status = if started_at.is_some() {
-            JobStatus::Running
-        } else {
-            JobStatus::Queued
-        };
-        let client = self.history.get().await?;
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, \
-                 output_dir, started_at, tenant, daemon) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .await?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &job.id,
-                    &job.tool,
-                    &status.as_str(),
-                    &job.params.to_string(),
-                    &serde_json::to_string(&job.argv)?,
-                    &job.command,
-                    &job.created_at,
-                    &job.output_dir,
-                    &started_at,
-                    &job.tenant,
-                    &&*self.daemon,
-                ],
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn mark_running(&self, id: String, started_at: String) -> Result<(), StoreError> {
-        let client = self.history.get().await?;
-        let statement = client
-            .prepare_cached(
-                "UPDATE jobs SET status = 'running', started_at = $2 \
-                 WHERE id = $1 AND status = 'queued'",
-            )
-            .await?;
-        client.execute(&statement, &[&id, &started_at]).await?;
-        Ok(())
+        let argv = serde_json::to_string(&job.argv)?;
+        self.writer
+            .submit(Write::Insert {
+                job,
+                argv,
+                started_at,
+            })
+            .await
     }
 
     /// `start_job_within`: one transaction holding the tenant's advisory lock, so two
@@ -122,66 +88,6 @@ impl PgStore {
         .await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    async fn finish(&self, id: String, done: FinishedJob) -> Result<(), StoreError> {
-        let status = done.status.unwrap_or(JobStatus::Failed);
-        let mut client = self.history.get().await?;
-        let tx = client.transaction().await?;
-        let update = tx
-            .prepare_cached(
-                "UPDATE jobs SET status = $2, finished_at = $3, duration_secs = $4, \
-                 exit_code = $5, signal = $6, timed_out = $7, success = $8, \
-                 classification = $9, message = $10, summary = $11, findings = $12, \
-                 truncated = $13, protections = $14, error = $15 WHERE id = $1 RETURNING seq",
-            )
-            .await?;
-        let seq = tx
-            .query_opt(
-                &update,
-                &[
-                    &id,
-                    &status.as_str(),
-                    &done.finished_at,
-                    &done.duration_secs,
-                    &done.exit_code,
-                    &done.signal,
-                    &done.timed_out,
-                    &done.success,
-                    &done.classification,
-                    &done.message,
-                    &done.summary,
-                    &done.findings,
-                    &done.truncated,
-                    &done.protections,
-                    &done.error,
-                ],
-            )
-            .await?;
-        // An unknown id updates nothing and has no output to keep.
-        if let Some(row) = seq {
-            let seq: i64 = row.try_get(0)?;
-            let bytes = |text: &Option<std::sync::Arc<String>>| {
-                text.as_ref().map(|text| text.as_bytes().to_vec())
-            };
-            let output = tx
-                .prepare_cached(
-                    "INSERT INTO job_output (job, stdout, stderr) VALUES ($1, $2, $3) \
-                     ON CONFLICT (job) DO UPDATE SET stdout = excluded.stdout, \
-                     stderr = excluded.stderr",
-                )
-                .await?;
-            tx.execute(&output, &[&seq, &bytes(&done.stdout), &bytes(&done.stderr)])
-                .await?;
-            let sweep = tx
-                .prepare_cached(
-                    "DELETE FROM job_output WHERE job <= (SELECT MAX(seq) FROM jobs) - $1",
-                )
-                .await?;
-            tx.execute(&sweep, &[&self.retention]).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn get(&self, id: String) -> Result<Option<JobRecord>, StoreError> {
@@ -290,13 +196,14 @@ impl JobStore for PgStore {
     }
 
     fn mark_job_running(&self, id: String, started_at: String) -> StoreFuture<()> {
-        let store = self.clone();
-        Box::pin(async move { store.mark_running(id, started_at).await })
+        Box::pin(self.writer.submit(Write::MarkRunning { id, started_at }))
     }
 
     fn finish_job(&self, id: String, done: FinishedJob) -> StoreFuture<()> {
-        let store = self.clone();
-        Box::pin(async move { store.finish(id, done).await })
+        Box::pin(self.writer.submit(Write::Finish {
+            id,
+            done: Box::new(done),
+        }))
     }
 
     fn job(&self, id: String) -> StoreFuture<Option<JobRecord>> {

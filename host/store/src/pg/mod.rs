@@ -9,9 +9,10 @@
 //! row (`SELECT ... FOR UPDATE`, and `FOR UPDATE SKIP LOCKED` to claim), so daemons racing on
 //! one scan are serialized by the database; a running scan is held by the daemon that claimed
 //! it under a lease, and only that daemon may attach a job to it, finish it or requeue it;
-//! jobs are written row by row (PostgreSQL commits concurrent writers together itself, so the
-//! SQLite store's group-commit writer has no counterpart here); a cancel for a job another
-//! daemon runs, and a scan queued, cross daemons as a `NOTIFY` (`notifications`).
+//! job writes and audit appends go through one group-commit writer per daemon (`writer.rs`: a
+//! batch of them is one transaction sent as one pipeline), applied in the order they were
+//! submitted; a cancel for a job another daemon runs, and a scan queued, cross daemons as a
+//! `NOTIFY` (`notifications`).
 
 mod audit;
 mod jobs;
@@ -24,6 +25,7 @@ mod scans;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +39,10 @@ use crate::StoreError;
 /// and PostgreSQL's default `max_connections` (100) still fits several daemons.
 const MAX_CONNECTIONS: usize = 16;
 
+/// Connections of the job writer (`writer.rs`): one, because it applies its batches in order,
+/// one after another, and a batch is one round trip however many writes it holds.
+const WRITER_CONNECTIONS: usize = 1;
+
 /// How long opening a connection may take unless the URL says otherwise: a database that does
 /// not answer must fail the call (and the daemon say so) rather than hold it indefinitely.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,13 +55,16 @@ const MAX_DAEMON_ID_LEN: usize = 200;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    /// Connections for the job history's writes (insert, running, finish) and audit appends,
-    /// committed without waiting for the WAL flush (`synchronous_commit = off`): the
-    /// durability the SQLite store gives the same rows (WAL, `synchronous = NORMAL`: a crash of
-    /// the daemon loses nothing, a crash of the machine may lose the last moments; a commit is
-    /// visible to every daemon at once either way). Scan transitions and claims stay on `pool`,
-    /// durable at every commit.
+    /// Connections for tenants' request counts (`rates.rs`), committed without waiting for the
+    /// WAL flush (`synchronous_commit = off`), as the writer's are.
     history: Pool,
+    /// The job history's writes (insert, running, finish) and audit appends, batched on a
+    /// connection of their own that commits without waiting for the WAL flush
+    /// (`synchronous_commit = off`): the durability the SQLite store gives the same rows (WAL,
+    /// `synchronous = NORMAL`: a crash of the daemon loses nothing, a crash of the machine may
+    /// lose the last moments; a commit is visible to every daemon at once either way). Scan
+    /// transitions and claims stay on `pool`, durable at every commit.
+    writer: writer::Writer,
     /// Who claims scans and runs jobs through this handle (see the module doc).
     daemon: Arc<str>,
     /// How many of the newest jobs keep their output.
@@ -92,11 +101,19 @@ impl PgStore {
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
         let notifications = notifications::start(url)?;
+        let daemon: Arc<str> = Arc::from(daemon_id);
+        let retention = i64::try_from(retention).unwrap_or(i64::MAX);
+        let writer = writer::Writer::start(
+            history_pool_for(url, WRITER_CONNECTIONS)?,
+            Arc::clone(&daemon),
+            retention,
+        );
         let store = Self {
             pool,
             history,
-            daemon: Arc::from(daemon_id),
-            retention: i64::try_from(retention).unwrap_or(i64::MAX),
+            writer,
+            daemon,
+            retention,
             lease: crate::DEFAULT_SCAN_LEASE,
             notifications,
         };

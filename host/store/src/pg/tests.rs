@@ -245,9 +245,13 @@ async fn the_database_refuses_to_change_an_audit_row() {
         return;
     };
     let store = daemon(&database, "a").await;
-    crate::AuditStore::append_audit(&store, crate::conformance::audit::row(1, "acme", "run"))
-        .await
-        .expect("append");
+    crate::AuditStore::append_audit(
+        &store,
+        crate::conformance::audit::row(1, "acme", "run"),
+        crate::conformance::audit::GENESIS_TEST_HASH.into(),
+    )
+    .await
+    .expect("append");
     let client = store.pool.get().await.expect("client");
     for sql in [
         "UPDATE audit SET outcome = 'x' WHERE id = 1",
