@@ -32,8 +32,8 @@ mod common;
 #[path = "common/raw_mcp.rs"]
 mod raw_mcp;
 use common::{
-    KEPT, LoadResult, built_plugins, env_number, fake_tool, load, post_kept, scratch_root, start,
-    stop,
+    KEPT, LoadResult, built_plugins, env_number, fake_tool, load, load_each, post_kept,
+    scratch_root, start, stop,
 };
 use rmcp::model::{CallToolRequestParams, ClientRequest, ListToolsRequest};
 use rmcp::service::{Peer, RoleClient, RunningService};
@@ -274,41 +274,11 @@ fn raw_mcp_load(
     tool: &str,
     duration: Duration,
 ) -> LoadResult {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = sessions
-            .iter_mut()
-            .map(|session| {
-                scope.spawn(move || {
-                    let (mut ok, mut errors) = (Vec::new(), 0);
-                    while Instant::now() < deadline {
-                        let t = Instant::now();
-                        if session.call(tool, BODY) {
-                            ok.push(t.elapsed());
-                        } else {
-                            errors += 1;
-                        }
-                    }
-                    (ok, errors)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("raw MCP client thread"))
-            .collect()
-    });
-    let mut latencies: Vec<Duration> = results
-        .iter()
-        .flat_map(|(ok, _)| ok.iter().copied())
-        .collect();
-    latencies.sort_unstable();
-    LoadResult {
-        latencies,
-        errors: results.iter().map(|(_, errors)| errors).sum(),
-        elapsed: started.elapsed(),
-    }
+    load_each(
+        sessions,
+        duration,
+        &|session: &mut raw_mcp::RawMcpSession| session.call(tool, BODY),
+    )
 }
 
 /// `clients` threads, each on its own kept connection, POST `path` in a loop for `duration`.

@@ -77,18 +77,30 @@ impl LoadResult {
     }
 }
 
-/// Runs `call` from `clients` threads for `duration`; successes are timed, failures counted.
+/// `clients` threads call `call` in a loop for `duration`; each call's latency is recorded
+/// when it returns true, an error counted otherwise.
 pub fn load(clients: usize, duration: Duration, call: &(impl Fn() -> bool + Sync)) -> LoadResult {
+    load_each(&mut vec![(); clients], duration, &|_: &mut ()| call())
+}
+
+/// [`load`] with a thread per element of `clients`, each calling `call` on its own element (a
+/// client's session, say) in a loop for `duration`.
+pub fn load_each<C: Send>(
+    clients: &mut [C],
+    duration: Duration,
+    call: &(impl Fn(&mut C) -> bool + Sync),
+) -> LoadResult {
     let started = Instant::now();
     let deadline = started + duration;
     let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                scope.spawn(|| {
+        let handles: Vec<_> = clients
+            .iter_mut()
+            .map(|client| {
+                scope.spawn(move || {
                     let (mut ok, mut errors) = (Vec::new(), 0);
                     while Instant::now() < deadline {
                         let t = Instant::now();
-                        if call() {
+                        if call(client) {
                             ok.push(t.elapsed());
                         } else {
                             errors += 1;

@@ -15,7 +15,7 @@ use toolgate_model::{
 use super::{COPIED_TABLES, CopyError, copy_sqlite_to_postgres};
 use crate::conformance::audit::{GENESIS_TEST_HASH, row as audit_row};
 use crate::conformance::jobs::{finished, new_job};
-use crate::conformance::scans::{at, id as scan_id};
+use crate::conformance::scans::{at, finding, id as scan_id};
 use crate::pg_cluster::{TestDatabase, test_database};
 use crate::{AuditFilter, AuditRow, AuditStore, JobStore, PgStore, ScanStore, SqliteStore, Store};
 
@@ -46,21 +46,6 @@ fn new_scan(n: u32) -> NewScan {
         user: "user".into(),
         tenant: "acme".into(),
         created_at: at(i64::from(n)),
-    }
-}
-
-fn finding(rule: &str, severity: Severity, resource: &str) -> Finding {
-    Finding {
-        rule_id: rule.into(),
-        title: format!("{rule} title"),
-        severity,
-        description: "d".into(),
-        resource_type: "aws_s3_bucket".into(),
-        resource_name: resource.into(),
-        file: Some("main.tf".into()),
-        line: Some(7),
-        category: "c".into(),
-        documentation_url: Some("https://example.com/rule".into()),
     }
 }
 

@@ -86,7 +86,8 @@ fn request() -> ScanRequest {
     }
 }
 
-fn finding(rule: &str, severity: Severity, resource: &str) -> Finding {
+/// A finding of `rule` on `resource` (the conformance and copy tests' findings).
+pub(crate) fn finding(rule: &str, severity: Severity, resource: &str) -> Finding {
     Finding {
         rule_id: rule.into(),
         title: format!("{rule} title"),
