@@ -4,18 +4,17 @@
 //! that need PostgreSQL skip like the rest of the PostgreSQL tests (`testing/pg_cluster.rs`);
 //! the refusals of a source need none.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use toolgate_model::{
-    AssetType, Finding, GroupBy, JobFilter, JobRecord, JobStatus, NewScan, Page, ScanOutcome,
-    ScanQuery, ScanRequest, ScanState, Severity, SeverityCounts, TemplateType, UploadInfo,
+    Finding, GroupBy, JobFilter, JobRecord, JobStatus, Page, ScanOutcome, ScanQuery, ScanState,
+    Severity, SeverityCounts,
 };
 
 use super::{COPIED_TABLES, CopyError, copy_sqlite_to_postgres};
 use crate::conformance::audit::{GENESIS_TEST_HASH, row as audit_row};
 use crate::conformance::jobs::{finished, new_job};
-use crate::conformance::scans::{at, finding, id as scan_id};
+use crate::conformance::scans::{at, finding, id as scan_id, scan_in};
 use crate::pg_cluster::{TestDatabase, test_database};
 use crate::{AuditFilter, AuditRow, AuditStore, JobStore, PgStore, ScanStore, SqliteStore, Store};
 
@@ -34,49 +33,6 @@ const NOT_COPIED: &[&str] = &[
 
 /// A URL no test may reach: the source is refused before the target is opened.
 const UNREACHABLE_URL: &str = "postgres://nobody@127.0.0.1:1/none";
-
-fn new_scan(n: u32) -> NewScan {
-    NewScan {
-        id: scan_id(n),
-        asset_name: format!("asset-{n}"),
-        asset_type: AssetType::GitHub,
-        tags: BTreeMap::from([("team".to_string(), format!("t{n}"))]),
-        scan_attributes: BTreeMap::from([("build".to_string(), n.to_string())]),
-        failure_criteria: Default::default(),
-        user: "user".into(),
-        tenant: "acme".into(),
-        created_at: at(i64::from(n)),
-    }
-}
-
-/// Creates scan `n`; walks it through upload (`upload`) and initiate (`initiate`).
-async fn scan_up_to(store: &SqliteStore, n: u32, upload: bool, initiate: bool) {
-    store.create_scan(new_scan(n)).await.expect("create");
-    if upload {
-        let info = UploadInfo {
-            bytes: 10,
-            sha256: "ab".repeat(32),
-            files: 1,
-            uploaded_at: at(50),
-        };
-        store
-            .record_upload(scan_id(n), format!("nonce-{n}"), info)
-            .await
-            .expect("upload");
-    }
-    if initiate {
-        let request = ScanRequest {
-            template_type: TemplateType::Tf,
-            template_version: None,
-            parameters: Default::default(),
-            tool: "terrascan".into(),
-        };
-        store
-            .initiate(scan_id(n), request, at(60 + i64::from(n)))
-            .await
-            .expect("initiate");
-    }
-}
 
 /// A SQLite store at `path` holding a bit of everything, filled through its public API: jobs
 /// finished (with output, in two tenants), one queued and one running; scans awaiting upload,
@@ -119,10 +75,14 @@ async fn fill_sqlite(path: &Path) -> Seen {
         .await
         .expect("insert");
 
-    scan_up_to(&store, 1, false, false).await;
-    scan_up_to(&store, 2, true, false).await;
-    scan_up_to(&store, 4, true, true).await;
-    let claimed = store.claim_next(at(70)).await.expect("claim").expect("one");
+    scan_in(&store, 1, ScanState::AwaitingUpload).await;
+    scan_in(&store, 2, ScanState::Uploaded).await;
+    scan_in(&store, 4, ScanState::Queued).await;
+    let claimed = store
+        .claim_next(at(101))
+        .await
+        .expect("claim")
+        .expect("one");
     assert_eq!(claimed.id, scan_id(4));
     let findings = vec![
         finding("R1", Severity::High, "a"),
@@ -139,17 +99,21 @@ async fn fill_sqlite(path: &Path) -> Seen {
         resources: vec!["aws_s3_bucket.a".into(), "aws_s3_bucket.b".into()],
     };
     store
-        .finish_scan(scan_id(4), ScanState::Failed, outcome, findings, at(71))
+        .finish_scan(scan_id(4), ScanState::Failed, outcome, findings, at(102))
         .await
         .expect("finish scan");
-    scan_up_to(&store, 5, true, true).await;
-    let claimed = store.claim_next(at(72)).await.expect("claim").expect("one");
+    scan_in(&store, 5, ScanState::Queued).await;
+    let claimed = store
+        .claim_next(at(103))
+        .await
+        .expect("claim")
+        .expect("one");
     assert_eq!(claimed.id, scan_id(5));
     store
         .attach_job(scan_id(5), "running-1".into())
         .await
         .expect("attach");
-    scan_up_to(&store, 3, true, true).await;
+    scan_in(&store, 3, ScanState::Queued).await;
 
     for (id, tenant, action) in [
         (1, "acme", "run"),

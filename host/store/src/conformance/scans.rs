@@ -102,8 +102,9 @@ pub(crate) fn finding(rule: &str, severity: Severity, resource: &str) -> Finding
     }
 }
 
-/// Creates scan `n` and walks it to `state` through the store's own transitions.
-async fn scan_in(store: &impl Store, n: u32, state: ScanState) -> Scan {
+/// Creates scan `n` and walks it to `state` through the store's own transitions (the
+/// conformance and copy tests' scans).
+pub(crate) async fn scan_in(store: &impl Store, n: u32, state: ScanState) -> Scan {
     let mut scan = store.create_scan(new_scan(n)).await.expect("create");
     let steps = [
         ScanState::Uploaded,
