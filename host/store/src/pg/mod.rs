@@ -57,7 +57,7 @@ pub struct PgStore {
     pool: Pool,
     /// Connections for tenants' request counts (`rates.rs`), committed without waiting for the
     /// WAL flush (`synchronous_commit = off`), as the writer's are.
-    history: Pool,
+    relaxed: Pool,
     /// The job history's writes (insert, running, finish) and audit appends, batched on a
     /// connection of their own that commits without waiting for the WAL flush
     /// (`synchronous_commit = off`): the durability the SQLite store gives the same rows (WAL,
@@ -97,20 +97,20 @@ impl PgStore {
             )));
         }
         let pool = pool_for(url, MAX_CONNECTIONS)?;
-        let history = history_pool_for(url, MAX_CONNECTIONS)?;
+        let relaxed = relaxed_pool_for(url, MAX_CONNECTIONS)?;
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
         let notifications = notifications::start(url)?;
         let daemon: Arc<str> = Arc::from(daemon_id);
         let retention = i64::try_from(retention).unwrap_or(i64::MAX);
         let writer = writer::Writer::start(
-            history_pool_for(url, WRITER_CONNECTIONS)?,
+            relaxed_pool_for(url, WRITER_CONNECTIONS)?,
             Arc::clone(&daemon),
             retention,
         );
         let store = Self {
             pool,
-            history,
+            relaxed,
             writer,
             daemon,
             retention,
@@ -169,8 +169,9 @@ fn pool_for(url: &str, size: usize) -> Result<Pool, StoreError> {
     pool_with(url.parse()?, size)
 }
 
-/// [`pool_for`] whose sessions commit without waiting for the WAL flush (the job history's).
-fn history_pool_for(url: &str, size: usize) -> Result<Pool, StoreError> {
+/// [`pool_for`] whose sessions commit without waiting for the WAL flush (the writer's and the
+/// request counts').
+fn relaxed_pool_for(url: &str, size: usize) -> Result<Pool, StoreError> {
     let mut config: tokio_postgres::Config = url.parse()?;
     let options = match config.get_options() {
         Some(given) => format!("{given} -c synchronous_commit=off"),

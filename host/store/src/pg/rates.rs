@@ -1,5 +1,5 @@
 //! [`RateStore`] on PostgreSQL: one call of `toolgate_take_request` (schema version 10) per
-//! request of a rate-limited tenant, on the history pool (the count needs no WAL flush: a
+//! request of a rate-limited tenant, on the relaxed pool (the count needs no WAL flush: a
 //! crashed database forgetting the last moment's requests only lets a tenant burst again).
 
 use std::num::NonZeroU32;
@@ -14,7 +14,7 @@ impl RateStore for PgStore {
         let store = self.clone();
         Box::pin(async move {
             let (interval, tolerance) = gcra_micros(per_second);
-            let client = store.history.get().await?;
+            let client = store.relaxed.get().await?;
             let statement = client
                 .prepare_cached("SELECT toolgate_take_request($1, $2, $3)")
                 .await?;
