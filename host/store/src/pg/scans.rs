@@ -260,6 +260,14 @@ async fn record_upload(
     written_scan(tx, id).await
 }
 
+/// `update`, a statement that moves one scan to `queued`, announced to every daemon's workers
+/// in the same statement: the notification leaves with the transaction's commit.
+fn announcing(update: &str) -> String {
+    format!(
+        "WITH queued AS ({update} RETURNING id) SELECT pg_notify('{QUEUE_CHANNEL}', id) FROM queued"
+    )
+}
+
 async fn initiate(
     tx: &Transaction<'_>,
     id: &ScanId,
@@ -277,13 +285,10 @@ async fn initiate(
             .into());
         }
     }
-    // Queued and announced to every daemon's workers in one statement; the notification
-    // leaves with the commit.
     let update = tx
-        .prepare_cached(&format!(
-            "WITH queued AS (UPDATE scans SET state = 'queued', request = $2, queued_at = $3 \
-             WHERE id = $1 AND state = 'uploaded' RETURNING id) \
-             SELECT pg_notify('{QUEUE_CHANNEL}', id) FROM queued"
+        .prepare_cached(&announcing(
+            "UPDATE scans SET state = 'queued', request = $2, queued_at = $3 \
+             WHERE id = $1 AND state = 'uploaded'",
         ))
         .await?;
     tx.execute(
@@ -335,12 +340,10 @@ async fn initiate_within(
 
 async fn requeue(tx: &Transaction<'_>, id: &ScanId) -> Result<(), StoreError> {
     let update = tx
-        .prepare_cached(&format!(
-            "WITH queued AS (UPDATE scans SET state = 'queued', \
-             attempts = GREATEST(attempts - 1, 0), started_at = NULL, job_id = NULL, \
-             claimed_by = NULL, lease_until = NULL \
-             WHERE id = $1 AND state = 'running' RETURNING id) \
-             SELECT pg_notify('{QUEUE_CHANNEL}', id) FROM queued"
+        .prepare_cached(&announcing(
+            "UPDATE scans SET state = 'queued', attempts = GREATEST(attempts - 1, 0), \
+             started_at = NULL, job_id = NULL, claimed_by = NULL, lease_until = NULL \
+             WHERE id = $1 AND state = 'running'",
         ))
         .await?;
     tx.execute(&update, &[&id.as_str()]).await?;
@@ -361,11 +364,9 @@ async fn recover(
         .await?;
     let rows = tx.query(&expired, &[&time_text(now)]).await?;
     let requeue = tx
-        .prepare_cached(&format!(
-            "WITH queued AS (UPDATE scans SET state = 'queued', started_at = NULL, \
-             job_id = NULL, claimed_by = NULL, lease_until = NULL \
-             WHERE id = $1 AND state = 'running' RETURNING id) \
-             SELECT pg_notify('{QUEUE_CHANNEL}', id) FROM queued"
+        .prepare_cached(&announcing(
+            "UPDATE scans SET state = 'queued', started_at = NULL, job_id = NULL, \
+             claimed_by = NULL, lease_until = NULL WHERE id = $1 AND state = 'running'",
         ))
         .await?;
     // The job of a scan taken over ran on a daemon that stopped renewing its lease (it died or
