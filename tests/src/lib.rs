@@ -197,7 +197,7 @@ impl Daemon {
     /// directory, environment), with its output to `log`, and waits until `/health` answers
     /// on `port`.
     pub fn spawn(serve: Command, port: u16, log: &Path) -> Daemon {
-        Daemon::spawn_at(serve, SocketAddr::from(([127, 0, 0, 1], port)), log)
+        Daemon::spawn_at(serve, loopback(port), log)
     }
 
     /// [`Daemon::spawn`] for a daemon listening on `address` (a test host's).
@@ -232,10 +232,7 @@ impl Daemon {
                     self.log()
                 );
             }
-            let health = connect_to(self.address, REQUEST_TIMEOUT).and_then(|mut stream| {
-                let _ = stream.write_all(&request_bytes("GET", "/health", None));
-                read_response(stream)
-            });
+            let health = exchange(self.address, "GET", "/health", &[], None, REQUEST_TIMEOUT);
             if health.is_ok_and(|r| r.status == 200) {
                 return;
             }
@@ -261,10 +258,8 @@ impl Daemon {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Response {
-        let mut stream = connect_to(self.address, REQUEST_TIMEOUT)
-            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.address));
-        let _ = stream.write_all(&request_bytes_with(method, path, headers, body));
-        read_response(stream).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        exchange(self.address, method, path, headers, body, REQUEST_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{method} {path} at {}: {e}", self.address))
     }
 
     /// The daemon's pid.
@@ -383,9 +378,8 @@ pub fn request_with(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Response {
-    let mut stream = connect(port).expect("connect");
-    let _ = stream.write_all(&request_bytes_with(method, path, headers, body));
-    read_response(stream).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    exchange(loopback(port), method, path, headers, body, REQUEST_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// Opens a connection and sends a request without reading the answer (for disconnect tests).
@@ -417,7 +411,12 @@ fn connect(port: u16) -> std::io::Result<TcpStream> {
 }
 
 fn connect_within(port: u16, within: Duration) -> std::io::Result<TcpStream> {
-    connect_to(SocketAddr::from(([127, 0, 0, 1], port)), within)
+    connect_to(loopback(port), within)
+}
+
+/// `127.0.0.1:port`.
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 fn connect_to(address: SocketAddr, within: Duration) -> std::io::Result<TcpStream> {
@@ -445,9 +444,21 @@ pub fn try_request_within(
     body: Option<&str>,
     within: Duration,
 ) -> std::io::Result<Response> {
-    let mut stream = connect_within(port, within)?;
+    exchange(loopback(port), method, path, &[], body, within)
+}
+
+/// One HTTP/1.1 exchange with the server at `address`, waiting at most `within` for it.
+fn exchange(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    within: Duration,
+) -> std::io::Result<Response> {
+    let mut stream = connect_to(address, within)?;
     // A server may answer (413) and close before reading a large body: keep the answer.
-    let _ = stream.write_all(&request_bytes(method, path, body));
+    let _ = stream.write_all(&request_bytes_with(method, path, headers, body));
     read_response(stream)
 }
 
