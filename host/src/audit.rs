@@ -128,7 +128,7 @@ impl AuditTrail {
     /// Appends `event` by `caller`, and logs it.
     ///
     /// The lock is held while the record is sealed and queued; on a store that queues appends
-    /// in order (PostgreSQL's writer) it is released before the record is stored, so the next
+    /// in order (both stores' writers do) it is released before the record is stored, so the next
     /// record is sealed on this one at once and many records are stored in one commit. The
     /// store refuses a record whose predecessor was not stored as sealed, so the stored chain
     /// stays whole either way.

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, Row, params};
 
-use crate::jobs::{SqliteStore, on_blocking_thread};
+use crate::jobs::SqliteStore;
 use crate::{StoreError, StoreFuture};
 
 /// Most rows one read returns: a page of the trail, not the whole of it.
@@ -83,7 +83,7 @@ fn decode(rows: Vec<(AuditRow, String)>) -> Result<Vec<AuditRow>, StoreError> {
 
 /// Inserts `row` after the row whose hash is `previous` (any for id 1): refused when the stored
 /// row before it has another hash or is missing, and by the primary key when its id is taken.
-fn insert(conn: &mut Connection, row: &AuditRow, previous: &str) -> Result<(), StoreError> {
+pub(crate) fn insert(conn: &Connection, row: &AuditRow, previous: &str) -> Result<(), StoreError> {
     let id = i64::try_from(row.id).map_err(|_| StoreError::AuditChain { id: row.id })?;
     let inserted = conn
         .prepare_cached(
@@ -112,15 +112,6 @@ fn insert(conn: &mut Connection, row: &AuditRow, previous: &str) -> Result<(), S
 }
 
 impl SqliteStore {
-    /// Appends one sealed row after the row whose hash is `previous` (see
-    /// [`crate::AuditStore::append_audit`]).
-    pub async fn append_audit(&self, row: AuditRow, previous: String) -> Result<(), StoreError> {
-        on_blocking_thread(self.scan_writer.clone(), move |conn| {
-            insert(conn, &row, &previous)
-        })
-        .await
-    }
-
     /// The newest row, whose id and hash the next row chains to.
     pub async fn last_audit(&self) -> Result<Option<AuditRow>, StoreError> {
         self.with_reader(|conn| {
@@ -142,14 +133,13 @@ impl SqliteStore {
 
 impl crate::AuditStore for SqliteStore {
     fn append_audit(&self, row: AuditRow, previous: String) -> StoreFuture<()> {
-        let store = self.clone();
-        Box::pin(async move { SqliteStore::append_audit(&store, row, previous).await })
+        Box::pin(self.queue_audit(row, previous))
     }
 
-    /// No: an append runs on the blocking pool once its future is polled, so two appends
-    /// in flight could be written in either order; the trail waits for each.
+    /// Yes: an append is queued to the writer thread when it is asked for, and the writer
+    /// applies its queue in order (group-committed with the job writes queued beside it).
     fn queues_audit_appends(&self) -> bool {
-        false
+        true
     }
 
     fn last_audit(&self) -> StoreFuture<Option<AuditRow>> {
@@ -226,6 +216,7 @@ impl AuditFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AuditStore as _;
     use crate::conformance::audit::{GENESIS_TEST_HASH, row};
 
     /// SQLite's triggers refuse changing a row of the trail through any connection.

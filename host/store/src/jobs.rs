@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob};
 
-use crate::writer::{Write, Writer};
+use crate::writer::{Write, WriteTurns, Writer};
 use crate::{JobStore, StoreError, StoreFuture};
 
 /// How long a writer waits for a lock held by another connection (e.g. an operator's sqlite3).
@@ -27,8 +27,11 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct SqliteStore {
     writer: Writer,
     pub(crate) reader: Arc<Mutex<Connection>>,
-    /// Scan transitions: one at a time, each an immediate transaction (see the module doc).
-    pub(crate) scan_writer: Arc<Mutex<Connection>>,
+    /// Scan transitions and audit appends: one at a time, each an immediate transaction (see
+    /// the module doc); reached through [`Self::with_scan_writer`] only.
+    scan_writer: Arc<Mutex<Connection>>,
+    /// Turns between the writer thread and `scan_writer`.
+    turns: WriteTurns,
     /// How many of the newest jobs keep their output (for reading `output_dropped`).
     retention: i64,
 }
@@ -64,10 +67,12 @@ impl SqliteStore {
              WHERE status IN ('queued', 'running')",
             params![now_text()],
         )?;
+        let turns = WriteTurns::default();
         let store = Self {
             reader: Arc::new(Mutex::new(connect(path)?)),
             scan_writer: Arc::new(Mutex::new(connect(path)?)),
-            writer: Writer::start(conn, retention)?,
+            writer: Writer::start(conn, retention, turns.clone())?,
+            turns,
             retention: i64::try_from(retention).unwrap_or(i64::MAX),
         };
         Ok((store, interrupted))
@@ -80,6 +85,34 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         on_blocking_thread(Arc::clone(&self.reader), work).await
+    }
+
+    /// Runs `work` on a blocking thread with the scan connection, in this process's turn to
+    /// write.
+    pub(crate) async fn with_scan_writer<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let turns = self.turns.clone();
+        on_blocking_thread(Arc::clone(&self.scan_writer), move |conn| {
+            let _turn = turns.take();
+            work(conn)
+        })
+        .await
+    }
+
+    /// Queues an audit row to the writer thread now; the future resolves once it is committed
+    /// or refused.
+    pub(crate) fn queue_audit(
+        &self,
+        row: crate::AuditRow,
+        previous: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        self.writer.submit(Write::Audit {
+            row: Box::new(row),
+            previous,
+        })
     }
 
     /// Records a newly admitted job: queued, or already running from `started_at` when it got a

@@ -14,7 +14,7 @@ use toolgate_model::{
     ScanState, UploadInfo,
 };
 
-use crate::jobs::{SqliteStore, on_blocking_thread, time_text};
+use crate::jobs::{SqliteStore, time_text};
 use crate::scan_rows::{
     FINDING_COLUMNS, RawScan, SCAN_COLUMNS, checked_finding, insert_findings, insert_scan,
     read_finding, state_of,
@@ -50,13 +50,17 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = std::sync::Arc::clone(&self.scan_writer);
-        Box::pin(on_blocking_thread(conn, move |conn: &mut Connection| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let result = work(&tx)?;
-            tx.commit()?;
-            Ok(result)
-        }))
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .with_scan_writer(move |conn: &mut Connection| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let result = work(&tx)?;
+                    tx.commit()?;
+                    Ok(result)
+                })
+                .await
+        })
     }
 }
 

@@ -1,5 +1,7 @@
-//! The store's single writer: one thread owns the write connection and commits the writes that
-//! queued up while the previous commit ran in one transaction (group commit).
+//! The store's job and audit writer: one thread owns the write connection and commits the
+//! writes (job inserts, transitions and finishes, audit rows) that queued up while the previous
+//! commit ran in one transaction (group commit). Scan transitions keep their own connection
+//! (each reads before it writes, in an immediate transaction) and take turns with this thread.
 //!
 //! Why: at 32 concurrent jobs, two transactions per job through the blocking pool cost a
 //! thread wake-up, a contended mutex and a WAL commit each; batching shares the commit (and the
@@ -10,22 +12,44 @@
 //! with the error that stopped it); one failing statement fails only its own write (SQLite
 //! undoes just that statement), a failed commit fails every write of the batch; the output
 //! retention sweep runs once per batch that finished a job; a finished job's output row is
-//! written in the same transaction as its outcome.
+//! written in the same transaction as its outcome; writes are applied in the order they were
+//! submitted (the audit trail queues a row before the one it sealed before it is stored).
 
 use std::io::Write as _;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
-use crate::StoreError;
+use crate::{AuditRow, StoreError};
 use toolgate_model::{FinishedJob, JobStatus, NewJob};
 
 /// Most writes committed in one transaction: bounds how long the first write of a batch waits
 /// for the others.
 const MAX_BATCH: usize = 64;
 
-/// One change to the jobs table.
+/// Takes turns between this process's SQLite write transactions: the writer thread's batches,
+/// and the scan transitions and audit appends of the scan connection.
+///
+/// Why: two connections that meet on SQLite's write lock wait in its busy handler, which
+/// sleeps 1 to 100 ms between tries whether or not the lock was freed meanwhile; at 32 scan
+/// workers the writer thread spent a seventh of its time asleep there (`perf trace -s`: 122
+/// `clock_nanosleep`, 567 ms in 4 s). A turn at this mutex starts as soon as the other commits.
+/// Other processes (an operator's sqlite3, `store copy`) still meet the busy timeout.
+#[derive(Clone, Default)]
+pub(crate) struct WriteTurns(Arc<Mutex<()>>);
+
+impl WriteTurns {
+    /// Waits for this process's turn to write; the turn ends when the guard drops.
+    pub(crate) fn take(&self) -> MutexGuard<'_, ()> {
+        // Nothing is guarded but the turn itself, so a panic in another turn changes nothing.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One change to the jobs table or the audit trail.
 pub(crate) enum Write {
     Insert {
         job: NewJob,
@@ -38,6 +62,11 @@ pub(crate) enum Write {
     Finish {
         id: String,
         done: Box<FinishedJob>,
+    },
+    /// An audit row, after the row whose hash is `previous` (see `crate::audit::insert`).
+    Audit {
+        row: Box<AuditRow>,
+        previous: String,
     },
 }
 
@@ -53,27 +82,41 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub(crate) fn start(conn: Connection, retention: usize) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `conn`; each batch's transaction waits for its turn.
+    pub(crate) fn start(
+        conn: Connection,
+        retention: usize,
+        turns: WriteTurns,
+    ) -> Result<Self, StoreError> {
         let (queue, requests) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("toolgate-store".into())
-            .spawn(move || serve(conn, retention, &requests))
+            .spawn(move || serve(conn, retention, &turns, &requests))
             .map_err(StoreError::WriterThread)?;
         Ok(Self { queue })
     }
 
-    /// Queues `write` and waits until it is committed.
-    pub(crate) async fn submit(&self, write: Write) -> Result<(), StoreError> {
+    /// Queues `write` at once (so writes are applied in the order of these calls, not of the
+    /// futures' first polls) and returns a future that waits until it is committed.
+    pub(crate) fn submit(
+        &self,
+        write: Write,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let (reply, committed) = oneshot::channel();
-        self.queue
-            .send(Request { write, reply })
-            .map_err(|_| StoreError::WriterGone)?;
-        committed.await.map_err(|_| StoreError::WriterGone)?
+        let queued = self.queue.send(Request { write, reply });
+        async move {
+            queued.map_err(|_| StoreError::WriterGone)?;
+            committed.await.map_err(|_| StoreError::WriterGone)?
+        }
     }
 }
 
-fn serve(mut conn: Connection, retention: usize, requests: &mpsc::Receiver<Request>) {
+fn serve(
+    mut conn: Connection,
+    retention: usize,
+    turns: &WriteTurns,
+    requests: &mpsc::Receiver<Request>,
+) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -86,7 +129,10 @@ fn serve(mut conn: Connection, retention: usize, requests: &mpsc::Receiver<Reque
             .into_iter()
             .map(|request| (request.write, request.reply))
             .unzip();
-        let results = commit_batch(&mut conn, retention, &writes);
+        let results = {
+            let _turn = turns.take();
+            commit_batch(&mut conn, retention, &writes)
+        };
         for (reply, result) in replies.into_iter().zip(results) {
             // The caller may have gone away (its job task was dropped); the write stands.
             let _ = reply.send(result);
@@ -154,6 +200,7 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
             )?
             .execute(params![id, started_at])?;
         }
+        Write::Audit { row, previous } => crate::audit::insert(tx, row, previous)?,
         Write::Finish { id, done } => {
             let status = done.status.unwrap_or(JobStatus::Failed);
             let job: Option<i64> = tx

@@ -1,5 +1,6 @@
 //! Conformance: the audit trail. Rows are appended, read back whole and filtered, an id is
-//! used once, and a row is stored only after the row it was sealed on.
+//! used once, a row is stored only after the row it was sealed on, and appends are queued in the
+//! order they are asked for (the trail seals the next row without waiting for the store).
 
 use super::{Backend, conformance};
 use crate::{AuditFilter, AuditRow, AuditStore};
@@ -7,6 +8,7 @@ use crate::{AuditFilter, AuditRow, AuditStore};
 conformance!(
     rows_are_appended_read_back_and_filtered_and_an_id_is_used_once,
     a_row_is_stored_only_after_the_row_it_was_sealed_on,
+    appends_asked_for_without_waiting_are_stored_in_the_order_asked,
 );
 
 /// The hash every test row carries, so each one chains to the one before it.
@@ -150,4 +152,39 @@ async fn a_row_is_stored_only_after_the_row_it_was_sealed_on<B: Backend>() {
         .map(|row| row.id)
         .collect();
     assert_eq!(ids, [1, 2]);
+}
+
+async fn appends_asked_for_without_waiting_are_stored_in_the_order_asked<B: Backend>() {
+    let Some((_place, store)) = B::fresh(10).await else {
+        return;
+    };
+    assert!(
+        store.queues_audit_appends(),
+        "the trail relies on appends being queued in call order"
+    );
+    let appends: Vec<_> = (1..=20)
+        .map(|id| store.append_audit(row(id, "acme", "run"), GENESIS_TEST_HASH.into()))
+        .collect();
+    // Awaited newest first: the order they were asked for is what counts.
+    for (index, appended) in appends.into_iter().enumerate().rev() {
+        appended
+            .await
+            .unwrap_or_else(|e| panic!("row {}: {e}", index + 1));
+    }
+    // A refused row refuses the rows queued after it that chain to it, and nothing else.
+    let refused = store.append_audit(row(21, "acme", "run"), "11".repeat(32));
+    let chained = store.append_audit(row(22, "acme", "run"), GENESIS_TEST_HASH.into());
+    assert!(chained.await.is_err(), "a row after a refused one");
+    assert!(refused.await.is_err(), "a row sealed on another end");
+    let ids: Vec<u64> = store
+        .audit_rows(AuditFilter {
+            limit: 50,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("read")
+        .iter()
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(ids, (1..=20).collect::<Vec<_>>());
 }
