@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
 use common::*;
@@ -168,6 +169,12 @@ fn a_single_tf_file_becomes_the_template_and_can_be_named() {
         read(&tree.root.join(SINGLE_TEMPLATE_NAME)),
         content.as_bytes()
     );
+    // Linked, not copied: the same file under a second name, readable by the tool's user; the
+    // upload's own name is the caller's to remove.
+    let template = std::fs::metadata(tree.root.join(SINGLE_TEMPLATE_NAME)).expect("template");
+    let upload = std::fs::metadata(&scratch.upload).expect("the upload is left to the caller");
+    assert_eq!(template.ino(), upload.ino());
+    assert_eq!(template.mode() & 0o777, 0o644);
 
     for bad in ["", ".", "..", "a/b.tf", "../main.tf", "a\\b", "nul\0.tf"] {
         let error = name_single_template(&tree, bad);

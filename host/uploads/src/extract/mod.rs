@@ -84,7 +84,7 @@ pub fn extract(
         ArchiveKind::TarGz => tar_format::extract_tar_gz(file, &mut writer, limits)?,
         ArchiveKind::Tar => tar_format::extract_tar(file, &mut writer, limits)?,
         ArchiveKind::SingleTemplate => {
-            single::extract(&mut file, &mut writer, limits.max_file_bytes)?
+            single::extract(upload, &mut file, &mut writer, limits.max_file_bytes)?
         }
         // `sniff` reads bytes; a directory is never an upload's content.
         ArchiveKind::Directory => return Err(ExtractError::NotAnArchiveOrTemplate),

@@ -2,12 +2,14 @@
 //! daemon once the scan's initiation says which name the tool expects.
 //!
 //! Invariants: the file is checked to be UTF-8 without NUL before anything is written (binary
-//! junk is refused as `NotAnArchiveOrTemplate`); it is copied through the tree writer, so the
-//! per-file and total limits apply as for archive entries; a new name is one plain file name.
+//! junk is refused as `NotAnArchiveOrTemplate`); it is linked into the tree by the tree writer
+//! (the same file under a second name, which the caller's removal of the upload leaves), so
+//! the per-file and total limits apply as for archive entries; a new name is one plain file
+//! name.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::entry_path::EntryPath;
 use super::tree::TreeWriter;
@@ -20,6 +22,7 @@ pub const SINGLE_TEMPLATE_NAME: &str = "template";
 const MAX_FILE_NAME_BYTES: usize = 255;
 
 pub(crate) fn extract(
+    upload_path: &Path,
     upload: &mut File,
     writer: &mut TreeWriter<'_>,
     max_file_bytes: u64,
@@ -36,12 +39,13 @@ pub(crate) fn extract(
     if !is_utf8_text(upload).map_err(io_err)? {
         return Err(ExtractError::NotAnArchiveOrTemplate);
     }
-    upload.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let path = EntryPath {
         display: SINGLE_TEMPLATE_NAME.to_owned(),
         components: vec![SINGLE_TEMPLATE_NAME.to_owned()],
     };
-    writer.add_file(&path, upload, size, &|| None)
+    // The upload is the template: linked into the tree, not copied (a copy cost a new inode,
+    // the bytes again and the upload's deletion per scan).
+    writer.link_file(&path, upload_path, size)
 }
 
 /// Whether everything `reader` yields is UTF-8 without NUL, read in chunks so a large upload is

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::ExtractError;
@@ -70,7 +70,8 @@ impl<'l> TreeWriter<'l> {
                 directories: 0,
                 total_bytes: 0,
             },
-            buffer: vec![0; COPY_BUFFER_BYTES],
+            // Allocated by the first copy: a linked single template needs none.
+            buffer: Vec::new(),
         }
     }
 
@@ -115,6 +116,44 @@ impl<'l> TreeWriter<'l> {
         declared_size: u64,
         compressed_bound: &dyn Fn() -> Option<u64>,
     ) -> Result<(), ExtractError> {
+        let target = self.new_file_slot(path, declared_size)?;
+        self.write_new_file(path, &target, content, declared_size, compressed_bound)
+    }
+
+    /// Places the regular file `source` (`size` bytes, already checked by the caller to be
+    /// what it should be) at `path` as a second name of the same file, without copying its
+    /// bytes; copies them when the filesystem refuses a hard link. The limits apply as for
+    /// [`Self::add_file`]; an existing `path` is refused (a link never replaces a name).
+    pub(crate) fn link_file(
+        &mut self,
+        path: &EntryPath,
+        source: &Path,
+        size: u64,
+    ) -> Result<(), ExtractError> {
+        let target = self.new_file_slot(path, size)?;
+        match std::fs::hard_link(source, &target) {
+            Ok(()) => {}
+            // No hard links here (another filesystem type, or a policy): copy instead.
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                let mut content = File::open(source).map_err(|e| ExtractError::io(source, e))?;
+                return self.write_new_file(path, &target, &mut content, size, &|| None);
+            }
+            Err(e) => return Err(ExtractError::io(&target, e)),
+        }
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(FILE_MODE))
+            .map_err(|e| ExtractError::io(&target, e))?;
+        self.tally.files += 1;
+        self.tally.total_bytes += size;
+        Ok(())
+    }
+
+    /// Checks the limits for a new file of `declared_size` bytes at `path`, creates its parents
+    /// and records it; returns where it goes.
+    fn new_file_slot(
+        &mut self,
+        path: &EntryPath,
+        declared_size: u64,
+    ) -> Result<PathBuf, ExtractError> {
         let Some((_, parents)) = path.components.split_last() else {
             return Err(ExtractError::EmptyName);
         };
@@ -148,13 +187,25 @@ impl<'l> TreeWriter<'l> {
         }
         self.count_created()?;
         let target = self.path_of(path, path.components.len());
+        Ok(target)
+    }
+
+    /// Creates `target` (the slot of `path`) and fills it from `content`.
+    fn write_new_file(
+        &mut self,
+        path: &EntryPath,
+        target: &Path,
+        content: &mut dyn Read,
+        declared_size: u64,
+        compressed_bound: &dyn Fn() -> Option<u64>,
+    ) -> Result<(), ExtractError> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(FILE_MODE)
-            .open(&target)
-            .map_err(|e| ExtractError::io(&target, e))?;
-        let written = self.copy_checked(path, content, &mut file, &target, compressed_bound)?;
+            .open(target)
+            .map_err(|e| ExtractError::io(target, e))?;
+        let written = self.copy_checked(path, content, &mut file, target, compressed_bound)?;
         if written != declared_size {
             return Err(ExtractError::corrupt(
                 Some(&path.display),
@@ -179,6 +230,9 @@ impl<'l> TreeWriter<'l> {
         // for more.
         let mut content = content.take(limits.max_file_bytes.saturating_add(1));
         let mut written: u64 = 0;
+        if self.buffer.is_empty() {
+            self.buffer = vec![0; COPY_BUFFER_BYTES];
+        }
         loop {
             let read = match content.read(&mut self.buffer) {
                 Ok(0) => return Ok(written),
