@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -74,9 +74,12 @@ fn main() {
 
     let mut sync_rates = Vec::new();
     let mut async_rates = Vec::new();
+    let mut status_requests = 0;
     for _ in 0..rounds {
         sync_rates.push(sync_round(port, scans, clients));
-        async_rates.push(async_round(port, scans, clients, &template));
+        let (rate, polls) = async_round(port, scans, clients, &template);
+        async_rates.push(rate);
+        status_requests += polls;
     }
     let (before, peak) = upload_rss(port, daemon.id(), upload_mb, &root);
     stop(daemon);
@@ -92,6 +95,22 @@ fn main() {
             scan / sync
         );
     }
+    println!(
+        "status requests per scan: {:.2} (polling the oldest pending scan every {} ms)",
+        status_requests as f64 / (scans * rounds) as f64,
+        POLL.as_millis()
+    );
+    let mean_ms = |phase: usize| {
+        SUBMIT_MICROS[phase].load(Ordering::Relaxed) as f64 / 1000.0 / (scans * rounds) as f64
+    };
+    println!(
+        "submitting a scan, mean per client: create {:.1} ms, upload {:.1} ms, initiate {:.1} ms; \
+         a synchronous call {:.1} ms",
+        mean_ms(0),
+        mean_ms(1),
+        mean_ms(2),
+        clients as f64 * 1000.0 / (sync_rates.iter().sum::<f64>() / rounds as f64)
+    );
     let total = |rates: &[f64]| rates.iter().sum::<f64>();
     println!(
         "asynchronous / synchronous throughput: {:.2}x over all rounds (target >= 0.8x)",
@@ -130,13 +149,15 @@ fn sync_round(port: u16, count: usize, clients: usize) -> f64 {
 /// Runs `count` scans from `clients` threads as a queue is used: each client creates, uploads
 /// and initiates its share of the scans without waiting for each to end, then polls them,
 /// oldest first, until all have ended. Returns scans per second, from the
-/// first create to the last scan seen ended.
-fn async_round(port: u16, count: usize, clients: usize, template: &[u8]) -> f64 {
+/// first create to the last scan seen ended, and how many status requests were made.
+fn async_round(port: u16, count: usize, clients: usize, template: &[u8]) -> (f64, usize) {
     let next = Arc::new(AtomicUsize::new(0));
+    let polls = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..clients {
             let next = Arc::clone(&next);
+            let polls = Arc::clone(&polls);
             scope.spawn(move || {
                 let mut pending = std::collections::VecDeque::new();
                 while next.fetch_add(1, Ordering::Relaxed) < count {
@@ -145,6 +166,7 @@ fn async_round(port: u16, count: usize, clients: usize, template: &[u8]) -> f64 
                 // Queued scans end roughly in order: poll the oldest, move on once it ended,
                 // so polling costs about one status request per scan, as a CI script's does.
                 while let Some(oldest) = pending.front() {
+                    polls.fetch_add(1, Ordering::Relaxed);
                     if has_ended(port, oldest) {
                         pending.pop_front();
                     } else {
@@ -154,11 +176,25 @@ fn async_round(port: u16, count: usize, clients: usize, template: &[u8]) -> f64 
             });
         }
     });
-    count as f64 / started.elapsed().as_secs_f64()
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    (rate, polls.load(Ordering::Relaxed))
+}
+
+/// Microseconds spent waiting for each submission request (create, upload, initiate), summed
+/// over every scan of every round: where a submission's time goes.
+static SUBMIT_MICROS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Adds the time since `since` to `SUBMIT_MICROS[phase]`; returns now.
+fn lap(phase: usize, since: Instant) -> Instant {
+    let now = Instant::now();
+    let micros = u64::try_from((now - since).as_micros()).unwrap_or(u64::MAX);
+    SUBMIT_MICROS[phase].fetch_add(micros, Ordering::Relaxed);
+    now
 }
 
 /// Creates, uploads and initiates one scan; returns its id.
 fn submit_scan(port: u16, template: &[u8]) -> String {
+    let began = Instant::now();
     let created = request(
         port,
         "POST",
@@ -170,8 +206,10 @@ fn submit_scan(port: u16, template: &[u8]) -> String {
     let id = document["data"]["id"].as_str().expect("id").to_string();
     let url = document["data"]["links"]["url"].as_str().expect("url");
     let path = &url[url.find("/iac/").expect("path")..];
+    let began = lap(0, began);
     let uploaded = request(port, "PUT", path, template);
     assert_eq!(uploaded.0, 200, "upload: {}", uploaded.1);
+    let began = lap(1, began);
     let initiate = format!(r#"{{"data":{{"id":"{id}","attributes":{{"templateType":"tf"}}}}}}"#);
     let started = request(
         port,
@@ -180,6 +218,7 @@ fn submit_scan(port: u16, template: &[u8]) -> String {
         initiate.as_bytes(),
     );
     assert_eq!(started.0, 200, "initiate: {}", started.1);
+    lap(2, began);
     id
 }
 

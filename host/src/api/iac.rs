@@ -373,17 +373,32 @@ async fn receive_upload(
     .await
     .map_err(|error| receive_failure(&id, &error))?;
     let staged_tree = folder.join(format!("tree-{}", grant.nonce));
+    let tree = state.scans.tree(&id);
     let limits = state.iac.uploads.extract.clone();
-    let (upload_path, tree_path) = (received.path.clone(), staged_tree.clone());
+    let (upload_path, placed_tree) = (received.path.clone(), tree.clone());
+    // One trip to the blocking pool for the whole of it. The tree is moved into place before
+    // the upload is recorded and removed again if the record fails: until the record, the scan
+    // still awaits its upload, so nothing reads the tree, and this URL's nonce (in both names)
+    // is one upload's alone.
     let extracted = tokio::task::spawn_blocking(move || {
-        let extracted = toolgate_uploads::extract(&upload_path, &tree_path, &limits);
+        let extracted = toolgate_uploads::extract(&upload_path, &staged_tree, &limits);
         // The raw upload is not kept: the tree is what is scanned.
         let _ = std::fs::remove_file(&upload_path);
-        extracted
+        let extracted = extracted.map_err(Placing::Extract)?;
+        if let Err(error) = std::fs::rename(&staged_tree, &placed_tree) {
+            let _ = std::fs::remove_dir_all(&staged_tree);
+            return Err(Placing::Move(error));
+        }
+        Ok(extracted)
     })
     .await
     .map_err(|e| internal(&e))?
-    .map_err(|error| extract_failure(&id, &error))?;
+    .map_err(|error| match error {
+        Placing::Extract(error) => extract_failure(&id, &error),
+        Placing::Move(error) => internal(&format!(
+            "move the extracted upload into place: {error}"
+        )),
+    })?;
     let info = UploadInfo {
         bytes: received.size,
         sha256: received.sha256,
@@ -395,15 +410,8 @@ async fn receive_upload(
         .record_upload(id.clone(), grant.nonce.clone(), info)
         .await
     {
-        remove_tree(staged_tree).await;
+        remove_tree(tree).await;
         return Err(scan_failure(error));
-    }
-    let tree = state.scans.tree(&id);
-    if let Err(error) = tokio::fs::rename(&staged_tree, &tree).await {
-        remove_tree(staged_tree).await;
-        return Err(internal(&format!(
-            "move the extracted upload into place: {error}"
-        )));
     }
     tracing::info!(
         scan = %id,
@@ -413,6 +421,12 @@ async fn receive_upload(
         "scan upload extracted"
     );
     Ok(json_api(StatusCode::OK, Vec::new()))
+}
+
+/// Why an extracted upload did not reach its place.
+enum Placing {
+    Extract(ExtractError),
+    Move(std::io::Error),
 }
 
 async fn remove_tree(path: PathBuf) {
