@@ -521,7 +521,10 @@ async fn next_wakeup(wakeups: &mut tokio::sync::broadcast::Receiver<String>) -> 
 async fn written_by(store: &PgStore, table: &str, filter: &str) -> String {
     let client = store.pool.get().await.expect("connection");
     client
-        .query_one(&format!("SELECT xmin::text FROM {table} WHERE {filter}"), &[])
+        .query_one(
+            &format!("SELECT xmin::text FROM {table} WHERE {filter}"),
+            &[],
+        )
         .await
         .expect("the row")
         .get(0)
@@ -571,7 +574,9 @@ async fn a_finish_and_the_audit_records_queued_after_it_commit_in_one_batch() {
     let finishing = store.finish_job("two".into(), finished(JobStatus::Failed));
     let refused = store.append_audit(row(2, "acme", "run"), "11".repeat(32));
     let chained = store.append_audit(row(3, "acme", "run"), GENESIS_TEST_HASH.into());
-    finishing.await.expect("the end does not depend on the records");
+    finishing
+        .await
+        .expect("the end does not depend on the records");
     assert!(
         matches!(refused.await, Err(StoreError::AuditChain { id: 2 })),
         "a record sealed on another end is refused"
@@ -580,7 +585,11 @@ async fn a_finish_and_the_audit_records_queued_after_it_commit_in_one_batch() {
         matches!(chained.await, Err(StoreError::AuditChain { id: 3 })),
         "a record chained to a refused one is refused"
     );
-    let two = store.job("two".into()).await.expect("read").expect("exists");
+    let two = store
+        .job("two".into())
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!(two.status, JobStatus::Failed);
     assert_eq!(two.stdout.as_deref(), Some("out"));
     assert_eq!(audit_ids(&store).await, [1]);
@@ -612,9 +621,17 @@ async fn a_batch_failing_midway_fails_only_the_failing_write() {
     assert!(taken.await.is_err(), "a taken job id is refused");
     appending.await.expect("append");
     queued.await.expect("the write after the refused one");
-    let one = store.job("one".into()).await.expect("read").expect("exists");
+    let one = store
+        .job("one".into())
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!(one.status, JobStatus::Succeeded);
-    let after = store.job("after".into()).await.expect("read").expect("exists");
+    let after = store
+        .job("after".into())
+        .await
+        .expect("read")
+        .expect("exists");
     assert_eq!(after.status, JobStatus::Queued);
     assert_eq!(audit_ids(&store).await, [1]);
 }
