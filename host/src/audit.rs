@@ -23,7 +23,9 @@ use toolgate_auth::audit::{
     verify_chain_from,
 };
 use toolgate_auth::{InvalidId, KeyId, TenantId};
-use toolgate_store::{AuditFile, AuditFilter, AuditRow, AuditStore, MAX_AUDIT_PAGE, StoreError};
+use toolgate_store::{
+    AuditFile, AuditFilter, AuditRow, AuditStore, MAX_AUDIT_PAGE, StoreError, StoreFuture,
+};
 
 use crate::api::auth::Caller;
 
@@ -133,8 +135,48 @@ impl AuditTrail {
     /// store refuses a record whose predecessor was not stored as sealed, so the stored chain
     /// stays whole either way.
     pub async fn record(&self, caller: &Caller, event: AuditEvent) {
+        // Without a write before it, there is no write result to report.
+        let _ = self.append(caller, event, None).await;
+    }
+
+    /// [`AuditTrail::record`] of an event that follows a store write, `write` (a job's end,
+    /// recorded before the run's record), and that write's result.
+    ///
+    /// On a store that queues appends in order, `write` must be one the store queues when it
+    /// is called (PostgreSQL's `finish_job`): it is called under the trail's lock right before
+    /// the record is sealed and queued, with nothing awaited between the two, so both go out in
+    /// one batch and the caller waits for one commit instead of two in turn. The two rows do
+    /// not depend on each other: a refused record is sealed again and appended alone, and a
+    /// failed write fails only itself. On any other store (SQLite) `write` is awaited first and
+    /// the record appended after it, exactly as the two calls made one after the other.
+    pub async fn record_after(
+        &self,
+        caller: &Caller,
+        event: AuditEvent,
+        write: impl FnOnce() -> StoreFuture<()> + Send,
+    ) -> Result<(), StoreError> {
+        if !self.store.queues_audit_appends() {
+            let written = write().await;
+            self.record(caller, event).await;
+            return written;
+        }
+        self.append(caller, event, Some(Box::new(write)))
+            .await
+            .unwrap_or(Ok(()))
+    }
+
+    /// [`AuditTrail::record`], queueing `write` first under the lock when it is given (only on
+    /// a store that queues appends in order, see [`AuditTrail::record_after`]); `write`'s
+    /// result, when it was given.
+    async fn append(
+        &self,
+        caller: &Caller,
+        event: AuditEvent,
+        mut write: Option<Box<dyn FnOnce() -> StoreFuture<()> + Send + '_>>,
+    ) -> Option<Result<(), StoreError>> {
         let time = now_micros();
         let queued_in_order = self.store.queues_audit_appends();
+        let mut written = None;
         let mut last_error = None;
         for _ in 0..MAX_APPEND_ATTEMPTS {
             let mut guard = self.tail.lock().await;
@@ -143,9 +185,14 @@ impl AuditTrail {
                 None => match self.load_tail().await {
                     Ok(end) => end,
                     Err(error) => {
+                        drop(guard);
                         tracing::error!(target: "audit", %error, action = event.action.as_str(),
                             tenant = %caller.tenant, "cannot read the audit trail's end; record lost");
-                        return;
+                        // The write does not depend on the record: it is made all the same.
+                        return match write {
+                            Some(write) => Some(write().await),
+                            None => written,
+                        };
                     }
                 },
             };
@@ -163,12 +210,20 @@ impl AuditTrail {
                 client: caller.client,
             };
             let sealed = seal(&end.1, record);
+            // Queued right before the record, so the store's writer takes both in one batch.
+            let writing = write.take().map(|write| write());
             let appending = self.store.append_audit(to_row(&sealed), end.1.to_string());
             let (appended, held) = if queued_in_order {
                 guard.end = Some((sealed.record.id, sealed.hash));
                 drop(guard);
+                if let Some(writing) = writing {
+                    written = Some(writing.await);
+                }
                 (appending.await, None)
             } else {
+                if let Some(writing) = writing {
+                    written = Some(writing.await);
+                }
                 let appended = appending.await;
                 if appended.is_ok() {
                     guard.end = Some((sealed.record.id, sealed.hash));
@@ -179,7 +234,7 @@ impl AuditTrail {
                 Ok(()) => {
                     drop(held);
                     log_event(&sealed, "audit record");
-                    return;
+                    return written;
                 }
                 Err(error) => {
                     // Another daemon may have appended first, or a record this one chained
@@ -200,6 +255,7 @@ impl AuditTrail {
             log_event(&sealed, "audit record NOT STORED");
             tracing::error!(target: "audit", %error, "cannot append to the audit trail");
         }
+        written
     }
 
     /// A page of records matching `filter`, oldest first.
@@ -393,6 +449,50 @@ mod tests {
             role: toolgate_auth::Role::User,
             client: "127.0.0.1".parse().ok(),
         }
+    }
+
+    /// On a store that does not queue appends (SQLite) the write a record follows is made
+    /// first and the record appended after it, as the two calls in turn; a write that fails
+    /// returns its error and the record is stored all the same.
+    #[tokio::test]
+    async fn a_record_after_a_write_is_appended_once_the_write_is_made() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = SqliteStore::open(&dir.path().join("db.sqlite3"), 10).expect("open");
+        let store = Arc::new(store);
+        let trail = AuditTrail::new(Arc::clone(&store) as Arc<dyn AuditStore>);
+        let run = || {
+            AuditEvent::allowed(Action::Run, "succeeded")
+                .tool("terrascan")
+                .argv(vec!["terrascan".into()])
+        };
+        let seen = Arc::clone(&store);
+        let written = trail
+            .record_after(&caller("acme"), run(), move || {
+                Box::pin(async move {
+                    let last = seen.last_audit().await?;
+                    assert_eq!(last, None, "the write is made before the record");
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(written.is_ok(), "{written:?}");
+        let failed = trail
+            .record_after(&caller("acme"), run(), || {
+                Box::pin(std::future::ready(Err(StoreError::WriterGone)))
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::WriterGone)), "{failed:?}");
+        let ids: Vec<u64> = trail
+            .page(AuditFilter {
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .await
+            .expect("page")
+            .iter()
+            .map(|sealed| sealed.record.id)
+            .collect();
+        assert_eq!(ids, [1, 2], "both records are stored");
     }
 
     #[tokio::test]

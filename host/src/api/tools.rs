@@ -22,7 +22,7 @@ use super::auth::Caller;
 use super::path_segment::PathSegment;
 use super::{ApiError, AppState, ErrorBody};
 use crate::audit::AuditEvent;
-use crate::jobs::{ToolEntry, ToolRunResponse};
+use crate::jobs::{RunAudit, ToolEntry, ToolRunResponse};
 use crate::metrics::Rejection;
 use toolgate_auth::audit::Action;
 
@@ -146,9 +146,20 @@ async fn run_tool(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let params = read_params(&state, body)?;
+    // The job writes the run's audit record with its end (one commit on PostgreSQL instead of
+    // two in turn), so an answer comes back with its record stored.
+    let audit = RunAudit {
+        trail: state.audit.clone(),
+        caller: caller.clone(),
+    };
     let started = match state
         .jobs
-        .start(&tool, crate::jobs::JobInput::Params(params), caller.owner())
+        .start_audited(
+            &tool,
+            crate::jobs::JobInput::Params(params),
+            caller.owner(),
+            audit,
+        )
         .await
     {
         Ok(started) => started,
@@ -167,27 +178,16 @@ async fn run_tool(
     };
     let outcome = started.outcome().await;
     guard.disarm();
-    let ended = match &outcome {
-        Ok(answer) => run_outcome(answer),
-        Err(error) => format!("failed: {error}"),
-    };
-    let event = AuditEvent::allowed(Action::Run, ended)
-        .tool(&tool)
-        .argv(argv);
-    state.audit.record(&caller, event).await;
-    Ok(sized_json(&outcome?))
-}
-
-/// How a run ended, in the audit trail's words.
-pub(crate) fn run_outcome(answer: &ToolRunResponse) -> String {
-    if answer.cancelled {
-        "cancelled".into()
-    } else if answer.timed_out {
-        "timed_out".into()
-    } else if answer.success {
-        "succeeded".into()
-    } else {
-        format!("failed: exit code {}", answer.return_code)
+    match outcome {
+        Ok(answer) => Ok(sized_json(&answer)),
+        // A job that ends in an error has not written the run's record.
+        Err(error) => {
+            let event = AuditEvent::allowed(Action::Run, format!("failed: {error}"))
+                .tool(&tool)
+                .argv(argv);
+            state.audit.record(&caller, event).await;
+            Err(error.into())
+        }
     }
 }
 

@@ -8,7 +8,10 @@
 //! own task so a caller that goes away can cancel it but never abandons it half-recorded; every
 //! admitted job is in the registry (cancellable) and in the task tracker (awaited at shutdown),
 //! and none is admitted once the drain has begun; plugin `parse` runs on a blocking thread
-//! because big reports take a while.
+//! because big reports take a while; a job started with its run's audit record
+//! ([`JobService::start_audited`]) queues that record with its end when it ends with an answer,
+//! so on PostgreSQL the two are one commit, and its caller gets the answer once both are
+//! stored.
 
 mod admission;
 mod catalog;
@@ -45,12 +48,16 @@ pub use plan::{DryRunJob, PlannedJob, dry_run_job, map_arg, plan_job, plan_scan_
 pub use plugin_set::{PluginSet, PluginSets};
 pub use probe::{PROBE_TIMEOUT, Probe, cannot_start, probe_tools};
 pub use registry::{ActiveJobInfo, JobRegistry};
-pub use report::{FindingSummary, JobStatusSchema, KILLED_RETURN_CODE, ToolRunResponse};
+pub use report::{
+    FindingSummary, JobStatusSchema, KILLED_RETURN_CODE, ToolRunResponse, run_outcome,
+};
 pub use tenant_rules::TenantRules;
 
 use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob, ScanId, ScanRequest};
 use toolgate_store::JobStore;
 
+use crate::api::auth::Caller;
+use crate::audit::{AuditEvent, AuditTrail};
 use crate::metrics::{Metrics, Rejection};
 use redact::Redactor;
 use report::{Ending, classification_name};
@@ -178,6 +185,30 @@ pub struct StartedJob {
     task: JoinHandle<Result<ToolRunResponse, JobError>>,
 }
 
+/// A synchronous run's audit record, which the job writes with its end
+/// ([`JobService::start_audited`]).
+pub struct RunAudit {
+    pub trail: AuditTrail,
+    /// Who asked for the run.
+    pub caller: Caller,
+}
+
+/// A [`RunAudit`] with what the record says besides the run's outcome.
+struct AuditOnEnd {
+    run: RunAudit,
+    tool: String,
+    argv: Vec<String>,
+}
+
+impl AuditOnEnd {
+    /// The record of a run that ended with `answer`.
+    fn event(&self, answer: &ToolRunResponse) -> AuditEvent {
+        AuditEvent::allowed(toolgate_auth::audit::Action::Run, run_outcome(answer))
+            .tool(&self.tool)
+            .argv(self.argv.clone())
+    }
+}
+
 impl StartedJob {
     /// Waits for the job to end and be recorded.
     pub async fn outcome(self) -> Result<ToolRunResponse, JobError> {
@@ -208,6 +239,8 @@ struct JobRun {
     spec: RunSpec,
     /// The secrets of `spec.env`, redacted from the tool's output.
     redactor: Arc<Redactor>,
+    /// The run's audit record, written with the job's end when it ends with an answer.
+    audit: Option<AuditOnEnd>,
 }
 
 impl JobService {
@@ -346,6 +379,31 @@ impl JobService {
         tool: &str,
         input: JobInput,
         owner: &str,
+    ) -> Result<StartedJob, JobError> {
+        self.start_with(tool, input, owner, None).await
+    }
+
+    /// [`JobService::start`] of a run whose audit record `audit` the job writes when it ends
+    /// with an answer: queued together with the job's end (`AuditTrail::record_after`), so on
+    /// PostgreSQL the caller waits for one commit, not for the end's and then the record's.
+    /// When [`StartedJob::outcome`] is an answer, the record was written (or logged as lost,
+    /// as `AuditTrail::record` does); when it is an error, the record is the caller's to make.
+    pub async fn start_audited(
+        &self,
+        tool: &str,
+        input: JobInput,
+        owner: &str,
+        audit: RunAudit,
+    ) -> Result<StartedJob, JobError> {
+        self.start_with(tool, input, owner, Some(audit)).await
+    }
+
+    async fn start_with(
+        &self,
+        tool: &str,
+        input: JobInput,
+        owner: &str,
+        audit: Option<RunAudit>,
     ) -> Result<StartedJob, JobError> {
         let inner = &self.inner;
         let refused = |reason: Rejection, error: JobError| {
@@ -495,6 +553,11 @@ impl JobService {
                 limits: run_limits,
             },
             redactor: Arc::clone(&entry.redactor),
+            audit: audit.map(|run| AuditOnEnd {
+                run,
+                tool: tool.to_string(),
+                argv: record_argv.clone(),
+            }),
             planned,
         };
         let service = self.clone();
@@ -641,6 +704,7 @@ impl JobService {
                 job.planned.output_directory,
                 result,
                 &job.redactor,
+                job.audit,
             )
             .await;
         match interpreted {
@@ -687,8 +751,12 @@ impl JobService {
         }
     }
 
-    /// Reads output files, asks the plugin to parse, records and logs the job; on an error the
-    /// caller records the job as failed.
+    /// Reads output files, asks the plugin to parse, records (with `audit`) and logs the job;
+    /// on an error the caller records the job as failed.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of a job run moved out of it one by one as it ran"
+    )]
     async fn interpret(
         &self,
         id: &str,
@@ -697,6 +765,7 @@ impl JobService {
         output_directory: Option<PathBuf>,
         result: RunResult,
         redactor: &Redactor,
+        audit: Option<AuditOnEnd>,
     ) -> Result<ToolRunResponse, JobError> {
         let inner = &self.inner;
         let ParsingPlugin {
@@ -789,7 +858,7 @@ impl JobService {
             output_directory: output_directory.map(|dir| dir.display().to_string()),
             error: parse_error,
         };
-        self.record_finished(id, &response).await?;
+        self.record_finished(id, &response, audit).await?;
         inner
             .metrics
             .record_job(tool, status.as_str(), Some(duration));
@@ -842,7 +911,14 @@ impl JobService {
         }
     }
 
-    async fn record_finished(&self, id: &str, response: &ToolRunResponse) -> Result<(), JobError> {
+    /// Records the end of job `id` that answered `response`, with the run's audit record when
+    /// `audit` is given (see [`JobService::start_audited`]).
+    async fn record_finished(
+        &self,
+        id: &str,
+        response: &ToolRunResponse,
+        audit: Option<AuditOnEnd>,
+    ) -> Result<(), JobError> {
         let done = FinishedJob {
             status: Some(response.status),
             finished_at: response.timestamp.clone(),
@@ -867,12 +943,17 @@ impl JobService {
                 .and_then(|protections| serde_json::to_string(protections).ok()),
             error: response.error.clone(),
         };
-        if let Err(error) = self
-            .inner
-            .store
-            .finish_job(id.to_string(), done.clone())
-            .await
-        {
+        let store = &self.inner.store;
+        let finish = || store.finish_job(id.to_string(), done.clone());
+        let finished = match audit {
+            Some(audit) => {
+                let event = audit.event(response);
+                let run = &audit.run;
+                run.trail.record_after(&run.caller, event, finish).await
+            }
+            None => finish().await,
+        };
+        if let Err(error) = finished {
             // The tool ran and its caller gets the answer; the history catches up once the
             // store is back instead of keeping the job `running` for ever.
             tracing::error!(job_id = id, %error,
@@ -915,7 +996,7 @@ impl JobService {
             output_directory: None,
             error: None,
         };
-        self.record_finished(&job.id, &response).await?;
+        self.record_finished(&job.id, &response, job.audit).await?;
         inner
             .metrics
             .record_job(&job.tool, JobStatus::Cancelled.as_str(), None);

@@ -161,6 +161,19 @@ pub fn classification_name(classification: Classification) -> &'static str {
     }
 }
 
+/// How a run ended, in the audit trail's words.
+pub fn run_outcome(answer: &ToolRunResponse) -> String {
+    if answer.cancelled {
+        "cancelled".into()
+    } else if answer.timed_out {
+        "timed_out".into()
+    } else if answer.success {
+        "succeeded".into()
+    } else {
+        format!("failed: exit code {}", answer.return_code)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,6 +199,9 @@ impl JobStore for PgStore {
         Box::pin(self.writer.submit(Write::MarkRunning { id, started_at }))
     }
 
+    /// Queued on the writer when called, before the future is polled, like an audit append:
+    /// a finish and an append called one right after the other go out in the same batch, so
+    /// one commit stores both (the daemon's `AuditTrail::record_after` relies on it).
     fn finish_job(&self, id: String, done: FinishedJob) -> StoreFuture<()> {
         Box::pin(self.writer.submit(Write::Finish {
             id,

@@ -6,9 +6,10 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use toolgate_model::{JobFilter, JobStatus, NewScan, ScanId, ScanOutcome, ScanRequest, ScanState};
 
 use super::PgStore;
-use crate::conformance::jobs::new_job;
+use crate::conformance::audit::{GENESIS_TEST_HASH, row};
+use crate::conformance::jobs::{finished, new_job};
 use crate::pg_cluster::{TestDatabase, test_database};
-use crate::{JobStore, Refused, ScanStore, StoreError};
+use crate::{AuditFilter, AuditStore, JobStore, Refused, ScanStore, StoreError};
 
 fn id(n: u32) -> ScanId {
     ScanId::parse(&format!("00000000-0000-7000-8000-{n:012x}")).expect("id")
@@ -513,4 +514,124 @@ async fn next_wakeup(wakeups: &mut tokio::sync::broadcast::Receiver<String>) -> 
         .await
         .expect("announced within 5 s")
         .expect("received")
+}
+
+/// The transaction id that wrote `table`'s row matching `filter`: two rows with the same one
+/// were committed together.
+async fn written_by(store: &PgStore, table: &str, filter: &str) -> String {
+    let client = store.pool.get().await.expect("connection");
+    client
+        .query_one(
+            &format!("SELECT xmin::text FROM {table} WHERE {filter}"),
+            &[],
+        )
+        .await
+        .expect("the row")
+        .get(0)
+}
+
+async fn audit_ids(store: &PgStore) -> Vec<u64> {
+    store
+        .audit_rows(AuditFilter {
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("read")
+        .iter()
+        .map(|row| row.id)
+        .collect()
+}
+
+/// A job's end and the audit record queued right after it (what the daemon's trail does for
+/// a synchronous run, `AuditTrail::record_after`) are committed by one transaction; a record
+/// refused in such a batch refuses only itself and the record chained to it, and the end
+/// queued before them stands.
+#[tokio::test]
+async fn a_finish_and_the_audit_records_queued_after_it_commit_in_one_batch() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let store = daemon(&database, "a").await;
+    for id in ["one", "two"] {
+        store
+            .insert_job(new_job(id, "t"), Some(at(1).to_rfc3339()))
+            .await
+            .expect("insert");
+    }
+    // Queued back to back: this test's runtime has one thread, so the writer takes its next
+    // batch only once the test awaits, and finds both there.
+    let finishing = store.finish_job("one".into(), finished(JobStatus::Succeeded));
+    let appending = store.append_audit(row(1, "acme", "run"), GENESIS_TEST_HASH.into());
+    finishing.await.expect("finish");
+    appending.await.expect("append");
+    assert_eq!(
+        written_by(&store, "jobs", "id = 'one'").await,
+        written_by(&store, "audit", "id = 1").await,
+        "one commit stored the end and the record"
+    );
+
+    let finishing = store.finish_job("two".into(), finished(JobStatus::Failed));
+    let refused = store.append_audit(row(2, "acme", "run"), "11".repeat(32));
+    let chained = store.append_audit(row(3, "acme", "run"), GENESIS_TEST_HASH.into());
+    finishing
+        .await
+        .expect("the end does not depend on the records");
+    assert!(
+        matches!(refused.await, Err(StoreError::AuditChain { id: 2 })),
+        "a record sealed on another end is refused"
+    );
+    assert!(
+        matches!(chained.await, Err(StoreError::AuditChain { id: 3 })),
+        "a record chained to a refused one is refused"
+    );
+    let two = store
+        .job("two".into())
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(two.status, JobStatus::Failed);
+    assert_eq!(two.stdout.as_deref(), Some("out"));
+    assert_eq!(audit_ids(&store).await, [1]);
+    store
+        .append_audit(row(2, "acme", "run"), GENESIS_TEST_HASH.into())
+        .await
+        .expect("sealed again on the stored end");
+    assert_eq!(audit_ids(&store).await, [1, 2]);
+}
+
+/// A statement the server refuses aborts its batch's transaction: the writer applies that
+/// batch again one write at a time, so only the refused write fails, and the end and the
+/// audit record queued around it are stored.
+#[tokio::test]
+async fn a_batch_failing_midway_fails_only_the_failing_write() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let store = daemon(&database, "a").await;
+    store
+        .insert_job(new_job("one", "t"), Some(at(1).to_rfc3339()))
+        .await
+        .expect("insert");
+    let finishing = store.finish_job("one".into(), finished(JobStatus::Succeeded));
+    let taken = store.insert_job(new_job("one", "t"), None);
+    let appending = store.append_audit(row(1, "acme", "run"), GENESIS_TEST_HASH.into());
+    let queued = store.insert_job(new_job("after", "t"), None);
+    finishing.await.expect("finish");
+    assert!(taken.await.is_err(), "a taken job id is refused");
+    appending.await.expect("append");
+    queued.await.expect("the write after the refused one");
+    let one = store
+        .job("one".into())
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(one.status, JobStatus::Succeeded);
+    let after = store
+        .job("after".into())
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(after.status, JobStatus::Queued);
+    assert_eq!(audit_ids(&store).await, [1]);
 }
