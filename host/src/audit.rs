@@ -129,11 +129,10 @@ impl AuditTrail {
 
     /// Appends `event` by `caller`, and logs it.
     ///
-    /// The lock is held while the record is sealed and queued; on a store that queues appends
-    /// in order (both stores' writers do) it is released before the record is stored, so the next
-    /// record is sealed on this one at once and many records are stored in one commit. The
-    /// store refuses a record whose predecessor was not stored as sealed, so the stored chain
-    /// stays whole either way.
+    /// The lock is held while the record is sealed and queued, and released before it is
+    /// stored (both stores queue appends in the order asked), so the next record is sealed on
+    /// this one at once and many records are stored in one commit. The store refuses a record
+    /// whose predecessor was not stored as sealed, so the stored chain stays whole.
     pub async fn record(&self, caller: &Caller, event: AuditEvent) {
         // Without a write before it, there is no write result to report.
         let _ = self.append(caller, event, None).await;
@@ -142,32 +141,24 @@ impl AuditTrail {
     /// [`AuditTrail::record`] of an event that follows a store write, `write` (a job's end,
     /// recorded before the run's record), and that write's result.
     ///
-    /// On a store that queues appends in order, `write` must be one the store queues when it
-    /// is called (PostgreSQL's `finish_job`): it is called under the trail's lock right before
-    /// the record is sealed and queued, with nothing awaited between the two, so both go out in
-    /// one batch and the caller waits for one commit instead of two in turn. The two rows do
-    /// not depend on each other: a refused record is sealed again and appended alone, and a
-    /// failed write fails only itself. On any other store (SQLite) `write` is awaited first and
-    /// the record appended after it, exactly as the two calls made one after the other.
+    /// `write` must be one the store queues when it is called (both stores' `finish_job`): it
+    /// is called under the trail's lock right before the record is sealed and queued, with
+    /// nothing awaited between the two, so both go out in one batch and the caller waits for
+    /// one commit instead of two in turn. The two rows do not depend on each other: a refused
+    /// record is sealed again and appended alone, and a failed write fails only itself.
     pub async fn record_after(
         &self,
         caller: &Caller,
         event: AuditEvent,
         write: impl FnOnce() -> StoreFuture<()> + Send,
     ) -> Result<(), StoreError> {
-        if !self.store.queues_audit_appends() {
-            let written = write().await;
-            self.record(caller, event).await;
-            return written;
-        }
         self.append(caller, event, Some(Box::new(write)))
             .await
             .unwrap_or(Ok(()))
     }
 
-    /// [`AuditTrail::record`], queueing `write` first under the lock when it is given (only on
-    /// a store that queues appends in order, see [`AuditTrail::record_after`]); `write`'s
-    /// result, when it was given.
+    /// [`AuditTrail::record`], queueing `write` first under the lock when it is given (see
+    /// [`AuditTrail::record_after`]); `write`'s result, when it was given.
     async fn append(
         &self,
         caller: &Caller,
@@ -175,7 +166,6 @@ impl AuditTrail {
         mut write: Option<Box<dyn FnOnce() -> StoreFuture<()> + Send + '_>>,
     ) -> Option<Result<(), StoreError>> {
         let time = now_micros();
-        let queued_in_order = self.store.queues_audit_appends();
         let mut written = None;
         let mut last_error = None;
         for _ in 0..MAX_APPEND_ATTEMPTS {
@@ -213,36 +203,21 @@ impl AuditTrail {
             // Queued right before the record, so the store's writer takes both in one batch.
             let writing = write.take().map(|write| write());
             let appending = self.store.append_audit(to_row(&sealed), end.1.to_string());
-            let (appended, held) = if queued_in_order {
-                guard.end = Some((sealed.record.id, sealed.hash));
-                drop(guard);
-                if let Some(writing) = writing {
-                    written = Some(writing.await);
-                }
-                (appending.await, None)
-            } else {
-                if let Some(writing) = writing {
-                    written = Some(writing.await);
-                }
-                let appended = appending.await;
-                if appended.is_ok() {
-                    guard.end = Some((sealed.record.id, sealed.hash));
-                }
-                (appended, Some(guard))
-            };
-            match appended {
+            // Both are queued: the next record may be sealed on this one before it is stored.
+            guard.end = Some((sealed.record.id, sealed.hash));
+            drop(guard);
+            if let Some(writing) = writing {
+                written = Some(writing.await);
+            }
+            match appending.await {
                 Ok(()) => {
-                    drop(held);
                     log_event(&sealed, "audit record");
                     return written;
                 }
                 Err(error) => {
                     // Another daemon may have appended first, or a record this one chained
                     // to was refused: read the end again and reseal.
-                    let mut guard = match held {
-                        Some(guard) => guard,
-                        None => self.tail.lock().await,
-                    };
+                    let mut guard = self.tail.lock().await;
                     if guard.reads == reads {
                         guard.end = None;
                         guard.reads += 1;

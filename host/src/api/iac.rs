@@ -395,9 +395,7 @@ async fn receive_upload(
     .map_err(|e| internal(&e))?
     .map_err(|error| match error {
         Placing::Extract(error) => extract_failure(&id, &error),
-        Placing::Move(error) => internal(&format!(
-            "move the extracted upload into place: {error}"
-        )),
+        Placing::Move(error) => internal(&format!("move the extracted upload into place: {error}")),
     })?;
     let info = UploadInfo {
         bytes: received.size,

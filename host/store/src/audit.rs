@@ -136,12 +136,6 @@ impl crate::AuditStore for SqliteStore {
         Box::pin(self.queue_audit(row, previous))
     }
 
-    /// Yes: an append is queued to the writer thread when it is asked for, and the writer
-    /// applies its queue in order (group-committed with the job writes queued beside it).
-    fn queues_audit_appends(&self) -> bool {
-        true
-    }
-
     fn last_audit(&self) -> StoreFuture<Option<AuditRow>> {
         let store = self.clone();
         Box::pin(async move { SqliteStore::last_audit(&store).await })

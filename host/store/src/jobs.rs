@@ -130,12 +130,7 @@ impl SqliteStore {
 
     /// Records a job's end and drops the output of jobs beyond the retention limit.
     pub async fn finish(&self, id: String, done: FinishedJob) -> Result<(), StoreError> {
-        self.writer
-            .submit(Write::Finish {
-                id,
-                done: Box::new(done),
-            })
-            .await
+        JobStore::finish_job(self, id, done).await
     }
 
     /// One job with its full output, if it exists.
@@ -364,9 +359,13 @@ impl JobStore for SqliteStore {
         Box::pin(async move { store.mark_running(id, started_at).await })
     }
 
+    /// Queued to the writer thread when called (the audit trail queues a run's record right
+    /// after it, so both go out in one commit).
     fn finish_job(&self, id: String, done: FinishedJob) -> StoreFuture<()> {
-        let store = self.clone();
-        Box::pin(async move { store.finish(id, done).await })
+        Box::pin(self.writer.submit(Write::Finish {
+            id,
+            done: Box::new(done),
+        }))
     }
 
     fn job(&self, id: String) -> StoreFuture<Option<JobRecord>> {

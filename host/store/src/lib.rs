@@ -195,13 +195,12 @@ pub trait AuditStore: Send + Sync {
     /// chain's first row): refused when its id is taken, or when the stored row before it
     /// does not have the hash `previous`. So two daemons appending after the same row cannot
     /// both succeed, and a row sealed on a row that was never stored is never stored either.
+    ///
+    /// The row is queued when this is called (before the future is polled), and queued rows
+    /// are written in that order, after the job writes queued before them: the trail seals and
+    /// queues the next row without waiting for this one to be stored. A refused row makes
+    /// every row queued after it on the same chain refused too, and the trail seals them again.
     fn append_audit(&self, row: AuditRow, previous: String) -> StoreFuture<()>;
-    /// Whether [`AuditStore::append_audit`] queues its row when it is called (before its future
-    /// is polled) and the store writes queued rows in that order: the trail may then seal and
-    /// queue the next row without waiting for the previous one to be stored. A refused row
-    /// then makes every row queued after it on the same chain refused too, and the trail seals
-    /// them again.
-    fn queues_audit_appends(&self) -> bool;
     /// The newest row, whose id and hash the next row chains to.
     fn last_audit(&self) -> StoreFuture<Option<AuditRow>>;
     /// Rows matching `filter`, oldest first.

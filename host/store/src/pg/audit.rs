@@ -100,10 +100,6 @@ impl AuditStore for PgStore {
         }))
     }
 
-    fn queues_audit_appends(&self) -> bool {
-        true
-    }
-
     fn last_audit(&self) -> StoreFuture<Option<AuditRow>> {
         let store = self.clone();
         Box::pin(async move { store.last().await })
