@@ -15,6 +15,20 @@ conformance!(
 pub(crate) const GENESIS_TEST_HASH: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The ids of the stored rows (up to 100), oldest first.
+pub(crate) async fn stored_ids(store: &impl AuditStore) -> Vec<u64> {
+    store
+        .audit_rows(AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("read")
+        .iter()
+        .map(|row| row.id)
+        .collect()
+}
+
 pub(crate) fn row(id: u64, tenant: &str, action: &str) -> AuditRow {
     AuditRow {
         id,
@@ -141,17 +155,7 @@ async fn a_row_is_stored_only_after_the_row_it_was_sealed_on<B: Backend>() {
         .append_audit(row(2, "acme", "run"), GENESIS_TEST_HASH.into())
         .await
         .expect("the row that follows the stored end");
-    let ids: Vec<u64> = store
-        .audit_rows(AuditFilter {
-            limit: 10,
-            ..AuditFilter::default()
-        })
-        .await
-        .expect("read")
-        .iter()
-        .map(|row| row.id)
-        .collect();
-    assert_eq!(ids, [1, 2]);
+    assert_eq!(stored_ids(&store).await, [1, 2]);
 }
 
 async fn appends_asked_for_without_waiting_are_stored_in_the_order_asked<B: Backend>() {
@@ -172,15 +176,5 @@ async fn appends_asked_for_without_waiting_are_stored_in_the_order_asked<B: Back
     let chained = store.append_audit(row(22, "acme", "run"), GENESIS_TEST_HASH.into());
     assert!(chained.await.is_err(), "a row after a refused one");
     assert!(refused.await.is_err(), "a row sealed on another end");
-    let ids: Vec<u64> = store
-        .audit_rows(AuditFilter {
-            limit: 50,
-            ..AuditFilter::default()
-        })
-        .await
-        .expect("read")
-        .iter()
-        .map(|row| row.id)
-        .collect();
-    assert_eq!(ids, (1..=20).collect::<Vec<_>>());
+    assert_eq!(stored_ids(&store).await, (1..=20).collect::<Vec<_>>());
 }

@@ -6,10 +6,11 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use toolgate_model::{JobFilter, JobStatus, NewScan, ScanId, ScanOutcome, ScanRequest, ScanState};
 
 use super::PgStore;
+use crate::conformance::audit::stored_ids;
 use crate::conformance::audit::{GENESIS_TEST_HASH, row};
 use crate::conformance::jobs::{finished, new_job};
 use crate::pg_cluster::{TestDatabase, test_database};
-use crate::{AuditFilter, AuditStore, JobStore, Refused, ScanStore, StoreError};
+use crate::{AuditStore, JobStore, Refused, ScanStore, StoreError};
 
 fn id(n: u32) -> ScanId {
     ScanId::parse(&format!("00000000-0000-7000-8000-{n:012x}")).expect("id")
@@ -530,19 +531,6 @@ async fn written_by(store: &PgStore, table: &str, filter: &str) -> String {
         .get(0)
 }
 
-async fn audit_ids(store: &PgStore) -> Vec<u64> {
-    store
-        .audit_rows(AuditFilter {
-            limit: 10,
-            ..AuditFilter::default()
-        })
-        .await
-        .expect("read")
-        .iter()
-        .map(|row| row.id)
-        .collect()
-}
-
 /// A job's end and the audit record queued right after it (what the daemon's trail does for
 /// a synchronous run, `AuditTrail::record_after`) are committed by one transaction; a record
 /// refused in such a batch refuses only itself and the record chained to it, and the end
@@ -592,12 +580,12 @@ async fn a_finish_and_the_audit_records_queued_after_it_commit_in_one_batch() {
         .expect("exists");
     assert_eq!(two.status, JobStatus::Failed);
     assert_eq!(two.stdout.as_deref(), Some("out"));
-    assert_eq!(audit_ids(&store).await, [1]);
+    assert_eq!(stored_ids(&store).await, [1]);
     store
         .append_audit(row(2, "acme", "run"), GENESIS_TEST_HASH.into())
         .await
         .expect("sealed again on the stored end");
-    assert_eq!(audit_ids(&store).await, [1, 2]);
+    assert_eq!(stored_ids(&store).await, [1, 2]);
 }
 
 /// A statement the server refuses aborts its batch's transaction: the writer applies that
@@ -633,5 +621,5 @@ async fn a_batch_failing_midway_fails_only_the_failing_write() {
         .expect("read")
         .expect("exists");
     assert_eq!(after.status, JobStatus::Queued);
-    assert_eq!(audit_ids(&store).await, [1]);
+    assert_eq!(stored_ids(&store).await, [1]);
 }
