@@ -10,8 +10,7 @@
 //! and none is admitted once the drain has begun; plugin `parse` runs on a blocking thread
 //! because big reports take a while; a job started with its run's audit record
 //! ([`JobService::start_audited`]) queues that record with its end when it ends with an answer,
-//! so on PostgreSQL the two are one commit, and its caller gets the answer once both are
-//! stored.
+//! so the two are one commit, and its caller gets the answer once both are stored.
 
 mod admission;
 mod catalog;
@@ -384,8 +383,8 @@ impl JobService {
     }
 
     /// [`JobService::start`] of a run whose audit record `audit` the job writes when it ends
-    /// with an answer: queued together with the job's end (`AuditTrail::record_after`), so on
-    /// PostgreSQL the caller waits for one commit, not for the end's and then the record's.
+    /// with an answer: queued together with the job's end (`AuditTrail::record_after`), so the
+    /// caller waits for one commit, not for the end's and then the record's.
     /// When [`StartedJob::outcome`] is an answer, the record was written (or logged as lost,
     /// as `AuditTrail::record` does); when it is an error, the record is the caller's to make.
     pub async fn start_audited(
