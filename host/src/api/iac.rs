@@ -389,6 +389,14 @@ async fn receive_upload(
             let _ = std::fs::remove_dir_all(&staged_tree);
             return Err(Placing::Move(error));
         }
+        // What is scanned must outlive a machine crash once the upload is recorded: one
+        // syncfs writes back the tree, its files and its move into place (syncing the
+        // received file instead protected nothing scanned: an archive is deleted once
+        // extracted).
+        if let Err(error) = sync_filesystem_of(&placed_tree) {
+            let _ = std::fs::remove_dir_all(&placed_tree);
+            return Err(Placing::Sync(error));
+        }
         Ok(extracted)
     })
     .await
@@ -396,6 +404,7 @@ async fn receive_upload(
     .map_err(|error| match error {
         Placing::Extract(error) => extract_failure(&id, &error),
         Placing::Move(error) => internal(&format!("move the extracted upload into place: {error}")),
+        Placing::Sync(error) => internal(&format!("write the extracted upload to disk: {error}")),
     })?;
     let info = UploadInfo {
         bytes: received.size,
@@ -425,6 +434,14 @@ async fn receive_upload(
 enum Placing {
     Extract(ExtractError),
     Move(std::io::Error),
+    Sync(std::io::Error),
+}
+
+/// Writes back everything pending on the filesystem holding `path` (syncfs(2)): one call for
+/// a tree of any number of files, where syncing each file would cost a disk flush per file.
+fn sync_filesystem_of(path: &Path) -> std::io::Result<()> {
+    let directory = std::fs::File::open(path)?;
+    nix::unistd::syncfs(&directory).map_err(std::io::Error::from)
 }
 
 async fn remove_tree(path: PathBuf) {

@@ -58,7 +58,8 @@ pub enum UploadError {
 
 /// Streams `body` into the new file `dest` (which must not exist), stopping with
 /// [`UploadError::TooLarge`] as soon as more than `limit` bytes arrive. Returns the size and
-/// SHA-256 of what was written. Errors and cancellation leave no file behind.
+/// SHA-256 of what was written. Errors and cancellation leave no file behind. The file is
+/// written but not synced to disk.
 pub async fn receive<S, E>(body: S, dest: &Path, limit: u64) -> Result<ReceivedFile, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>>,
@@ -97,10 +98,10 @@ where
         file.write_all(&chunk).await.map_err(io_err)?;
         size = next_size;
     }
-    // tokio's File writes in the background: flush to surface the last write's error, then make
-    // the upload durable before the caller records it as received.
+    // tokio's File writes in the background: flush to surface the last write's error. Not
+    // synced here: the caller makes durable what it keeps (the daemon syncs the extracted tree,
+    // and deletes the received file).
     file.flush().await.map_err(io_err)?;
-    file.sync_data().await.map_err(io_err)?;
     drop(file);
     guard.disarm();
     Ok(ReceivedFile {
