@@ -426,30 +426,58 @@ mod tests {
         }
     }
 
-    /// On a store that does not queue appends (SQLite) the write a record follows is made
-    /// first and the record appended after it, as the two calls in turn; a write that fails
-    /// returns its error and the record is stored all the same.
+    /// The store under test, noting in `order` when an append is queued.
+    struct NotingAppends {
+        store: Arc<SqliteStore>,
+        order: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    }
+
+    impl AuditStore for NotingAppends {
+        fn append_audit(&self, row: AuditRow, previous: String) -> StoreFuture<()> {
+            note(&self.order, "record queued");
+            AuditStore::append_audit(&*self.store, row, previous)
+        }
+        fn last_audit(&self) -> StoreFuture<Option<AuditRow>> {
+            AuditStore::last_audit(&*self.store)
+        }
+        fn audit_rows(&self, filter: AuditFilter) -> StoreFuture<Vec<AuditRow>> {
+            AuditStore::audit_rows(&*self.store, filter)
+        }
+    }
+
+    fn note(order: &std::sync::Mutex<Vec<&'static str>>, what: &'static str) {
+        order.lock().expect("order").push(what);
+    }
+
+    /// The write a record follows is queued first (called before the record is sealed and
+    /// queued, so both stores' writers take it first); a write that fails returns its error
+    /// and the record is stored all the same.
     #[tokio::test]
     async fn a_record_after_a_write_is_appended_once_the_write_is_made() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, _) = SqliteStore::open(&dir.path().join("db.sqlite3"), 10).expect("open");
-        let store = Arc::new(store);
-        let trail = AuditTrail::new(Arc::clone(&store) as Arc<dyn AuditStore>);
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let trail = AuditTrail::new(Arc::new(NotingAppends {
+            store: Arc::new(store),
+            order: Arc::clone(&order),
+        }));
         let run = || {
             AuditEvent::allowed(Action::Run, "succeeded")
                 .tool("terrascan")
                 .argv(vec!["terrascan".into()])
         };
-        let seen = Arc::clone(&store);
+        let noted = Arc::clone(&order);
         let written = trail
             .record_after(&caller("acme"), run(), move || {
-                Box::pin(async move {
-                    let last = seen.last_audit().await?;
-                    assert_eq!(last, None, "the write is made before the record");
-                    Ok(())
-                })
+                note(&noted, "write queued");
+                Box::pin(std::future::ready(Ok(())))
             })
             .await;
+        assert_eq!(
+            *order.lock().expect("order"),
+            ["write queued", "record queued"],
+            "the write is queued before the record"
+        );
         assert!(written.is_ok(), "{written:?}");
         let failed = trail
             .record_after(&caller("acme"), run(), || {
