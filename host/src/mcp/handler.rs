@@ -32,6 +32,7 @@ use super::scan_tools::{self, GET_SCAN, START_SCAN};
 use crate::api::auth::Caller;
 use crate::api::{AppState, CancelOnDrop};
 use crate::audit::AuditEvent;
+use crate::jobs::RunAudit;
 use toolgate_auth::audit::Action;
 use toolgate_model::{JobFilter, JobStatus};
 
@@ -83,19 +84,36 @@ impl McpHandler {
         tool: &str,
         params: serde_json::Value,
         context: &RequestContext<RoleServer>,
-    ) -> (CallToolResult, Vec<String>) {
+    ) -> CallToolResult {
+        let refused_run = |result: &CallToolResult| audit_event(Action::Run, result).tool(tool);
         let owner = match owner(context) {
             Ok(owner) => owner,
-            Err(refused) => return (refused, Vec::new()),
+            Err(refused) => {
+                self.audit(context, refused_run(&refused)).await;
+                return refused;
+            }
         };
-        let started = match self
-            .state
-            .jobs
-            .start(tool, crate::jobs::JobInput::Params(params), &owner)
-            .await
-        {
+        let input = crate::jobs::JobInput::Params(params);
+        // As `POST /api/tools/{tool}` does, the job writes the run's record with its end (one
+        // commit instead of two in turn); errors are recorded here.
+        let started = match caller(context) {
+            Some(caller) => {
+                let audit = RunAudit {
+                    trail: self.state.audit.clone(),
+                    caller,
+                };
+                let jobs = &self.state.jobs;
+                jobs.start_audited(tool, input, &owner, audit).await
+            }
+            None => self.state.jobs.start(tool, input, &owner).await,
+        };
+        let started = match started {
             Ok(started) => started,
-            Err(error) => return (render::refused(error), Vec::new()),
+            Err(error) => {
+                let refused = render::refused(error);
+                self.audit(context, refused_run(&refused)).await;
+                return refused;
+            }
         };
         let argv = started.argv.clone();
         let progress = Progress {
@@ -139,16 +157,20 @@ impl McpHandler {
             }
         };
         guard.disarm();
-        let result = match outcome {
+        match outcome {
             Ok(response) => {
                 progress
                     .report(PROGRESS_STEPS, format!("done: job {id}"))
                     .await;
                 render::finished(tool, &response)
             }
-            Err(error) => render::refused(error),
-        };
-        (result, argv)
+            // A job that ends in an error has not written the run's record.
+            Err(error) => {
+                let result = render::refused(error);
+                self.audit(context, refused_run(&result).argv(argv)).await;
+                result
+            }
+        }
     }
 
     /// Appends one audit record for a call by the caller of `context` (none without a caller:
@@ -334,10 +356,7 @@ impl ServerHandler for McpHandler {
                 result
             }
             tool if self.state.jobs.catalog().get(tool).is_some() => {
-                let (result, argv) = self.call_plugin(tool, arguments, &context).await;
-                let event = audit_event(Action::Run, &result).tool(tool).argv(argv);
-                self.audit(&context, event).await;
-                result
+                self.call_plugin(tool, arguments, &context).await
             }
             unknown => {
                 return Err(McpError::invalid_params(

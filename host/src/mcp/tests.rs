@@ -418,6 +418,11 @@ async fn calling_the_fake_terrascan_returns_findings_a_summary_and_a_readable_jo
         })
         .collect();
     assert_eq!(seen, expected);
+    // The run's record was written with the job's end, with the outcome and argv the HTTP
+    // API's record has.
+    let run = &trail[0].record;
+    assert_eq!(run.outcome, "succeeded", "{run:?}");
+    assert!(!run.argv.is_empty(), "{run:?}");
     assert!(
         trail[0].record.argv.iter().any(|arg| arg == "-d"),
         "the run's record has the argv the host ran: {:?}",
@@ -445,6 +450,21 @@ async fn a_refused_call_is_an_error_result_naming_each_field_and_its_bad_value()
         text.contains("everything") || text.contains("/etc"),
         "{text}"
     );
+    // The refused run left one denied record naming the tool, as `POST /api/tools` does.
+    let trail = fx
+        .state
+        .audit
+        .page(toolgate_store::AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("audit trail");
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    let record = &trail[0].record;
+    assert_eq!(record.action.as_str(), "run");
+    assert_eq!(format!("{:?}", record.decision).to_lowercase(), "denied");
+    assert_eq!(record.tool.as_deref(), Some("terrascan"));
 
     let bad_args = session
         .call_tool("list_jobs", json!({"limit": 0, "bogus": 1}))
