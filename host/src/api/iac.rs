@@ -9,7 +9,7 @@
 //! refused, interrupted or losing concurrent upload leaves nothing of itself behind; the raw
 //! upload is deleted once extracted.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, RawQuery, State};
@@ -42,6 +42,7 @@ pub struct IacSettings {
     pub signer: toolgate_uploads::UploadSigner,
 }
 use crate::scans::ScanError;
+use crate::scans::placing::{PlaceError, place_durably};
 
 /// Retry-After of a 429 for a tenant's full scan queue.
 const QUEUE_RETRY_AFTER_SECS: u64 = 5;
@@ -375,36 +376,22 @@ async fn receive_upload(
     let staged_tree = folder.join(format!("tree-{}", grant.nonce));
     let tree = state.scans.tree(&id);
     let limits = state.iac.uploads.extract.clone();
-    let (upload_path, placed_tree) = (received.path.clone(), tree.clone());
-    // One trip to the blocking pool for the whole of it. The tree is moved into place before
-    // the upload is recorded and removed again if the record fails: until the record, the scan
-    // still awaits its upload, so nothing reads the tree, and this URL's nonce (in both names)
-    // is one upload's alone.
+    let upload_path = received.path.clone();
+    // One trip to the blocking pool for the whole of it; this URL's nonce (in both names) is
+    // one upload's alone.
     let extracted = tokio::task::spawn_blocking(move || {
         let extracted = toolgate_uploads::extract(&upload_path, &staged_tree, &limits);
         // The raw upload is not kept: the tree is what is scanned.
         let _ = std::fs::remove_file(&upload_path);
         let extracted = extracted.map_err(Placing::Extract)?;
-        if let Err(error) = std::fs::rename(&staged_tree, &placed_tree) {
-            let _ = std::fs::remove_dir_all(&staged_tree);
-            return Err(Placing::Move(error));
-        }
-        // What is scanned must outlive a machine crash once the upload is recorded: one
-        // syncfs writes back the tree, its files and its move into place (syncing the
-        // received file instead protected nothing scanned: an archive is deleted once
-        // extracted).
-        if let Err(error) = sync_filesystem_of(&placed_tree) {
-            let _ = std::fs::remove_dir_all(&placed_tree);
-            return Err(Placing::Sync(error));
-        }
+        place_durably(&staged_tree, &tree).map_err(Placing::Place)?;
         Ok(extracted)
     })
     .await
     .map_err(|e| internal(&e))?
     .map_err(|error| match error {
         Placing::Extract(error) => extract_failure(&id, &error),
-        Placing::Move(error) => internal(&format!("move the extracted upload into place: {error}")),
-        Placing::Sync(error) => internal(&format!("write the extracted upload to disk: {error}")),
+        Placing::Place(error) => internal(&error),
     })?;
     let info = UploadInfo {
         bytes: received.size,
@@ -412,14 +399,11 @@ async fn receive_upload(
         files: extracted.files,
         uploaded_at: Utc::now(),
     };
-    if let Err(error) = state
+    state
         .scans
-        .record_upload(id.clone(), grant.nonce.clone(), info)
+        .record_placed_upload(id.clone(), grant.nonce.clone(), info)
         .await
-    {
-        remove_tree(tree).await;
-        return Err(scan_failure(error));
-    }
+        .map_err(scan_failure)?;
     tracing::info!(
         scan = %id,
         bytes = received.size,
@@ -433,19 +417,7 @@ async fn receive_upload(
 /// Why an extracted upload did not reach its place.
 enum Placing {
     Extract(ExtractError),
-    Move(std::io::Error),
-    Sync(std::io::Error),
-}
-
-/// Writes back everything pending on the filesystem holding `path` (syncfs(2)): one call for
-/// a tree of any number of files, where syncing each file would cost a disk flush per file.
-fn sync_filesystem_of(path: &Path) -> std::io::Result<()> {
-    let directory = std::fs::File::open(path)?;
-    nix::unistd::syncfs(&directory).map_err(std::io::Error::from)
-}
-
-async fn remove_tree(path: PathBuf) {
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
+    Place(PlaceError),
 }
 
 fn url_failure(error: &UrlError) -> Failure {

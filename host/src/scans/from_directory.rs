@@ -4,15 +4,17 @@
 //!
 //! Invariants: the copy is `toolgate_uploads::copy_directory` (no link followed, the source's
 //! real path under one of the roots, the extraction limits), made into a staging tree that is
-//! renamed into place only after the store recorded it; on any failure nothing of the copy is
-//! left and the scan stays awaiting its upload (the retention sweep removes it).
+//! placed as an upload's is (`placing`: moved into place and written to disk before the store
+//! records it); on any failure nothing of the copy is left and the scan stays awaiting its
+//! upload (the retention sweep removes it).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::Utc;
 use toolgate_model::{NewScan, Scan, UploadInfo};
 use toolgate_uploads::ExtractLimits;
 
+use super::placing::place_durably;
 use super::{ScanError, ScanService};
 
 impl ScanService {
@@ -30,11 +32,13 @@ impl ScanService {
         let folder = self.folder(&id);
         let nonce = toolgate_uploads::new_nonce().map_err(|e| ScanError::Copy(e.to_string()))?;
         let staged = folder.join(format!("tree-{nonce}"));
-        let staged_for_copy = staged.clone();
+        let tree = self.tree(&id);
         let copied = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
-            toolgate_uploads::copy_directory(&source, &roots, &staged_for_copy, &limits)
-                .map_err(|e| e.to_string())
+            let copied = toolgate_uploads::copy_directory(&source, &roots, &staged, &limits)
+                .map_err(|e| e.to_string())?;
+            place_durably(&staged, &tree).map_err(|e| e.to_string())?;
+            Ok(copied)
         })
         .await
         .map_err(|e| ScanError::Copy(e.to_string()))?
@@ -46,23 +50,6 @@ impl ScanService {
             files: copied.files,
             uploaded_at: Utc::now(),
         };
-        let recorded = match self.record_upload(id.clone(), nonce, info).await {
-            Ok(recorded) => recorded,
-            Err(error) => {
-                remove(staged).await;
-                return Err(error);
-            }
-        };
-        if let Err(error) = tokio::fs::rename(&staged, self.tree(&id)).await {
-            remove(staged).await;
-            return Err(ScanError::Copy(format!(
-                "move the copied directory into place: {error}"
-            )));
-        }
-        Ok(recorded)
+        self.record_placed_upload(id, nonce, info).await
     }
-}
-
-async fn remove(path: impl AsRef<Path> + Send + 'static) {
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path.as_ref())).await;
 }

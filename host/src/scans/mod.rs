@@ -16,6 +16,7 @@ mod executor;
 mod from_directory;
 mod job_executor;
 mod judge;
+pub mod placing;
 mod worker;
 
 use std::collections::HashMap;
