@@ -68,6 +68,9 @@ pub enum StoreError {
     WriterGone,
     #[error("the transaction holding this write failed: {0}")]
     Batch(String),
+    /// A bug: the writer thread caught a panic in a scan transition and failed it alone.
+    #[error("a scan transition panicked (a bug; the scan is unchanged)")]
+    TransitionPanicked,
     #[error("PostgreSQL error: {0}")]
     Postgres(#[from] tokio_postgres::Error),
     #[error("no PostgreSQL connection: {0}")]

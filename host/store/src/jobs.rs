@@ -6,9 +6,9 @@
 //! so the async runtime never waits on disk; WAL journaling so readers do not block the writer;
 //! a job record is never deleted, only its stdout/stderr (a row of `job_output`) are dropped
 //! once it falls out of the newest `retention` jobs; opening the store marks jobs a dead daemon
-//! left queued or running as `interrupted`; scan transitions (`scans.rs`) use a third
-//! connection, each in its own immediate transaction, because each needs a typed answer and they
-//! are rare next to job writes, which keep the batching writer to themselves.
+//! left queued or running as `interrupted`; scan transitions (`scans.rs`) and audit rows go
+//! through the same writer, so this process has one write connection and its writes never
+//! wait for each other in SQLite's busy handler.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use toolgate_model::{FinishedJob, JobFilter, JobRecord, JobStatus, NewJob};
 
-use crate::writer::{Write, WriteTurns, Writer};
+use crate::writer::{Write, Writer};
 use crate::{JobStore, StoreError, StoreFuture};
 
 /// How long a writer waits for a lock held by another connection (e.g. an operator's sqlite3).
@@ -27,11 +27,6 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct SqliteStore {
     writer: Writer,
     pub(crate) reader: Arc<Mutex<Connection>>,
-    /// Scan transitions and audit appends: one at a time, each an immediate transaction (see
-    /// the module doc); reached through [`Self::with_scan_writer`] only.
-    scan_writer: Arc<Mutex<Connection>>,
-    /// Turns between the writer thread and `scan_writer`.
-    turns: WriteTurns,
     /// How many of the newest jobs keep their output (for reading `output_dropped`).
     retention: i64,
 }
@@ -67,12 +62,9 @@ impl SqliteStore {
              WHERE status IN ('queued', 'running')",
             params![now_text()],
         )?;
-        let turns = WriteTurns::default();
         let store = Self {
             reader: Arc::new(Mutex::new(connect(path)?)),
-            scan_writer: Arc::new(Mutex::new(connect(path)?)),
-            writer: Writer::start(conn, retention, turns.clone())?,
-            turns,
+            writer: Writer::start(conn, retention)?,
             retention: i64::try_from(retention).unwrap_or(i64::MAX),
         };
         Ok((store, interrupted))
@@ -87,19 +79,13 @@ impl SqliteStore {
         on_blocking_thread(Arc::clone(&self.reader), work).await
     }
 
-    /// Runs `work` on a blocking thread with the scan connection, in this process's turn to
-    /// write.
-    pub(crate) async fn with_scan_writer<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let turns = self.turns.clone();
-        on_blocking_thread(Arc::clone(&self.scan_writer), move |conn| {
-            let _turn = turns.take();
-            work(conn)
-        })
-        .await
+    /// Queues scan transition `transition` to the writer thread now; the future resolves once
+    /// it is committed or refused.
+    pub(crate) fn queue_transition(
+        &self,
+        transition: crate::writer::Transition,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        self.writer.submit(Write::Scan(transition))
     }
 
     /// Queues an audit row to the writer thread now; the future resolves once it is committed

@@ -143,7 +143,7 @@ fn a_failing_write_fails_alone_in_its_batch() {
             done: Box::new(finished(JobStatus::Succeeded)),
         },
     ];
-    let results = crate::writer::commit_batch(&mut conn, 10, &batch);
+    let results = crate::writer::commit_batch(&mut conn, 10, batch.into());
     let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
     assert_eq!(ok, [true, false, true, true]);
     let status: String = conn
@@ -156,4 +156,67 @@ fn a_failing_write_fails_alone_in_its_batch() {
         .query_row("SELECT COUNT(*) FROM jobs", [], |row| row.get(0))
         .expect("count");
     assert_eq!(count, 2);
+}
+
+/// Denial inside a batch: a scan transition that writes and then fails (as one refused after
+/// consuming a nonce would) undoes its own writes only; one that panics fails alone; the
+/// writes around them are committed.
+#[test]
+fn a_failing_or_panicking_transition_undoes_only_its_own_writes() {
+    use crate::writer::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite3");
+    drop(SqliteStore::open(&path, 10).expect("create"));
+    let mut conn = connect(&path).expect("connect");
+    let insert = |id: &str| Write::Insert {
+        job: new_job(id, "t"),
+        started_at: None,
+    };
+    let nonce = |nonce: &'static str| {
+        move |tx: &rusqlite::Transaction<'_>| {
+            tx.execute(
+                "INSERT INTO upload_nonces (nonce, scan, used_at) VALUES (?1, 's', 't')",
+                [nonce],
+            )?;
+            Ok(())
+        }
+    };
+    let written_then_refused = move |tx: &rusqlite::Transaction<'_>| {
+        nonce("undone")(tx)?;
+        Err(StoreError::Refused(crate::Refused::NonceReused))
+    };
+    let batch = vec![
+        insert("before"),
+        Write::Scan(Box::new(nonce("kept"))),
+        Write::Scan(Box::new(written_then_refused)),
+        Write::Scan(Box::new(|_tx: &rusqlite::Transaction<'_>| {
+            panic!("a bug in a transition")
+        })),
+        insert("after"),
+    ];
+    let results = crate::writer::commit_batch(&mut conn, 10, batch);
+    let outcomes: Vec<String> = results
+        .iter()
+        .map(|result| match result {
+            Ok(()) => "ok".to_string(),
+            Err(error) => error.to_string(),
+        })
+        .collect();
+    assert_eq!(outcomes[..2], ["ok", "ok"]);
+    assert!(outcomes[2].contains("already used"), "{outcomes:?}");
+    assert!(outcomes[3].contains("panicked"), "{outcomes:?}");
+    assert_eq!(outcomes[4], "ok");
+    let nonces: Vec<String> = conn
+        .prepare("SELECT nonce FROM upload_nonces ORDER BY nonce")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .expect("nonces");
+    assert_eq!(nonces, ["kept"]);
+    let jobs: i64 = conn
+        .query_row("SELECT COUNT(*) FROM jobs", [], |row| row.get(0))
+        .expect("count");
+    assert_eq!(jobs, 2);
 }

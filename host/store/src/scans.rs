@@ -1,14 +1,14 @@
-//! The scan queue in SQLite: every transition is one immediate transaction on the scan
-//! connection that reads the scan's state, refuses with [`Refused`] when the transition does not
-//! start there, and writes the new state with the old one in its `WHERE` (so it stays correct
-//! when a second connection or daemon races it).
+//! The scan queue in SQLite: every transition runs on the store's writer thread, in its own
+//! savepoint of a batch's immediate transaction (`writer`); it reads the scan's state, refuses
+//! with [`Refused`] when the transition does not start there, and writes the new state with the
+//! old one in its `WHERE` (so it stays correct when a second connection or daemon races it).
 //!
 //! Why an immediate transaction: it takes SQLite's write lock at `BEGIN`, so the state read and
-//! the write cannot interleave with another writer's; the PostgreSQL equivalent is a row lock
-//! (`SELECT ... FOR UPDATE`, and `FOR UPDATE SKIP LOCKED` in `claim_next`).
+//! the write cannot interleave with another process's write; the PostgreSQL equivalent is a
+//! row lock (`SELECT ... FOR UPDATE`, and `FOR UPDATE SKIP LOCKED` in `claim_next`).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use toolgate_model::{
     ErrorDetail, Finding, NewScan, Scan, ScanId, ScanOutcome, ScanPage, ScanQuery, ScanRequest,
     ScanState, UploadInfo,
@@ -43,23 +43,22 @@ pub(crate) fn retries_exhausted(
 }
 
 impl SqliteStore {
-    /// Runs `work` in one immediate transaction on the scan connection, on a blocking thread;
-    /// commits when it succeeds, rolls back when it fails.
+    /// Runs `work` as one scan transition on the writer thread (in a savepoint of its batch's
+    /// immediate transaction): its writes are undone when it fails, and its answer is handed
+    /// over once the batch has committed.
     fn transition<T, F>(&self, work: F) -> StoreFuture<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let store = self.clone();
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let committed = self.queue_transition(Box::new(move |tx: &Transaction<'_>| {
+            let _ = answer.send(work(tx)?);
+            Ok(())
+        }));
         Box::pin(async move {
-            store
-                .with_scan_writer(move |conn: &mut Connection| {
-                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let result = work(&tx)?;
-                    tx.commit()?;
-                    Ok(result)
-                })
-                .await
+            committed.await?;
+            answered.await.map_err(|_| StoreError::WriterGone)
         })
     }
 }

@@ -1,24 +1,27 @@
-//! The store's job and audit writer: one thread owns the write connection and commits the
-//! writes (job inserts, transitions and finishes, audit rows) that queued up while the previous
-//! commit ran in one transaction (group commit). Scan transitions keep their own connection
-//! (each reads before it writes, in an immediate transaction) and take turns with this thread.
+//! The store's writer: one thread owns the only write connection and commits the writes (job
+//! inserts, transitions and finishes, audit rows, scan transitions) that queued up while the
+//! previous commit ran in one transaction (group commit).
 //!
 //! Why: at 32 concurrent jobs, two transactions per job through the blocking pool cost a
 //! thread wake-up, a contended mutex and a WAL commit each; batching shares the commit (and the
 //! pages it writes) between the jobs of a batch and needs no lock, while a lone write still
-//! commits at once.
+//! commits at once. Scan transitions had a connection of their own and took turns with this
+//! thread; each then cost a blocking-pool trip and a commit of its own, and at 32 scan workers
+//! six of them per scan queued behind each other.
 //!
 //! Invariants: a write is acknowledged only after the transaction holding it committed (or
-//! with the error that stopped it); one failing statement fails only its own write (SQLite
-//! undoes just that statement), a failed commit fails every write of the batch; the output
+//! with the error that stopped it); one failing write fails only itself (SQLite undoes a failed
+//! statement, and a scan transition runs in a savepoint rolled back when it fails), a failed
+//! commit fails every write of the batch; a batch's transaction is immediate, so a scan
+//! transition's read and write cannot interleave with another process's write; the output
 //! retention sweep runs once per batch that finished a job; a finished job's output row is
 //! written in the same transaction as its outcome; writes are applied in the order they were
 //! submitted (the audit trail queues a row before the one it sealed before it is stored).
 
 use std::io::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::mpsc;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use crate::{AuditRow, StoreError};
@@ -28,28 +31,11 @@ use toolgate_model::{FinishedJob, JobStatus, NewJob};
 /// for the others.
 const MAX_BATCH: usize = 64;
 
-/// Takes turns between this process's SQLite write transactions: the writer thread's batches,
-/// and the scan transitions and audit appends of the scan connection.
-///
-/// Why: two connections that meet on SQLite's write lock wait in its busy handler, which
-/// sleeps 1 to 100 ms between tries whether or not the lock was freed meanwhile; at 32 scan
-/// workers the writer thread spent a seventh of its time asleep there (`perf trace -s`: 122
-/// `clock_nanosleep`, 567 ms in 4 s). A turn at this mutex starts as soon as the other commits.
-/// Other processes (an operator's sqlite3, `store copy`) still meet the busy timeout.
-#[derive(Clone, Default)]
-pub(crate) struct WriteTurns(Arc<Mutex<()>>);
+/// A scan transition: reads and writes in the batch's transaction, hands its typed answer to
+/// its caller itself (see `SqliteStore::transition`), and fails with the error that refused it.
+pub(crate) type Transition = Box<dyn FnOnce(&Transaction<'_>) -> Result<(), StoreError> + Send>;
 
-impl WriteTurns {
-    /// Waits for this process's turn to write; the turn ends when the guard drops.
-    pub(crate) fn take(&self) -> MutexGuard<'_, ()> {
-        // Nothing is guarded but the turn itself, so a panic in another turn changes nothing.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// One change to the jobs table or the audit trail.
+/// One change to the jobs table, the audit trail or the scan queue.
 pub(crate) enum Write {
     Insert {
         job: NewJob,
@@ -68,6 +54,7 @@ pub(crate) enum Write {
         row: Box<AuditRow>,
         previous: String,
     },
+    Scan(Transition),
 }
 
 struct Request {
@@ -82,16 +69,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`; each batch's transaction waits for its turn.
-    pub(crate) fn start(
-        conn: Connection,
-        retention: usize,
-        turns: WriteTurns,
-    ) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn start(conn: Connection, retention: usize) -> Result<Self, StoreError> {
         let (queue, requests) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("toolgate-store".into())
-            .spawn(move || serve(conn, retention, &turns, &requests))
+            .spawn(move || serve(conn, retention, &requests))
             .map_err(StoreError::WriterThread)?;
         Ok(Self { queue })
     }
@@ -111,12 +94,7 @@ impl Writer {
     }
 }
 
-fn serve(
-    mut conn: Connection,
-    retention: usize,
-    turns: &WriteTurns,
-    requests: &mpsc::Receiver<Request>,
-) {
+fn serve(mut conn: Connection, retention: usize, requests: &mpsc::Receiver<Request>) {
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -129,10 +107,7 @@ fn serve(
             .into_iter()
             .map(|request| (request.write, request.reply))
             .unzip();
-        let results = {
-            let _turn = turns.take();
-            commit_batch(&mut conn, retention, &writes)
-        };
+        let results = commit_batch(&mut conn, retention, writes);
         for (reply, result) in replies.into_iter().zip(results) {
             // The caller may have gone away (its job task was dropped); the write stands.
             let _ = reply.send(result);
@@ -144,21 +119,22 @@ fn serve(
 pub(crate) fn commit_batch(
     conn: &mut Connection,
     retention: usize,
-    writes: &[Write],
+    writes: Vec<Write>,
 ) -> Vec<Result<(), StoreError>> {
+    let count = writes.len();
     let failed_batch = |error: rusqlite::Error| {
         let reason = error.to_string();
-        writes
-            .iter()
+        (0..count)
             .map(|_| Err(StoreError::Batch(reason.clone())))
             .collect()
     };
-    let tx = match conn.transaction() {
+    let finishes = writes.iter().any(|w| matches!(w, Write::Finish { .. }));
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => return failed_batch(error),
     };
-    let results: Vec<_> = writes.iter().map(|write| apply(&tx, write)).collect();
-    if writes.iter().any(|w| matches!(w, Write::Finish { .. }))
+    let results: Vec<_> = writes.into_iter().map(|write| apply(&tx, write)).collect();
+    if finishes
         && let Err(error) = drop_old_output(&tx, retention)
     {
         tracing::warn!(%error, "dropping the output of jobs beyond the retention limit");
@@ -169,7 +145,7 @@ pub(crate) fn commit_batch(
     }
 }
 
-fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
+fn apply(tx: &Transaction<'_>, write: Write) -> Result<(), StoreError> {
     match write {
         Write::Insert { job, started_at } => {
             let status = if started_at.is_some() {
@@ -200,7 +176,8 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
             )?
             .execute(params![id, started_at])?;
         }
-        Write::Audit { row, previous } => crate::audit::insert(tx, row, previous)?,
+        Write::Audit { row, previous } => crate::audit::insert(tx, &row, &previous)?,
+        Write::Scan(transition) => apply_transition(tx, transition)?,
         Write::Finish { id, done } => {
             let status = done.status.unwrap_or(JobStatus::Failed);
             let job: Option<i64> = tx
@@ -239,6 +216,25 @@ fn apply(tx: &Transaction<'_>, write: &Write) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// Runs `transition` in a savepoint of the batch's transaction, so a transition that fails
+/// (a refusal after a write, say) undoes all of its own writes and nothing of the others'. A
+/// panic is caught and fails the transition alone: the thread serves every other write.
+fn apply_transition(tx: &Transaction<'_>, transition: Transition) -> Result<(), StoreError> {
+    tx.execute_batch("SAVEPOINT scan_transition")?;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transition(tx)))
+        .unwrap_or_else(|_| Err(StoreError::TransitionPanicked));
+    match outcome {
+        Ok(()) => {
+            tx.execute_batch("RELEASE scan_transition")?;
+            Ok(())
+        }
+        Err(error) => {
+            tx.execute_batch("ROLLBACK TO scan_transition; RELEASE scan_transition")?;
+            Err(error)
+        }
+    }
 }
 
 /// Outputs up to this size are bound as text, the cheapest way for the small outputs most
