@@ -10,17 +10,23 @@
 //! Run: `just build-plugins && cargo build --release -p toolgate-tests --bin toolgate-fake-tool
 //! && cargo bench -p toolgate --bench scans` (`just bench` does all of it). Tunables:
 //! TOOLGATE_BENCH_SCANS (default 500), TOOLGATE_BENCH_ROUNDS (default 3),
-//! TOOLGATE_BENCH_CLIENTS (default 32), TOOLGATE_BENCH_UPLOAD_MB (default 300).
+//! TOOLGATE_BENCH_CLIENTS (default 32), TOOLGATE_BENCH_UPLOAD_MB (default 300),
+//! TOOLGATE_BENCH_CONNECTIONS: `kept` (default: every client keeps one connection, as an HTTP
+//! client library or `requests.Session` does) or `new` (a connection per request, as a script
+//! running one curl per request does). Both sides always use the same kind, so the ratio
+//! compares the two APIs, not two kinds of client.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{KEPT, built_plugins, env_number, fake_tool, post_kept, scratch_root, start, stop};
+use common::{
+    KEPT, built_plugins, env_number, fake_tool, read_response, scratch_root, start, stop,
+};
 
 /// The synchronous call: a terrascan scan of the sample directory.
 const SYNC_BODY: &str = r#"{"iac_dir": "terraform"}"#;
@@ -33,6 +39,13 @@ fn main() {
     let rounds = env_number("TOOLGATE_BENCH_ROUNDS", 3) as usize;
     let clients = env_number("TOOLGATE_BENCH_CLIENTS", 32) as usize;
     let upload_mb = env_number("TOOLGATE_BENCH_UPLOAD_MB", 300);
+    let connections = std::env::var("TOOLGATE_BENCH_CONNECTIONS").unwrap_or_else(|_| "kept".into());
+    let kept = match connections.as_str() {
+        "kept" => true,
+        "new" => false,
+        other => panic!("TOOLGATE_BENCH_CONNECTIONS={other:?}: expected kept or new"),
+    };
+    KEEP_CONNECTIONS.store(kept, Ordering::Relaxed);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let toolgate = PathBuf::from(env!("CARGO_BIN_EXE_toolgate"));
     let fake = fake_tool(&toolgate);
@@ -86,7 +99,8 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
 
     println!(
-        "toolgate scan benchmark ({scans} per side per round, {rounds} alternating rounds, {clients} clients, fake terrascan)"
+        "toolgate scan benchmark ({scans} per side per round, {rounds} alternating rounds, {clients} clients, \
+         fake terrascan, connections: {connections})"
     );
     for (index, (sync, scan)) in sync_rates.iter().zip(&async_rates).enumerate() {
         println!(
@@ -133,11 +147,9 @@ fn sync_round(port: u16, count: usize, clients: usize) -> f64 {
             let next = Arc::clone(&next);
             scope.spawn(move || {
                 while next.fetch_add(1, Ordering::Relaxed) < count {
-                    let body = KEPT
-                        .with_borrow_mut(|kept| {
-                            post_kept(kept, port, "/api/tools/terrascan", SYNC_BODY)
-                        })
-                        .expect("synchronous call answered 200");
+                    let (status, body) =
+                        request(port, "POST", "/api/tools/terrascan", SYNC_BODY.as_bytes());
+                    assert_eq!(status, 200, "synchronous call: {body}");
                     assert!(body.contains("\"success\":true"), "{body}");
                 }
             });
@@ -233,17 +245,33 @@ fn has_ended(port: u16, id: &str) -> bool {
     true
 }
 
-/// One HTTP/1.1 exchange on a new connection: (status, body).
+/// Whether clients keep their connection (`TOOLGATE_BENCH_CONNECTIONS`).
+static KEEP_CONNECTIONS: AtomicBool = AtomicBool::new(true);
+
+/// One HTTP/1.1 exchange, on the thread's kept connection or on a new one: (status, body).
 fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("connect");
+    let kept = KEEP_CONNECTIONS.load(Ordering::Relaxed);
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: b\r\nConnection: close\r\nContent-Type: application/vnd.api+json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: b\r\n{}Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
+        if kept { "" } else { "Connection: close\r\n" },
+        if path.starts_with("/iac/") { "application/vnd.api+json" } else { "application/json" },
         body.len()
     );
-    stream.write_all(head.as_bytes()).expect("send head");
-    stream.write_all(body).expect("send body");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
+    let response = if kept {
+        KEPT.with_borrow_mut(|connection| {
+            let stream = connection.get_or_insert_with(|| connect(port));
+            stream.write_all(head.as_bytes()).expect("send head");
+            stream.write_all(body).expect("send body");
+            read_response(stream).expect("a response on the kept connection")
+        })
+    } else {
+        let mut stream = connect(port);
+        stream.write_all(head.as_bytes()).expect("send head");
+        stream.write_all(body).expect("send body");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        response
+    };
     let status = response
         .split_whitespace()
         .nth(1)
@@ -253,6 +281,10 @@ fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map_or(String::new(), |(_, body)| body.to_string());
     (status, body)
+}
+
+fn connect(port: u16) -> TcpStream {
+    TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("connect")
 }
 
 /// The daemon's RSS (KiB) before and at its peak during one upload of `mb` MB of template text,
