@@ -108,6 +108,12 @@ pub async fn serve(
             refusing = false;
             tracing::info!("below the connection limit again: accepting connections");
         }
+        // Nagle's algorithm off: a response written in parts (an MCP answer's SSE events, a
+        // streamed body) must not wait for the ACK of the part before it, which the client may
+        // delay by up to 40 ms. A refused connection's single write does not need it.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
         connections.spawn(serve_connection(
             stream,
             peer,
