@@ -95,6 +95,9 @@ mod tests {
         let error = place_durably(&staged, &tree).expect_err("refused");
         assert!(matches!(error, PlaceError::Move(_)), "{error}");
         assert!(!staged.exists(), "the staged tree is removed");
-        assert!(tree.join("other.tf").exists(), "what held the place is untouched");
+        assert!(
+            tree.join("other.tf").exists(),
+            "what held the place is untouched"
+        );
     }
 }

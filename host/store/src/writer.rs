@@ -134,9 +134,7 @@ pub(crate) fn commit_batch(
         Err(error) => return failed_batch(error),
     };
     let results: Vec<_> = writes.into_iter().map(|write| apply(&tx, write)).collect();
-    if finishes
-        && let Err(error) = drop_old_output(&tx, retention)
-    {
+    if finishes && let Err(error) = drop_old_output(&tx, retention) {
         tracing::warn!(%error, "dropping the output of jobs beyond the retention limit");
     }
     match tx.commit() {
