@@ -42,7 +42,7 @@ pub struct IacSettings {
     pub signer: toolgate_uploads::UploadSigner,
 }
 use crate::scans::ScanError;
-use crate::scans::placing::{PlaceError, place_durably};
+use crate::scans::placing::PlaceError;
 
 /// Retry-After of a 429 for a tenant's full scan queue.
 const QUEUE_RETRY_AFTER_SECS: u64 = 5;
@@ -377,6 +377,7 @@ async fn receive_upload(
     let tree = state.scans.tree(&id);
     let limits = state.iac.uploads.extract.clone();
     let upload_path = received.path.clone();
+    let placer = state.scans.placer();
     // One trip to the blocking pool for the whole of it; this URL's nonce (in both names) is
     // one upload's alone.
     let extracted = tokio::task::spawn_blocking(move || {
@@ -384,7 +385,9 @@ async fn receive_upload(
         // The raw upload is not kept: the tree is what is scanned.
         let _ = std::fs::remove_file(&upload_path);
         let extracted = extracted.map_err(Placing::Extract)?;
-        place_durably(&staged_tree, &tree).map_err(Placing::Place)?;
+        placer
+            .place_durably(&staged_tree, &tree)
+            .map_err(Placing::Place)?;
         Ok(extracted)
     })
     .await

@@ -14,7 +14,6 @@ use chrono::Utc;
 use toolgate_model::{NewScan, Scan, UploadInfo};
 use toolgate_uploads::ExtractLimits;
 
-use super::placing::place_durably;
 use super::{ScanError, ScanService};
 
 impl ScanService {
@@ -33,11 +32,14 @@ impl ScanService {
         let nonce = toolgate_uploads::new_nonce().map_err(|e| ScanError::Copy(e.to_string()))?;
         let staged = folder.join(format!("tree-{nonce}"));
         let tree = self.tree(&id);
+        let placer = self.placer();
         let copied = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
             let copied = toolgate_uploads::copy_directory(&source, &roots, &staged, &limits)
                 .map_err(|e| e.to_string())?;
-            place_durably(&staged, &tree).map_err(|e| e.to_string())?;
+            placer
+                .place_durably(&staged, &tree)
+                .map_err(|e| e.to_string())?;
             Ok(copied)
         })
         .await

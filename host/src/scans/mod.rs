@@ -107,6 +107,8 @@ struct Inner {
     workers: TaskTracker,
     /// `tenants[].quotas.max_queued_scans` (issue #16): tenant id -> scans it may have queued.
     tenant_queues: HashMap<String, u32>,
+    /// Places uploaded and copied trees, sharing their syncs.
+    placer: placing::Placer,
 }
 
 impl ScanService {
@@ -126,6 +128,7 @@ impl ScanService {
                 stopping: CancellationToken::new(),
                 workers: TaskTracker::new(),
                 tenant_queues: HashMap::new(),
+                placer: placing::Placer::default(),
             }),
         }
     }
