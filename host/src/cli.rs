@@ -58,6 +58,11 @@ enum Command {
         /// The running daemon's base URL.
         #[arg(long, env = "TOOLGATE_URL", default_value = "http://127.0.0.1:8888")]
         url: String,
+        /// The access key (`tgk_...:tgs_...`) or login token to send to a daemon with
+        /// `[[tenants]]`, as a bearer credential. Prefer the environment variable: a flag's
+        /// value is visible to every user of the machine in the process list.
+        #[arg(long, env = "TOOLGATE_KEY", hide_env_values = true)]
+        key: Option<String>,
     },
     /// Access keys for `[[tenants]]`.
     Token {
@@ -215,7 +220,7 @@ pub fn run() -> Result<ExitCode, CliError> {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => Ok(check(&file)),
-        Command::Mcp { url } => mcp(&url),
+        Command::Mcp { url, key } => mcp(&url, key),
         Command::Token {
             command: TokenCommand::New { tenant },
         } => new_token(&tenant),
@@ -290,9 +295,9 @@ fn serve(path: Option<&Path>, listen: Option<SocketAddr>) -> Result<ExitCode, Cl
     Ok(ExitCode::SUCCESS)
 }
 
-/// `toolgate mcp`: relays stdin/stdout to the daemon at `url` (logs on stderr only, since
-/// stdout carries JSON-RPC).
-fn mcp(url: &str) -> Result<ExitCode, CliError> {
+/// `toolgate mcp`: relays stdin/stdout to the daemon at `url`, with `key` as its credential
+/// when given (logs on stderr only, since stdout carries JSON-RPC).
+fn mcp(url: &str, key: Option<String>) -> Result<ExitCode, CliError> {
     crate::logging::init(
         crate::config::LogFormat::Human,
         crate::logging::COMMAND_FILTER,
@@ -302,7 +307,7 @@ fn mcp(url: &str) -> Result<ExitCode, CliError> {
         .enable_all()
         .build()
         .map_err(CliError::AsyncRuntime)?;
-    runtime.block_on(crate::mcp::stdio::relay(url))?;
+    runtime.block_on(crate::mcp::stdio::relay(url, key))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,31 +1,44 @@
 """An MCP client that toolgate does not contain (the official Python SDK, `mcp` from PyPI) driving
 toolgate over one transport, for tests/tests/daemon_mcp.rs.
 
-Usage: client.py (http URL | stdio TOOLGATE_BINARY DAEMON_URL) SCENARIO [ARGUMENTS_JSON]
+Usage: client.py (http URL | stdio TOOLGATE_BINARY DAEMON_URL) SCENARIO [JOB_ID]
 
 SCENARIO is `main` (initialize, list tools, call terrascan and prowler, a refused call, read the
-job resource) or `cancel` (call terrascan, which is a slow tool there, and cancel the request once
-it runs). The script only observes: it prints one JSON object of what it saw on stdout, and the
-Rust test judges it. It reads and writes nothing but its standard streams.
+job resource), `cancel` (call terrascan, which is a slow tool there, and cancel the request once
+it runs), `call` (call terrascan once) or `read_job` (read job JOB_ID as a resource and with
+`get_job`). With TOOLGATE_KEY in its environment the client sends that access key: over HTTP as
+its bearer credential, over stdio by handing it to `toolgate mcp`, as an agent host's
+configuration would. The script only observes: it prints one JSON object of what it saw on
+stdout, and the Rust test judges it. It reads and writes nothing but its standard streams.
 """
 
 import json
+import os
 import sys
 from contextlib import asynccontextmanager
 
 import anyio
 from mcp import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 
 @asynccontextmanager
 async def connect(argv):
+    key = os.environ.get("TOOLGATE_KEY")
     if argv[0] == "http":
-        async with streamable_http_client(argv[1]) as (read, write):
-            yield read, write, argv[2:]
+        headers = {"Authorization": f"Bearer {key}"} if key else None
+        async with create_mcp_http_client(headers=headers) as http:
+            async with streamable_http_client(argv[1], http_client=http) as (read, write):
+                yield read, write, argv[2:]
     elif argv[0] == "stdio":
-        params = StdioServerParameters(command=argv[1], args=["mcp", "--url", argv[2]])
+        environment = get_default_environment()
+        if key:
+            environment["TOOLGATE_KEY"] = key
+        params = StdioServerParameters(
+            command=argv[1], args=["mcp", "--url", argv[2]], env=environment
+        )
         async with stdio_client(params) as (read, write):
             yield read, write, argv[3:]
     else:
@@ -103,6 +116,20 @@ async def cancel_scenario(session, seen):
     await anyio.sleep(1.0)
 
 
+async def call_scenario(session, seen):
+    terrascan = await session.call_tool("terrascan", {"iac_dir": "terraform"})
+    seen["terrascan"] = result_json(terrascan)
+
+
+async def read_job_scenario(session, seen, job_id):
+    try:
+        resource = await session.read_resource(f"toolgate://jobs/{job_id}")
+        seen["resource"] = json.loads(resource.contents[0].text)
+    except Exception as error:  # the SDK raises the server's JSON-RPC error
+        seen["resource_error"] = str(error)
+    seen["get_job"] = result_json(await session.call_tool("get_job", {"id": job_id}))
+
+
 async def run(argv):
     seen = {}
     async with connect(argv) as (read, write, rest):
@@ -115,6 +142,10 @@ async def run(argv):
                 await main_scenario(session, seen)
             elif scenario == "cancel":
                 await cancel_scenario(session, seen)
+            elif scenario == "call":
+                await call_scenario(session, seen)
+            elif scenario == "read_job":
+                await read_job_scenario(session, seen, rest[1])
             else:
                 raise SystemExit(f"unknown scenario {scenario!r}")
     print(json.dumps(seen))

@@ -16,6 +16,9 @@ use toolgate_tests::{
     processes_matching, repo_root, toolgate_binary,
 };
 
+mod tenants_support;
+use tenants_support::{new_key, tenant};
+
 /// Longest one client run may take (daemon calls included).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -37,6 +40,18 @@ enum Transport {
 
 /// Runs the client script for `scenario` against `daemon` over `transport`; returns what it saw.
 fn run_client(daemon: &Daemon, transport: Transport, scenario: &str) -> Value {
+    run_client_as(daemon, transport, None, &[scenario])
+}
+
+/// [`run_client`] with `key` (an access key, `id:secret`) as the client's credential and the
+/// scenario's arguments after its name.
+fn run_client_as(
+    daemon: &Daemon,
+    transport: Transport,
+    key: Option<&str>,
+    scenario_and_arguments: &[&str],
+) -> Value {
+    let scenario = scenario_and_arguments.first().copied().unwrap_or_default();
     let base = format!("http://127.0.0.1:{}", daemon.port);
     let mut command = Command::new(python());
     command
@@ -46,8 +61,12 @@ fn run_client(daemon: &Daemon, transport: Transport, scenario: &str) -> Value {
         Transport::Http => command.arg("http").arg(format!("{base}/mcp")),
         Transport::Stdio => command.arg("stdio").arg(toolgate_binary()).arg(&base),
     };
+    command.env_remove("TOOLGATE_KEY");
+    if let Some(key) = key {
+        command.env("TOOLGATE_KEY", key);
+    }
     let mut child = command
-        .arg(scenario)
+        .args(scenario_and_arguments)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -214,4 +233,88 @@ fn a_cancelled_call_leaves_no_tool_process_over_streamable_http() {
 #[test]
 fn a_cancelled_call_leaves_no_tool_process_over_stdio() {
     cancelled_call_over(Transport::Stdio);
+}
+
+/// With `[[tenants]]`, each agent sends its tenant's access key (over stdio, `toolgate mcp`
+/// sends it from TOOLGATE_KEY); one tenant's job is not readable by another's client, as a
+/// resource or with `get_job`, and its own client reads it.
+fn a_tenants_job_is_not_readable_by_another_tenants_client_over(transport: Transport) {
+    let env = TestEnv::new(&format!("mcp-tenants-{transport:?}").to_lowercase());
+    let acme = new_key("acme");
+    let beta = new_key("beta");
+    let options = EnvOptions {
+        tenants: tenant(&env, "acme", &[&acme], "") + &tenant(&env, "beta", &[&beta], ""),
+        ..with_fake_tools(&env)
+    };
+    let daemon = env.start(&options);
+    let credential = |key: &tenants_support::Key| format!("{}:{}", key.id, key.secret);
+    let (as_acme, as_beta) = (credential(&acme), credential(&beta));
+
+    let called = run_client_as(&daemon, transport, Some(&as_acme), &["call"]);
+    let terrascan = &called["terrascan"];
+    assert_eq!(terrascan["is_error"], false, "{called}");
+    let job_id = terrascan["structured"]["job_id"].as_str().expect("job id");
+
+    let foreign = run_client_as(&daemon, transport, Some(&as_beta), &["read_job", job_id]);
+    assert!(foreign.get("resource").is_none(), "{foreign}");
+    assert!(foreign["resource_error"].is_string(), "{foreign}");
+    assert_eq!(foreign["get_job"]["is_error"], true, "{foreign}");
+    assert!(
+        !foreign.to_string().contains("AC_AWS_0001"),
+        "nothing of the job shows: {foreign}"
+    );
+
+    let own = run_client_as(&daemon, transport, Some(&as_acme), &["read_job", job_id]);
+    assert_eq!(own["resource"]["id"], job_id, "{own}");
+    assert_eq!(own["get_job"]["is_error"], false, "{own}");
+    assert!(
+        !daemon.log().contains(&acme.secret),
+        "the key's secret is never logged"
+    );
+}
+
+#[test]
+fn a_tenants_job_is_not_readable_by_another_tenants_client_over_streamable_http() {
+    a_tenants_job_is_not_readable_by_another_tenants_client_over(Transport::Http);
+}
+
+#[test]
+fn a_tenants_job_is_not_readable_by_another_tenants_client_over_stdio() {
+    a_tenants_job_is_not_readable_by_another_tenants_client_over(Transport::Stdio);
+}
+
+/// `toolgate mcp` without a key, against a daemon with `[[tenants]]`: it stops with an error
+/// that names the variable to set, instead of a bare 401.
+#[test]
+fn the_stdio_relay_without_a_key_says_to_set_toolgate_key() {
+    use std::io::Write as _;
+    let env = TestEnv::new("mcp-tenants-no-key");
+    let acme = new_key("acme");
+    let options = EnvOptions {
+        tenants: tenant(&env, "acme", &[&acme], ""),
+        ..with_fake_tools(&env)
+    };
+    let daemon = env.start(&options);
+    let mut relay = Command::new(toolgate_binary())
+        .args(["mcp", "--url", &format!("http://127.0.0.1:{}", daemon.port)])
+        .env_remove("TOOLGATE_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn toolgate mcp");
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let mut stdin = relay.stdin.take().expect("stdin");
+    writeln!(stdin, "{initialize}").expect("send initialize");
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    while relay.try_wait().expect("try_wait").is_none() {
+        assert!(Instant::now() < deadline, "the relay did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stdin);
+    let output = relay.wait_with_output().expect("relay output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(stderr.contains("set TOOLGATE_KEY"), "{stderr}");
 }
