@@ -47,6 +47,15 @@ fn plugins_dir() -> PathBuf {
 }
 
 /// A daemon state with the real plugins; terrascan is the fake tool when `installed`.
+/// The fixture's audit trail, oldest record first.
+async fn audit_trail(fx: &Fixture) -> Vec<toolgate_auth::audit::SealedRecord> {
+    let everything = toolgate_store::AuditFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    fx.state.audit.page(everything).await.expect("audit trail")
+}
+
 fn fixture(installed: bool, limits: &str) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let workspace = dir.path().join("workspace");
@@ -380,15 +389,7 @@ async fn calling_the_fake_terrascan_returns_findings_a_summary_and_a_readable_jo
     assert_eq!(missing["error"]["code"], -32002, "{missing}");
 
     // Each call that ran, cancelled or read a result left one audit record; list_jobs none.
-    let trail = fx
-        .state
-        .audit
-        .page(toolgate_store::AuditFilter {
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .expect("audit trail");
+    let trail = audit_trail(&fx).await;
     let seen: Vec<(String, String, Option<String>)> = trail
         .iter()
         .map(|sealed| {
@@ -451,15 +452,7 @@ async fn a_refused_call_is_an_error_result_naming_each_field_and_its_bad_value()
         "{text}"
     );
     // The refused run left one denied record naming the tool, as `POST /api/tools` does.
-    let trail = fx
-        .state
-        .audit
-        .page(toolgate_store::AuditFilter {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .expect("audit trail");
+    let trail = audit_trail(&fx).await;
     assert_eq!(trail.len(), 1, "{trail:?}");
     let record = &trail[0].record;
     assert_eq!(record.action.as_str(), "run");
