@@ -1,12 +1,12 @@
 """An MCP client that toolgate does not contain (the official Python SDK, `mcp` from PyPI) driving
 toolgate over one transport, for tests/tests/daemon_mcp.rs.
 
-Usage: client.py (http URL | stdio TOOLGATE_BINARY DAEMON_URL) SCENARIO [JOB_ID]
+Usage: client.py (http URL | stdio TOOLGATE_BINARY DAEMON_URL) SCENARIO [JOB_ID SCAN_ID]
 
 SCENARIO is `main` (initialize, list tools, call terrascan and prowler, a refused call, read the
 job resource), `cancel` (call terrascan, which is a slow tool there, and cancel the request once
-it runs), `call` (call terrascan once) or `read_job` (read job JOB_ID as a resource and with
-`get_job`). With TOOLGATE_KEY in its environment the client sends that access key: over HTTP as
+it runs), `call` (call terrascan once, start a scan of `terraform`) or `read_job JOB_ID SCAN_ID`
+(read the job and the scan as resources and with `get_job` and `get_scan`). With TOOLGATE_KEY in its environment the client sends that access key: over HTTP as
 its bearer credential, over stdio by handing it to `toolgate mcp`, as an agent host's
 configuration would. The script only observes: it prints one JSON object of what it saw on
 stdout, and the Rust test judges it. It reads and writes nothing but its standard streams.
@@ -119,15 +119,23 @@ async def cancel_scenario(session, seen):
 async def call_scenario(session, seen):
     terrascan = await session.call_tool("terrascan", {"iac_dir": "terraform"})
     seen["terrascan"] = result_json(terrascan)
+    scan = await session.call_tool("start_scan", {"directory": "terraform", "template_type": "tf"})
+    seen["scan"] = result_json(scan)
 
 
-async def read_job_scenario(session, seen, job_id):
+async def read_resource(session, seen, key, uri):
     try:
-        resource = await session.read_resource(f"toolgate://jobs/{job_id}")
-        seen["resource"] = json.loads(resource.contents[0].text)
+        resource = await session.read_resource(uri)
+        seen[key] = json.loads(resource.contents[0].text)
     except Exception as error:  # the SDK raises the server's JSON-RPC error
-        seen["resource_error"] = str(error)
+        seen[key + "_error"] = str(error)
+
+
+async def read_job_scenario(session, seen, job_id, scan_id):
+    await read_resource(session, seen, "resource", f"toolgate://jobs/{job_id}")
     seen["get_job"] = result_json(await session.call_tool("get_job", {"id": job_id}))
+    await read_resource(session, seen, "scan_resource", f"toolgate://scans/{scan_id}")
+    seen["get_scan"] = result_json(await session.call_tool("get_scan", {"id": scan_id}))
 
 
 async def run(argv):
@@ -145,7 +153,7 @@ async def run(argv):
             elif scenario == "call":
                 await call_scenario(session, seen)
             elif scenario == "read_job":
-                await read_job_scenario(session, seen, rest[1])
+                await read_job_scenario(session, seen, rest[1], rest[2])
             else:
                 raise SystemExit(f"unknown scenario {scenario!r}")
     print(json.dumps(seen))

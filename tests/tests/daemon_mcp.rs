@@ -236,9 +236,9 @@ fn a_cancelled_call_leaves_no_tool_process_over_stdio() {
 }
 
 /// With `[[tenants]]`, each agent sends its tenant's access key (over stdio, `toolgate mcp`
-/// sends it from TOOLGATE_KEY); one tenant's job is not readable by another's client, as a
-/// resource or with `get_job`, and its own client reads it.
-fn a_tenants_job_is_not_readable_by_another_tenants_client_over(transport: Transport) {
+/// sends it from TOOLGATE_KEY); one tenant's job and scan are not readable by another's
+/// client, as resources or with `get_job`/`get_scan`, and its own client reads them.
+fn a_tenants_job_and_scan_are_not_readable_by_another_tenants_client_over(transport: Transport) {
     let env = TestEnv::new(&format!("mcp-tenants-{transport:?}").to_lowercase());
     let acme = new_key("acme");
     let beta = new_key("beta");
@@ -254,19 +254,31 @@ fn a_tenants_job_is_not_readable_by_another_tenants_client_over(transport: Trans
     let terrascan = &called["terrascan"];
     assert_eq!(terrascan["is_error"], false, "{called}");
     let job_id = terrascan["structured"]["job_id"].as_str().expect("job id");
+    let scan = &called["scan"];
+    assert_eq!(scan["is_error"], false, "{called}");
+    let scan_id = scan["structured"]["scan_id"].as_str().expect("scan id");
+    let read = ["read_job", job_id, scan_id];
 
-    let foreign = run_client_as(&daemon, transport, Some(&as_beta), &["read_job", job_id]);
+    let foreign = run_client_as(&daemon, transport, Some(&as_beta), &read);
     assert!(foreign.get("resource").is_none(), "{foreign}");
     assert!(foreign["resource_error"].is_string(), "{foreign}");
     assert_eq!(foreign["get_job"]["is_error"], true, "{foreign}");
+    assert!(foreign.get("scan_resource").is_none(), "{foreign}");
+    assert!(foreign["scan_resource_error"].is_string(), "{foreign}");
+    assert_eq!(foreign["get_scan"]["is_error"], true, "{foreign}");
     assert!(
         !foreign.to_string().contains("AC_AWS_0001"),
-        "nothing of the job shows: {foreign}"
+        "nothing of the job or the scan shows: {foreign}"
     );
 
-    let own = run_client_as(&daemon, transport, Some(&as_acme), &["read_job", job_id]);
+    let own = run_client_as(&daemon, transport, Some(&as_acme), &read);
     assert_eq!(own["resource"]["id"], job_id, "{own}");
     assert_eq!(own["get_job"]["is_error"], false, "{own}");
+    // The scan's results once it has ended (its status document before that).
+    let document = &own["scan_resource"];
+    let ended = document["meta"]["matchedPoliciesSummary"]["medium"] == 1;
+    assert!(ended || document["data"]["id"] == scan_id, "{own}");
+    assert_eq!(own["get_scan"]["is_error"], false, "{own}");
     assert!(
         !daemon.log().contains(&acme.secret),
         "the key's secret is never logged"
@@ -274,13 +286,13 @@ fn a_tenants_job_is_not_readable_by_another_tenants_client_over(transport: Trans
 }
 
 #[test]
-fn a_tenants_job_is_not_readable_by_another_tenants_client_over_streamable_http() {
-    a_tenants_job_is_not_readable_by_another_tenants_client_over(Transport::Http);
+fn a_tenants_job_and_scan_are_not_readable_by_another_tenants_client_over_streamable_http() {
+    a_tenants_job_and_scan_are_not_readable_by_another_tenants_client_over(Transport::Http);
 }
 
 #[test]
-fn a_tenants_job_is_not_readable_by_another_tenants_client_over_stdio() {
-    a_tenants_job_is_not_readable_by_another_tenants_client_over(Transport::Stdio);
+fn a_tenants_job_and_scan_are_not_readable_by_another_tenants_client_over_stdio() {
+    a_tenants_job_and_scan_are_not_readable_by_another_tenants_client_over(Transport::Stdio);
 }
 
 /// `toolgate mcp` without a key, against a daemon with `[[tenants]]`: it stops with an error

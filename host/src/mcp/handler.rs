@@ -1,4 +1,4 @@
-//! The MCP `ServerHandler`: `tools/list`, `tools/call`, and the job resources, over the same
+//! The MCP `ServerHandler`: `tools/list`, `tools/call`, and the job and scan resources, over the same
 //! `AppState` as the HTTP API; each session is told `notifications/tools/list_changed` when a
 //! plugin reload changes the tool set.
 //!
@@ -10,7 +10,7 @@
 //! cancellation always cancels the job, a dropped request only when
 //! `limits.cancel_on_disconnect` is set; progress is reported only when the request carries a
 //! `progressToken`, and at most once per step (queued, running, done). Every call that runs,
-//! cancels, starts a scan or reads a result (job, scan, job resource) leaves one audit record,
+//! cancels, starts a scan or reads a result (job, scan, job or scan resource) leaves one audit record,
 //! as its HTTP counterpart does; `list_jobs` and `tools/list` read no result and leave none.
 
 use std::time::Duration;
@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-use super::render::{self, JOB_URI_PREFIX, object};
+use super::render::{self, JOB_URI_PREFIX, SCAN_URI_PREFIX, object};
 use super::scan_tools::{self, GET_SCAN, START_SCAN};
 use crate::api::auth::Caller;
 use crate::api::{AppState, CancelOnDrop};
@@ -175,6 +175,31 @@ impl McpHandler {
 
     /// Appends one audit record for a call by the caller of `context` (none without a caller:
     /// such a call was refused before it did anything).
+    /// The resource `toolgate://scans/{id}` of `owner`'s scan `id` (see
+    /// `scan_tools::scan_document`), audited as `get_scan` is.
+    async fn read_scan(
+        &self,
+        id: &str,
+        uri: &str,
+        owner: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let found = scan_tools::scan_document(&self.state, id, owner).await?;
+        let event = match &found {
+            Some(_) => AuditEvent::allowed(Action::ReadResults, format!("scan {id}")),
+            None => AuditEvent::denied(Action::ReadResults, scan_tools::no_such_scan(id)),
+        };
+        self.audit(context, event.tool(format!("mcp:{SCAN_URI_PREFIX}")))
+            .await;
+        let (document, _) = found
+            .ok_or_else(|| McpError::resource_not_found(scan_tools::no_such_scan(id), None))?;
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(document.to_string(), uri.to_string())
+                .with_mime_type("application/json"),
+        ])
+        .into())
+    }
+
     async fn audit(&self, context: &RequestContext<RoleServer>, event: AuditEvent) {
         if let Some(caller) = caller(context) {
             self.state.audit.record(&caller, event).await;
@@ -289,7 +314,7 @@ impl ServerHandler for McpHandler {
         .with_instructions(
             "Each tool runs a security scanner in toolgate's sandbox as a job and returns its \
              findings. A refused call lists every invalid field with what is allowed. Jobs are \
-             resources toolgate://jobs/{id}.",
+             resources toolgate://jobs/{id}, scans toolgate://scans/{id}.",
         )
     }
 
@@ -383,6 +408,13 @@ impl ServerHandler for McpHandler {
                     "A job's record: tool, parameters, argv, status, findings, stdout and stderr",
                 )
                 .with_mime_type("application/json"),
+            ResourceTemplate::new(format!("{SCAN_URI_PREFIX}{{id}}"), "scan")
+                .with_title("A toolgate scan")
+                .with_description(
+                    "An asynchronous scan's status while it runs, then its results: findings \
+                     with file and line, the summary by severity and error details",
+                )
+                .with_mime_type("application/json"),
         ]))
     }
 
@@ -395,10 +427,13 @@ impl ServerHandler for McpHandler {
             McpError::invalid_request("no authenticated caller on this request", None)
         })?;
         let uri = request.uri;
+        if let Some(id) = uri.strip_prefix(SCAN_URI_PREFIX) {
+            return self.read_scan(id, &uri, &owner, &context).await;
+        }
         let Some(id) = uri.strip_prefix(JOB_URI_PREFIX) else {
             return Err(McpError::resource_not_found(
                 format!(
-                    "no resource {:?}; jobs are {JOB_URI_PREFIX}{{id}}",
+                    "no resource {:?}; jobs are {JOB_URI_PREFIX}{{id}}, scans {SCAN_URI_PREFIX}{{id}}",
                     uri.chars().take(128).collect::<String>()
                 ),
                 None,

@@ -45,6 +45,8 @@ pub fn job_uri(id: &str) -> String {
 
 /// Prefix of every job resource URI.
 pub const JOB_URI_PREFIX: &str = "toolgate://jobs/";
+/// Where a scan's status, then results, are read as an MCP resource.
+pub const SCAN_URI_PREFIX: &str = "toolgate://scans/";
 
 /// The MCP tool of a catalog entry: its name, summary and parameter schema.
 pub fn plugin_tool(entry: &ToolEntry) -> Tool {

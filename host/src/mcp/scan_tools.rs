@@ -187,27 +187,36 @@ pub async fn get_scan(
             )));
         }
     };
-    let unknown =
-        || render::caller_error(format!("no scan with id {:?}", toolgate_model::echo(&raw)));
-    let Ok(id) = ScanId::parse(&raw) else {
-        return Ok(unknown());
+    match scan_document(state, &raw, owner).await? {
+        Some((document, summary)) => json_result(&document, summary),
+        None => Ok(render::caller_error(no_such_scan(&raw))),
+    }
+}
+
+/// What `get_scan` and the resource `toolgate://scans/{id}` show of `owner`'s scan `raw_id`:
+/// its results document once it has ended, its status document before, with a one-line
+/// summary; `None` when `owner` has no such scan.
+pub async fn scan_document(
+    state: &AppState,
+    raw_id: &str,
+    owner: &str,
+) -> Result<Option<(serde_json::Value, String)>, McpError> {
+    let Ok(id) = ScanId::parse(raw_id) else {
+        return Ok(None);
     };
     let (scan, findings) = match state.scans.results(id, owner).await {
         Ok(found) => found,
-        Err(ScanError::Refused(toolgate_store::Refused::UnknownScan(_))) => return Ok(unknown()),
+        Err(ScanError::Refused(toolgate_store::Refused::UnknownScan(_))) => return Ok(None),
         Err(other) => return Err(scan_failed(&other)),
     };
     let status_word = scan.state.status().as_str();
     if !scan.state.is_terminal() {
-        let document = status::status_document(&scan);
-        return json_result(
-            &document,
-            format!(
-                "scan {}: {status_word} ({}); poll again",
-                scan.id,
-                scan.state.as_str()
-            ),
+        let summary = format!(
+            "scan {}: {status_word} ({}); poll again",
+            scan.id,
+            scan.state.as_str()
         );
+        return Ok(Some((to_value(&status::status_document(&scan))?, summary)));
     }
     let details = scan
         .outcome
@@ -216,17 +225,25 @@ pub async fn get_scan(
         .unwrap_or_default();
     let document = results::results_document(&scan.id, &findings, &details);
     let summary = &document.meta.matched_policies_summary;
-    json_result(
-        &document,
-        format!(
-            "scan {}: {status_word}; {} findings (high {}, medium {}, low {})",
-            scan.id,
-            findings.len(),
-            summary.high,
-            summary.medium,
-            summary.low
-        ),
-    )
+    let summary = format!(
+        "scan {}: {status_word}; {} findings (high {}, medium {}, low {})",
+        scan.id,
+        findings.len(),
+        summary.high,
+        summary.medium,
+        summary.low
+    );
+    Ok(Some((to_value(&document)?, summary)))
+}
+
+fn to_value(document: &impl serde::Serialize) -> Result<serde_json::Value, McpError> {
+    serde_json::to_value(document)
+        .map_err(|error| McpError::internal_error(error.to_string(), None))
+}
+
+/// The answer for a scan id `owner` has no scan with.
+pub fn no_such_scan(raw_id: &str) -> String {
+    format!("no scan with id {:?}", toolgate_model::echo(raw_id))
 }
 
 fn start_usage(problem: &str) -> String {

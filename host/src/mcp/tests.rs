@@ -305,6 +305,26 @@ async fn start_scan_scans_a_directory_of_the_workspace_and_get_scan_reads_its_fi
         text_of(&results).contains("failed; 1 findings"),
         "{results}"
     );
+    // The same results document is the resource toolgate://scans/{id}; an unknown scan is the
+    // resource-not-found error.
+    let read = session
+        .call(
+            "resources/read",
+            json!({"uri": format!("toolgate://scans/{scan_id}")}),
+        )
+        .await;
+    let contents = &read["result"]["contents"][0];
+    assert_eq!(contents["mimeType"], "application/json", "{read}");
+    let resource: Value =
+        serde_json::from_str(contents["text"].as_str().expect("text")).expect("document JSON");
+    assert_eq!(&resource, document, "{read}");
+    let missing = session
+        .call(
+            "resources/read",
+            json!({"uri": "toolgate://scans/0190a0b0-0000-7000-8000-000000000000"}),
+        )
+        .await;
+    assert_eq!(missing["error"]["code"], -32002, "{missing}");
 
     let outside = std::env::temp_dir();
     let refusals = [
@@ -382,6 +402,10 @@ async fn calling_the_fake_terrascan_returns_findings_a_summary_and_a_readable_jo
     assert_eq!(
         templates["result"]["resourceTemplates"][0]["uriTemplate"],
         "toolgate://jobs/{id}"
+    );
+    assert_eq!(
+        templates["result"]["resourceTemplates"][1]["uriTemplate"],
+        "toolgate://scans/{id}"
     );
     let missing = session
         .call("resources/read", json!({"uri": "toolgate://jobs/nope"}))
