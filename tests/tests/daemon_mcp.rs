@@ -65,27 +65,18 @@ fn run_client_as(
     if let Some(key) = key {
         command.env("TOOLGATE_KEY", key);
     }
-    let mut child = command
+    let child = command
         .args(scenario_and_arguments)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the Python MCP client");
-    let deadline = Instant::now() + CLIENT_TIMEOUT;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("client output");
-            panic!(
-                "the MCP client ({transport:?} {scenario}) did not finish within {CLIENT_TIMEOUT:?}; stderr:\n{}\ndaemon log:\n{}",
-                String::from_utf8_lossy(&output.stderr),
-                daemon.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().expect("client output");
+    let output = wait_within_client_timeout(
+        child,
+        daemon,
+        &format!("the MCP client ({transport:?} {scenario})"),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -96,6 +87,29 @@ fn run_client_as(
     );
     serde_json::from_str(stdout.trim())
         .unwrap_or_else(|error| panic!("the client's report is not JSON ({error}): {stdout}"))
+}
+
+/// Waits for `child` (`what`, for the messages) to exit and returns its output; kills it and
+/// fails with its stderr and the daemon's log if it runs past [`CLIENT_TIMEOUT`].
+fn wait_within_client_timeout(
+    mut child: std::process::Child,
+    daemon: &Daemon,
+    what: &str,
+) -> std::process::Output {
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("output");
+            panic!(
+                "{what} did not finish within {CLIENT_TIMEOUT:?}; stderr:\n{}\ndaemon log:\n{}",
+                String::from_utf8_lossy(&output.stderr),
+                daemon.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
 }
 
 fn with_fake_tools(env: &TestEnv) -> EnvOptions {
@@ -318,13 +332,8 @@ fn the_stdio_relay_without_a_key_says_to_set_toolgate_key() {
     let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
     let mut stdin = relay.stdin.take().expect("stdin");
     writeln!(stdin, "{initialize}").expect("send initialize");
-    let deadline = Instant::now() + CLIENT_TIMEOUT;
-    while relay.try_wait().expect("try_wait").is_none() {
-        assert!(Instant::now() < deadline, "the relay did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let output = wait_within_client_timeout(relay, &daemon, "toolgate mcp");
     drop(stdin);
-    let output = relay.wait_with_output().expect("relay output");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("401"), "{stderr}");
