@@ -15,6 +15,7 @@ conformance!(
     a_listing_for_one_tenant_shows_only_its_jobs,
     output_beyond_the_retention_limit_is_dropped_but_the_record_stays,
     a_retention_of_zero_keeps_no_output,
+    a_job_finishing_after_newer_jobs_passed_the_retention_limit_keeps_no_output,
     concurrent_writes_are_all_committed,
 );
 
@@ -254,6 +255,41 @@ async fn output_beyond_the_retention_limit_is_dropped_but_the_record_stays<B: Ba
         assert_eq!(job.stdout.is_some(), keeps_output, "{id}");
         assert_eq!(job.output_dropped, !keeps_output, "{id}");
         assert_eq!(job.exit_code, Some(3), "{id}");
+    }
+}
+
+/// A long job that ends after `retention` newer jobs ended (a scan that ran for minutes) keeps
+/// its record but not its output, and the newer jobs keep theirs.
+async fn a_job_finishing_after_newer_jobs_passed_the_retention_limit_keeps_no_output<
+    B: Backend,
+>() {
+    let Some((_place, store)) = B::fresh(2).await else {
+        return;
+    };
+    store
+        .insert_job(new_job("long", "t"), None)
+        .await
+        .expect("insert");
+    for id in ["1", "2", "3", "4"] {
+        store
+            .insert_job(new_job(id, "t"), None)
+            .await
+            .expect("insert");
+        store
+            .finish_job(id.into(), finished(JobStatus::Succeeded))
+            .await
+            .expect("finish");
+    }
+    store
+        .finish_job("long".into(), finished(JobStatus::Succeeded))
+        .await
+        .expect("finish");
+    let table = [("long", false), ("1", false), ("2", false), ("3", true), ("4", true)];
+    for (id, keeps_output) in table {
+        let job = store.job(id.into()).await.expect("get").expect("exists");
+        assert_eq!(job.stdout.is_some(), keeps_output, "{id}");
+        assert_eq!(job.output_dropped, !keeps_output, "{id}");
+        assert_eq!(job.status, JobStatus::Succeeded, "{id}");
     }
 }
 

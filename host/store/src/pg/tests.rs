@@ -517,6 +517,70 @@ async fn next_wakeup(wakeups: &mut tokio::sync::broadcast::Receiver<String>) -> 
         .expect("received")
 }
 
+/// Two daemons finishing jobs in turn, each sweeping only above its own previous cutoff,
+/// leave exactly the newest `retention` jobs' output rows, and a daemon started afterwards
+/// sweeps from the start (clearing what one that died before its next sweep left).
+#[tokio::test]
+async fn sweeps_from_several_daemons_keep_exactly_the_retained_output() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let daemons = [daemon(&database, "a").await, daemon(&database, "b").await];
+    for n in 0..40 {
+        let store = &daemons[n % 2];
+        let id = format!("job-{n:02}");
+        store
+            .insert_job(new_job(&id, "t"), None)
+            .await
+            .expect("insert");
+        store
+            .finish_job(id, finished(JobStatus::Succeeded))
+            .await
+            .expect("finish");
+    }
+    let outputs = |store: &PgStore| {
+        let pool = store.pool.clone();
+        async move {
+            let client = pool.get().await.expect("connection");
+            let rows = client
+                .query(
+                    "SELECT jobs.id FROM job_output JOIN jobs ON jobs.seq = job_output.job \
+                     ORDER BY jobs.seq",
+                    &[],
+                )
+                .await
+                .expect("outputs");
+            rows.iter().map(|row| row.get::<_, String>(0)).collect::<Vec<_>>()
+        }
+    };
+    let newest: Vec<String> = (30..40).map(|n| format!("job-{n:02}")).collect();
+    assert_eq!(outputs(&daemons[0]).await, newest);
+    // A row a dead daemon left below every live writer's cutoff: the next daemon to start
+    // sweeps it with its first batch.
+    {
+        let client = daemons[0].pool.get().await.expect("connection");
+        client
+            .execute(
+                "INSERT INTO job_output (job, stdout, stderr) \
+                 SELECT seq, 'left'::bytea, NULL FROM jobs WHERE id = 'job-00'",
+                &[],
+            )
+            .await
+            .expect("a left-over row");
+    }
+    let restarted = daemon(&database, "c").await;
+    restarted
+        .insert_job(new_job("job-40", "t"), None)
+        .await
+        .expect("insert");
+    restarted
+        .finish_job("job-40".into(), finished(JobStatus::Succeeded))
+        .await
+        .expect("finish");
+    let newest: Vec<String> = (31..41).map(|n| format!("job-{n:02}")).collect();
+    assert_eq!(outputs(&restarted).await, newest);
+}
+
 /// The transaction id that wrote `table`'s row matching `filter`: two rows with the same one
 /// were committed together.
 async fn written_by(store: &PgStore, table: &str, filter: &str) -> String {

@@ -20,7 +20,8 @@
 //! write fails only itself (a write whose parameters cannot be encoded is never sent, and fails
 //! alone while the rest commit); a finished job's outcome and output row are one statement; the
 //! output retention sweep runs once per batch that finished a job (after the writes, when the
-//! batch had to be applied one at a time); an audit row is written only if the stored row
+//! batch had to be applied one at a time) and deletes only above its previous cutoff, while a
+//! finish stores its output only above the cutoff it sees (`SWEEP_OUTPUT`); an audit row is written only if the stored row
 //! before it has the hash it was sealed on (refused otherwise, like a taken id), so a row
 //! chained to a refused one is refused too and the stored chain never has a gap or a fork. The
 //! connection commits without waiting for the WAL flush (`synchronous_commit = off`, see
@@ -30,6 +31,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::task::Poll;
 
 use deadpool_postgres::{Object, Pool};
@@ -65,9 +67,19 @@ const FINISH_JOB: &str = "WITH finished AS (\
     summary = $11, findings = $12, truncated = $13, protections = $14, error = $15 \
     WHERE id = $1 RETURNING seq) \
     INSERT INTO job_output (job, stdout, stderr) SELECT seq, $16::bytea, $17::bytea FROM finished \
+    WHERE seq > (SELECT MAX(seq) FROM jobs) - $18 \
     ON CONFLICT (job) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr";
 
-const SWEEP_OUTPUT: &str = "DELETE FROM job_output WHERE job <= (SELECT MAX(seq) FROM jobs) - $1";
+/// Deletes the output rows at or below the retention cutoff (`MAX(seq) - $1`) and above `$2`,
+/// the cutoff of this writer's previous sweep, and answers the new cutoff. Why the lower bound:
+/// PostgreSQL keeps a deleted row until vacuum, and an unbounded sweep visits every row deleted
+/// since the last vacuum (measured: 5 ms per sweep after 5,000 jobs, a third of the server's
+/// time on the synchronous path). Nothing below `$2` is left behind: a finish stores its output
+/// only above the cutoff it sees (`FINISH_JOB`), so every output row a writer stores lies above
+/// its own previous sweep's cutoff, and its next sweep covers it.
+const SWEEP_OUTPUT: &str = "WITH cutoff AS (SELECT GREATEST(COALESCE(MAX(seq), 0) - $1, 0) AS below FROM jobs), \
+    swept AS (DELETE FROM job_output WHERE job > $2 AND job <= (SELECT below FROM cutoff)) \
+    SELECT below FROM cutoff";
 
 /// Inserts the row only after the row it was sealed on: id 1 starts the chain; any other id
 /// needs the stored row before it to have hash `$12`. A taken id inserts nothing either.
@@ -123,6 +135,7 @@ impl Writer {
             pool,
             daemon,
             retention,
+            swept_below: AtomicI64::new(0),
         };
         tokio::spawn(writer.serve(requests));
         Self { queue }
@@ -147,6 +160,11 @@ struct Serve {
     pool: Pool,
     daemon: Arc<str>,
     retention: i64,
+    /// The cutoff of this writer's last committed sweep: output rows at or below it are gone,
+    /// except rows another daemon stored concurrently with that sweep, which its own writer
+    /// sweeps. Starts at 0, so a daemon's first sweep covers every row (and so clears what a
+    /// daemon that died before its next sweep left).
+    swept_below: AtomicI64,
 }
 
 /// The prepared statements a batch uses, on the batch's connection.
@@ -232,6 +250,9 @@ impl Serve {
                 .one_at_a_time(client, statements, writes, finishes)
                 .await;
         }
+        if finishes && let Some(Ok(below)) = steps.get(writes.len() + 1) {
+            self.swept(*below);
+        }
         // Any other error happened before its statement was sent (its parameters could not be
         // encoded): the server never saw that write, and the rest committed.
         writes
@@ -261,9 +282,7 @@ impl Serve {
             steps.push(self.apply(client, statements, write));
         }
         if finishes {
-            steps.push(Box::pin(async move {
-                client.execute(&statements.sweep, &[&self.retention]).await
-            }));
+            steps.push(self.sweep(client, statements));
         }
         // COMMIT ends the transaction however it went: after a failed statement PostgreSQL
         // answers it with a rollback, which the failed step already reports.
@@ -293,11 +312,34 @@ impl Serve {
                 Err(error) => Err(error.into()),
             });
         }
-        if finishes && let Err(error) = client.execute(&statements.sweep, &[&self.retention]).await
-        {
-            tracing::warn!(%error, "dropping the output of jobs beyond the retention limit");
+        if finishes {
+            match self.sweep(client, statements).await {
+                Ok(below) => self.swept(below),
+                Err(error) => {
+                    tracing::warn!(%error, "dropping the output of jobs beyond the retention limit");
+                }
+            }
         }
         results
+    }
+
+    /// The retention sweep above this writer's last cutoff; answers its new cutoff (never
+    /// negative). Its future sends the statement when first polled.
+    fn sweep<'a>(&'a self, client: &'a Object, statements: &'a Statements) -> Step<'a> {
+        Box::pin(async move {
+            let from = self.swept_below.load(Ordering::Relaxed);
+            let row = client
+                .query_one(&statements.sweep, &[&self.retention, &from])
+                .await?;
+            let below: i64 = row.try_get(0)?;
+            Ok(u64::try_from(below).unwrap_or(0))
+        })
+    }
+
+    /// Records that a sweep up to `below` committed.
+    fn swept(&self, below: u64) {
+        let below = i64::try_from(below).unwrap_or(i64::MAX);
+        self.swept_below.fetch_max(below, Ordering::Relaxed);
     }
 
     /// The statement of one write; its future sends the statement when first polled.
@@ -367,6 +409,7 @@ impl Serve {
                             &done.error,
                             &stdout,
                             &stderr,
+                            &self.retention,
                         ],
                     )
                     .await
