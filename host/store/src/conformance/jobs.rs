@@ -260,9 +260,7 @@ async fn output_beyond_the_retention_limit_is_dropped_but_the_record_stays<B: Ba
 
 /// A long job that ends after `retention` newer jobs ended (a scan that ran for minutes) keeps
 /// its record but not its output, and the newer jobs keep theirs.
-async fn a_job_finishing_after_newer_jobs_passed_the_retention_limit_keeps_no_output<
-    B: Backend,
->() {
+async fn a_job_finishing_after_newer_jobs_passed_the_retention_limit_keeps_no_output<B: Backend>() {
     let Some((_place, store)) = B::fresh(2).await else {
         return;
     };
@@ -284,7 +282,13 @@ async fn a_job_finishing_after_newer_jobs_passed_the_retention_limit_keeps_no_ou
         .finish_job("long".into(), finished(JobStatus::Succeeded))
         .await
         .expect("finish");
-    let table = [("long", false), ("1", false), ("2", false), ("3", true), ("4", true)];
+    let table = [
+        ("long", false),
+        ("1", false),
+        ("2", false),
+        ("3", true),
+        ("4", true),
+    ];
     for (id, keeps_output) in table {
         let job = store.job(id.into()).await.expect("get").expect("exists");
         assert_eq!(job.stdout.is_some(), keeps_output, "{id}");

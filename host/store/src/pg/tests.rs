@@ -550,7 +550,9 @@ async fn sweeps_from_several_daemons_keep_exactly_the_retained_output() {
                 )
                 .await
                 .expect("outputs");
-            rows.iter().map(|row| row.get::<_, String>(0)).collect::<Vec<_>>()
+            rows.iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
         }
     };
     let newest: Vec<String> = (30..40).map(|n| format!("job-{n:02}")).collect();
