@@ -104,10 +104,14 @@ real-scanners: _checkov-venv (_venv "target/venv-prowler" prowler_pin) (_venv "t
 # throwaway cluster with (host/store/testing/pg_cluster.rs): installed from the system's packages
 # when initdb is neither on PATH nor under /usr/lib/postgresql/*/bin, and not needed when
 # TOOLGATE_TEST_DATABASE_URL names a server; silent when present. Without it, the tests skip
-# locally (loudly) and fail under CI.
+# locally (loudly) and fail under CI. The TLS test makes its certificates with `openssl`
+# (which Debian's postgresql package brings along).
 _postgres:
     #!/usr/bin/env bash
     set -euo pipefail
+    if ! command -v openssl >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+    fi
     if [ -n "${TOOLGATE_TEST_DATABASE_URL:-}" ] || command -v initdb >/dev/null \
         || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then exit 0; fi
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -71,10 +71,12 @@ pub enum StoreError {
     /// A bug: the writer thread caught a panic in a scan transition and failed it alone.
     #[error("a scan transition panicked (a bug; the scan is unchanged)")]
     TransitionPanicked,
-    #[error("PostgreSQL error: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
-    #[error("no PostgreSQL connection: {0}")]
-    PostgresPool(#[from] deadpool_postgres::PoolError),
+    /// Shown with its causes (tokio-postgres says only "db error" or "error performing TLS
+    /// handshake" itself; the server's message or the certificate problem is the cause).
+    #[error("PostgreSQL error: {}", with_causes(.0))]
+    Postgres(tokio_postgres::Error),
+    #[error("no PostgreSQL connection: {}", with_causes(.0))]
+    PostgresPool(deadpool_postgres::PoolError),
     #[error("invalid PostgreSQL store settings: {0}")]
     PostgresSettings(String),
     /// A write the PostgreSQL writer could not apply because the server cannot be reached
@@ -86,6 +88,34 @@ pub enum StoreError {
     /// was itself refused).
     #[error("audit record {id} does not follow the stored audit chain")]
     AuditChain { id: u64 },
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(error)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        StoreError::PostgresPool(error)
+    }
+}
+
+/// `error` and each of its causes, joined by ": ", leaving out a cause its error already
+/// repeats. The causes are in the message rather than behind `source()`, so that a log line
+/// (`%error`) says why too.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        let said = current.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = current.source();
+    }
+    text
 }
 
 impl From<toolgate_model::UnknownJobStatus> for StoreError {

@@ -295,12 +295,12 @@ struct Cluster {
 /// A cluster of one test's own, which the test may stop and start again (PostgreSQL's fast
 /// shutdown, then the server again on the same data and port), e.g. to see daemons through a
 /// database restart. Removed, like the shared one, when dropped or when the process ends.
-#[allow(dead_code, reason = "the daemon's tests use it, not the store's")]
+#[allow(dead_code, reason = "each test crate uses part of it")]
 pub struct PrivateCluster {
     cluster: Cluster,
 }
 
-#[allow(dead_code, reason = "the daemon's tests use it, not the store's")]
+#[allow(dead_code, reason = "each test crate uses part of it")]
 impl PrivateCluster {
     /// A new cluster, or `None` (after saying why) when PostgreSQL is not installed outside
     /// CI. Panics when CI is set and there is none, or when the server fails to start.

@@ -25,6 +25,7 @@ mod scans;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod writer;
 
 use std::sync::Arc;
@@ -83,8 +84,8 @@ impl PgStore {
     /// were marked.
     ///
     /// `daemon_id` must be unique among the daemons running on this database at one time
-    /// (e.g. the host name); a restarted daemon keeps its identity. Connections are plain TCP
-    /// or a Unix socket, without TLS.
+    /// (e.g. the host name); a restarted daemon keeps its identity. Connections use TLS, with
+    /// the server verified, when `url` says `sslmode=verify-full` (see `tls.rs`).
     pub async fn connect(
         url: &str,
         daemon_id: &str,
@@ -166,34 +167,39 @@ impl PgStore {
 
 /// A pool of at most `size` connections to `url`, opened as they are needed.
 fn pool_for(url: &str, size: usize) -> Result<Pool, StoreError> {
-    pool_with(url.parse()?, size)
+    let target = tls::target(url)?;
+    pool_with(target.config, target.tls, size)
 }
 
 /// [`pool_for`] whose sessions commit without waiting for the WAL flush (the writer's and the
 /// request counts').
 fn relaxed_pool_for(url: &str, size: usize) -> Result<Pool, StoreError> {
-    let mut config: tokio_postgres::Config = url.parse()?;
+    let tls::Target { mut config, tls } = tls::target(url)?;
     let options = match config.get_options() {
         Some(given) => format!("{given} -c synchronous_commit=off"),
         None => "-c synchronous_commit=off".to_string(),
     };
     config.options(options);
-    pool_with(config, size)
+    pool_with(config, tls, size)
 }
 
-fn pool_with(mut config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+fn pool_with(
+    mut config: tokio_postgres::Config,
+    tls: tls::Tls,
+    size: usize,
+) -> Result<Pool, StoreError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    let manager = Manager::from_config(
-        config,
-        tokio_postgres::NoTls,
-        ManagerConfig {
-            // A pooled connection is reused unless it is closed (the server went away);
-            // testing it with a query before every use would cost a round trip each.
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager_config = ManagerConfig {
+        // A pooled connection is reused unless it is closed (the server went away); testing
+        // it with a query before every use would cost a round trip each.
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match tls {
+        tls::Tls::Plain => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+        tls::Tls::Verified(connector) => Manager::from_config(config, connector, manager_config),
+    };
     Pool::builder(manager)
         .max_size(size)
         .build()

@@ -19,7 +19,10 @@
 use std::time::Duration;
 
 use tokio::sync::broadcast;
-use tokio_postgres::AsyncMessage;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, Socket};
+
+use super::tls::Tls;
 
 use crate::StoreError;
 
@@ -48,7 +51,7 @@ pub(super) struct Notifications {
 
 /// Starts listening to the database at `url`.
 pub(super) fn start(url: &str) -> Result<Notifications, StoreError> {
-    let config: tokio_postgres::Config = url.parse()?;
+    let super::tls::Target { config, tls } = super::tls::target(url)?;
     let notifications = Notifications {
         cancels: broadcast::channel(BACKLOG).0,
         queued: broadcast::channel(BACKLOG).0,
@@ -62,7 +65,11 @@ pub(super) fn start(url: &str) -> Result<Notifications, StoreError> {
             if weak.0.upgrade().is_none() {
                 break;
             }
-            if let Err(error) = listen(&config, &weak).await {
+            let listened = match &tls {
+                Tls::Plain => listen(&config, tokio_postgres::NoTls, &weak).await,
+                Tls::Verified(connector) => listen(&config, connector.clone(), &weak).await,
+            };
+            if let Err(error) = listened {
                 tracing::warn!(%error, "the notification relay lost its connection; listening again");
             }
             tokio::time::sleep(RECONNECT_DELAY).await;
@@ -74,11 +81,16 @@ pub(super) fn start(url: &str) -> Result<Notifications, StoreError> {
 type WeakSenders = (broadcast::WeakSender<String>, broadcast::WeakSender<String>);
 
 /// Listens until the connection ends or the store is gone.
-async fn listen(
+async fn listen<T>(
     config: &tokio_postgres::Config,
+    tls: T,
     (cancels, queued): &WeakSenders,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+) -> Result<(), tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await?;
     let (notes, mut received) = tokio::sync::mpsc::unbounded_channel();
     // The connection delivers notifications only while it is polled: a task of its own does it.
     let driver = tokio::spawn(async move {

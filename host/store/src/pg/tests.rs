@@ -9,7 +9,7 @@ use super::PgStore;
 use crate::conformance::audit::stored_ids;
 use crate::conformance::audit::{GENESIS_TEST_HASH, row};
 use crate::conformance::jobs::{finished, new_job};
-use crate::pg_cluster::{TestDatabase, test_database};
+use crate::pg_cluster::{PrivateCluster, TestDatabase, test_database};
 use crate::{AuditStore, JobStore, Refused, ScanStore, StoreError};
 
 fn id(n: u32) -> ScanId {
@@ -688,4 +688,149 @@ async fn a_batch_failing_midway_fails_only_the_failing_write() {
         .expect("exists");
     assert_eq!(after.status, JobStatus::Queued);
     assert_eq!(stored_ids(&store).await, [1]);
+}
+
+/// A CA, a server certificate for 127.0.0.1 signed by it, and a second CA that signed nothing,
+/// made with the `openssl` command in `directory` (readable by the server's account).
+fn certificates(directory: &std::path::Path) {
+    let openssl = |arguments: &str| {
+        let status = std::process::Command::new("openssl")
+            .args(arguments.split_whitespace())
+            .current_dir(directory)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run openssl (install it: the TLS test makes its certificates with it)");
+        assert!(status.success(), "openssl {arguments}");
+    };
+    let new_key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    for ca in ["ca", "other-ca"] {
+        openssl(&format!(
+            "req -x509 {new_key} -keyout {ca}.key -out {ca}.pem -days 2 -subj /CN=toolgate-test-{ca}"
+        ));
+    }
+    openssl(&format!(
+        "req {new_key} -keyout server.key -out server.csr -subj /CN=127.0.0.1"
+    ));
+    std::fs::write(directory.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("write");
+    openssl(
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+         -days 2 -extfile san.ext",
+    );
+    // The server (run as `postgres` when the tests run as root) must own its key, mode 0600.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let key = directory.join("server.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    if running_as_root() {
+        let output = std::process::Command::new("id")
+            .args(["-u", "postgres"])
+            .output()
+            .expect("id -u postgres");
+        let uid: u32 = String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .expect("the postgres account's uid");
+        for file in ["server.key", "server.pem"] {
+            std::os::unix::fs::chown(directory.join(file), Some(uid), None).expect("chown");
+        }
+    }
+}
+
+/// Whether this process runs as root (its files then need handing to the server's account).
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|metadata| std::os::unix::fs::MetadataExt::uid(&metadata) == 0)
+        .unwrap_or(false)
+}
+
+/// `sslmode=verify-full` with `sslrootcert`: every connection of the store (pool, writer,
+/// notification relay) uses TLS; a server whose certificate another CA signed, or that is
+/// reached under a name its certificate does not carry, is refused.
+#[tokio::test]
+async fn a_verifying_tls_connection_is_encrypted_and_refuses_an_unknown_server() {
+    let Some(cluster) = PrivateCluster::start() else {
+        return;
+    };
+    let directory = tempfile::tempdir().expect("directory");
+    certificates(directory.path());
+    let plain = cluster.postgres_url();
+    {
+        let (admin, connection) = tokio_postgres::connect(&plain, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let file = |name: &str| directory.path().join(name).display().to_string();
+        for statement in [
+            format!("ALTER SYSTEM SET ssl_cert_file = '{}'", file("server.pem")),
+            format!("ALTER SYSTEM SET ssl_key_file = '{}'", file("server.key")),
+            "ALTER SYSTEM SET ssl = on".to_string(),
+            "SELECT pg_reload_conf()".to_string(),
+        ] {
+            admin.batch_execute(&statement).await.expect(&statement);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let row = admin.query_one("SHOW ssl", &[]).await.expect("show ssl");
+            if row.get::<_, String>(0) == "on" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not turn TLS on"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    let ca = directory.path().join("ca.pem").display().to_string();
+    let verified = format!("{plain}?sslmode=verify-full&sslrootcert={ca}");
+    let store = PgStore::connect(&verified, "tls", 10)
+        .await
+        .expect("a verified TLS connection")
+        .0;
+    store
+        .insert_job(new_job("over-tls", "t"), None)
+        .await
+        .expect("insert");
+    store
+        .finish_job("over-tls".into(), finished(JobStatus::Succeeded))
+        .await
+        .expect("finish through the writer");
+    let client = store.pool.get().await.expect("connection");
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE NOT ssl), count(*) FROM pg_stat_ssl \
+             JOIN pg_stat_activity USING (pid) WHERE backend_type = 'client backend'",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl");
+    let (plain_connections, connections): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(
+        plain_connections, 0,
+        "every connection of the store uses TLS"
+    );
+    assert!(connections >= 3, "pool, writer and relay: {connections}");
+
+    let other_ca = directory.path().join("other-ca.pem").display().to_string();
+    let refused = [
+        (
+            format!("{plain}?sslmode=verify-full&sslrootcert={other_ca}"),
+            "invalid peer certificate: UnknownIssuer",
+        ),
+        (
+            format!(
+                "{}?sslmode=verify-full&sslrootcert={ca}",
+                plain.replace("127.0.0.1", "localhost")
+            ),
+            "certificate not valid for name \"localhost\"",
+        ),
+    ];
+    for (url, why) in refused {
+        let error = match PgStore::connect(&url, "tls-refused", 10).await {
+            Ok(_) => panic!("{url} connected"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains(why), "{url}: {error}");
+    }
 }
