@@ -135,3 +135,76 @@ async fn fork_bomb_refuses_to_run_as_root() {
         .await;
     assert_eq!(result.exit_code, Some(99));
 }
+
+/// A tool leads a process group of its own (so the job is signalled as a group) and has no
+/// controlling terminal. It gets a session of its own only when the daemon has a terminal to
+/// keep from it; a daemon without one (a service, CI) keeps its tools in its session, so they
+/// do not each become a scheduler autogroup weighing as much as the whole daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_leads_its_own_process_group_and_has_no_terminal() {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Landlock off: the tool reads its own /proc entry.
+    let f = fixture(|p| p.landlock = toolgate_sandbox::Hardening::Off);
+    let result = f
+        .run(
+            &literals(&["read", "/proc/self/stat"]),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(result.exit_code, Some(0), "{result:?}");
+    let stat = stdout(&result);
+    let (pid, rest) = stat.split_once(" (").expect("pid (comm) ...");
+    let fields: Vec<i64> = rest
+        .rsplit_once(") ")
+        .expect("... ) state ...")
+        .1
+        .split_whitespace()
+        .skip(1)
+        .take(4)
+        .map(|field| field.parse().expect("a number"))
+        .collect();
+    let pid: i64 = pid.parse().expect("pid");
+    let [_parent, group, session, terminal] = fields[..] else {
+        panic!("{stat}");
+    };
+    assert_eq!(group, pid, "the tool leads its process group");
+    assert_eq!(terminal, 0, "the tool has no controlling terminal");
+
+    let daemon_has_terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/tty")
+        .is_ok();
+    assert_eq!(
+        f.sandbox.capabilities().controlling_terminal,
+        daemon_has_terminal
+    );
+    assert_eq!(result.protections.new_session, daemon_has_terminal);
+    // SAFETY: getsid(0) only reads this process's session id.
+    let daemon_session = i64::from(unsafe { libc::getsid(0) });
+    let expected = if daemon_has_terminal {
+        pid
+    } else {
+        daemon_session
+    };
+    assert_eq!(session, expected, "{stat}");
+}
+
+/// The test above again, in a daemon with a controlling terminal (run under `script`, which
+/// gives it a pseudo-terminal): each tool then gets a session of its own, and still no terminal.
+#[test]
+fn with_a_terminal_a_tool_gets_a_session_of_its_own() {
+    let this_test_binary = std::env::current_exe().expect("the test binary");
+    let command = format!(
+        "{} --exact a_tool_leads_its_own_process_group_and_has_no_terminal --nocapture",
+        this_test_binary.display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script (util-linux), which gives the test a terminal");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("1 passed"), "{said}");
+}

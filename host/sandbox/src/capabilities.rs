@@ -33,6 +33,9 @@ pub struct Capabilities {
     /// Highest capability number of the kernel, when the daemon is root and drops them all
     /// in each tool.
     pub last_capability: Option<u32>,
+    /// The daemon has a controlling terminal (it was started from a shell rather than as a
+    /// service), so each tool gets a session of its own to have none (`child.rs`, step 2).
+    pub controlling_terminal: bool,
 }
 
 /// How the processes of a job are contained and swept.
@@ -49,6 +52,8 @@ pub enum Containment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Protections {
     pub no_new_privs: bool,
+    /// The tool got a session of its own (setsid; the daemon has a terminal). Otherwise it is a
+    /// process group of its own in the daemon's session, which has no terminal.
     pub new_session: bool,
     pub parent_death_signal: bool,
     pub only_std_fds: bool,
@@ -61,6 +66,17 @@ pub struct Protections {
     pub pids_max: Option<u64>,
     pub run_as: Option<RunAs>,
     pub rlimits: JobLimits,
+}
+
+/// Whether this process has a controlling terminal: `/dev/tty` names it, and opening it fails
+/// (ENXIO) when there is none. `O_NOCTTY`, so that the probe itself never acquires one.
+pub fn has_controlling_terminal() -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/tty")
+        .is_ok()
 }
 
 /// Creates the empty network namespace that no-network jobs join, and returns a handle to it

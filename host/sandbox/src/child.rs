@@ -17,7 +17,13 @@
 //! their own (the cgroup file), and step 10 gives the child a table of its own holding only the
 //! descriptors below the spawner's stdio slots.
 //!  1. join the job cgroup (before the tool can fork anything)
-//!  2. setsid: new session and process group, so the job is signalled as a group
+//!  2. a process group of its own, so the job is signalled as a group: setsid (a new session
+//!     too) when the daemon has a controlling terminal, so the tool has none; otherwise
+//!     setpgid(0, 0) in the daemon's session, which has no terminal to take, and which the tool,
+//!     not being a session leader, can never acquire one in. Why not always setsid: a new
+//!     session is also a new scheduler autogroup (`kernel.sched_autogroup_enabled`, on by
+//!     default), which weighs as much as the whole daemon, so 32 running tools outweighed the
+//!     daemon 32 to 1 and its answers waited (p99 latency; see PERFORMANCE.md)
 //!  3. PR_SET_NO_NEW_PRIVS: setuid binaries cannot regain privileges; required by Landlock
 //!  4. setrlimit for every limit (values computed in the parent)
 //!  5. setns into the daemon's empty network namespace when the tool needs no network (needs
@@ -70,10 +76,11 @@ pub enum ChildStep {
     Chdir = 15,
     Exec = 16,
     OwnDescriptorTable = 17,
+    OwnProcessGroup = 18,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 17] = [
+    const ALL: [ChildStep; 18] = [
         Self::JoinCgroup,
         Self::NewSession,
         Self::NoNewPrivs,
@@ -91,6 +98,7 @@ impl ChildStep {
         Self::Chdir,
         Self::Exec,
         Self::OwnDescriptorTable,
+        Self::OwnProcessGroup,
     ];
 
     pub fn from_code(code: u8) -> Option<Self> {
@@ -118,6 +126,7 @@ impl std::fmt::Display for ChildStep {
             Self::Chdir => "chdir to the workspace",
             Self::Exec => "execve",
             Self::OwnDescriptorTable => "close_range(CLOSE_RANGE_UNSHARE)",
+            Self::OwnProcessGroup => "setpgid(0, 0)",
         };
         f.write_str(name)
     }
@@ -157,6 +166,8 @@ pub struct ChildPlan {
     pub network_namespace: Option<RawFd>,
     pub run_as: Option<RunAs>,
     pub parent_pid: libc::pid_t,
+    /// setsid rather than setpgid: the daemon has a controlling terminal (step 2).
+    pub new_session: bool,
     pub landlock_ruleset: Option<RawFd>,
     /// The tool keeps uid 0: clear its ambient, effective, permitted and inheritable sets.
     pub clear_capabilities: bool,
@@ -189,9 +200,16 @@ impl ChildPlan {
         if let Some(procs) = &self.cgroup_procs {
             self.step(ChildStep::JoinCgroup, join_cgroup(procs))?;
         }
-        // 2. New session => new process group whose id is our pid.
-        // SAFETY: setsid takes no arguments; the new child is not a group leader.
-        self.step(ChildStep::NewSession, check(unsafe { libc::setsid() }))?;
+        // 2. A process group whose id is our pid: in a new session when the daemon has a
+        // terminal, else in the daemon's session.
+        if self.new_session {
+            // SAFETY: setsid takes no arguments; the new child is not a group leader.
+            self.step(ChildStep::NewSession, check(unsafe { libc::setsid() }))?;
+        } else {
+            // SAFETY: setpgid with integer arguments only: this process, as its own group.
+            let rc = unsafe { libc::setpgid(0, 0) };
+            self.step(ChildStep::OwnProcessGroup, check(rc))?;
+        }
         // 3. No new privileges across execve.
         // SAFETY: prctl with integer arguments only.
         let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };

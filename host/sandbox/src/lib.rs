@@ -350,6 +350,7 @@ impl Sandbox {
             daemon_non_dumpable: true,
             running_as_root,
             last_capability,
+            controlling_terminal: capabilities::has_controlling_terminal(),
         };
         Ok(Self {
             capabilities,
@@ -716,6 +717,7 @@ impl Sandbox {
                 .map(|fd| fd.as_raw_fd()),
             run_as,
             parent_pid: self.daemon_pid,
+            new_session: self.capabilities.controlling_terminal,
             landlock_ruleset: landlock_fd.as_ref().map(|fd| fd.as_raw_fd()),
             // With a dedicated uid, setuid away from root already clears every capability (and
             // no_new_privs blocks file capabilities). The bounding set is empty either way.
@@ -819,7 +821,7 @@ impl Sandbox {
             output_dir: job.output_dir,
             protections: Protections {
                 no_new_privs: true,
-                new_session: true,
+                new_session: self.capabilities.controlling_terminal,
                 parent_death_signal: true,
                 only_std_fds: true,
                 capabilities_dropped: self.capabilities.last_capability.is_some(),
