@@ -481,7 +481,10 @@ fn post(port: u16, path: &str, body: &str) -> Option<String> {
 
 /// Starts the naive server and waits until it answers.
 fn start_naive(binary: &Path, port: u16, tool: &Path, workspace: &Path) -> std::process::Child {
-    let mut child = Command::new(binary)
+    // In a session of its own, as the daemon is started (`common::start`): each server and
+    // its tools then share one scheduler autogroup, and the clients have another.
+    let mut child = Command::new("setsid")
+        .arg(binary)
         .arg(port.to_string())
         .arg(tool)
         .arg(workspace)

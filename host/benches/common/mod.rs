@@ -136,7 +136,13 @@ pub fn start(toolgate: &Path, config: &Path, port: u16, root: &Path) -> (Child, 
         .open(root.join("daemon.log"))
         .expect("log");
     let started = Instant::now();
-    let mut child = Command::new(toolgate)
+    // In a session of its own, as a service manager starts it: a daemon run from a terminal
+    // would keep that terminal as its own and so give each tool a session of its own too
+    // (the sandbox's run sequence, step 2), which schedules differently; the figures must not
+    // depend on whether the benchmark ran in a terminal. `setsid` execs in place (the child is
+    // no group leader), so the child's pid is the daemon's.
+    let mut child = Command::new("setsid")
+        .arg(toolgate)
         .args(["serve", "--config"])
         .arg(config)
         .env(
