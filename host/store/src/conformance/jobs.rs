@@ -32,6 +32,18 @@ pub(crate) fn new_job(id: &str, tool: &str) -> NewJob {
     }
 }
 
+/// Records job `id` of `tool` as running and then `succeeded`, with [`finished`]'s output.
+pub(crate) async fn run_to_success(store: &impl JobStore, id: &str, tool: &str) {
+    store
+        .insert_job(new_job(id, tool), None)
+        .await
+        .expect("insert");
+    store
+        .finish_job(id.into(), finished(JobStatus::Succeeded))
+        .await
+        .expect("finish");
+}
+
 pub(crate) fn finished(status: JobStatus) -> FinishedJob {
     FinishedJob {
         status: Some(status),
@@ -163,14 +175,7 @@ async fn listing_is_newest_first_filtered_and_without_output<B: Backend>() {
         return;
     };
     for (id, tool) in [("1", "terrascan"), ("2", "prowler"), ("3", "terrascan")] {
-        store
-            .insert_job(new_job(id, tool), None)
-            .await
-            .expect("insert");
-        store
-            .finish_job(id.into(), finished(JobStatus::Succeeded))
-            .await
-            .expect("finish");
+        run_to_success(&store, id, tool).await;
     }
     let all = store
         .list_jobs(JobFilter {
@@ -240,14 +245,7 @@ async fn output_beyond_the_retention_limit_is_dropped_but_the_record_stays<B: Ba
         return;
     };
     for id in ["1", "2", "3"] {
-        store
-            .insert_job(new_job(id, "t"), None)
-            .await
-            .expect("insert");
-        store
-            .finish_job(id.into(), finished(JobStatus::Succeeded))
-            .await
-            .expect("finish");
+        run_to_success(&store, id, "t").await;
     }
     let table = [("1", false), ("2", true), ("3", true)];
     for (id, keeps_output) in table {
@@ -269,14 +267,7 @@ async fn a_job_finishing_after_newer_jobs_passed_the_retention_limit_keeps_no_ou
         .await
         .expect("insert");
     for id in ["1", "2", "3", "4"] {
-        store
-            .insert_job(new_job(id, "t"), None)
-            .await
-            .expect("insert");
-        store
-            .finish_job(id.into(), finished(JobStatus::Succeeded))
-            .await
-            .expect("finish");
+        run_to_success(&store, id, "t").await;
     }
     store
         .finish_job("long".into(), finished(JobStatus::Succeeded))
@@ -301,14 +292,7 @@ async fn a_retention_of_zero_keeps_no_output<B: Backend>() {
     let Some((_place, store)) = B::fresh(0).await else {
         return;
     };
-    store
-        .insert_job(new_job("1", "t"), None)
-        .await
-        .expect("insert");
-    store
-        .finish_job("1".into(), finished(JobStatus::Succeeded))
-        .await
-        .expect("finish");
+    run_to_success(&store, "1", "t").await;
     let job = store.job("1".into()).await.expect("get").expect("exists");
     assert!(job.stdout.is_none() && job.output_dropped);
 }

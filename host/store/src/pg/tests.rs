@@ -8,7 +8,7 @@ use toolgate_model::{JobFilter, JobStatus, NewScan, ScanId, ScanOutcome, ScanReq
 use super::PgStore;
 use crate::conformance::audit::stored_ids;
 use crate::conformance::audit::{GENESIS_TEST_HASH, row};
-use crate::conformance::jobs::{finished, new_job};
+use crate::conformance::jobs::{finished, new_job, run_to_success};
 use crate::pg_cluster::{PrivateCluster, TestDatabase, test_database};
 use crate::{AuditStore, JobStore, Refused, ScanStore, StoreError};
 
@@ -528,15 +528,7 @@ async fn sweeps_from_several_daemons_keep_exactly_the_retained_output() {
     let daemons = [daemon(&database, "a").await, daemon(&database, "b").await];
     for n in 0..40 {
         let store = &daemons[n % 2];
-        let id = format!("job-{n:02}");
-        store
-            .insert_job(new_job(&id, "t"), None)
-            .await
-            .expect("insert");
-        store
-            .finish_job(id, finished(JobStatus::Succeeded))
-            .await
-            .expect("finish");
+        run_to_success(store, &format!("job-{n:02}"), "t").await;
     }
     let outputs = |store: &PgStore| {
         let pool = store.pool.clone();
@@ -571,14 +563,7 @@ async fn sweeps_from_several_daemons_keep_exactly_the_retained_output() {
             .expect("a left-over row");
     }
     let restarted = daemon(&database, "c").await;
-    restarted
-        .insert_job(new_job("job-40", "t"), None)
-        .await
-        .expect("insert");
-    restarted
-        .finish_job("job-40".into(), finished(JobStatus::Succeeded))
-        .await
-        .expect("finish");
+    run_to_success(&restarted, "job-40", "t").await;
     let newest: Vec<String> = (31..41).map(|n| format!("job-{n:02}")).collect();
     assert_eq!(outputs(&restarted).await, newest);
 }
@@ -788,14 +773,7 @@ async fn a_verifying_tls_connection_is_encrypted_and_refuses_an_unknown_server()
         .await
         .expect("a verified TLS connection")
         .0;
-    store
-        .insert_job(new_job("over-tls", "t"), None)
-        .await
-        .expect("insert");
-    store
-        .finish_job("over-tls".into(), finished(JobStatus::Succeeded))
-        .await
-        .expect("finish through the writer");
+    run_to_success(&store, "over-tls", "t").await;
     let client = store.pool.get().await.expect("connection");
     let row = client
         .query_one(
