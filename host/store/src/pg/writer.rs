@@ -21,9 +21,10 @@
 //! alone while the rest commit); a finished job's outcome and output row are one statement; the
 //! output retention sweep runs once per batch that finished a job (after the writes, when the
 //! batch had to be applied one at a time) and deletes only above its previous cutoff, while a
-//! finish stores its output only above the cutoff it sees (`SWEEP_OUTPUT`); an audit row is written only if the stored row
-//! before it has the hash it was sealed on (refused otherwise, like a taken id), so a row
-//! chained to a refused one is refused too and the stored chain never has a gap or a fork. The
+//! finish stores its output only above the cutoff it sees (`SWEEP_OUTPUT`); an audit row is
+//! written only if the stored row before it has the hash it was sealed on (refused otherwise,
+//! like a taken id), so a row chained to a refused one is refused too and the stored chain
+//! never has a gap or a fork. The
 //! connection commits without waiting for the WAL flush (`synchronous_commit = off`, see
 //! `PgStore`), as these rows did before the writer; a batch without an answer within
 //! `BATCH_TIMEOUT` fails as unreachable and its connection is dropped.
