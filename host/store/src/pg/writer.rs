@@ -71,32 +71,6 @@ const FINISH_JOB: &str = "WITH finished AS (\
     WHERE seq > (SELECT MAX(seq) FROM jobs) - $18 \
     ON CONFLICT (job) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr";
 
-/// Every job a batch inserts, in one statement (the columns as arrays, one element per job):
-/// one statement's overhead in the server per batch instead of one per job.
-const INSERT_JOBS: &str = "INSERT INTO jobs (id, tool, status, params, argv, command, created_at, \
-    output_dir, started_at, tenant, daemon) \
-    SELECT id, tool, status, params, argv, command, created_at, output_dir, started_at, tenant, $11 \
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-    $7::text[], $8::text[], $9::text[], $10::text[]) \
-    AS input(id, tool, status, params, argv, command, created_at, output_dir, started_at, tenant)";
-
-/// `FINISH_JOB` for every job a batch finishes, in one statement.
-const FINISH_JOBS: &str = "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], \
-    $3::text[], $4::float8[], $5::int4[], $6::int4[], $7::bool[], $8::bool[], $9::text[], \
-    $10::text[], $11::text[], $12::text[], $13::bool[], $14::text[], $15::text[], $16::bytea[], \
-    $17::bytea[]) AS i(id, status, finished_at, duration_secs, exit_code, signal, timed_out, \
-    success, classification, message, summary, findings, truncated, protections, error, stdout, \
-    stderr)), \
-    finished AS (UPDATE jobs SET status = i.status, finished_at = i.finished_at, \
-    duration_secs = i.duration_secs, exit_code = i.exit_code, signal = i.signal, \
-    timed_out = i.timed_out, success = i.success, classification = i.classification, \
-    message = i.message, summary = i.summary, findings = i.findings, truncated = i.truncated, \
-    protections = i.protections, error = i.error \
-    FROM input i WHERE jobs.id = i.id RETURNING jobs.seq, i.stdout, i.stderr) \
-    INSERT INTO job_output (job, stdout, stderr) SELECT seq, stdout, stderr FROM finished \
-    WHERE seq > (SELECT MAX(seq) FROM jobs) - $18 \
-    ON CONFLICT (job) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr";
-
 /// Deletes the output rows at or below the retention cutoff (`MAX(seq) - $1`) and above `$2`,
 /// the cutoff of this writer's previous sweep, and answers the new cutoff. Why the lower bound:
 /// PostgreSQL keeps a deleted row until vacuum, and an unbounded sweep visits every row deleted
@@ -197,10 +171,8 @@ struct Serve {
 /// The prepared statements a batch uses, on the batch's connection.
 struct Statements {
     insert: Statement,
-    insert_all: Statement,
     mark_running: Statement,
     finish: Statement,
-    finish_all: Statement,
     sweep: Statement,
     audit: Statement,
 }
@@ -265,7 +237,7 @@ impl Serve {
         writes: &[Write],
     ) -> Vec<Result<(), StoreError>> {
         let finishes = writes.iter().any(|w| matches!(w, Write::Finish { .. }));
-        let (steps, answered_by) = self.pipeline(client, statements, writes, finishes).await;
+        let mut steps = self.pipeline(client, statements, writes, finishes).await;
         let errors = || steps.iter().filter_map(|step| step.as_ref().err());
         if let Some(error) = errors().find(|error| is_unreachable(error)) {
             let reason = error.to_string();
@@ -279,66 +251,36 @@ impl Serve {
                 .one_at_a_time(client, statements, writes, finishes)
                 .await;
         }
-        if finishes && let Some(Ok(below)) = steps.len().checked_sub(2).map(|i| &steps[i]) {
+        if finishes && let Some(Ok(below)) = steps.get(writes.len() + 1) {
             self.swept(*below);
         }
         // Any other error happened before its statement was sent (its parameters could not be
-        // encoded): the server never saw the writes of that statement, and the rest committed.
+        // encoded): the server never saw that write, and the rest committed.
         writes
             .iter()
-            .zip(answered_by)
-            .map(|(write, step)| match &steps[step] {
-                Ok(rows) => refusal(write, *rows),
-                Err(error) => Err(StoreError::Batch(error.to_string())),
+            .zip(steps.drain(1..=writes.len()))
+            .map(|(write, step)| match step {
+                Ok(rows) => refusal(write, rows),
+                Err(error) => Err(error.into()),
             })
             .collect()
     }
 
-    /// BEGIN, the inserts, the other writes in order, the finishes, the sweep and COMMIT, sent
-    /// without waiting for any answer: one result per statement, in that order, and for each
-    /// write the index of the statement that answers for it. Inserts and finishes are one
-    /// statement each when there are several. Why that order is safe: a job's writes are
-    /// submitted insert, then running, then finish, and audit rows touch no job, so each job's
-    /// writes keep their order.
+    /// BEGIN, every write, the sweep and COMMIT, sent without waiting for any answer; one result
+    /// per statement, in that order.
     async fn pipeline(
         &self,
         client: &Object,
         statements: &Statements,
         writes: &[Write],
         finishes: bool,
-    ) -> (Applied, Vec<usize>) {
+    ) -> Applied {
         let mut steps: Vec<Step<'_>> = Vec::with_capacity(writes.len() + 3);
-        let mut answered_by = vec![0; writes.len()];
         steps.push(Box::pin(async move {
             client.batch_execute("BEGIN").await.map(|()| 0)
         }));
-        let is_insert = |write: &Write| matches!(write, Write::Insert { .. });
-        let is_finish = |write: &Write| matches!(write, Write::Finish { .. });
-        let inserts: Vec<usize> = (0..writes.len())
-            .filter(|&i| is_insert(&writes[i]))
-            .collect();
-        if inserts.len() > 1 {
-            let group = self.insert_all(client, statements, &inserts, writes);
-            push_step(&mut steps, &mut answered_by, &inserts, group);
-        } else if let Some(&only) = inserts.first() {
-            let single = self.apply(client, statements, &writes[only]);
-            push_step(&mut steps, &mut answered_by, &inserts, single);
-        }
-        for (index, write) in writes.iter().enumerate() {
-            if !is_insert(write) && !is_finish(write) {
-                let single = self.apply(client, statements, write);
-                push_step(&mut steps, &mut answered_by, &[index], single);
-            }
-        }
-        let ends: Vec<usize> = (0..writes.len())
-            .filter(|&i| is_finish(&writes[i]))
-            .collect();
-        if ends.len() > 1 {
-            let group = self.finish_all(client, statements, &ends, writes);
-            push_step(&mut steps, &mut answered_by, &ends, group);
-        } else if let Some(&only) = ends.first() {
-            let single = self.apply(client, statements, &writes[only]);
-            push_step(&mut steps, &mut answered_by, &ends, single);
+        for write in writes {
+            steps.push(self.apply(client, statements, write));
         }
         if finishes {
             steps.push(self.sweep(client, statements));
@@ -348,93 +290,7 @@ impl Serve {
         steps.push(Box::pin(async move {
             client.batch_execute("COMMIT").await.map(|()| 0)
         }));
-        (in_order(steps).await, answered_by)
-    }
-
-    /// `INSERT_JOBS` for the inserts at `members` of `writes`.
-    fn insert_all<'a>(
-        &'a self,
-        client: &'a Object,
-        statements: &'a Statements,
-        members: &[usize],
-        writes: &'a [Write],
-    ) -> Step<'a> {
-        let mut columns = InsertColumns::default();
-        for &member in members {
-            if let Write::Insert {
-                job,
-                argv,
-                started_at,
-            } = &writes[member]
-            {
-                columns.push(job, argv, started_at.as_deref());
-            }
-        }
-        Box::pin(async move {
-            let c = &columns;
-            client
-                .execute(
-                    &statements.insert_all,
-                    &[
-                        &c.id,
-                        &c.tool,
-                        &c.status,
-                        &c.params,
-                        &c.argv,
-                        &c.command,
-                        &c.created_at,
-                        &c.output_dir,
-                        &c.started_at,
-                        &c.tenant,
-                        &&*self.daemon,
-                    ],
-                )
-                .await
-        })
-    }
-
-    /// `FINISH_JOBS` for the finishes at `members` of `writes`.
-    fn finish_all<'a>(
-        &'a self,
-        client: &'a Object,
-        statements: &'a Statements,
-        members: &[usize],
-        writes: &'a [Write],
-    ) -> Step<'a> {
-        let mut columns = FinishColumns::default();
-        for &member in members {
-            if let Write::Finish { id, done } = &writes[member] {
-                columns.push(id, done);
-            }
-        }
-        Box::pin(async move {
-            let c = &columns;
-            client
-                .execute(
-                    &statements.finish_all,
-                    &[
-                        &c.id,
-                        &c.status,
-                        &c.finished_at,
-                        &c.duration_secs,
-                        &c.exit_code,
-                        &c.signal,
-                        &c.timed_out,
-                        &c.success,
-                        &c.classification,
-                        &c.message,
-                        &c.summary,
-                        &c.findings,
-                        &c.truncated,
-                        &c.protections,
-                        &c.error,
-                        &c.stdout,
-                        &c.stderr,
-                        &self.retention,
-                    ],
-                )
-                .await
-        })
+        in_order(steps).await
     }
 
     /// Each write as its own statement (its own transaction), then the sweep: the path after a
@@ -589,101 +445,6 @@ impl Serve {
     }
 }
 
-/// Appends `step`, which answers for the writes at `members`.
-fn push_step<'a>(
-    steps: &mut Vec<Step<'a>>,
-    answered_by: &mut [usize],
-    members: &[usize],
-    step: Step<'a>,
-) {
-    for &member in members {
-        answered_by[member] = steps.len();
-    }
-    steps.push(step);
-}
-
-/// The columns of `INSERT_JOBS`, one element per job.
-#[derive(Default)]
-struct InsertColumns<'a> {
-    id: Vec<&'a str>,
-    tool: Vec<&'a str>,
-    status: Vec<&'static str>,
-    params: Vec<String>,
-    argv: Vec<&'a str>,
-    command: Vec<&'a str>,
-    created_at: Vec<&'a str>,
-    output_dir: Vec<Option<&'a str>>,
-    started_at: Vec<Option<&'a str>>,
-    tenant: Vec<&'a str>,
-}
-
-impl<'a> InsertColumns<'a> {
-    fn push(&mut self, job: &'a NewJob, argv: &'a str, started_at: Option<&'a str>) {
-        let status = if started_at.is_some() {
-            JobStatus::Running
-        } else {
-            JobStatus::Queued
-        };
-        self.id.push(&job.id);
-        self.tool.push(&job.tool);
-        self.status.push(status.as_str());
-        self.params.push(job.params.to_string());
-        self.argv.push(argv);
-        self.command.push(&job.command);
-        self.created_at.push(&job.created_at);
-        self.output_dir.push(job.output_dir.as_deref());
-        self.started_at.push(started_at);
-        self.tenant.push(&job.tenant);
-    }
-}
-
-/// The columns of `FINISH_JOBS`, one element per job.
-#[derive(Default)]
-struct FinishColumns<'a> {
-    id: Vec<&'a str>,
-    status: Vec<&'static str>,
-    finished_at: Vec<&'a str>,
-    duration_secs: Vec<Option<f64>>,
-    exit_code: Vec<Option<i32>>,
-    signal: Vec<Option<i32>>,
-    timed_out: Vec<bool>,
-    success: Vec<bool>,
-    classification: Vec<Option<&'a str>>,
-    message: Vec<Option<&'a str>>,
-    summary: Vec<Option<&'a str>>,
-    findings: Vec<Option<&'a str>>,
-    truncated: Vec<bool>,
-    protections: Vec<Option<&'a str>>,
-    error: Vec<Option<&'a str>>,
-    stdout: Vec<Option<&'a [u8]>>,
-    stderr: Vec<Option<&'a [u8]>>,
-}
-
-impl<'a> FinishColumns<'a> {
-    fn push(&mut self, id: &'a str, done: &'a FinishedJob) {
-        self.id.push(id);
-        self.status
-            .push(done.status.unwrap_or(JobStatus::Failed).as_str());
-        self.finished_at.push(&done.finished_at);
-        self.duration_secs.push(done.duration_secs);
-        self.exit_code.push(done.exit_code);
-        self.signal.push(done.signal);
-        self.timed_out.push(done.timed_out);
-        self.success.push(done.success);
-        self.classification.push(done.classification.as_deref());
-        self.message.push(done.message.as_deref());
-        self.summary.push(done.summary.as_deref());
-        self.findings.push(done.findings.as_deref());
-        self.truncated.push(done.truncated);
-        self.protections.push(done.protections.as_deref());
-        self.error.push(done.error.as_deref());
-        self.stdout
-            .push(done.stdout.as_deref().map(String::as_bytes));
-        self.stderr
-            .push(done.stderr.as_deref().map(String::as_bytes));
-    }
-}
-
 /// One statement of a batch, answering how many rows it affected.
 type Step<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
 
@@ -691,10 +452,8 @@ type Step<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> 
 async fn prepare(client: &Object) -> Result<Statements, tokio_postgres::Error> {
     Ok(Statements {
         insert: client.prepare_cached(INSERT_JOB).await?,
-        insert_all: client.prepare_cached(INSERT_JOBS).await?,
         mark_running: client.prepare_cached(MARK_RUNNING).await?,
         finish: client.prepare_cached(FINISH_JOB).await?,
-        finish_all: client.prepare_cached(FINISH_JOBS).await?,
         sweep: client.prepare_cached(SWEEP_OUTPUT).await?,
         audit: client.prepare_cached(APPEND_AUDIT).await?,
     })
