@@ -3,7 +3,9 @@
 //! both backends do is in the conformance suite (`conformance/`).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use toolgate_model::{JobFilter, JobStatus, NewScan, ScanId, ScanOutcome, ScanRequest, ScanState};
+use toolgate_model::{
+    FinishedJob, JobFilter, JobStatus, NewScan, ScanId, ScanOutcome, ScanRequest, ScanState,
+};
 
 use super::PgStore;
 use crate::conformance::audit::stored_ids;
@@ -637,6 +639,79 @@ async fn a_finish_and_the_audit_records_queued_after_it_commit_in_one_batch() {
         .await
         .expect("sealed again on the stored end");
     assert_eq!(stored_ids(&store).await, [1, 2]);
+}
+
+/// Several inserts, then several finishes, queued at once commit in one transaction each, and
+/// every column comes back as it was written, NULLs included.
+#[tokio::test]
+async fn inserts_and_finishes_queued_together_commit_together_and_keep_every_column() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let store = daemon(&database, "a").await;
+    let mut with_dir = new_job("with-dir", "terrascan");
+    with_dir.output_dir = Some("/out/with-dir".into());
+    // An insert is queued when first polled: `join!` polls all three before the writer (on
+    // this test's one runtime thread) takes its next batch.
+    let inserted = tokio::join!(
+        store.insert_job(new_job("queued", "t"), None),
+        store.insert_job(new_job("plain", "t"), Some(at(1).to_rfc3339())),
+        store.insert_job(with_dir, Some(at(2).to_rfc3339())),
+    );
+    for insert in [inserted.0, inserted.1, inserted.2] {
+        insert.expect("insert");
+    }
+    assert_eq!(
+        written_by(&store, "jobs", "id = 'queued'").await,
+        written_by(&store, "jobs", "id = 'with-dir'").await,
+        "one commit stored the three"
+    );
+    let mut bare = FinishedJob {
+        status: Some(JobStatus::TimedOut),
+        finished_at: at(9).to_rfc3339(),
+        duration_secs: Some(7.5),
+        signal: Some(9),
+        timed_out: true,
+        ..FinishedJob::default()
+    };
+    bare.error = Some("killed after 7.5 s".into());
+    let finishing = [
+        store.finish_job("plain".into(), finished(JobStatus::Succeeded)),
+        store.finish_job("with-dir".into(), bare),
+    ];
+    for finish in finishing {
+        finish.await.expect("finish");
+    }
+    assert_eq!(
+        written_by(&store, "jobs", "id = 'plain'").await,
+        written_by(&store, "jobs", "id = 'with-dir'").await,
+        "one commit stored both ends"
+    );
+    let job = |id: &'static str| {
+        let store = &store;
+        async move { store.job(id.into()).await.expect("read").expect("exists") }
+    };
+    let queued = job("queued").await;
+    assert_eq!(queued.status, JobStatus::Queued);
+    assert_eq!(queued.started_at, None);
+    let plain = job("plain").await;
+    assert_eq!(
+        (plain.status, plain.exit_code, plain.success),
+        (JobStatus::Succeeded, Some(3), true)
+    );
+    assert_eq!(plain.stdout.as_deref(), Some("out"));
+    assert_eq!(plain.stderr.as_deref(), Some("err"));
+    assert_eq!(plain.summary, Some(serde_json::json!({"total": 0})));
+    assert_eq!(plain.started_at, Some(at(1).to_rfc3339()));
+    let ended = job("with-dir").await;
+    assert_eq!(ended.status, JobStatus::TimedOut);
+    assert_eq!(ended.tool, "terrascan");
+    assert_eq!(ended.output_dir.as_deref(), Some("/out/with-dir"));
+    assert_eq!((ended.signal, ended.exit_code), (Some(9), None));
+    assert!(ended.timed_out && !ended.success);
+    assert_eq!(ended.execution_time, Some(7.5));
+    assert_eq!(ended.error.as_deref(), Some("killed after 7.5 s"));
+    assert_eq!((ended.stdout, ended.summary), (None, None));
 }
 
 /// A statement the server refuses aborts its batch's transaction: the writer applies that
