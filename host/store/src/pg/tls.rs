@@ -62,39 +62,42 @@ pub(super) fn target(url: &str) -> Result<Target, StoreError> {
 fn take_tls_parameters(url: &str) -> Result<(String, Mode, Option<PathBuf>), StoreError> {
     let url_form = url.starts_with("postgres://") || url.starts_with("postgresql://");
     let (head, parameters, separator) = if url_form {
-        match url.split_once('?') {
-            Some((head, query)) => (format!("{head}?"), query.split('&').collect(), "&"),
+        let Some((head, query)) = url.split_once('?') else {
+            return Ok((url.to_string(), Mode::Plain, None));
+        };
+        let mut parameters = Vec::new();
+        for raw in query.split('&') {
+            let (key, value) = raw.split_once('=').unwrap_or((raw, ""));
+            parameters.push(Parameter {
+                key,
+                value: percent_decoded(value)?,
+                raw,
+            });
+        }
+        (format!("{head}?"), parameters, "&")
+    } else {
+        match key_value_parameters(url) {
+            Some(parameters) => (String::new(), parameters, " "),
+            // Not key=value as libpq writes it: tokio-postgres says why. Nothing here asks
+            // for TLS then, and an `sslmode=require` it reads fails without a TLS connector
+            // rather than connecting in plain text.
             None => return Ok((url.to_string(), Mode::Plain, None)),
         }
-    } else {
-        // key=value form; a quoted value (with spaces) is left for tokio-postgres to read.
-        (
-            String::new(),
-            url.split_whitespace().collect::<Vec<_>>(),
-            " ",
-        )
     };
     let mut kept = Vec::with_capacity(parameters.len());
     let mut mode = Mode::Plain;
     let mut root_file = None;
     for parameter in parameters {
-        match parameter.split_once('=') {
-            Some(("sslrootcert", value)) => {
-                let value = if url_form {
-                    percent_decoded(value)?
-                } else {
-                    value.to_string()
-                };
-                root_file = Some(PathBuf::from(value));
-            }
-            Some(("sslmode", value)) => {
-                mode = ssl_mode(value)?;
+        match parameter.key {
+            "sslrootcert" => root_file = Some(PathBuf::from(parameter.value)),
+            "sslmode" => {
+                mode = ssl_mode(&parameter.value)?;
                 kept.push(match mode {
                     Mode::Plain => "sslmode=disable",
                     Mode::Verified => "sslmode=require",
                 });
             }
-            _ => kept.push(parameter),
+            _ => kept.push(parameter.raw),
         }
     }
     if root_file.is_some() && mode != Mode::Verified {
@@ -104,6 +107,73 @@ fn take_tls_parameters(url: &str) -> Result<(String, Mode, Option<PathBuf>), Sto
         ));
     }
     Ok((format!("{head}{}", kept.join(separator)), mode, root_file))
+}
+
+/// One `key=value` of a connection string: its key, its value as meant (decoded, unquoted)
+/// and its text as written, which is what is passed on when it is kept.
+struct Parameter<'a> {
+    key: &'a str,
+    value: String,
+    raw: &'a str,
+}
+
+/// The `key=value` pairs of libpq's key=value form (spaces around `=` allowed; a value in
+/// single quotes may hold spaces, `\'` and `\\`), each with its text as written so that a
+/// kept one (a password) is passed on unchanged; `None` when `text` is not of that form.
+fn key_value_parameters(text: &str) -> Option<Vec<Parameter<'_>>> {
+    let bytes = text.as_bytes();
+    let skip_spaces = |mut at: usize| {
+        while at < bytes.len() && bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        at
+    };
+    let mut parameters = Vec::new();
+    let mut at = skip_spaces(0);
+    while at < bytes.len() {
+        let start = at;
+        while at < bytes.len() && bytes[at] != b'=' && !bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let key = &text[start..at];
+        at = skip_spaces(at);
+        if key.is_empty() || bytes.get(at) != Some(&b'=') {
+            return None;
+        }
+        at = skip_spaces(at + 1);
+        let mut value = Vec::new();
+        if bytes.get(at) == Some(&b'\'') {
+            at += 1;
+            loop {
+                match bytes.get(at)? {
+                    b'\\' => {
+                        value.push(*bytes.get(at + 1)?);
+                        at += 2;
+                    }
+                    b'\'' => {
+                        at += 1;
+                        break;
+                    }
+                    byte => {
+                        value.push(*byte);
+                        at += 1;
+                    }
+                }
+            }
+        } else {
+            while at < bytes.len() && !bytes[at].is_ascii_whitespace() {
+                value.push(bytes[at]);
+                at += 1;
+            }
+        }
+        parameters.push(Parameter {
+            key,
+            value: String::from_utf8(value).ok()?,
+            raw: &text[start..at],
+        });
+        at = skip_spaces(at);
+    }
+    Some(parameters)
 }
 
 fn ssl_mode(value: &str) -> Result<Mode, StoreError> {
@@ -234,6 +304,18 @@ mod tests {
                 Some("/ca.pem"),
             ),
             ("host=db user=u", "host=db user=u", Mode::Plain, None),
+            (
+                "host=db password='a  b\\'c' sslmode = verify-full sslrootcert='/etc/my ca.pem'",
+                "host=db password='a  b\\'c' sslmode=require",
+                Mode::Verified,
+                Some("/etc/my ca.pem"),
+            ),
+            (
+                "host=db password='unterminated sslmode=verify-full",
+                "host=db password='unterminated sslmode=verify-full",
+                Mode::Plain,
+                None,
+            ),
         ];
         for (url, expected, mode, root) in table {
             let (rewritten, got_mode, got_root) = take_tls_parameters(url).expect(url);
@@ -241,6 +323,12 @@ mod tests {
             assert_eq!(&got_mode, mode, "{url}");
             assert_eq!(got_root.as_deref(), root.map(std::path::Path::new), "{url}");
         }
+        // A kept value is passed on as written: the quoted password reaches tokio-postgres
+        // with its two spaces and its escaped quote.
+        let (kept, _, _) = take_tls_parameters(table[6].0).expect("quoted");
+        let config: tokio_postgres::Config = kept.parse().expect("tokio-postgres reads it");
+        assert_eq!(config.get_password(), Some(&b"a  b'c"[..]));
+        assert_eq!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
     }
 
     /// Modes that would not verify the server, or fall back to plain text, are refused with
