@@ -328,7 +328,10 @@ mod tests {
         let (kept, _, _) = take_tls_parameters(table[6].0).expect("quoted");
         let config: tokio_postgres::Config = kept.parse().expect("tokio-postgres reads it");
         assert_eq!(config.get_password(), Some(&b"a  b'c"[..]));
-        assert_eq!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
     }
 
     /// Modes that would not verify the server, or fall back to plain text, are refused with
