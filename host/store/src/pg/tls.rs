@@ -68,11 +68,12 @@ fn take_tls_parameters(url: &str) -> Result<(String, Mode, Option<PathBuf>), Sto
         let mut parameters = Vec::new();
         for raw in query.split('&') {
             let (key, value) = raw.split_once('=').unwrap_or((raw, ""));
-            parameters.push(Parameter {
-                key,
-                value: percent_decoded(value)?,
-                raw,
-            });
+            // Only the values read here are decoded; the rest go on as written.
+            let value = match key {
+                "sslrootcert" | "sslmode" => percent_decoded(key, value)?,
+                _ => String::new(),
+            };
+            parameters.push(Parameter { key, value, raw });
         }
         (format!("{head}?"), parameters, "&")
     } else {
@@ -194,8 +195,8 @@ fn ssl_mode(value: &str) -> Result<Mode, StoreError> {
     }
 }
 
-/// A URL query value with its `%XX` escapes decoded.
-fn percent_decoded(value: &str) -> Result<String, StoreError> {
+/// The URL query value of `key` with its `%XX` escapes decoded.
+fn percent_decoded(key: &str, value: &str) -> Result<String, StoreError> {
     let bytes = value.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;
@@ -204,7 +205,9 @@ fn percent_decoded(value: &str) -> Result<String, StoreError> {
             let hex = value
                 .get(index + 1..index + 3)
                 .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or_else(|| settings("sslrootcert has a % not followed by two hex digits"))?;
+                .ok_or_else(|| {
+                    settings(&format!("{key} has a % not followed by two hex digits"))
+                })?;
             decoded.push(hex);
             index += 3;
         } else {
@@ -212,7 +215,7 @@ fn percent_decoded(value: &str) -> Result<String, StoreError> {
             index += 1;
         }
     }
-    String::from_utf8(decoded).map_err(|_| settings("sslrootcert is not UTF-8 once decoded"))
+    String::from_utf8(decoded).map_err(|_| settings(&format!("{key} is not UTF-8 once decoded")))
 }
 
 /// A rustls client trusting the certificates in `root_file`, or the system's.
@@ -305,6 +308,12 @@ mod tests {
             ),
             ("host=db user=u", "host=db user=u", Mode::Plain, None),
             (
+                "postgres://u@db/t?application_name=a%20b&sslmode=disable",
+                "postgres://u@db/t?application_name=a%20b&sslmode=disable",
+                Mode::Plain,
+                None,
+            ),
+            (
                 "host=db password='a  b\\'c' sslmode = verify-full sslrootcert='/etc/my ca.pem'",
                 "host=db password='a  b\\'c' sslmode=require",
                 Mode::Verified,
@@ -325,7 +334,7 @@ mod tests {
         }
         // A kept value is passed on as written: the quoted password reaches tokio-postgres
         // with its two spaces and its escaped quote.
-        let (kept, _, _) = take_tls_parameters(table[6].0).expect("quoted");
+        let (kept, _, _) = take_tls_parameters(table[7].0).expect("quoted");
         let config: tokio_postgres::Config = kept.parse().expect("tokio-postgres reads it");
         assert_eq!(config.get_password(), Some(&b"a  b'c"[..]));
         assert_eq!(
