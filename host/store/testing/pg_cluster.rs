@@ -319,6 +319,16 @@ impl PrivateCluster {
         )
     }
 
+    /// Hands `path` to the account the server runs as (`postgres` when this process is root;
+    /// otherwise it already is this process's): for files it must own, such as a TLS key.
+    pub fn give_to_server(&self, path: &Path) -> std::io::Result<()> {
+        if !running_as_root() {
+            return Ok(());
+        }
+        let (uid, gid) = postgres_account().map_err(std::io::Error::other)?;
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+    }
+
     /// Stops the server with PostgreSQL's fast shutdown (sessions ended, new connections
     /// refused) and returns once it has exited.
     pub fn stop(&mut self) {

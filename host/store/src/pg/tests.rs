@@ -751,8 +751,8 @@ async fn a_batch_failing_midway_fails_only_the_failing_write() {
 }
 
 /// A CA, a server certificate for 127.0.0.1 signed by it, and a second CA that signed nothing,
-/// made with the `openssl` command in `directory` (readable by the server's account).
-fn certificates(directory: &std::path::Path) {
+/// made with the `openssl` command in `directory` (readable by `cluster`'s server).
+fn certificates(directory: &std::path::Path, cluster: &PrivateCluster) {
     let openssl = |arguments: &str| {
         let status = std::process::Command::new("openssl")
             .args(arguments.split_whitespace())
@@ -777,31 +777,16 @@ fn certificates(directory: &std::path::Path) {
         "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
          -days 2 -extfile san.ext",
     );
-    // The server (run as `postgres` when the tests run as root) must own its key, mode 0600.
+    // The server must own its key, mode 0600.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let key = directory.join("server.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    if running_as_root() {
-        let output = std::process::Command::new("id")
-            .args(["-u", "postgres"])
-            .output()
-            .expect("id -u postgres");
-        let uid: u32 = String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .parse()
-            .expect("the postgres account's uid");
-        for file in ["server.key", "server.pem"] {
-            std::os::unix::fs::chown(directory.join(file), Some(uid), None).expect("chown");
-        }
+    for file in ["server.key", "server.pem"] {
+        cluster
+            .give_to_server(&directory.join(file))
+            .expect("hand the server its key and certificate");
     }
-}
-
-/// Whether this process runs as root (its files then need handing to the server's account).
-fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|metadata| std::os::unix::fs::MetadataExt::uid(&metadata) == 0)
-        .unwrap_or(false)
 }
 
 /// `sslmode=verify-full` with `sslrootcert`: every connection of the store (pool, writer,
@@ -813,7 +798,7 @@ async fn a_verifying_tls_connection_is_encrypted_and_refuses_an_unknown_server()
         return;
     };
     let directory = tempfile::tempdir().expect("directory");
-    certificates(directory.path());
+    certificates(directory.path(), &cluster);
     let plain = cluster.postgres_url();
     {
         let (admin, connection) = tokio_postgres::connect(&plain, tokio_postgres::NoTls)
