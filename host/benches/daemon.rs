@@ -481,10 +481,9 @@ fn post(port: u16, path: &str, body: &str) -> Option<String> {
 
 /// Starts the naive server and waits until it answers.
 fn start_naive(binary: &Path, port: u16, tool: &Path, workspace: &Path) -> std::process::Child {
-    // In a session of its own, as the daemon is started (`common::start`): each server and
-    // its tools then share one scheduler autogroup, and the clients have another.
-    let mut child = Command::new("setsid")
-        .arg(binary)
+    // Started as the daemon is: each server and its tools then share one scheduler autogroup,
+    // and the clients have another.
+    let mut child = common::as_service(binary)
         .arg(port.to_string())
         .arg(tool)
         .arg(workspace)

@@ -128,6 +128,17 @@ pub fn load_each<C: Send>(
     }
 }
 
+/// `program` to be run in a session of its own, as a service manager starts a server: a daemon
+/// run from a terminal would keep that terminal as its own and so give each tool a session of
+/// its own too (the sandbox's run sequence, step 2), which schedules differently; the figures
+/// must not depend on whether the benchmark ran in a terminal. `setsid` execs in place (the
+/// child is no group leader), so the child's pid is the server's.
+pub fn as_service(program: &Path) -> Command {
+    let mut command = Command::new("setsid");
+    command.arg(program);
+    command
+}
+
 /// Starts the daemon and returns it with the time until `/health` answered 200.
 pub fn start(toolgate: &Path, config: &Path, port: u16, root: &Path) -> (Child, Duration) {
     let log = std::fs::OpenOptions::new()
@@ -136,13 +147,7 @@ pub fn start(toolgate: &Path, config: &Path, port: u16, root: &Path) -> (Child, 
         .open(root.join("daemon.log"))
         .expect("log");
     let started = Instant::now();
-    // In a session of its own, as a service manager starts it: a daemon run from a terminal
-    // would keep that terminal as its own and so give each tool a session of its own too
-    // (the sandbox's run sequence, step 2), which schedules differently; the figures must not
-    // depend on whether the benchmark ran in a terminal. `setsid` execs in place (the child is
-    // no group leader), so the child's pid is the daemon's.
-    let mut child = Command::new("setsid")
-        .arg(toolgate)
+    let mut child = as_service(toolgate)
         .args(["serve", "--config"])
         .arg(config)
         .env(
