@@ -3,8 +3,10 @@
 //!   workers per daemon, through one daemon and then through three sharing the store and a
 //!   `data_dir`; the rate of three against one (target >= 2.7x);
 //! - the synchronous path's cost of the store: `POST /api/tools/terrascan` at 32 clients on
-//!   kept connections against a daemon on PostgreSQL and one on SQLite, alternating 1 s slices
-//!   (target >= 0.9x).
+//!   kept connections against a daemon on PostgreSQL (over loopback TCP, as a daemon on
+//!   another host would connect) and one on SQLite, alternating 1 s slices (target >= 0.9x); with
+//!   the throwaway cluster, a third daemon on the same database through the server's Unix socket
+//!   (as a daemon on the server's own host would connect) joins the rotation.
 //!
 //! PostgreSQL is a throwaway cluster with the server's durable defaults (fsync and synchronous
 //! commit on), or `TOOLGATE_TEST_DATABASE_URL`.
@@ -28,8 +30,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{
-    KEPT, KEPT_OTHER, LoadResult, built_plugins, env_number, fake_tool, load, post_kept,
-    scratch_root, start, stop,
+    KEPT, KEPT_OTHER, KEPT_THIRD, LoadResult, built_plugins, env_number, fake_tool, load,
+    post_kept, scratch_root, start, stop,
 };
 
 /// The synchronous call: a terrascan scan of the sample directory.
@@ -134,6 +136,18 @@ fn sync_path(
     let (pg_daemon, pg_port) = setup.start(&root.join("sync-pg"), "sync-pg", Some(&url), clients);
     let (sqlite_daemon, sqlite_port) =
         setup.start(&root.join("sync-sqlite"), "sync-sqlite", None, clients);
+    // A third daemon on the same database through the server's Unix socket, as a daemon on the
+    // server's host connects: what loopback TCP costs both ends is then told apart from what
+    // the server's own work costs. Only with a server this benchmark started (its socket is
+    // known); it joins the rotation, so every side still gets the same slices.
+    let socket = database.postgres_socket_url().map(|url| {
+        setup.start(
+            &root.join("sync-pg-socket"),
+            "sync-pg-socket",
+            Some(&url),
+            clients,
+        )
+    });
     let on_pg = || {
         KEPT.with_borrow_mut(|kept| post_kept(kept, pg_port, "/api/tools/terrascan", SYNC_BODY))
             .is_some_and(|body| body.contains("\"success\":true"))
@@ -143,15 +157,32 @@ fn sync_path(
             .with_borrow_mut(|kept| post_kept(kept, sqlite_port, "/api/tools/terrascan", SYNC_BODY))
             .is_some_and(|body| body.contains("\"success\":true"))
     };
-    let (mut pg, mut sqlite) = (LoadResult::default(), LoadResult::default());
+    let socket_port = socket.as_ref().map(|(_, port)| *port);
+    let on_socket = || {
+        socket_port.is_some_and(|port| {
+            KEPT_THIRD
+                .with_borrow_mut(|kept| post_kept(kept, port, "/api/tools/terrascan", SYNC_BODY))
+                .is_some_and(|body| body.contains("\"success\":true"))
+        })
+    };
+    let mut pg = LoadResult::default();
+    let mut sqlite = LoadResult::default();
+    let mut pg_socket = LoadResult::default();
     for _ in 0..secs {
         pg.add(load(clients, SLICE, &on_pg));
         sqlite.add(load(clients, SLICE, &on_sqlite));
+        if socket.is_some() {
+            pg_socket.add(load(clients, SLICE, &on_socket));
+        }
     }
-    pg.latencies.sort_unstable();
-    sqlite.latencies.sort_unstable();
+    for result in [&mut pg, &mut sqlite, &mut pg_socket] {
+        result.latencies.sort_unstable();
+    }
     stop(pg_daemon);
     stop(sqlite_daemon);
+    if let Some((daemon, _)) = socket {
+        stop(daemon);
+    }
     drop(database);
     println!(
         "POST /api/tools/terrascan, {clients} clients, kept connections: PostgreSQL {:.1} req/s (p50 {:.2} ms, p99 {:.2} ms, {} errors), SQLite {:.1} req/s (p50 {:.2} ms, p99 {:.2} ms, {} errors): {:.2}x (target >= 0.9x)",
@@ -165,6 +196,16 @@ fn sync_path(
         sqlite.errors,
         pg.rate() / sqlite.rate()
     );
+    if socket_port.is_some() {
+        println!(
+            "the same on PostgreSQL through its Unix socket (a daemon on the server's host): {:.1} req/s (p50 {:.2} ms, p99 {:.2} ms, {} errors): {:.2}x SQLite's",
+            pg_socket.rate(),
+            pg_socket.percentile(50.0),
+            pg_socket.percentile(99.0),
+            pg_socket.errors,
+            pg_socket.rate() / sqlite.rate()
+        );
+    }
 }
 
 /// What every daemon of the benchmark shares.

@@ -142,6 +142,8 @@ pub struct TestDatabase {
     url: String,
     admin_url: String,
     name: String,
+    /// The directory of the server's Unix socket, when this process started the server.
+    socket_dir: Option<PathBuf>,
 }
 
 impl TestDatabase {
@@ -150,7 +152,8 @@ impl TestDatabase {
         &self.url
     }
 
-    /// The same as a `postgres://` URL over TCP (what a daemon's `store.url` takes).
+    /// The same as a `postgres://` URL (what a daemon's `store.url` takes), over TCP or, when
+    /// `TOOLGATE_TEST_DATABASE_URL` names a socket directory, that Unix socket.
     #[allow(
         dead_code,
         reason = "the daemon's tests and benchmarks call it, not the store's"
@@ -159,7 +162,8 @@ impl TestDatabase {
         let config: tokio_postgres::Config = self.url.parse().expect("a valid database URL");
         let host = match config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-            other => panic!("the test database is not on TCP: {other:?}"),
+            Some(tokio_postgres::config::Host::Unix(directory)) => socket_host(directory),
+            None => panic!("the test database URL names no host"),
         };
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let user = config.get_user().unwrap_or("postgres");
@@ -170,6 +174,28 @@ impl TestDatabase {
         let dbname = config.get_dbname().expect("a database name");
         format!("postgres://{user}{password}@{host}:{port}/{dbname}")
     }
+
+    /// [`Self::postgres_url`] through the server's Unix socket, as a daemon on the server's
+    /// own host would connect; `None` for a server this process did not start.
+    #[allow(dead_code, reason = "the daemons benchmark calls it")]
+    pub fn postgres_socket_url(&self) -> Option<String> {
+        let directory = self.socket_dir.as_deref()?;
+        let config: tokio_postgres::Config = self.url.parse().expect("a valid database URL");
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let dbname = config.get_dbname().expect("a database name");
+        Some(format!(
+            "postgres://postgres@{}:{port}/{dbname}",
+            socket_host(directory)
+        ))
+    }
+}
+
+/// A socket directory as a URL's host: percent-encoded, which tokio-postgres reads as a path.
+fn socket_host(directory: &Path) -> String {
+    directory
+        .to_string_lossy()
+        .replace('%', "%25")
+        .replace('/', "%2F")
 }
 
 impl Drop for TestDatabase {
@@ -209,10 +235,10 @@ impl Drop for TestDatabase {
 /// A fresh database, or `None` (after printing why) when no PostgreSQL is available and `CI`
 /// is not set. Panics when CI is set and there is none, or when a server fails to start.
 pub async fn test_database() -> Option<TestDatabase> {
-    let admin_url = match std::env::var(DATABASE_URL_VARIABLE) {
-        Ok(url) if !url.is_empty() => url,
+    let (admin_url, socket_dir) = match std::env::var(DATABASE_URL_VARIABLE) {
+        Ok(url) if !url.is_empty() => (url, None),
         _ => match cluster() {
-            Ok(Some(cluster)) => cluster.admin_url.clone(),
+            Ok(Some(cluster)) => (cluster.admin_url.clone(), Some(cluster.socket_dir.clone())),
             Ok(None) => return None,
             Err(error) => panic!("cannot start a throwaway PostgreSQL cluster: {error}"),
         },
@@ -230,6 +256,7 @@ pub async fn test_database() -> Option<TestDatabase> {
         url: url_with_database(&config, &name),
         admin_url,
         name,
+        socket_dir,
     })
 }
 
@@ -288,6 +315,8 @@ fn url_with_database(config: &tokio_postgres::Config, database: &str) -> String 
 struct Cluster {
     admin_url: String,
     port: u16,
+    /// Where the server's Unix socket is (`-k`).
+    socket_dir: PathBuf,
     /// Kept open for the cluster's life: its end of file tells the watchdog to stop.
     watchdog: Child,
 }
@@ -543,6 +572,7 @@ fn initdb_and_start(
     Ok(Cluster {
         admin_url: format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
         port,
+        socket_dir: cluster_dir.to_path_buf(),
         watchdog,
     })
 }
