@@ -61,6 +61,11 @@ impl PgStore {
         max: u32,
         started_at: String,
     ) -> Result<bool, StoreError> {
+        // Heartbeats are on the server's clock (`clock.rs`); the job keeps the daemon's.
+        let alive_after = chrono::DateTime::parse_from_rfc3339(&started_at).map_or_else(
+            |_| started_at.clone(),
+            |time| crate::jobs::time_text(self.clock.on_database_clock(time.to_utc())),
+        );
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.execute(
@@ -73,7 +78,7 @@ impl PgStore {
                 "SELECT count(*) FROM jobs WHERE tenant = $1 AND status = 'running' \
                  AND (daemon = $2 OR daemon IN \
                       (SELECT id FROM daemons WHERE alive_until > $3))",
-                &[&tenant, &&*self.daemon, &started_at],
+                &[&tenant, &&*self.daemon, &alive_after],
             )
             .await?
             .try_get(0)?;

@@ -9,12 +9,15 @@
 //! row (`SELECT ... FOR UPDATE`, and `FOR UPDATE SKIP LOCKED` to claim), so daemons racing on
 //! one scan are serialized by the database; a running scan is held by the daemon that claimed
 //! it under a lease, and only that daemon may attach a job to it, finish it or requeue it;
+//! lease ends and heartbeats are written and compared on the server's clock (`clock.rs`), so
+//! daemons whose clocks disagree still agree on when a lease ran out;
 //! job writes and audit appends go through one group-commit writer per daemon (`writer.rs`: a
 //! batch of them is one transaction sent as one pipeline), applied in the order they were
 //! submitted; a cancel for a job another daemon runs, and a scan queued, cross daemons as a
 //! `NOTIFY` (`notifications`).
 
 mod audit;
+mod clock;
 mod jobs;
 mod notifications;
 mod rates;
@@ -74,6 +77,9 @@ pub struct PgStore {
     lease: Duration,
     /// Cancel requests and queue wake-ups from other daemons (`notifications`).
     notifications: notifications::Notifications,
+    /// How far this daemon's clock is off the server's: lease ends and heartbeats, which other
+    /// daemons compare with theirs, are written on the server's clock (`clock.rs`).
+    clock: Arc<clock::ClockOffset>,
 }
 
 impl PgStore {
@@ -101,6 +107,8 @@ impl PgStore {
         let relaxed = relaxed_pool_for(url, MAX_CONNECTIONS)?;
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
+        let clock = Arc::new(clock::ClockOffset::default());
+        clock.measure(&client).await?;
         let notifications = notifications::start(url)?;
         let daemon: Arc<str> = Arc::from(daemon_id);
         let retention = i64::try_from(retention).unwrap_or(i64::MAX);
@@ -117,6 +125,7 @@ impl PgStore {
             retention,
             lease: crate::DEFAULT_SCAN_LEASE,
             notifications,
+            clock,
         };
         let interrupted = store.interrupt_own_jobs(&client).await?;
         store.end_own_leases(&client).await?;
@@ -140,6 +149,14 @@ impl PgStore {
         let mut client = pool_for(url, 1)?.get().await?;
         schema::migrate(&mut client).await?;
         Ok(client)
+    }
+
+    /// This store as a daemon whose clock is `offset` behind the server's (tests of leases
+    /// between daemons whose clocks disagree).
+    #[cfg(test)]
+    pub(crate) fn with_clock_behind(mut self, offset: chrono::TimeDelta) -> Self {
+        self.clock = Arc::new(clock::ClockOffset::fixed(offset));
+        self
     }
 
     /// This store with claims holding for `lease` instead of [`crate::DEFAULT_SCAN_LEASE`].

@@ -133,7 +133,10 @@ impl PgStore {
         tx: &Transaction<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<Scan>, StoreError> {
-        let lease_until = time_text(lease_end_after(now, self.lease)?);
+        let lease_until = time_text(lease_end_after(
+            self.clock.on_database_clock(now),
+            self.lease,
+        )?);
         let started_at = time_text(now);
         // One round trip: the tenants with queued scans (a loose index scan), each with its
         // running count and oldest queued scan; `fair_claim` orders them.
@@ -539,6 +542,8 @@ impl ScanStore for PgStore {
     }
 
     fn recover_scans(&self, max_attempts: u32, now: DateTime<Utc>) -> StoreFuture<Recovered> {
+        // Compared with lease ends and heartbeats, which are on the server's clock.
+        let now = self.clock.on_database_clock(now);
         transition!(self, tx => recover(&tx, max_attempts, now).await?)
     }
 
@@ -546,6 +551,9 @@ impl ScanStore for PgStore {
         let store = self.clone();
         Box::pin(async move {
             let client = store.pool.get().await?;
+            // Renewals come every third of a lease: often enough to follow a clock that drifts.
+            store.clock.measure(&client).await?;
+            let until = store.clock.on_database_clock(until);
             // The daemon's heartbeat rides with its leases: its running jobs count against
             // their tenants' limits until it lapses (`start_job_within`).
             client

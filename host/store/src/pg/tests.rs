@@ -159,6 +159,59 @@ async fn a_lapsed_lease_is_taken_over_and_the_old_holder_is_refused() {
     assert_eq!((done.state, done.job_id), (ScanState::Passed, None));
 }
 
+/// Leases are compared on the server's clock: a daemon whose clock is a minute behind keeps
+/// its scan for the whole lease as a daemon whose clock is a minute ahead sees it, and loses
+/// it once the lease ran out. Compared on their own clocks, the other would have taken the
+/// scan two minutes early, while its holder still ran it.
+#[tokio::test]
+async fn leases_hold_on_the_servers_clock_when_the_daemons_clocks_disagree() {
+    let Some(database) = test_database().await else {
+        return;
+    };
+    let minute = chrono::TimeDelta::seconds(60);
+    let behind = daemon(&database, "behind")
+        .await
+        .with_scan_lease(std::time::Duration::from_secs(30))
+        .with_clock_behind(minute);
+    let ahead = daemon(&database, "ahead").await.with_clock_behind(-minute);
+    queue(&behind, [1]).await;
+    // At the server's second 1000 each reads its own clock.
+    let (behind_reads, ahead_reads) = (|t: i64| at(t - 60), |t: i64| at(t + 60));
+    behind
+        .claim_next(behind_reads(1000))
+        .await
+        .expect("claim")
+        .expect("queued");
+    assert_eq!(
+        ahead
+            .recover_scans(3, ahead_reads(1029))
+            .await
+            .expect("recover"),
+        Default::default(),
+        "within the lease on the server's clock"
+    );
+    assert_eq!(
+        behind
+            .renew_leases(behind_reads(1025) + Duration::seconds(30))
+            .await
+            .expect("renew"),
+        1
+    );
+    assert_eq!(
+        ahead
+            .recover_scans(3, ahead_reads(1054))
+            .await
+            .expect("recover"),
+        Default::default(),
+        "within the renewed lease"
+    );
+    let recovered = ahead
+        .recover_scans(3, ahead_reads(1056))
+        .await
+        .expect("recover");
+    assert_eq!(recovered.requeued, vec![id(1)], "the renewed lease ran out");
+}
+
 /// A daemon restarting under its identity gets its dead self's scans back at once (their
 /// leases end when it connects) and interrupts only its own jobs, not another live daemon's.
 #[tokio::test]
