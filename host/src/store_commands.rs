@@ -172,25 +172,35 @@ pub fn check_line(config: &Config) -> Result<String, ConfigProblem> {
     };
     let shown = redacted_url(url);
     let latest = PgStore::latest_schema_version();
-    let probed = runtime()
-        .map_err(|error| ConfigProblem::new("store.url", error.to_string()))?
-        .block_on(PgStore::probe(url));
+    let runtime = runtime().map_err(|error| ConfigProblem::new("store.url", error.to_string()))?;
+    let probed = runtime.block_on(async {
+        let version = PgStore::probe(url).await?;
+        Ok::<_, toolgate_store::StoreError>((version, PgStore::clock_offset(url).await?))
+    });
     match probed {
-        Ok(version) if version > latest => Err(ConfigProblem::new(
+        Ok((version, _)) if version > latest => Err(ConfigProblem::new(
             "store.url",
             format!(
                 "{shown} has schema version {version}, newer than this build's {latest}: run a \
                  newer toolgate"
             ),
         )),
-        Ok(version) => Ok(format!(
-            "store: PostgreSQL at {shown}, schema version {version} of {latest}{}, daemon id {}",
+        Ok((version, offset)) => Ok(format!(
+            "store: PostgreSQL at {shown}, schema version {version} of {latest}{}, daemon id {}{}",
             if version < latest {
                 " (the daemon or `toolgate store migrate` upgrades it)"
             } else {
                 ""
             },
-            config.daemon_id()
+            config.daemon_id(),
+            if offset.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    "; this host's clock is {} ms off the server's (leases and heartbeats are                      corrected by it; synchronize the clocks with NTP)",
+                    offset.num_milliseconds()
+                )
+            }
         )),
         Err(error) => Err(ConfigProblem::new(
             "store.url",

@@ -55,13 +55,7 @@ impl ClockOffset {
         if self.fixed {
             return Ok(());
         }
-        let sent = Utc::now();
-        let database: DateTime<Utc> = client
-            .query_one("SELECT clock_timestamp()", &[])
-            .await?
-            .try_get(0)?;
-        let offset = corrected_offset(sent, database, Utc::now());
-        let micros = offset.num_microseconds().unwrap_or(0);
+        let micros = offset_on(client).await?.num_microseconds().unwrap_or(0);
         let before = self.micros.swap(micros, Ordering::Relaxed);
         if (micros / 1_000_000) != (before / 1_000_000) {
             if micros == 0 {
@@ -76,6 +70,17 @@ impl ClockOffset {
         }
         Ok(())
     }
+}
+
+/// This host's clock's offset from the server's on `client`, as corrected (0 under
+/// [`IGNORED_BELOW`]).
+pub(super) async fn offset_on(client: &impl GenericClient) -> Result<TimeDelta, StoreError> {
+    let sent = Utc::now();
+    let database: DateTime<Utc> = client
+        .query_one("SELECT clock_timestamp()", &[])
+        .await?
+        .try_get(0)?;
+    Ok(corrected_offset(sent, database, Utc::now()))
 }
 
 /// The offset read between `sent` and `received` (daemon clock) when the database said

@@ -140,6 +140,14 @@ impl PgStore {
         schema::version_in(&client).await
     }
 
+    /// How far this host's clock is off the server's at `url` (0 when under a second, which is
+    /// not corrected): what `config check` reports, as the daemon corrects lease ends and
+    /// heartbeats by it.
+    pub async fn clock_offset(url: &str) -> Result<chrono::TimeDelta, StoreError> {
+        let client = pool_for(url, 1)?.get().await?;
+        clock::offset_on(&client).await
+    }
+
     /// One connection to the database at `url` with the schema brought to this build's version,
     /// as [`PgStore::connect`] does, but under no daemon identity: nothing is interrupted and
     /// no lease is ended (`crate::copy` fills an empty store through it).
