@@ -197,7 +197,8 @@ pub fn check_line(config: &Config) -> Result<String, ConfigProblem> {
                 String::new()
             } else {
                 format!(
-                    "; this host's clock is {} ms off the server's (leases and heartbeats are                      corrected by it; synchronize the clocks with NTP)",
+                    "; this host's clock is {} ms off the server's (leases and heartbeats are \
+                     corrected by it; synchronize the clocks with NTP)",
                     offset.num_milliseconds()
                 )
             }
