@@ -3,7 +3,8 @@
 //! on a PostgreSQL store.
 //!
 //! Invariant: a PostgreSQL URL's password is never printed (`config::redacted_url`); `config
-//! check` only reads the schema version (`PgStore::probe`), it never migrates.
+//! check` only reads the schema version and the server's clock
+//! (`PgStore::probe_with_clock_offset`), it never migrates.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -172,11 +173,9 @@ pub fn check_line(config: &Config) -> Result<String, ConfigProblem> {
     };
     let shown = redacted_url(url);
     let latest = PgStore::latest_schema_version();
-    let runtime = runtime().map_err(|error| ConfigProblem::new("store.url", error.to_string()))?;
-    let probed = runtime.block_on(async {
-        let version = PgStore::probe(url).await?;
-        Ok::<_, toolgate_store::StoreError>((version, PgStore::clock_offset(url).await?))
-    });
+    let probed = runtime()
+        .map_err(|error| ConfigProblem::new("store.url", error.to_string()))?
+        .block_on(PgStore::probe_with_clock_offset(url));
     match probed {
         Ok((version, _)) if version > latest => Err(ConfigProblem::new(
             "store.url",

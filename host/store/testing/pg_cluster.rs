@@ -159,11 +159,26 @@ impl TestDatabase {
         reason = "the daemon's tests and benchmarks call it, not the store's"
     )]
     pub fn postgres_url(&self) -> String {
+        self.postgres_url_on(None)
+    }
+
+    /// [`Self::postgres_url`] through the server's Unix socket, as a daemon on the server's
+    /// own host would connect; `None` for a server this process did not start.
+    #[allow(dead_code, reason = "the daemons benchmark calls it")]
+    pub fn postgres_socket_url(&self) -> Option<String> {
+        let directory = self.socket_dir.as_deref()?;
+        Some(self.postgres_url_on(Some(directory)))
+    }
+
+    /// This database's `postgres://` URL, through the socket in `socket_dir` when given, else
+    /// on the host its connection string names.
+    fn postgres_url_on(&self, socket_dir: Option<&Path>) -> String {
         let config: tokio_postgres::Config = self.url.parse().expect("a valid database URL");
-        let host = match config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-            Some(tokio_postgres::config::Host::Unix(directory)) => socket_host(directory),
-            None => panic!("the test database URL names no host"),
+        let host = match (socket_dir, config.get_hosts().first()) {
+            (Some(directory), _) => socket_host(directory),
+            (None, Some(tokio_postgres::config::Host::Tcp(host))) => host.clone(),
+            (None, Some(tokio_postgres::config::Host::Unix(directory))) => socket_host(directory),
+            (None, None) => panic!("the test database URL names no host"),
         };
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let user = config.get_user().unwrap_or("postgres");
@@ -173,20 +188,6 @@ impl TestDatabase {
             .unwrap_or_default();
         let dbname = config.get_dbname().expect("a database name");
         format!("postgres://{user}{password}@{host}:{port}/{dbname}")
-    }
-
-    /// [`Self::postgres_url`] through the server's Unix socket, as a daemon on the server's
-    /// own host would connect; `None` for a server this process did not start.
-    #[allow(dead_code, reason = "the daemons benchmark calls it")]
-    pub fn postgres_socket_url(&self) -> Option<String> {
-        let directory = self.socket_dir.as_deref()?;
-        let config: tokio_postgres::Config = self.url.parse().expect("a valid database URL");
-        let port = config.get_ports().first().copied().unwrap_or(5432);
-        let dbname = config.get_dbname().expect("a database name");
-        Some(format!(
-            "postgres://postgres@{}:{port}/{dbname}",
-            socket_host(directory)
-        ))
     }
 }
 

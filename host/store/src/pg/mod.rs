@@ -140,12 +140,17 @@ impl PgStore {
         schema::version_in(&client).await
     }
 
-    /// How far this host's clock is off the server's at `url` (0 when under a second, which is
-    /// not corrected): what `config check` reports, as the daemon corrects lease ends and
-    /// heartbeats by it.
-    pub async fn clock_offset(url: &str) -> Result<chrono::TimeDelta, StoreError> {
+    /// [`PgStore::probe`], and on the same connection how far this host's clock is off the
+    /// server's (0 when under a second, which is not corrected): what `config check` reports,
+    /// as the daemon corrects lease ends and heartbeats by it.
+    pub async fn probe_with_clock_offset(
+        url: &str,
+    ) -> Result<(usize, chrono::TimeDelta), StoreError> {
         let client = pool_for(url, 1)?.get().await?;
-        clock::offset_on(&client).await
+        Ok((
+            schema::version_in(&client).await?,
+            clock::offset_on(&client).await?,
+        ))
     }
 
     /// One connection to the database at `url` with the schema brought to this build's version,
