@@ -692,6 +692,15 @@ async fn a_finish_and_the_audit_records_queued_after_it_commit_in_one_batch() {
         .await
         .expect("sealed again on the stored end");
     assert_eq!(stored_ids(&store).await, [1, 2]);
+
+    // The end of a job this store does not have changes nothing, and the record queued after
+    // it (in the same statement) is stored all the same.
+    let finishing = store.finish_job("unknown".into(), finished(JobStatus::Succeeded));
+    let appending = store.append_audit(row(3, "acme", "run"), GENESIS_TEST_HASH.into());
+    finishing.await.expect("an unknown job's end is no error");
+    appending.await.expect("the record after it");
+    assert_eq!(stored_ids(&store).await, [1, 2, 3]);
+    assert!(store.job("unknown".into()).await.expect("read").is_none());
 }
 
 /// Several inserts, then several finishes, queued at once commit in one transaction each, and

@@ -17,27 +17,29 @@
 //! transaction holding it committed (or with the error that stopped it); when a statement of a
 //! batch fails, PostgreSQL aborts the whole transaction, and the writer applies that batch's
 //! writes again one at a time (each a single statement, so its own transaction), so one failing
-//! write fails only itself (a write whose parameters cannot be encoded is never sent, and fails
-//! alone while the rest commit); a finished job's outcome and output row are one statement; the
-//! output retention sweep runs once per batch that finished a job (after the writes, when the
-//! batch had to be applied one at a time) and deletes only above its previous cutoff, while a
-//! finish stores its output only above the cutoff it sees (`SWEEP_OUTPUT`); an audit row is
-//! written only if the stored row before it has the hash it was sealed on (refused otherwise,
-//! like a taken id), so a row chained to a refused one is refused too and the stored chain
-//! never has a gap or a fork. The
-//! connection commits without waiting for the WAL flush (`synchronous_commit = off`, see
-//! `PgStore`), as these rows did before the writer; a batch without an answer within
-//! `BATCH_TIMEOUT` fails as unreachable and its connection is dropped.
+//! write fails only itself (a statement whose parameters cannot be encoded is never sent, and
+//! its writes fail while the rest commit); a finished job's outcome and output row are one
+//! statement, and so are they and the audit record queued right after them (a synchronous
+//! run's end and its record); the output retention sweep runs once per batch that finished a
+//! job (after the writes, when the batch had to be applied one at a time) and deletes only
+//! above its previous cutoff, while a finish stores its output only above the cutoff it sees
+//! (`SWEEP_OUTPUT`); an audit row is written only if the stored row before it has the hash it
+//! was sealed on (refused otherwise, like a taken id), so a row chained to a refused one is
+//! refused too and the stored chain never has a gap or a fork. The connection commits without
+//! waiting for the WAL flush (`synchronous_commit = off`, see `PgStore`), as these rows did
+//! before the writer; a batch without an answer within `BATCH_TIMEOUT` fails as unreachable
+//! and its connection is dropped.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::task::Poll;
 
 use deadpool_postgres::{Object, Pool};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Statement;
+use tokio_postgres::types::ToSql;
 use toolgate_model::{FinishedJob, JobStatus, NewJob};
 
 use crate::error::is_unreachable;
@@ -60,36 +62,95 @@ const INSERT_JOB: &str = "INSERT INTO jobs (id, tool, status, params, argv, comm
 const MARK_RUNNING: &str =
     "UPDATE jobs SET status = 'running', started_at = $2 WHERE id = $1 AND status = 'queued'";
 
-/// A job's outcome and its output row in one statement (so in one transaction even when it is
-/// applied alone); an unknown id updates nothing and stores no output.
-const FINISH_JOB: &str = "WITH finished AS (\
+/// The statements a batch prepares, built once (their texts share parts, see the functions).
+static SQL: LazyLock<Sql> = LazyLock::new(|| Sql {
+    finish: format!("WITH {} {}", finished_job(), store_output()),
+    audit: append_audit(1),
+    finish_and_audit: format!(
+        "WITH {}, stored AS ({} RETURNING 1), appended AS ({} RETURNING 1) \
+         SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM appended)",
+        finished_job(),
+        store_output(),
+        append_audit(FINISH_PARAMETERS + 1),
+    ),
+});
+
+/// The texts of the statements built from parts.
+struct Sql {
+    /// A job's outcome and its output row in one statement (so in one transaction even when
+    /// it is applied alone); an unknown id updates nothing and stores no output.
+    finish: String,
+    /// One audit row (see [`append_audit`]).
+    audit: String,
+    /// A job's end and the audit record queued right after it in one statement: on the
+    /// synchronous path every run's end is followed by its record (the daemon's
+    /// `AuditTrail::record_after`), and one statement fewer per call is one Bind, Execute and
+    /// Sync fewer for the server to answer and flush. Answers the output rows stored and the
+    /// audit rows inserted (0: refused).
+    finish_and_audit: String,
+}
+
+/// How many parameters the finish takes (`$1` to `$18`); a record sharing its statement
+/// numbers its own from `$19`.
+const FINISH_PARAMETERS: usize = 18;
+
+/// The CTE `finished`: the job's outcome (`$1` its id, `$2` to `$15`), answering its `seq`.
+fn finished_job() -> &'static str {
+    "finished AS (\
     UPDATE jobs SET status = $2, finished_at = $3, duration_secs = $4, exit_code = $5, \
     signal = $6, timed_out = $7, success = $8, classification = $9, message = $10, \
     summary = $11, findings = $12, truncated = $13, protections = $14, error = $15 \
-    WHERE id = $1 RETURNING seq) \
-    INSERT INTO job_output (job, stdout, stderr) SELECT seq, $16::bytea, $17::bytea FROM finished \
+    WHERE id = $1 RETURNING seq)"
+}
+
+/// The output row of the job in `finished` (`$16`, `$17`), stored only when it is within the
+/// newest `$18` jobs (see `SWEEP_OUTPUT`).
+fn store_output() -> &'static str {
+    "INSERT INTO job_output (job, stdout, stderr) SELECT seq, $16::bytea, $17::bytea FROM finished \
     WHERE seq > (SELECT MAX(seq) FROM jobs) - $18 \
-    ON CONFLICT (job) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr";
+    ON CONFLICT (job) DO UPDATE SET stdout = excluded.stdout, stderr = excluded.stderr"
+}
 
 /// Deletes the output rows at or below the retention cutoff (`MAX(seq) - $1`) and above `$2`,
 /// the cutoff of this writer's previous sweep, and answers the new cutoff. Why the lower bound:
 /// PostgreSQL keeps a deleted row until vacuum, and an unbounded sweep visits every row deleted
 /// since the last vacuum (measured: 5 ms per sweep after 5,000 jobs, a third of the server's
 /// time on the synchronous path). Nothing below `$2` is left behind: a finish stores its output
-/// only above the cutoff it sees (`FINISH_JOB`), so every output row a writer stores lies above
+/// only above the cutoff it sees (`store_output`), so every output row a writer stores lies above
 /// its own previous sweep's cutoff, and its next sweep covers it.
 const SWEEP_OUTPUT: &str = "WITH cutoff AS (SELECT GREATEST(COALESCE(MAX(seq), 0) - $1, 0) AS below FROM jobs), \
     swept AS (DELETE FROM job_output WHERE job > $2 AND job <= (SELECT below FROM cutoff)) \
     SELECT below FROM cutoff";
 
-/// Inserts the row only after the row it was sealed on: id 1 starts the chain; any other id
-/// needs the stored row before it to have hash `$12`. A taken id inserts nothing either.
-const APPEND_AUDIT: &str = "INSERT INTO audit (id, time, tenant, key_id, action, tool, argv, \
-    decision, outcome, client, hash) \
-    SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, \
-    $9::text, $10::text, $11::text \
-    WHERE $1::bigint = 1 OR EXISTS (SELECT 1 FROM audit WHERE id = $1::bigint - 1 AND hash = $12::text) \
-    ON CONFLICT (id) DO NOTHING";
+/// Inserts an audit row (its twelve parameters numbered from `$first`) only after the row it
+/// was sealed on: id 1 starts the chain; any other id needs the stored row before it to have
+/// the hash given last. A taken id inserts nothing either.
+fn append_audit(first: usize) -> String {
+    let [
+        id,
+        time,
+        tenant,
+        key_id,
+        action,
+        tool,
+        argv,
+        decision,
+        outcome,
+        client,
+        hash,
+        previous,
+    ] = std::array::from_fn(|n| format!("${}", first + n));
+    format!(
+        "INSERT INTO audit (id, time, tenant, key_id, action, tool, argv, decision, outcome, \
+         client, hash) \
+         SELECT {id}::bigint, {time}::text, {tenant}::text, {key_id}::text, {action}::text, \
+         {tool}::text, {argv}::text, {decision}::text, {outcome}::text, {client}::text, \
+         {hash}::text \
+         WHERE {id}::bigint = 1 OR EXISTS \
+         (SELECT 1 FROM audit WHERE id = {id}::bigint - 1 AND hash = {previous}::text) \
+         ON CONFLICT (id) DO NOTHING"
+    )
+}
 
 /// One write the writer applies.
 pub(super) enum Write {
@@ -175,11 +236,47 @@ struct Statements {
     finish: Statement,
     sweep: Statement,
     audit: Statement,
+    finish_and_audit: Statement,
+}
+
+/// The writes one statement of a batch carries: one, or a job's end and the audit record
+/// queued right after it (`Sql::finish_and_audit`).
+enum Unit<'a> {
+    Alone(&'a Write),
+    FinishThenAudit(&'a Write, &'a Write),
+}
+
+impl<'a> Unit<'a> {
+    /// `writes` as statements, in order.
+    fn of(writes: &'a [Write]) -> Vec<Unit<'a>> {
+        let mut units = Vec::with_capacity(writes.len());
+        let mut rest = writes;
+        while let Some((write, after)) = rest.split_first() {
+            match (write, after.first()) {
+                (Write::Finish { .. }, Some(audit @ Write::Audit { .. })) => {
+                    units.push(Unit::FinishThenAudit(write, audit));
+                    rest = &after[1..];
+                }
+                _ => {
+                    units.push(Unit::Alone(write));
+                    rest = after;
+                }
+            }
+        }
+        units
+    }
+}
+
+/// Rows a statement affected, for each write it carries.
+enum Affected {
+    One(u64),
+    /// A job's end and its audit record: output rows stored, audit rows inserted.
+    Two(u64, u64),
 }
 
 /// What each statement of a batch came to: rows affected (an audit row that inserted nothing
 /// was refused), or its error.
-type Applied = Vec<Result<u64, tokio_postgres::Error>>;
+type Applied = Vec<Result<Affected, tokio_postgres::Error>>;
 
 impl Serve {
     async fn serve(self, mut requests: mpsc::UnboundedReceiver<Request>) {
@@ -237,7 +334,8 @@ impl Serve {
         writes: &[Write],
     ) -> Vec<Result<(), StoreError>> {
         let finishes = writes.iter().any(|w| matches!(w, Write::Finish { .. }));
-        let mut steps = self.pipeline(client, statements, writes, finishes).await;
+        let units = Unit::of(writes);
+        let mut steps = self.pipeline(client, statements, &units, finishes).await;
         let errors = || steps.iter().filter_map(|step| step.as_ref().err());
         if let Some(error) = errors().find(|error| is_unreachable(error)) {
             let reason = error.to_string();
@@ -251,19 +349,31 @@ impl Serve {
                 .one_at_a_time(client, statements, writes, finishes)
                 .await;
         }
-        if finishes && let Some(Ok(below)) = steps.get(writes.len() + 1) {
+        if finishes && let Some(Ok(Affected::One(below))) = steps.get(units.len() + 1) {
             self.swept(*below);
         }
         // Any other error happened before its statement was sent (its parameters could not be
-        // encoded): the server never saw that write, and the rest committed.
-        writes
-            .iter()
-            .zip(steps.drain(1..=writes.len()))
-            .map(|(write, step)| match step {
-                Ok(rows) => refusal(write, rows),
-                Err(error) => Err(error.into()),
-            })
-            .collect()
+        // encoded): the server never saw that statement's writes, and the rest committed.
+        let mut results = Vec::with_capacity(writes.len());
+        for (unit, step) in units.iter().zip(steps.drain(1..=units.len())) {
+            match (unit, step) {
+                (Unit::Alone(write), Ok(Affected::One(rows))) => {
+                    results.push(refusal(write, rows));
+                }
+                (Unit::FinishThenAudit(finish, audit), Ok(Affected::Two(stored, appended))) => {
+                    results.push(refusal(finish, stored));
+                    results.push(refusal(audit, appended));
+                }
+                (Unit::FinishThenAudit(..), Err(error)) => {
+                    let reason = error.to_string();
+                    results.push(Err(error.into()));
+                    results.push(Err(StoreError::Batch(reason)));
+                }
+                (_, Err(error)) => results.push(Err(error.into())),
+                (_, Ok(_)) => unreachable!("each statement answers for the writes it carries"),
+            }
+        }
+        results
     }
 
     /// BEGIN, every write, the sweep and COMMIT, sent without waiting for any answer; one result
@@ -272,23 +382,34 @@ impl Serve {
         &self,
         client: &Object,
         statements: &Statements,
-        writes: &[Write],
+        units: &[Unit<'_>],
         finishes: bool,
     ) -> Applied {
-        let mut steps: Vec<Step<'_>> = Vec::with_capacity(writes.len() + 3);
+        let mut steps: Vec<Step<'_, Affected>> = Vec::with_capacity(units.len() + 3);
         steps.push(Box::pin(async move {
-            client.batch_execute("BEGIN").await.map(|()| 0)
+            client
+                .batch_execute("BEGIN")
+                .await
+                .map(|()| Affected::One(0))
         }));
-        for write in writes {
-            steps.push(self.apply(client, statements, write));
+        for unit in units {
+            steps.push(match unit {
+                Unit::Alone(write) => one(self.apply(client, statements, write)),
+                Unit::FinishThenAudit(finish, audit) => {
+                    self.finish_then_audit(client, statements, finish, audit)
+                }
+            });
         }
         if finishes {
-            steps.push(self.sweep(client, statements));
+            steps.push(one(self.sweep(client, statements)));
         }
         // COMMIT ends the transaction however it went: after a failed statement PostgreSQL
         // answers it with a rollback, which the failed step already reports.
         steps.push(Box::pin(async move {
-            client.batch_execute("COMMIT").await.map(|()| 0)
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map(|()| Affected::One(0))
         }));
         in_order(steps).await
     }
@@ -386,34 +507,9 @@ impl Serve {
                     .await
             }),
             Write::Finish { id, done } => Box::pin(async move {
-                let status = done.status.unwrap_or(JobStatus::Failed);
-                let stdout = done.stdout.as_deref().map(String::as_bytes);
-                let stderr = done.stderr.as_deref().map(String::as_bytes);
-                client
-                    .execute(
-                        &statements.finish,
-                        &[
-                            id,
-                            &status.as_str(),
-                            &done.finished_at,
-                            &done.duration_secs,
-                            &done.exit_code,
-                            &done.signal,
-                            &done.timed_out,
-                            &done.success,
-                            &done.classification,
-                            &done.message,
-                            &done.summary,
-                            &done.findings,
-                            &done.truncated,
-                            &done.protections,
-                            &done.error,
-                            &stdout,
-                            &stderr,
-                            &self.retention,
-                        ],
-                    )
-                    .await
+                let values = FinishValues::of(done);
+                let parameters = values.parameters(id, done, &self.retention);
+                client.execute(&statements.finish, &parameters).await
             }),
             Write::Audit {
                 row,
@@ -424,38 +520,142 @@ impl Serve {
                 client
                     .execute(
                         &statements.audit,
-                        &[
-                            id,
-                            &row.time,
-                            &row.tenant,
-                            &row.key_id,
-                            &row.action,
-                            &row.tool,
-                            argv,
-                            &row.decision,
-                            &row.outcome,
-                            &row.client,
-                            &row.hash,
-                            previous,
-                        ],
+                        &audit_parameters(row, id, argv, previous),
                     )
                     .await
             }),
         }
     }
+
+    /// The statement of a job's end and the audit record queued after it
+    /// (`Sql::finish_and_audit`); its future sends it when first polled.
+    fn finish_then_audit<'a>(
+        &'a self,
+        client: &'a Object,
+        statements: &'a Statements,
+        finish: &'a Write,
+        audit: &'a Write,
+    ) -> Step<'a, Affected> {
+        Box::pin(async move {
+            let (
+                Write::Finish { id: job, done },
+                Write::Audit {
+                    row,
+                    id,
+                    argv,
+                    previous,
+                },
+            ) = (finish, audit)
+            else {
+                unreachable!("`Unit::of` pairs a finish with the audit record after it")
+            };
+            let values = FinishValues::of(done);
+            let mut parameters: Vec<&(dyn ToSql + Sync)> =
+                Vec::with_capacity(FINISH_PARAMETERS + AUDIT_PARAMETERS);
+            parameters.extend(values.parameters(job, done, &self.retention));
+            parameters.extend(audit_parameters(row, id, argv, previous));
+            let row = client
+                .query_one(&statements.finish_and_audit, &parameters)
+                .await?;
+            let count = |column: usize| -> Result<u64, tokio_postgres::Error> {
+                Ok(u64::try_from(row.try_get::<_, i64>(column)?).unwrap_or(0))
+            };
+            Ok(Affected::Two(count(0)?, count(1)?))
+        })
+    }
 }
 
-/// One statement of a batch, answering how many rows it affected.
-type Step<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
+/// A finish's values that are not fields of the finished job as they are.
+struct FinishValues<'a> {
+    status: &'static str,
+    stdout: Option<&'a [u8]>,
+    stderr: Option<&'a [u8]>,
+}
+
+impl<'a> FinishValues<'a> {
+    fn of(done: &'a FinishedJob) -> Self {
+        Self {
+            status: done.status.unwrap_or(JobStatus::Failed).as_str(),
+            stdout: done.stdout.as_deref().map(String::as_bytes),
+            stderr: done.stderr.as_deref().map(String::as_bytes),
+        }
+    }
+
+    /// The finish's parameters, `$1` to `$18` (see [`finished_job`] and [`store_output`]).
+    fn parameters(
+        &'a self,
+        id: &'a String,
+        done: &'a FinishedJob,
+        retention: &'a i64,
+    ) -> [&'a (dyn ToSql + Sync); FINISH_PARAMETERS] {
+        [
+            id,
+            &self.status,
+            &done.finished_at,
+            &done.duration_secs,
+            &done.exit_code,
+            &done.signal,
+            &done.timed_out,
+            &done.success,
+            &done.classification,
+            &done.message,
+            &done.summary,
+            &done.findings,
+            &done.truncated,
+            &done.protections,
+            &done.error,
+            &self.stdout,
+            &self.stderr,
+            retention,
+        ]
+    }
+}
+
+/// How many parameters an audit append takes (see [`append_audit`]).
+const AUDIT_PARAMETERS: usize = 12;
+
+/// An audit append's parameters, in [`append_audit`]'s order.
+fn audit_parameters<'a>(
+    row: &'a AuditRow,
+    id: &'a i64,
+    argv: &'a String,
+    previous: &'a String,
+) -> [&'a (dyn ToSql + Sync); AUDIT_PARAMETERS] {
+    [
+        id,
+        &row.time,
+        &row.tenant,
+        &row.key_id,
+        &row.action,
+        &row.tool,
+        argv,
+        &row.decision,
+        &row.outcome,
+        &row.client,
+        &row.hash,
+        previous,
+    ]
+}
+
+/// `step` answering for the one write it carries.
+fn one(step: Step<'_>) -> Step<'_, Affected> {
+    Box::pin(async move { step.await.map(Affected::One) })
+}
+
+/// One statement of a batch, answering how many rows it affected (`T`: for each write it
+/// carries).
+type Step<'a, T = u64> =
+    Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a>>;
 
 /// The batch's statements, prepared on `client` once per connection (`prepare_cached`).
 async fn prepare(client: &Object) -> Result<Statements, tokio_postgres::Error> {
     Ok(Statements {
         insert: client.prepare_cached(INSERT_JOB).await?,
         mark_running: client.prepare_cached(MARK_RUNNING).await?,
-        finish: client.prepare_cached(FINISH_JOB).await?,
+        finish: client.prepare_cached(&SQL.finish).await?,
         sweep: client.prepare_cached(SWEEP_OUTPUT).await?,
-        audit: client.prepare_cached(APPEND_AUDIT).await?,
+        audit: client.prepare_cached(&SQL.audit).await?,
+        finish_and_audit: client.prepare_cached(&SQL.finish_and_audit).await?,
     })
 }
 
