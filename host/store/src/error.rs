@@ -105,7 +105,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 /// `error` and each of its causes, joined by ": ", leaving out a cause its error already
 /// repeats. The causes are in the message rather than behind `source()`, so that a log line
 /// (`%error`) says why too.
-fn with_causes(error: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(current) = cause {

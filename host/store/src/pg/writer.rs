@@ -42,7 +42,7 @@ use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 use toolgate_model::{FinishedJob, JobStatus, NewJob};
 
-use crate::error::is_unreachable;
+use crate::error::{is_unreachable, with_causes};
 use crate::{AuditRow, StoreError};
 
 /// Most writes committed in one transaction: bounds the pipeline's size and how long the first
@@ -301,13 +301,13 @@ impl Serve {
             |reason: String| every(writes, || StoreError::Unreachable(reason.clone()));
         let client = match self.pool.get().await {
             Ok(client) => client,
-            Err(error) => return unreachable(error.to_string()),
+            Err(error) => return unreachable(with_causes(&error)),
         };
         let statements = match prepare(&client).await {
             Ok(statements) => statements,
-            Err(error) if is_unreachable(&error) => return unreachable(error.to_string()),
+            Err(error) if is_unreachable(&error) => return unreachable(with_causes(&error)),
             Err(error) => {
-                let reason = error.to_string();
+                let reason = with_causes(&error);
                 return every(writes, || StoreError::Batch(reason.clone()));
             }
         };
@@ -338,7 +338,7 @@ impl Serve {
         let mut steps = self.pipeline(client, statements, &units, finishes).await;
         let errors = || steps.iter().filter_map(|step| step.as_ref().err());
         if let Some(error) = errors().find(|error| is_unreachable(error)) {
-            let reason = error.to_string();
+            let reason = with_causes(error);
             return every(writes, || StoreError::Unreachable(reason.clone()));
         }
         if let Some(error) = errors().find(|error| error.as_db_error().is_some()) {
@@ -365,7 +365,7 @@ impl Serve {
                     results.push(refusal(audit, appended));
                 }
                 (Unit::FinishThenAudit(..), Err(error)) => {
-                    let reason = error.to_string();
+                    let reason = with_causes(&error);
                     results.push(Err(error.into()));
                     results.push(Err(StoreError::Batch(reason)));
                 }
@@ -429,7 +429,7 @@ impl Serve {
             results.push(match applied {
                 Ok(rows) => refusal(write, rows),
                 Err(error) if is_unreachable(&error) => {
-                    Err(StoreError::Unreachable(error.to_string()))
+                    Err(StoreError::Unreachable(with_causes(&error)))
                 }
                 Err(error) => Err(error.into()),
             });
