@@ -206,7 +206,8 @@ impl JobStore for PgStore {
 
     /// Queued on the writer when called, before the future is polled, like an audit append:
     /// a finish and an append called one right after the other go out in the same batch, so
-    /// one commit stores both (the daemon's `AuditTrail::record_after` relies on it).
+    /// one commit stores both (the daemon's `AuditTrail::record_after` relies on it), in one
+    /// statement when nothing was queued between them (`writer.rs`).
     fn finish_job(&self, id: String, done: FinishedJob) -> StoreFuture<()> {
         Box::pin(self.writer.submit(Write::Finish {
             id,
