@@ -3,13 +3,13 @@
 //! on a PostgreSQL store.
 //!
 //! Invariant: a PostgreSQL URL's password is never printed (`config::redacted_url`); `config
-//! check` only reads the schema version and the server's clock
-//! (`PgStore::probe_with_clock_offset`), it never migrates.
+//! check` only reads the schema version and the server's clock (`PgStore::probe`), it never
+//! migrates.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use toolgate_store::{CopyError, CopyReport, PgStore, SqliteStore};
+use toolgate_store::{CopyError, CopyReport, PgProbe, PgStore, SqliteStore};
 
 use crate::cli::CliError;
 use crate::config::{Config, ConfigProblem, redacted_url};
@@ -175,16 +175,22 @@ pub fn check_line(config: &Config) -> Result<String, ConfigProblem> {
     let latest = PgStore::latest_schema_version();
     let probed = runtime()
         .map_err(|error| ConfigProblem::new("store.url", error.to_string()))?
-        .block_on(PgStore::probe_with_clock_offset(url));
+        .block_on(PgStore::probe(url));
     match probed {
-        Ok((version, _)) if version > latest => Err(ConfigProblem::new(
+        Ok(PgProbe {
+            schema_version: version,
+            ..
+        }) if version > latest => Err(ConfigProblem::new(
             "store.url",
             format!(
                 "{shown} has schema version {version}, newer than this build's {latest}: run a \
                  newer toolgate"
             ),
         )),
-        Ok((version, offset)) => Ok(format!(
+        Ok(PgProbe {
+            schema_version: version,
+            clock_offset: offset,
+        }) => Ok(format!(
             "store: PostgreSQL at {shown}, schema version {version} of {latest}{}, daemon id {}{}",
             if version < latest {
                 " (the daemon or `toolgate store migrate` upgrades it)"

@@ -52,7 +52,7 @@ pub use audit::{AuditFile, AuditFilter, AuditRow, MAX_AUDIT_PAGE};
 pub use copy::{COPIED_TABLES, CopyError, CopyReport, TableCount, copy_sqlite_to_postgres};
 pub use error::{Refused, StoreError};
 pub use jobs::SqliteStore;
-pub use pg::PgStore;
+pub use pg::{PgProbe, PgStore};
 pub use rates::{RateDecision, RateStore};
 
 /// How long a claim on a scan holds before another daemon may take the scan over, unless the

@@ -7,7 +7,7 @@
 //! succeeds; rows are stored and returned as written.
 
 use super::PgStore;
-use super::writer::Write;
+use super::writer::{AuditWrite, Write};
 use crate::{AuditFilter, AuditRow, AuditStore, MAX_AUDIT_PAGE, StoreError, StoreFuture};
 
 const AUDIT_COLUMNS: &str =
@@ -92,12 +92,12 @@ impl AuditStore for PgStore {
             Ok(argv) => argv,
             Err(error) => return Box::pin(std::future::ready(Err(error.into()))),
         };
-        Box::pin(self.writer.submit(Write::Audit {
+        Box::pin(self.writer.submit(Write::Audit(AuditWrite {
             row,
             id,
             argv,
             previous,
-        }))
+        })))
     }
 
     fn last_audit(&self) -> StoreFuture<Option<AuditRow>> {

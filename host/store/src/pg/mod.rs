@@ -55,6 +55,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// host name or an operator's label, not a document.
 const MAX_DAEMON_ID_LEN: usize = 200;
 
+/// What [`PgStore::probe`] reads from a database without changing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgProbe {
+    /// Its schema version, to compare with [`PgStore::latest_schema_version`]; 0 for a database
+    /// no daemon has opened yet.
+    pub schema_version: usize,
+    /// How far this host's clock is off the server's (0 when under a second, which is not
+    /// corrected), as the daemon corrects lease ends and heartbeats by it.
+    pub clock_offset: chrono::TimeDelta,
+}
+
 /// Handle to a PostgreSQL store; cheap to clone.
 #[derive(Clone)]
 pub struct PgStore {
@@ -132,25 +143,15 @@ impl PgStore {
         Ok((store, interrupted))
     }
 
-    /// Connects to the database at `url` and reads its schema version, changing nothing (no
-    /// migration, no interruption): what `config check` reports beside
-    /// [`PgStore::latest_schema_version`]. 0 for a database no daemon has opened yet.
-    pub async fn probe(url: &str) -> Result<usize, StoreError> {
+    /// Connects to the database at `url` and reads its schema version and clock on one
+    /// connection, changing nothing (no migration, no interruption): what `config check`
+    /// reports.
+    pub async fn probe(url: &str) -> Result<PgProbe, StoreError> {
         let client = pool_for(url, 1)?.get().await?;
-        schema::version_in(&client).await
-    }
-
-    /// [`PgStore::probe`], and on the same connection how far this host's clock is off the
-    /// server's (0 when under a second, which is not corrected): what `config check` reports,
-    /// as the daemon corrects lease ends and heartbeats by it.
-    pub async fn probe_with_clock_offset(
-        url: &str,
-    ) -> Result<(usize, chrono::TimeDelta), StoreError> {
-        let client = pool_for(url, 1)?.get().await?;
-        Ok((
-            schema::version_in(&client).await?,
-            clock::offset_on(&client).await?,
-        ))
+        Ok(PgProbe {
+            schema_version: schema::version_in(&client).await?,
+            clock_offset: clock::offset_on(&client).await?,
+        })
     }
 
     /// One connection to the database at `url` with the schema brought to this build's version,

@@ -67,8 +67,8 @@ static SQL: LazyLock<Sql> = LazyLock::new(|| Sql {
     finish: format!("WITH {} {}", finished_job(), store_output()),
     audit: append_audit(1),
     finish_and_audit: format!(
-        "WITH {}, stored AS ({} RETURNING 1), appended AS ({} RETURNING 1) \
-         SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM appended)",
+        "WITH {}, stored AS ({}), appended AS ({} RETURNING 1) \
+         SELECT count(*) FROM appended",
         finished_job(),
         store_output(),
         append_audit(FINISH_PARAMETERS + 1),
@@ -85,8 +85,8 @@ struct Sql {
     /// A job's end and the audit record queued right after it in one statement: on the
     /// synchronous path every run's end is followed by its record (the daemon's
     /// `AuditTrail::record_after`), and one statement fewer per call is one Bind, Execute and
-    /// Sync fewer for the server to answer and flush. Answers the output rows stored and the
-    /// audit rows inserted (0: refused).
+    /// Sync fewer for the server to answer and flush. Answers the audit rows inserted (0:
+    /// refused; a finish affecting no row is no error).
     finish_and_audit: String,
 }
 
@@ -168,13 +168,49 @@ pub(super) enum Write {
         id: String,
         done: Box<FinishedJob>,
     },
-    /// An audit row (its id as stored, its argv as JSON) and the hash of the row it chains to.
-    Audit {
-        row: AuditRow,
-        id: i64,
-        argv: String,
-        previous: String,
-    },
+    Audit(AuditWrite),
+}
+
+/// An audit row (its id as stored, its argv as JSON) and the hash of the row it chains to.
+pub(super) struct AuditWrite {
+    pub(super) row: AuditRow,
+    pub(super) id: i64,
+    pub(super) argv: String,
+    pub(super) previous: String,
+}
+
+/// How many parameters an audit append takes (see [`append_audit`]).
+const AUDIT_PARAMETERS: usize = 12;
+
+impl AuditWrite {
+    /// The append's parameters, in [`append_audit`]'s order.
+    fn parameters(&self) -> [&(dyn ToSql + Sync); AUDIT_PARAMETERS] {
+        let row = &self.row;
+        [
+            &self.id,
+            &row.time,
+            &row.tenant,
+            &row.key_id,
+            &row.action,
+            &row.tool,
+            &self.argv,
+            &row.decision,
+            &row.outcome,
+            &row.client,
+            &row.hash,
+            &self.previous,
+        ]
+    }
+
+    /// The append's result from the rows it inserted: none means it was refused (its id is
+    /// taken, or it does not follow the stored chain).
+    fn result(&self, rows: u64) -> Result<(), StoreError> {
+        if rows == 0 {
+            Err(StoreError::AuditChain { id: self.row.id })
+        } else {
+            Ok(())
+        }
+    }
 }
 
 struct Request {
@@ -243,7 +279,11 @@ struct Statements {
 /// queued right after it (`Sql::finish_and_audit`).
 enum Unit<'a> {
     Alone(&'a Write),
-    FinishThenAudit(&'a Write, &'a Write),
+    FinishThenAudit {
+        id: &'a String,
+        done: &'a FinishedJob,
+        audit: &'a AuditWrite,
+    },
 }
 
 impl<'a> Unit<'a> {
@@ -253,8 +293,8 @@ impl<'a> Unit<'a> {
         let mut rest = writes;
         while let Some((write, after)) = rest.split_first() {
             match (write, after.first()) {
-                (Write::Finish { .. }, Some(audit @ Write::Audit { .. })) => {
-                    units.push(Unit::FinishThenAudit(write, audit));
+                (Write::Finish { id, done }, Some(Write::Audit(audit))) => {
+                    units.push(Unit::FinishThenAudit { id, done, audit });
                     rest = &after[1..];
                 }
                 _ => {
@@ -267,16 +307,9 @@ impl<'a> Unit<'a> {
     }
 }
 
-/// Rows a statement affected, for each write it carries.
-enum Affected {
-    One(u64),
-    /// A job's end and its audit record: output rows stored, audit rows inserted.
-    Two(u64, u64),
-}
-
-/// What each statement of a batch came to: rows affected (an audit row that inserted nothing
-/// was refused), or its error.
-type Applied = Vec<Result<Affected, tokio_postgres::Error>>;
+/// What each statement of a batch came to: rows affected (for a job's end and its record, the
+/// record's; an audit row that inserted nothing was refused), or its error.
+type Applied = Vec<Result<u64, tokio_postgres::Error>>;
 
 impl Serve {
     async fn serve(self, mut requests: mpsc::UnboundedReceiver<Request>) {
@@ -349,7 +382,7 @@ impl Serve {
                 .one_at_a_time(client, statements, writes, finishes)
                 .await;
         }
-        if finishes && let Some(Ok(Affected::One(below))) = steps.get(units.len() + 1) {
+        if finishes && let Some(Ok(below)) = steps.get(units.len() + 1) {
             self.swept(*below);
         }
         // Any other error happened before its statement was sent (its parameters could not be
@@ -357,20 +390,18 @@ impl Serve {
         let mut results = Vec::with_capacity(writes.len());
         for (unit, step) in units.iter().zip(steps.drain(1..=units.len())) {
             match (unit, step) {
-                (Unit::Alone(write), Ok(Affected::One(rows))) => {
-                    results.push(refusal(write, rows));
+                (Unit::Alone(write), Ok(rows)) => results.push(refusal(write, rows)),
+                (Unit::FinishThenAudit { audit, .. }, Ok(appended)) => {
+                    // A finish affecting no row is no error (see `refusal`).
+                    results.push(Ok(()));
+                    results.push(audit.result(appended));
                 }
-                (Unit::FinishThenAudit(finish, audit), Ok(Affected::Two(stored, appended))) => {
-                    results.push(refusal(finish, stored));
-                    results.push(refusal(audit, appended));
-                }
-                (Unit::FinishThenAudit(..), Err(error)) => {
+                (Unit::FinishThenAudit { .. }, Err(error)) => {
                     let reason = with_causes(&error);
                     results.push(Err(error.into()));
                     results.push(Err(StoreError::Batch(reason)));
                 }
-                (_, Err(error)) => results.push(Err(error.into())),
-                (_, Ok(_)) => unreachable!("each statement answers for the writes it carries"),
+                (Unit::Alone(_), Err(error)) => results.push(Err(error.into())),
             }
         }
         results
@@ -385,31 +416,25 @@ impl Serve {
         units: &[Unit<'_>],
         finishes: bool,
     ) -> Applied {
-        let mut steps: Vec<Step<'_, Affected>> = Vec::with_capacity(units.len() + 3);
+        let mut steps: Vec<Step<'_>> = Vec::with_capacity(units.len() + 3);
         steps.push(Box::pin(async move {
-            client
-                .batch_execute("BEGIN")
-                .await
-                .map(|()| Affected::One(0))
+            client.batch_execute("BEGIN").await.map(|()| 0)
         }));
         for unit in units {
             steps.push(match unit {
-                Unit::Alone(write) => one(self.apply(client, statements, write)),
-                Unit::FinishThenAudit(finish, audit) => {
-                    self.finish_then_audit(client, statements, finish, audit)
+                Unit::Alone(write) => self.apply(client, statements, write),
+                Unit::FinishThenAudit { id, done, audit } => {
+                    self.finish_then_audit(client, statements, id, done, audit)
                 }
             });
         }
         if finishes {
-            steps.push(one(self.sweep(client, statements)));
+            steps.push(self.sweep(client, statements));
         }
         // COMMIT ends the transaction however it went: after a failed statement PostgreSQL
         // answers it with a rollback, which the failed step already reports.
         steps.push(Box::pin(async move {
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map(|()| Affected::One(0))
+            client.batch_execute("COMMIT").await.map(|()| 0)
         }));
         in_order(steps).await
     }
@@ -511,19 +536,11 @@ impl Serve {
                 let parameters = values.parameters(id, done, &self.retention);
                 client.execute(&statements.finish, &parameters).await
             }),
-            Write::Audit {
-                row,
-                id,
-                argv,
-                previous,
-            } => Box::pin(async move {
-                client
-                    .execute(
-                        &statements.audit,
-                        &audit_parameters(row, id, argv, previous),
-                    )
-                    .await
-            }),
+            Write::Audit(audit) => {
+                Box::pin(
+                    async move { client.execute(&statements.audit, &audit.parameters()).await },
+                )
+            }
         }
     }
 
@@ -533,34 +550,20 @@ impl Serve {
         &'a self,
         client: &'a Object,
         statements: &'a Statements,
-        finish: &'a Write,
-        audit: &'a Write,
-    ) -> Step<'a, Affected> {
+        id: &'a String,
+        done: &'a FinishedJob,
+        audit: &'a AuditWrite,
+    ) -> Step<'a> {
         Box::pin(async move {
-            let (
-                Write::Finish { id: job, done },
-                Write::Audit {
-                    row,
-                    id,
-                    argv,
-                    previous,
-                },
-            ) = (finish, audit)
-            else {
-                unreachable!("`Unit::of` pairs a finish with the audit record after it")
-            };
             let values = FinishValues::of(done);
             let mut parameters: Vec<&(dyn ToSql + Sync)> =
                 Vec::with_capacity(FINISH_PARAMETERS + AUDIT_PARAMETERS);
-            parameters.extend(values.parameters(job, done, &self.retention));
-            parameters.extend(audit_parameters(row, id, argv, previous));
+            parameters.extend(values.parameters(id, done, &self.retention));
+            parameters.extend(audit.parameters());
             let row = client
                 .query_one(&statements.finish_and_audit, &parameters)
                 .await?;
-            let count = |column: usize| -> Result<u64, tokio_postgres::Error> {
-                Ok(u64::try_from(row.try_get::<_, i64>(column)?).unwrap_or(0))
-            };
-            Ok(Affected::Two(count(0)?, count(1)?))
+            Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
         })
     }
 }
@@ -611,41 +614,8 @@ impl<'a> FinishValues<'a> {
     }
 }
 
-/// How many parameters an audit append takes (see [`append_audit`]).
-const AUDIT_PARAMETERS: usize = 12;
-
-/// An audit append's parameters, in [`append_audit`]'s order.
-fn audit_parameters<'a>(
-    row: &'a AuditRow,
-    id: &'a i64,
-    argv: &'a String,
-    previous: &'a String,
-) -> [&'a (dyn ToSql + Sync); AUDIT_PARAMETERS] {
-    [
-        id,
-        &row.time,
-        &row.tenant,
-        &row.key_id,
-        &row.action,
-        &row.tool,
-        argv,
-        &row.decision,
-        &row.outcome,
-        &row.client,
-        &row.hash,
-        previous,
-    ]
-}
-
-/// `step` answering for the one write it carries.
-fn one(step: Step<'_>) -> Step<'_, Affected> {
-    Box::pin(async move { step.await.map(Affected::One) })
-}
-
-/// One statement of a batch, answering how many rows it affected (`T`: for each write it
-/// carries).
-type Step<'a, T = u64> =
-    Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a>>;
+/// One statement of a batch, answering how many rows it affected.
+type Step<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
 
 /// The batch's statements, prepared on `client` once per connection (`prepare_cached`).
 async fn prepare(client: &Object) -> Result<Statements, tokio_postgres::Error> {
@@ -669,7 +639,7 @@ fn every(writes: &[Write], error: impl Fn() -> StoreError) -> Vec<Result<(), Sto
 /// are no error (an unknown id, a job no longer queued), as in the SQLite store.
 fn refusal(write: &Write, rows: u64) -> Result<(), StoreError> {
     match write {
-        Write::Audit { row, .. } if rows == 0 => Err(StoreError::AuditChain { id: row.id }),
+        Write::Audit(audit) => audit.result(rows),
         _ => Ok(()),
     }
 }
